@@ -1,0 +1,280 @@
+//! Every type that crosses the network: ids, operations, protocol messages and frames.
+//!
+//! Only this crate derives `Serialize`/`Deserialize`; the bytes are pinned by the
+//! golden-bytes tests in `tests.rs`, so a serde or field change that would break a
+//! running cluster fails a test first.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// First field of every `Hello`: a connection that does not start with it is not ours.
+pub const MAGIC: u32 = 0x4143_4D54; // "ACMT": atomic commit
+/// Bumped on any incompatible change to the frames below.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// A node of the cluster (coordinator or participant), unique within a cluster.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[serde(transparent)]
+pub struct NodeId(pub u32);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A transaction id: a UUID, v7 when the coordinator makes it (time-ordered ids keep
+/// SQLite indexes append-only).
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[serde(transparent)]
+pub struct TxnId(pub Uuid);
+
+impl TxnId {
+    /// A fresh time-ordered id. Only shells call this (cores take ids as input).
+    pub fn new_v7() -> Self {
+        TxnId(Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for TxnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.hyphenated())
+    }
+}
+
+/// A request's sequence number on one channel epoch: 1, 2, 3, ... with no gaps.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[serde(transparent)]
+pub struct RequestId(pub u64);
+
+/// What a node is, announced in `Hello` so a peer can refuse the wrong kind.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Role {
+    Coordinator,
+    Participant,
+    Client,
+}
+
+/// Which atomic-commit protocol a transaction runs.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Protocol {
+    #[serde(rename = "2pc")]
+    TwoPhase,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::TwoPhase => "2pc",
+        }
+    }
+}
+
+/// A stored value. Integers stay integers in SQLite, so `SELECT sum(value)` works.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Value {
+    Int(i64),
+    Text(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// One operation of a transaction on one participant.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub enum Op {
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: Value,
+    },
+    Delete {
+        key: String,
+    },
+    /// Integer add; the participant votes NO if the result leaves `[min, max]`
+    /// (a missing key counts as 0; a non-integer value is a NO).
+    Add {
+        key: String,
+        delta: i64,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Get { key } | Op::Put { key, .. } | Op::Delete { key } | Op::Add { key, .. } => key,
+        }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, Op::Get { .. })
+    }
+}
+
+/// The value a `Get` saw (`None`: no such key), in operation order.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct Read {
+    pub key: String,
+    pub value: Option<Value>,
+}
+
+/// The protocol decision for a transaction.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Decision {
+    Commit,
+    Abort,
+}
+
+/// A participant's vote.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub enum Vote {
+    /// Prepared durably; locks held until the decision.
+    Yes,
+    /// Will not commit (bound violated, lock conflict, bad op, ...).
+    No { reason: String },
+    /// Only reads: locks released, left out of the later phases.
+    ReadOnly,
+}
+
+/// The coordinator's answer to a `DecisionQuery`.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Answer {
+    Commit,
+    Abort,
+    /// Still collecting votes (or the decision is not yet durable): ask again later.
+    Undecided,
+}
+
+/// The state a participant reports for a transaction in an `Ack`.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    Committed,
+    Aborted,
+    /// The participant has no record of the transaction (never prepared it).
+    Unknown,
+}
+
+/// A transaction as a client submits it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct TxnSpec {
+    pub protocol: Protocol,
+    /// Vote collection deadline, in milliseconds from submission.
+    pub timeout_ms: u64,
+    /// Operations per participant, in the order they apply.
+    pub parts: Vec<(NodeId, Vec<Op>)>,
+}
+
+/// Why the coordinator did not commit, as the client sees it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub enum TxnResult {
+    Committed {
+        reads: Vec<(NodeId, Vec<Read>)>,
+    },
+    Aborted {
+        reason: String,
+    },
+    /// Refused before any participant saw it (bad spec, a limit, overload).
+    Rejected {
+        reason: String,
+    },
+}
+
+/// Protocol messages: the bodies of requests and responses.
+///
+/// Requests and their responses:
+/// - coordinator → participant `Prepare` → `Vote`
+/// - coordinator → participant `Decide` → `Ack`
+/// - participant → coordinator `DecisionQuery` → `DecisionAnswer`
+/// - client → coordinator `Submit` → `Result`; `Status` → `StatusReport`
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub enum Msg {
+    Prepare {
+        txn: TxnId,
+        protocol: Protocol,
+        ops: Vec<Op>,
+        /// How long the participant may wait before it votes, in milliseconds.
+        timeout_ms: u64,
+    },
+    Vote {
+        txn: TxnId,
+        vote: Vote,
+        reads: Vec<Read>,
+    },
+    Decide {
+        txn: TxnId,
+        decision: Decision,
+    },
+    Ack {
+        txn: TxnId,
+        outcome: Outcome,
+    },
+    DecisionQuery {
+        txn: TxnId,
+    },
+    DecisionAnswer {
+        txn: TxnId,
+        answer: Answer,
+    },
+    Submit {
+        spec: TxnSpec,
+    },
+    Result {
+        txn: TxnId,
+        result: TxnResult,
+    },
+    Status,
+    StatusReport {
+        text: String,
+    },
+    /// A request this node cannot serve (wrong role, malformed for its kind).
+    Error {
+        reason: String,
+    },
+}
+
+/// The first frame each way on every connection.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct Hello {
+    pub magic: u32,
+    pub protocol_version: u16,
+    pub node_id: NodeId,
+    pub role: Role,
+    pub cluster_id: String,
+}
+
+/// One frame on a channel.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub enum Frame {
+    Hello(Hello),
+    /// Handshake refused; the sender closes the connection after it.
+    Reject {
+        reason: String,
+    },
+    /// Liveness only; any frame counts as heard-from.
+    Heartbeat,
+    Request {
+        id: RequestId,
+        msg: Msg,
+    },
+    Response {
+        id: RequestId,
+        msg: Msg,
+    },
+    /// The request `id` broke the sequence (a gap or a replay) and was not processed.
+    SequenceError {
+        id: RequestId,
+        expected: RequestId,
+    },
+}
