@@ -2,7 +2,21 @@
 //! long-lived socket channel per peer (request pipelining, heartbeats, reconnect).
 //! No protocol decisions live here.
 
+pub mod channel;
+pub mod client;
 pub mod crash;
+pub mod frame;
+pub mod handshake;
 pub mod msg;
+pub mod pipeline;
+mod runtime;
+#[cfg(test)]
+mod tests;
 
+pub use channel::{
+    Channel, ChannelConfig, ChannelEvent, DialHandle, Epoch, EventReceiver, EventSender, Listener,
+    SendError, ServeHandle, dial, event_queue,
+};
+pub use client::{Client, ClientError};
+pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameError};
 pub use msg::*;

@@ -1,0 +1,143 @@
+//! Request/response convenience over one channel, for CLIs and load generators:
+//! `call()` is pipelined, and a background task routes each response to its waiter.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use tracing::{debug, warn};
+
+use crate::channel::{self, Channel, ChannelConfig, ChannelEvent, EventReceiver};
+use crate::frame::FrameError;
+use crate::msg::{Msg, NodeId, RequestId, Role};
+use crate::pipeline::SendError;
+use crate::runtime::{self, Sender};
+
+/// Why a client call did not return a response.
+#[derive(thiserror::Error, Debug)]
+pub enum ClientError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("server rejected the connection: {0}")]
+    Rejected(String),
+    /// No answer in time: the outcome of the request is unknown, not failed.
+    #[error("timed out")]
+    Timeout,
+    #[error("connection closed")]
+    Closed,
+    /// More calls outstanding than the channel's queue holds: back off and retry.
+    #[error("too many calls in flight")]
+    QueueFull,
+    #[error("protocol error: {0}")]
+    Frame(FrameError),
+}
+
+/// One connection with role `Client` (node id 0) and its pending calls.
+#[derive(Debug)]
+pub struct Client {
+    channel: Channel,
+    waiters: Arc<Mutex<Waiters>>,
+    /// Dropped with the client: closes the connection.
+    _stop: Sender<()>,
+}
+
+/// Calls awaiting their response, by request id. Bounded by the channel: it refuses
+/// requests past `in_flight_max + send_queue_max`.
+#[derive(Debug, Default)]
+struct Waiters {
+    by_id: HashMap<RequestId, oneshot::Sender<Msg>>,
+    closed: bool,
+}
+
+impl Client {
+    /// Connects with role Client (node id NodeId(0)), handshake, heartbeats.
+    pub async fn connect(
+        addr: SocketAddr,
+        cluster_id: &str,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let config = Arc::new(ChannelConfig {
+            handshake_timeout: timeout,
+            ..ChannelConfig::new(NodeId(0), Role::Client, cluster_id)
+        });
+        let (stop, stop_rx) = runtime::bounded(1);
+        let connected = runtime::timeout(timeout, channel::connect_client(addr, config, stop_rx));
+        let (channel, events) = connected.await.ok_or(ClientError::Timeout)??;
+        let waiters = Arc::new(Mutex::new(Waiters::default()));
+        runtime::spawn(route(channel.clone(), events, waiters.clone()));
+        Ok(Client {
+            channel,
+            waiters,
+            _stop: stop,
+        })
+    }
+
+    /// Pipelined: may be called concurrently from many tasks (&self); returns the response body.
+    pub async fn call(&self, msg: Msg, timeout: Duration) -> Result<Msg, ClientError> {
+        let (reply, reply_rx) = oneshot::channel();
+        let id = {
+            // Registering under the lock the router takes means a fast response cannot
+            // arrive before its waiter exists.
+            let mut waiters = lock(&self.waiters);
+            if waiters.closed {
+                return Err(ClientError::Closed);
+            }
+            let id = self.channel.request(msg).map_err(|error| match error {
+                SendError::QueueFull => ClientError::QueueFull,
+                SendError::Closed => ClientError::Closed,
+            })?;
+            waiters.by_id.insert(id, reply);
+            id
+        };
+        match runtime::timeout(timeout, reply_rx).await {
+            Some(Ok(msg)) => Ok(msg),
+            Some(Err(oneshot::Canceled)) => Err(ClientError::Closed),
+            None => {
+                lock(&self.waiters).by_id.remove(&id);
+                Err(ClientError::Timeout)
+            }
+        }
+    }
+
+    /// The underlying channel (peer id, epoch, liveness).
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+}
+
+fn lock(waiters: &Mutex<Waiters>) -> MutexGuard<'_, Waiters> {
+    waiters
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Hands each response to its waiter until the connection goes down, then fails the rest.
+async fn route(channel: Channel, events: EventReceiver, waiters: Arc<Mutex<Waiters>>) {
+    while let Ok(event) = events.recv().await {
+        match event {
+            ChannelEvent::Response { id, msg, .. } => {
+                let waiter = lock(&waiters).by_id.remove(&id);
+                match waiter {
+                    // The caller may have timed out and gone: nothing to tell.
+                    Some(waiter) => drop(waiter.send(msg)),
+                    None => debug!(id = id.0, "response after its call timed out; dropped"),
+                }
+            }
+            ChannelEvent::Request { id, .. } => {
+                warn!(peer = %channel.peer(), id = id.0, "request sent to a client; refused");
+                let refusal = Msg::Error {
+                    reason: "clients serve no requests".into(),
+                };
+                let _ = channel.respond(id, refusal);
+            }
+            ChannelEvent::Down { .. } => break,
+            ChannelEvent::Up { .. } => {}
+        }
+    }
+    let mut waiters = lock(&waiters);
+    waiters.closed = true;
+    // Dropping the senders wakes every caller with `Closed`.
+    waiters.by_id.clear();
+}

@@ -1,0 +1,195 @@
+//! The frame codec (pure): a 4-byte big-endian body length, then the `Frame` as
+//! MessagePack with named fields (readable and forward-compatible).
+//!
+//! The length is checked against the maximum *before* anything is allocated for the
+//! body, so a peer cannot make us reserve memory by lying in a header.
+
+use std::io::Cursor;
+
+use serde::Deserialize;
+
+use crate::msg::Frame;
+
+/// Default largest frame body accepted or produced, in bytes.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+/// Bytes of the length prefix.
+pub const HEADER_LEN: usize = 4;
+/// Nesting bound for decoding: our frames are a few levels deep, so anything deeper is
+/// garbage, refused before it can exhaust the stack.
+const DECODE_DEPTH_MAX: usize = 32;
+
+/// A frame that cannot be encoded or decoded. From a peer this is a protocol error:
+/// the connection is closed.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame length 0 is invalid")]
+    Empty,
+    #[error("frame length {len} exceeds the maximum {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("cannot decode frame body: {0}")]
+    Decode(String),
+    #[error("cannot encode frame: {0}")]
+    Encode(String),
+}
+
+/// Encodes one frame: length prefix then body. Fails if the body exceeds `max_frame_len`.
+pub fn encode(frame: &Frame, max_frame_len: usize) -> Result<Vec<u8>, FrameError> {
+    let mut buf = vec![0u8; HEADER_LEN];
+    rmp_serde::encode::write_named(&mut buf, frame)
+        .map_err(|error| FrameError::Encode(error.to_string()))?;
+    let len = buf.len() - HEADER_LEN;
+    let max = max_frame_len.min(u32::MAX as usize);
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame_len,
+        });
+    }
+    // Cannot truncate: `len <= max <= u32::MAX`.
+    buf[..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(buf)
+}
+
+/// Decodes the first frame in `buf`: `Ok(None)` if `buf` does not hold a whole frame yet,
+/// else the frame and how many bytes it used.
+pub fn decode(buf: &[u8], max_frame_len: usize) -> Result<Option<(Frame, usize)>, FrameError> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(*header) as usize;
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    if len > max_frame_len {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame_len,
+        });
+    }
+    let Some(body) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
+        return Ok(None);
+    };
+    // A `Read`-based deserializer grows string buffers as bytes arrive, so a lying inner
+    // length cannot allocate more than the body holds; the cursor tells what was used.
+    let mut de = rmp_serde::Deserializer::new(Cursor::new(body));
+    de.set_max_depth(DECODE_DEPTH_MAX);
+    let frame =
+        Frame::deserialize(&mut de).map_err(|error| FrameError::Decode(error.to_string()))?;
+    let used = de.position() as usize;
+    if used != len {
+        return Err(FrameError::Decode(format!(
+            "{} trailing bytes after the frame",
+            len - used
+        )));
+    }
+    Ok(Some((frame, HEADER_LEN + len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::{Msg, RequestId};
+
+    const MAX: usize = 1024;
+
+    fn request(id: u64) -> Frame {
+        Frame::Request {
+            id: RequestId(id),
+            msg: Msg::StatusReport {
+                text: "hello".into(),
+            },
+        }
+    }
+
+    /// A header claiming `len` body bytes, followed by `body`.
+    fn with_header(len: u32, body: &[u8]) -> Vec<u8> {
+        let mut bytes = len.to_be_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn every_strict_prefix_of_a_frame_is_incomplete() {
+        let bytes = encode(&request(1), MAX).unwrap();
+        for len in 0..bytes.len() {
+            assert_eq!(
+                decode(&bytes[..len], MAX),
+                Ok(None),
+                "prefix of {len} bytes"
+            );
+        }
+        assert_eq!(decode(&bytes, MAX), Ok(Some((request(1), bytes.len()))));
+    }
+
+    #[test]
+    fn two_frames_in_one_buffer_decode_one_after_the_other() {
+        let mut bytes = encode(&request(1), MAX).unwrap();
+        let first_len = bytes.len();
+        bytes.extend(encode(&Frame::Heartbeat, MAX).unwrap());
+        let (first, used) = decode(&bytes, MAX).unwrap().unwrap();
+        assert_eq!((first, used), (request(1), first_len));
+        let (second, used_second) = decode(&bytes[used..], MAX).unwrap().unwrap();
+        assert_eq!(second, Frame::Heartbeat);
+        assert_eq!(used + used_second, bytes.len());
+    }
+
+    #[test]
+    fn zero_length_is_an_error() {
+        assert_eq!(decode(&with_header(0, &[]), MAX), Err(FrameError::Empty));
+    }
+
+    #[test]
+    fn oversized_length_is_an_error_before_the_body_arrives() {
+        // 4 GiB claimed, nothing after: must fail now, not wait for (or allocate) the body.
+        assert_eq!(
+            decode(&with_header(u32::MAX, &[]), MAX),
+            Err(FrameError::TooLarge {
+                len: u32::MAX as usize,
+                max: MAX
+            })
+        );
+        assert_eq!(
+            decode(&with_header(MAX as u32 + 1, &[]), MAX),
+            Err(FrameError::TooLarge {
+                len: MAX + 1,
+                max: MAX
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_body_is_a_decode_error() {
+        let garbage = [0xc1, 0xff, 0x00, 0x13];
+        let result = decode(&with_header(garbage.len() as u32, &garbage), MAX);
+        assert!(matches!(result, Err(FrameError::Decode(_))), "{result:?}");
+    }
+
+    #[test]
+    fn trailing_bytes_inside_a_body_are_a_decode_error() {
+        let mut body = encode(&Frame::Heartbeat, MAX)
+            .unwrap()
+            .split_off(HEADER_LEN);
+        body.push(0xc0);
+        let result = decode(&with_header(body.len() as u32, &body), MAX);
+        assert!(matches!(result, Err(FrameError::Decode(_))), "{result:?}");
+    }
+
+    #[test]
+    fn inner_length_larger_than_the_body_is_a_decode_error() {
+        // A str32 header claiming 4 GiB of text inside a 6-byte body.
+        let body = [0xdb, 0xff, 0xff, 0xff, 0xff, 0x41];
+        let result = decode(&with_header(body.len() as u32, &body), MAX);
+        assert!(matches!(result, Err(FrameError::Decode(_))), "{result:?}");
+    }
+
+    #[test]
+    fn encoding_a_frame_over_the_maximum_is_refused() {
+        let frame = Frame::Reject {
+            reason: "x".repeat(MAX),
+        };
+        assert!(matches!(
+            encode(&frame, MAX),
+            Err(FrameError::TooLarge { max: MAX, .. })
+        ));
+    }
+}

@@ -1,0 +1,349 @@
+//! The channel over loopback: pipelining order, bad peers closing only their own
+//! connection, sequence checks, heartbeats declaring a silent peer dead, reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wire::frame::DEFAULT_MAX_FRAME_LEN;
+use wire::{
+    Channel, ChannelEvent, Epoch, EventReceiver, Frame, Msg, NodeId, RequestId, Role, dial,
+    event_queue,
+};
+
+use crate::support::*;
+
+fn text(i: usize) -> Msg {
+    Msg::StatusReport {
+        text: i.to_string(),
+    }
+}
+
+async fn next_up(events: &EventReceiver) -> Channel {
+    match next(events).await {
+        ChannelEvent::Up { channel } => channel,
+        other => panic!("expected Up, got {other:?}"),
+    }
+}
+
+/// One request and its echoed response over `channel`.
+async fn round_trip(channel: &Channel, events: &EventReceiver, msg: Msg) {
+    let id = channel.request(msg.clone()).unwrap();
+    match next(events).await {
+        ChannelEvent::Response {
+            id: got, msg: body, ..
+        } => assert_eq!((got, body), (id, msg)),
+        other => panic!("expected Response, got {other:?}"),
+    }
+}
+
+#[test]
+fn pipelined_requests_keep_their_order_under_the_in_flight_cap() {
+    run(async {
+        let server = echo_server(config(1, Role::Participant), vec![Role::Coordinator]).await;
+        let mut dialler_config = config(2, Role::Coordinator);
+        dialler_config.in_flight_max = 8;
+        let (events, events_rx) = event_queue(64);
+        let _dial = dial(
+            server.addr,
+            NodeId(1),
+            Role::Participant,
+            Arc::new(dialler_config),
+            events,
+        );
+        let channel = next_up(&events_rx).await;
+        const COUNT: usize = 2000;
+        for i in 0..COUNT {
+            assert_eq!(channel.request(text(i)), Ok(RequestId(i as u64 + 1)));
+            assert!(
+                channel.in_flight() <= 8,
+                "in flight {}",
+                channel.in_flight()
+            );
+        }
+        for i in 0..COUNT {
+            match next(&events_rx).await {
+                ChannelEvent::Response { id, msg, .. } => {
+                    assert_eq!((id, msg), (RequestId(i as u64 + 1), text(i)))
+                }
+                other => panic!("expected Response, got {other:?}"),
+            }
+            assert!(
+                channel.in_flight() <= 8,
+                "in flight {}",
+                channel.in_flight()
+            );
+        }
+        assert!(matches!(next(&server.seen).await, ChannelEvent::Up { .. }));
+        for i in 0..COUNT {
+            match next(&server.seen).await {
+                ChannelEvent::Request { id, msg, .. } => {
+                    assert_eq!((id, msg), (RequestId(i as u64 + 1), text(i)))
+                }
+                other => panic!("expected Request {i}, got {other:?}"),
+            }
+        }
+        assert_eq!((channel.in_flight(), channel.queued()), (0, 0));
+    });
+}
+
+#[test]
+fn a_full_send_queue_refuses_requests() {
+    run(async {
+        // A raw peer that never answers keeps the single in-flight slot taken.
+        let fake = async_std::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = fake.local_addr().unwrap();
+        let mut dialler_config = config(2, Role::Coordinator);
+        dialler_config.in_flight_max = 1;
+        dialler_config.send_queue_max = 2;
+        let (events, events_rx) = event_queue(16);
+        let _dial = dial(
+            addr,
+            NodeId(1),
+            Role::Participant,
+            Arc::new(dialler_config),
+            events,
+        );
+        let (stream, _) = fake.accept().await.unwrap();
+        let mut peer = RawPeer::new(stream);
+        peer.recv().await.expect("Hello");
+        peer.send(&Frame::Hello(hello(1, Role::Participant))).await;
+        let channel = next_up(&events_rx).await;
+        assert_eq!(channel.request(text(1)), Ok(RequestId(1)));
+        assert_eq!(channel.request(text(2)), Ok(RequestId(2)));
+        assert_eq!(channel.request(text(3)), Ok(RequestId(3)));
+        assert_eq!(channel.request(text(4)), Err(wire::SendError::QueueFull));
+        assert_eq!((channel.in_flight(), channel.queued()), (1, 2));
+        assert_eq!(
+            peer.recv().await,
+            Some(Frame::Request {
+                id: RequestId(1),
+                msg: text(1)
+            })
+        );
+        // A response frees the slot: the next waiting request goes out.
+        peer.send(&Frame::Response {
+            id: RequestId(1),
+            msg: text(1),
+        })
+        .await;
+        assert_eq!(
+            peer.recv().await,
+            Some(Frame::Request {
+                id: RequestId(2),
+                msg: text(2)
+            })
+        );
+        channel.close();
+        channel.close();
+        assert_eq!(channel.request(text(5)), Err(wire::SendError::Closed));
+    });
+}
+
+async fn bad_peer_is_closed_alone(bad_bytes: Vec<u8>, expected_reason: &str) {
+    let server = echo_server(config(1, Role::Participant), vec![Role::Coordinator]).await;
+    let (events, events_rx) = event_queue(64);
+    let _dial = dial(
+        server.addr,
+        NodeId(1),
+        Role::Participant,
+        Arc::new(config(2, Role::Coordinator)),
+        events,
+    );
+    let good = next_up(&events_rx).await;
+    round_trip(&good, &events_rx, text(1)).await;
+
+    let (mut bad, answer) = RawPeer::handshake(server.addr, hello(3, Role::Coordinator)).await;
+    assert!(matches!(answer, Frame::Hello(_)));
+    bad.send_bytes(&bad_bytes).await;
+    let (peer, _, reason) = next_down(&server.seen).await;
+    assert_eq!(peer, NodeId(3));
+    assert!(reason.contains(expected_reason), "reason {reason:?}");
+    assert_eq!(bad.recv().await, None, "bad peer's connection stays open");
+
+    round_trip(&good, &events_rx, text(2)).await;
+    // And the listener still accepts new peers.
+    let (_peer, answer) = RawPeer::handshake(server.addr, hello(4, Role::Coordinator)).await;
+    assert!(matches!(answer, Frame::Hello(_)));
+}
+
+#[test]
+fn an_oversized_frame_closes_only_that_connection() {
+    let header = (DEFAULT_MAX_FRAME_LEN as u32 + 1).to_be_bytes().to_vec();
+    run(bad_peer_is_closed_alone(header, "exceeds the maximum"));
+}
+
+#[test]
+fn a_garbage_frame_closes_only_that_connection() {
+    let garbage = vec![0, 0, 0, 4, 0xc1, 0xc1, 0xc1, 0xc1];
+    run(bad_peer_is_closed_alone(garbage, "cannot decode"));
+}
+
+#[test]
+fn out_of_sequence_requests_are_refused_and_not_delivered() {
+    run(async {
+        let server = echo_server(config(1, Role::Participant), vec![Role::Coordinator]).await;
+        let (mut peer, _) = RawPeer::handshake(server.addr, hello(3, Role::Coordinator)).await;
+        let request = |id| Frame::Request {
+            id: RequestId(id),
+            msg: text(id as usize),
+        };
+        // A gap: 2 before 1.
+        peer.send(&request(2)).await;
+        let gap = Frame::SequenceError {
+            id: RequestId(2),
+            expected: RequestId(1),
+        };
+        assert_eq!(peer.recv().await, Some(gap));
+        peer.send(&request(1)).await;
+        let answer = Frame::Response {
+            id: RequestId(1),
+            msg: text(1),
+        };
+        assert_eq!(peer.recv().await, Some(answer));
+        // A replay of 1.
+        peer.send(&request(1)).await;
+        let replay = Frame::SequenceError {
+            id: RequestId(1),
+            expected: RequestId(2),
+        };
+        assert_eq!(peer.recv().await, Some(replay));
+        // A response to nothing we sent is dropped; the connection stays up.
+        peer.send(&Frame::Response {
+            id: RequestId(99),
+            msg: text(99),
+        })
+        .await;
+        peer.send(&request(2)).await;
+        let answer = Frame::Response {
+            id: RequestId(2),
+            msg: text(2),
+        };
+        assert_eq!(peer.recv().await, Some(answer));
+
+        // Exactly requests 1 and 2 were delivered, once each, in order.
+        assert!(matches!(next(&server.seen).await, ChannelEvent::Up { .. }));
+        for id in [1, 2] {
+            match next(&server.seen).await {
+                ChannelEvent::Request { id: got, .. } => assert_eq!(got, RequestId(id)),
+                other => panic!("expected Request {id}, got {other:?}"),
+            }
+        }
+        assert!(server.seen.is_empty(), "unexpected event delivered");
+
+        // Being told our stream is broken closes the channel.
+        peer.send(&Frame::SequenceError {
+            id: RequestId(5),
+            expected: RequestId(4),
+        })
+        .await;
+        let (_, _, reason) = next_down(&server.seen).await;
+        assert!(reason.contains("sequence error"), "reason {reason:?}");
+    });
+}
+
+#[test]
+fn a_silent_peer_is_reported_down() {
+    run(async {
+        let mut server_config = config(1, Role::Participant);
+        server_config.heartbeat_interval = Duration::from_millis(20);
+        let server = echo_server(server_config, vec![Role::Coordinator]).await;
+        // Completes the handshake, then never sends another byte.
+        let (mut silent, answer) =
+            RawPeer::handshake(server.addr, hello(3, Role::Coordinator)).await;
+        assert!(matches!(answer, Frame::Hello(_)));
+        let (peer, _, reason) = next_down(&server.seen).await;
+        assert_eq!(peer, NodeId(3));
+        assert!(reason.contains("silent"), "reason {reason:?}");
+        // It was sent heartbeats while it lasted, then the connection was closed.
+        assert_eq!(silent.recv_any().await, Some(Frame::Heartbeat));
+        assert_eq!(silent.recv().await, None);
+    });
+}
+
+#[test]
+fn a_peer_that_heartbeats_stays_up() {
+    run(async {
+        let mut fast = config(1, Role::Participant);
+        fast.heartbeat_interval = Duration::from_millis(20);
+        fast.dead_after_heartbeats = 25;
+        let server = echo_server(fast.clone(), vec![Role::Coordinator]).await;
+        let fast_dead_after = fast.dead_after();
+        fast.node_id = NodeId(2);
+        fast.role = Role::Coordinator;
+        let (events, events_rx) = event_queue(64);
+        let _dial = dial(
+            server.addr,
+            NodeId(1),
+            Role::Participant,
+            Arc::new(fast),
+            events,
+        );
+        let channel = next_up(&events_rx).await;
+        // Many dead-after periods pass with no requests: heartbeats alone keep it up.
+        async_std::task::sleep(fast_dead_after * 3).await;
+        assert!(!channel.is_closed());
+        assert!(channel.last_heard().elapsed() < WAIT);
+        round_trip(&channel, &events_rx, text(1)).await;
+    });
+}
+
+#[test]
+fn dial_reconnects_with_a_new_epoch_after_the_listener_closes() {
+    run(async {
+        let server = echo_server(config(1, Role::Participant), vec![Role::Coordinator]).await;
+        let (events, events_rx) = event_queue(64);
+        let dialler = dial(
+            server.addr,
+            NodeId(1),
+            Role::Participant,
+            Arc::new(config(2, Role::Coordinator)),
+            events,
+        );
+        let first = next_up(&events_rx).await;
+        let server_side = match next(&server.seen).await {
+            ChannelEvent::Up { channel } => channel,
+            other => panic!("expected Up, got {other:?}"),
+        };
+        assert_eq!(server_side.peer(), NodeId(2));
+        server_side.close();
+        match next(&events_rx).await {
+            ChannelEvent::Down { peer, epoch, .. } => {
+                assert_eq!((peer, epoch), (NodeId(1), first.epoch()))
+            }
+            other => panic!("expected Down, got {other:?}"),
+        }
+        let second = next_up(&events_rx).await;
+        assert!(second.epoch() > first.epoch());
+        assert_eq!(first.request(text(1)), Err(wire::SendError::Closed));
+        round_trip(&second, &events_rx, text(2)).await;
+
+        // Dropping the handle closes the live connection: Down, and no more Ups.
+        drop(dialler);
+        match next(&events_rx).await {
+            ChannelEvent::Down { epoch, .. } => assert_eq!(epoch, second.epoch()),
+            other => panic!("expected Down, got {other:?}"),
+        }
+        assert_ne!(Epoch(0), second.epoch());
+    });
+}
+
+#[test]
+fn stopping_the_listener_closes_its_connections_and_accepts_no_more() {
+    run(async {
+        let server = echo_server(config(1, Role::Participant), vec![Role::Coordinator]).await;
+        let (mut peer, answer) = RawPeer::handshake(server.addr, hello(3, Role::Coordinator)).await;
+        assert!(matches!(answer, Frame::Hello(_)));
+        server.handle.stop();
+        let (down, _, _) = next_down(&server.seen).await;
+        assert_eq!(down, NodeId(3));
+        assert_eq!(peer.recv().await, None);
+        // The listening socket is gone with the loop: a new peer gets no Hello.
+        if let Ok(stream) = async_std::net::TcpStream::connect(server.addr).await {
+            let mut late = RawPeer::new(stream);
+            late.send(&Frame::Hello(hello(4, Role::Coordinator))).await;
+            assert_eq!(late.recv().await, None);
+        }
+    });
+}

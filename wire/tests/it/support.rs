@@ -1,0 +1,182 @@
+//! Shared helpers: a raw peer speaking frames by hand, and an echo server built on
+//! `Listener` that reports every event it sees.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_std::channel::{Receiver, unbounded};
+use async_std::net::TcpStream;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use wire::frame::{self, DEFAULT_MAX_FRAME_LEN};
+use wire::{
+    ChannelConfig, ChannelEvent, Epoch, Frame, Hello, Listener, MAGIC, NodeId, PROTOCOL_VERSION,
+    Role, ServeHandle, event_queue,
+};
+
+pub const CLUSTER: &str = "test-cluster";
+/// Generous bound on any single wait: tests assert that things happen, not how fast.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `test` on the runtime, failing if it takes longer than a generous bound.
+pub fn run<F: Future<Output = ()>>(test: F) {
+    async_std::task::block_on(async {
+        async_std::future::timeout(Duration::from_secs(60), test)
+            .await
+            .expect("test timed out");
+    });
+}
+
+pub fn config(node: u32, role: Role) -> ChannelConfig {
+    let mut config = ChannelConfig::new(NodeId(node), role, CLUSTER);
+    config.reconnect_backoff_min = Duration::from_millis(10);
+    config.reconnect_backoff_max = Duration::from_millis(100);
+    config
+}
+
+pub fn hello(node: u32, role: Role) -> Hello {
+    Hello {
+        magic: MAGIC,
+        protocol_version: PROTOCOL_VERSION,
+        node_id: NodeId(node),
+        role,
+        cluster_id: CLUSTER.into(),
+    }
+}
+
+/// Waits for the next item, failing the test after `WAIT`.
+pub async fn next<T>(rx: &Receiver<T>) -> T {
+    async_std::future::timeout(WAIT, rx.recv())
+        .await
+        .expect("no event in time")
+        .expect("event queue closed")
+}
+
+/// An echo server: answers every request with its own message and reports every event
+/// (a request before its response is sent).
+pub struct Server {
+    pub addr: SocketAddr,
+    pub seen: Receiver<ChannelEvent>,
+    pub handle: ServeHandle,
+}
+
+pub async fn echo_server(config: ChannelConfig, accept_roles: Vec<Role>) -> Server {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let (events, events_rx) = event_queue(64);
+    let handle = listener.serve(Arc::new(config), accept_roles, events);
+    let (seen_tx, seen) = unbounded();
+    async_std::task::spawn(async move {
+        let mut channels = HashMap::<Epoch, wire::Channel>::new();
+        while let Ok(event) = events_rx.recv().await {
+            match &event {
+                ChannelEvent::Up { channel } => {
+                    channels.insert(channel.epoch(), channel.clone());
+                }
+                ChannelEvent::Request { epoch, id, msg, .. } => {
+                    let (epoch, id, msg) = (*epoch, *id, msg.clone());
+                    let _ = seen_tx.send(event).await;
+                    if let Some(channel) = channels.get(&epoch) {
+                        channel.respond(id, msg).unwrap();
+                    }
+                    continue;
+                }
+                ChannelEvent::Down { epoch, .. } => {
+                    channels.remove(epoch);
+                }
+                ChannelEvent::Response { .. } => {}
+            }
+            let _ = seen_tx.send(event).await;
+        }
+    });
+    Server { addr, seen, handle }
+}
+
+/// Waits for the next `Down` the server reports, skipping other events.
+pub async fn next_down(seen: &Receiver<ChannelEvent>) -> (NodeId, Epoch, String) {
+    loop {
+        if let ChannelEvent::Down {
+            peer,
+            epoch,
+            reason,
+        } = next(seen).await
+        {
+            return (peer, epoch, reason);
+        }
+    }
+}
+
+/// A peer that speaks frames by hand, to send what a real channel never would.
+pub struct RawPeer {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    pub async fn connect(addr: SocketAddr) -> RawPeer {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        RawPeer {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn new(stream: TcpStream) -> RawPeer {
+        RawPeer {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects and sends `hello`; returns the peer and the answer frame.
+    pub async fn handshake(addr: SocketAddr, hello: Hello) -> (RawPeer, Frame) {
+        let mut peer = RawPeer::connect(addr).await;
+        peer.send(&Frame::Hello(hello)).await;
+        let answer = peer.recv().await.expect("no answer to Hello");
+        (peer, answer)
+    }
+
+    pub async fn send(&mut self, frame: &Frame) {
+        let bytes = frame::encode(frame, DEFAULT_MAX_FRAME_LEN).unwrap();
+        self.send_bytes(&bytes).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+        self.stream.flush().await.unwrap();
+    }
+
+    /// The next frame other than a heartbeat; `None` once the other side closed.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        loop {
+            match self.recv_any().await? {
+                Frame::Heartbeat => continue,
+                frame => return Some(frame),
+            }
+        }
+    }
+
+    pub async fn recv_any(&mut self) -> Option<Frame> {
+        async_std::future::timeout(WAIT, async {
+            loop {
+                if let Some((frame, used)) =
+                    frame::decode(&self.buf, DEFAULT_MAX_FRAME_LEN).unwrap()
+                {
+                    self.buf.drain(..used);
+                    return Some(frame);
+                }
+                let mut chunk = [0u8; 4096];
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await
+        .expect("no frame in time")
+    }
+}
