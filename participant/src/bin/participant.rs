@@ -1,0 +1,197 @@
+//! The `participant` binary: `serve` a participant node, or print a running one's `status`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use participant::core::Config;
+use participant::shell::{CRASH_POINTS, Node, Options, ShellError, runtime};
+use wire::{Client, Msg, NodeId};
+
+const EXIT_OK: u8 = 0;
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "participant",
+    version,
+    about = "Atomic-commit participant: votes on transactions over its shard of data (SQLite)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a participant node: prints `LISTENING ip:port` once ready, logs to stderr.
+    Serve(ServeArgs),
+    /// Print a running participant's status report.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// This participant's node id (1 or more; 0 is the clients' id).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    id: u32,
+    /// Address coordinators and clients connect to (port 0: any free port).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The participant's database (SQLite; created if missing, its directory is not).
+    #[arg(long)]
+    db: PathBuf,
+    /// Cluster id: every node and client of the cluster must use the same.
+    #[arg(long)]
+    cluster: String,
+    /// Heartbeat interval on every channel; 10 silent intervals mean down.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    heartbeat_ms: u64,
+    /// First decision query this long after an in-doubt vote (then doubling).
+    #[arg(long, default_value_t = Config::default().decision_query_backoff_min_ms)]
+    decision_query_backoff_min_ms: u64,
+    /// Longest wait between two decision queries for one in-doubt transaction.
+    #[arg(long, default_value_t = Config::default().decision_query_backoff_max_ms)]
+    decision_query_backoff_max_ms: u64,
+    /// Transactions holding locks at once; past it a Prepare gets NO (overloaded).
+    #[arg(long, default_value_t = Config::default().active_txns_max)]
+    active_txns_max: usize,
+    /// Operations per transaction on this participant.
+    #[arg(long, default_value_t = Config::default().ops_per_txn_max)]
+    ops_per_txn_max: usize,
+    #[arg(long, default_value_t = Config::default().key_bytes_max)]
+    key_bytes_max: usize,
+    /// Largest text value, in bytes.
+    #[arg(long, default_value_t = Config::default().value_bytes_max)]
+    value_bytes_max: usize,
+    /// Abort the process at this named crash point (for crash tests; repeatable):
+    /// participant.after_prepare_logged, participant.after_commit_applied.
+    #[arg(long = "crash-at", value_name = "NAME")]
+    crash_at: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// The participant's address.
+    #[arg(long)]
+    addr: SocketAddr,
+    #[arg(long)]
+    cluster: String,
+    /// How long to wait for the connection and the answer.
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Status(_) => "warn",
+    };
+    init_tracing(default_level);
+    let code = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Status(args) => match status(args) {
+            Ok(()) => EXIT_OK,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                EXIT_FAILED
+            }
+        },
+    };
+    ExitCode::from(code)
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> u8 {
+    if let Some(unknown) = args
+        .crash_at
+        .iter()
+        .find(|name| !CRASH_POINTS.contains(&name.as_str()))
+    {
+        eprintln!(
+            "error: unknown crash point '{unknown}' (known: {})",
+            CRASH_POINTS.join(", ")
+        );
+        return EXIT_USAGE;
+    }
+    wire::crash::arm(args.crash_at);
+    // Every durable state is in SQLite and every reply waits for it, so stopping at any
+    // instant is safe: exit at once, and the next start recovers.
+    if let Err(error) = ctrlc::set_handler(|| {
+        tracing::info!("signal received; exiting");
+        std::process::exit(i32::from(EXIT_OK));
+    }) {
+        eprintln!("error: cannot install the signal handler: {error}");
+        return EXIT_FAILED;
+    }
+    let options = Options {
+        node_id: NodeId(args.id),
+        listen: args.listen,
+        db: args.db,
+        cluster_id: args.cluster,
+        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        core: Config {
+            decision_query_backoff_min_ms: args.decision_query_backoff_min_ms,
+            decision_query_backoff_max_ms: args.decision_query_backoff_max_ms,
+            active_txns_max: args.active_txns_max,
+            ops_per_txn_max: args.ops_per_txn_max,
+            key_bytes_max: args.key_bytes_max,
+            value_bytes_max: args.value_bytes_max,
+            ..Config::default()
+        },
+    };
+    runtime::block_on(async {
+        let node = match Node::start(options).await {
+            Ok(node) => node,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return match error {
+                    ShellError::Config(_) => EXIT_USAGE,
+                    ShellError::Store(_) | ShellError::Listen { .. } => EXIT_FAILED,
+                };
+            }
+        };
+        println!("LISTENING {}", node.local_addr());
+        let _ = std::io::stdout().flush();
+        node.run().await;
+        EXIT_FAILED
+    })
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let answer = runtime::block_on(async {
+        let client = Client::connect(args.addr, &args.cluster, timeout)
+            .await
+            .with_context(|| format!("cannot reach participant at {}", args.addr))?;
+        client
+            .call(Msg::Status, timeout)
+            .await
+            .with_context(|| format!("no status from participant at {}", args.addr))
+    })?;
+    match answer {
+        Msg::StatusReport { text } => {
+            print!("{text}");
+            Ok(())
+        }
+        Msg::Error { reason } => bail!("participant at {} refused: {reason}", args.addr),
+        other => bail!(
+            "unexpected answer from participant at {}: {other:?}",
+            args.addr
+        ),
+    }
+}

@@ -1,0 +1,543 @@
+//! The participant's shell: one event loop task that feeds the core from the network, the
+//! store writer and a timer, and carries out the core's outputs.
+//!
+//! Reads the core needs (committed values, a txn's stored state) are done inline before the
+//! input is handled. That is safe because the loop handles one input at a time: a key not
+//! locked when the Prepare is handled has no commit in flight, and every commit that
+//! touched it was reported durable before (so the read, from a committed SQLite
+//! transaction, sees it).
+
+pub mod runtime;
+mod status;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::future::{Future, pending};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{Either, select};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+use wire::{
+    Channel, ChannelConfig, ChannelEvent, Epoch, EventReceiver, Listener, Msg, NodeId, RequestId,
+    Role, ServeHandle, TxnId,
+};
+
+use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
+use crate::store::{Store, StoreError};
+use writer::{Durable, Pending, WRITER_QUEUE_MAX};
+
+/// The node's single queue of channel events.
+pub const EVENT_QUEUE_MAX: usize = 4096;
+
+/// Crash points (`--crash-at NAME`) this binary has.
+pub const CRASH_POINTS: [&str; 2] = [CRASH_AFTER_PREPARE_LOGGED, CRASH_AFTER_COMMIT_APPLIED];
+/// The `Prepared` record is durable; the YES vote has not gone out.
+pub const CRASH_AFTER_PREPARE_LOGGED: &str = "participant.after_prepare_logged";
+/// A `Committed` record (with its data) is durable; the Ack has not gone out.
+pub const CRASH_AFTER_COMMIT_APPLIED: &str = "participant.after_commit_applied";
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub node_id: NodeId,
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub cluster_id: String,
+    pub heartbeat_interval: Duration,
+    pub core: Config,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum ShellError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A participant that has opened its store, recovered and bound its listener.
+#[derive(Debug)]
+pub struct Node {
+    local_addr: SocketAddr,
+    event_loop: EventLoop,
+    _serve: ServeHandle,
+}
+
+impl Node {
+    /// Opens the store, recovers every in-doubt txn into the core, starts the writer and
+    /// the listener (accepting coordinators and clients).
+    pub async fn start(options: Options) -> Result<Node, ShellError> {
+        let core = Participant::new(options.core.clone())
+            .map_err(|error| ShellError::Config(error.to_string()))?;
+        let channel_config = ChannelConfig {
+            heartbeat_interval: options.heartbeat_interval,
+            ..ChannelConfig::new(
+                options.node_id,
+                Role::Participant,
+                options.cluster_id.clone(),
+            )
+        };
+        channel_config.validate().map_err(ShellError::Config)?;
+
+        let store = Store::open(&options.db).await?;
+        let recovered = store.in_doubt_txns().await?;
+        let writer = store.writer().await?;
+        let clock = Instant::now();
+        let mut event_loop = EventLoop {
+            node_id: options.node_id,
+            core,
+            store,
+            clock,
+            events: wire::event_queue(EVENT_QUEUE_MAX),
+            peers: HashMap::new(),
+            clients: HashMap::new(),
+            writer_queue: runtime::bounded(WRITER_QUEUE_MAX + 1),
+            durable: runtime::bounded(WRITER_QUEUE_MAX + 1),
+            outstanding: 0,
+            local_addr: options.listen,
+        };
+        if !recovered.is_empty() {
+            info!(
+                txns = recovered.len(),
+                "recovered in-doubt txns; their keys stay locked"
+            );
+        }
+        let now = event_loop.now();
+        event_loop
+            .core
+            .handle(now, Input::Recover { txns: recovered });
+
+        let listener =
+            Listener::bind(options.listen)
+                .await
+                .map_err(|source| ShellError::Listen {
+                    addr: options.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr();
+        event_loop.local_addr = local_addr;
+        runtime::spawn(writer::run(
+            writer,
+            event_loop.writer_queue.1.clone(),
+            event_loop.durable.0.clone(),
+        ));
+        let serve = listener.serve(
+            Arc::new(channel_config),
+            vec![Role::Coordinator, Role::Client],
+            event_loop.events.0.clone(),
+        );
+        info!(node = %options.node_id, addr = %local_addr, db = %options.db.display(), "participant ready");
+        Ok(Node {
+            local_addr,
+            event_loop,
+            _serve: serve,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until the process ends.
+    pub async fn run(self) {
+        let mut event_loop = self.event_loop;
+        event_loop.run().await;
+    }
+}
+
+#[derive(Debug)]
+struct EventLoop {
+    node_id: NodeId,
+    core: Participant,
+    store: Store,
+    clock: Instant,
+    events: (wire::EventSender, EventReceiver),
+    /// Coordinator channels, by node id (the current epoch only).
+    peers: HashMap<NodeId, Channel>,
+    /// Client channels, by epoch (bounded by the listener's connection limit).
+    clients: HashMap<Epoch, Channel>,
+    writer_queue: (runtime::Sender<Pending>, runtime::Receiver<Pending>),
+    durable: (
+        runtime::Sender<Vec<Durable>>,
+        runtime::Receiver<Vec<Durable>>,
+    ),
+    /// Records sent to the writer and not yet reported durable to the core. The core emits
+    /// at most one record per input, so pausing network input at `WRITER_QUEUE_MAX` keeps
+    /// both writer channels (capacity `WRITER_QUEUE_MAX + 1`) from ever filling: neither
+    /// side can block the other.
+    outstanding: usize,
+    local_addr: SocketAddr,
+}
+
+enum Wake {
+    Durable(Vec<Durable>),
+    Event(ChannelEvent),
+    Timer,
+    Closed,
+}
+
+impl EventLoop {
+    fn now(&self) -> Millis {
+        Millis(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    async fn run(&mut self) {
+        loop {
+            match self.next_wake().await {
+                Wake::Durable(batch) => self.on_durable(batch).await,
+                Wake::Event(event) => self.on_event(event).await,
+                Wake::Timer => {
+                    let now = self.now();
+                    self.core.handle_timeout(now);
+                    self.drain().await;
+                }
+                Wake::Closed => {
+                    error!("event queues closed; stopping");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Durable notifications first (they release votes and locks), then network input
+    /// (paused while the writer is `WRITER_QUEUE_MAX` records behind), then the timer.
+    async fn next_wake(&self) -> Wake {
+        let durable = async {
+            match self.durable.1.recv().await {
+                Ok(batch) => Wake::Durable(batch),
+                Err(_) => Wake::Closed,
+            }
+        };
+        let accept_events = self.outstanding < WRITER_QUEUE_MAX;
+        let event = async {
+            if !accept_events {
+                return pending().await;
+            }
+            match self.events.1.recv().await {
+                Ok(event) => Wake::Event(event),
+                Err(_) => Wake::Closed,
+            }
+        };
+        let deadline = self.core.poll_timeout();
+        let now = self.now();
+        let timer = async move {
+            match deadline {
+                Some(at) => {
+                    runtime::sleep(Duration::from_millis(at.0.saturating_sub(now.0))).await;
+                    Wake::Timer
+                }
+                None => pending().await,
+            }
+        };
+        race(durable, race(event, timer)).await
+    }
+
+    async fn on_durable(&mut self, batch: Vec<Durable>) {
+        for durable in batch {
+            match durable.kind {
+                "prepared" => wire::crash::point(CRASH_AFTER_PREPARE_LOGGED),
+                "committed" => wire::crash::point(CRASH_AFTER_COMMIT_APPLIED),
+                _ => {}
+            }
+            self.outstanding = self.outstanding.saturating_sub(1);
+            let now = self.now();
+            self.core.handle(now, Input::Persisted { lsn: durable.lsn });
+            self.drain().await;
+        }
+    }
+
+    async fn on_event(&mut self, event: ChannelEvent) {
+        match event {
+            ChannelEvent::Up { channel } => self.on_up(channel),
+            ChannelEvent::Down {
+                peer,
+                epoch,
+                reason,
+            } => {
+                if self.clients.remove(&epoch).is_some() {
+                    debug!(%peer, %epoch, %reason, "client disconnected");
+                } else if self.peers.get(&peer).map(Channel::epoch) == Some(epoch) {
+                    warn!(%peer, %epoch, %reason, "coordinator down");
+                    self.peers.remove(&peer);
+                    let now = self.now();
+                    self.core.handle(now, Input::PeerDown { peer });
+                } else {
+                    debug!(%peer, %epoch, %reason, "stale connection down");
+                }
+            }
+            ChannelEvent::Request {
+                peer,
+                epoch,
+                id,
+                msg,
+            } => {
+                let Some(channel) = self.channel(peer, epoch) else {
+                    debug!(%peer, %epoch, "request on a stale connection dropped");
+                    return;
+                };
+                let span =
+                    info_span!("request", %peer, txn = txn_of(&msg).map(tracing::field::display));
+                self.on_request(channel, id, msg).instrument(span).await;
+            }
+            ChannelEvent::Response {
+                peer,
+                epoch,
+                id,
+                msg,
+            } => self.on_response(peer, epoch, id, msg),
+        }
+        self.drain().await;
+    }
+
+    fn on_up(&mut self, channel: Channel) {
+        let (peer, epoch) = (channel.peer(), channel.epoch());
+        match channel.peer_role() {
+            Role::Client => {
+                debug!(%peer, %epoch, addr = %channel.peer_addr(), "client connected");
+                self.clients.insert(epoch, channel);
+            }
+            role => {
+                info!(%peer, %epoch, ?role, addr = %channel.peer_addr(), "coordinator up");
+                if let Some(old) = self.peers.insert(peer, channel) {
+                    old.close();
+                }
+                let now = self.now();
+                self.core.handle(now, Input::PeerUp { peer });
+            }
+        }
+    }
+
+    /// The current channel of this (peer, epoch), if it is current.
+    fn channel(&self, peer: NodeId, epoch: Epoch) -> Option<Channel> {
+        match self.peers.get(&peer) {
+            Some(channel) if channel.epoch() == epoch => Some(channel.clone()),
+            _ => self.clients.get(&epoch).cloned(),
+        }
+    }
+
+    async fn on_request(&mut self, channel: Channel, id: RequestId, msg: Msg) {
+        let from = ReplyTo {
+            peer: channel.peer(),
+            conn: channel.epoch().0,
+        };
+        let role = channel.peer_role();
+        let input = match (role, msg) {
+            (
+                Role::Coordinator,
+                Msg::Prepare {
+                    txn,
+                    protocol,
+                    ops,
+                    // The vote never waits (locks are no-wait), so there is nothing to time out.
+                    timeout_ms: _,
+                },
+            ) => {
+                // Known txns are answered from memory; ops past the limit are refused by
+                // the core before any value matters, so they are not read.
+                let needs_values =
+                    !self.core.knows(txn) && ops.len() <= self.core.config().ops_per_txn_max;
+                let keys = ops.iter().map(|op| op.key());
+                let values = if needs_values {
+                    self.store.values(keys).await
+                } else {
+                    Ok(Default::default())
+                };
+                let stored = self.stored(txn).await;
+                match (values, stored) {
+                    (Ok(values), Ok(stored)) => Input::Prepare {
+                        from,
+                        id,
+                        txn,
+                        protocol,
+                        ops,
+                        values,
+                        stored,
+                    },
+                    (Err(error), _) | (_, Err(error)) => {
+                        return self.store_failed(&channel, id, txn, error);
+                    }
+                }
+            }
+            (Role::Coordinator, Msg::Decide { txn, decision }) => match self.stored(txn).await {
+                Ok(stored) => Input::Decide {
+                    from,
+                    id,
+                    txn,
+                    decision,
+                    stored,
+                },
+                Err(error) => return self.store_failed(&channel, id, txn, error),
+            },
+            (Role::Client, Msg::Status) => {
+                let text = self.status_report().await;
+                respond(&channel, id, Msg::StatusReport { text });
+                return;
+            }
+            (role, msg) => {
+                let reason = format!(
+                    "participant {} does not serve {} requests from a {role:?}",
+                    self.node_id,
+                    msg_name(&msg)
+                );
+                warn!(peer = %channel.peer(), %reason, "unexpected request");
+                respond(&channel, id, Msg::Error { reason });
+                return;
+            }
+        };
+        let now = self.now();
+        self.core.handle(now, input);
+    }
+
+    /// The store's record of `txn`, read only when the core does not remember it.
+    async fn stored(&self, txn: TxnId) -> Result<Option<crate::core::StoredTxn>, StoreError> {
+        if self.core.knows(txn) {
+            Ok(None)
+        } else {
+            self.store.txn(txn).await
+        }
+    }
+
+    /// A failed read changes nothing: answer with an error; the coordinator may retry.
+    fn store_failed(&self, channel: &Channel, id: RequestId, txn: TxnId, error: StoreError) {
+        error!(%txn, %error, "store read failed");
+        let reason = format!(
+            "participant {} cannot read its store: {error}",
+            self.node_id
+        );
+        respond(channel, id, Msg::Error { reason });
+    }
+
+    fn on_response(&mut self, peer: NodeId, epoch: Epoch, id: RequestId, msg: Msg) {
+        if self.peers.get(&peer).map(Channel::epoch) != Some(epoch) {
+            debug!(%peer, %epoch, "response on a stale connection dropped");
+            return;
+        }
+        match msg {
+            Msg::DecisionAnswer { txn, answer } => {
+                let now = self.now();
+                self.core.handle(
+                    now,
+                    Input::DecisionAnswer {
+                        from: peer,
+                        txn,
+                        answer,
+                    },
+                );
+            }
+            Msg::Error { reason } => warn!(%peer, ?id, %reason, "coordinator refused a request"),
+            other => warn!(%peer, ?id, msg = msg_name(&other), "unexpected response dropped"),
+        }
+    }
+
+    /// Carries out everything the core has to say.
+    async fn drain(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Persist { lsn, record } => {
+                    self.outstanding += 1;
+                    // Never blocks (see `outstanding`); if it did, the writer would still
+                    // make progress because the durable channel has room.
+                    if self
+                        .writer_queue
+                        .0
+                        .send(Pending { lsn, record })
+                        .await
+                        .is_err()
+                    {
+                        error!("the store writer stopped; exiting");
+                        std::process::exit(writer::LOG_WRITE_FAILED_EXIT);
+                    }
+                }
+                Output::Reply { to, id, msg } => {
+                    match self.channel(to.peer, Epoch(to.conn)) {
+                        Some(channel) => respond(&channel, id, msg),
+                        // The coordinator re-sends on its new connection.
+                        None => debug!(peer = %to.peer, "reply for a closed connection dropped"),
+                    }
+                }
+                Output::Send { to, msg } => match self.peers.get(&to) {
+                    Some(channel) => {
+                        if let Err(error) = channel.request(msg) {
+                            warn!(peer = %to, %error, "cannot send; the core retries later");
+                        }
+                    }
+                    None => debug!(peer = %to, "send to a peer that is down dropped"),
+                },
+            }
+        }
+    }
+
+    async fn status_report(&self) -> String {
+        let stored = self
+            .store
+            .txn_counts()
+            .await
+            .map_err(|error| error.to_string());
+        let peers: Vec<(NodeId, SocketAddr)> = self
+            .peers
+            .values()
+            .map(|channel| (channel.peer(), channel.peer_addr()))
+            .collect();
+        status::report(status::Report {
+            node_id: self.node_id,
+            addr: self.local_addr,
+            now: self.now(),
+            core: &self.core,
+            stored,
+            coordinators: peers,
+            clients: self.clients.len(),
+            writer_outstanding: self.outstanding,
+        })
+    }
+}
+
+fn respond(channel: &Channel, id: RequestId, msg: Msg) {
+    if let Err(error) = channel.respond(id, msg) {
+        debug!(peer = %channel.peer(), %error, "reply not sent");
+    }
+}
+
+/// The first of two futures to finish (`a` is polled first).
+async fn race<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
+    match select(pin!(a), pin!(b)).await {
+        Either::Left((output, _)) | Either::Right((output, _)) => output,
+    }
+}
+
+fn txn_of(msg: &Msg) -> Option<TxnId> {
+    match msg {
+        Msg::Prepare { txn, .. }
+        | Msg::Vote { txn, .. }
+        | Msg::Decide { txn, .. }
+        | Msg::Ack { txn, .. }
+        | Msg::DecisionQuery { txn }
+        | Msg::DecisionAnswer { txn, .. }
+        | Msg::Result { txn, .. } => Some(*txn),
+        Msg::Submit { .. } | Msg::Status | Msg::StatusReport { .. } | Msg::Error { .. } => None,
+    }
+}
+
+fn msg_name(msg: &Msg) -> &'static str {
+    match msg {
+        Msg::Prepare { .. } => "Prepare",
+        Msg::Vote { .. } => "Vote",
+        Msg::Decide { .. } => "Decide",
+        Msg::Ack { .. } => "Ack",
+        Msg::DecisionQuery { .. } => "DecisionQuery",
+        Msg::DecisionAnswer { .. } => "DecisionAnswer",
+        Msg::Submit { .. } => "Submit",
+        Msg::Result { .. } => "Result",
+        Msg::Status => "Status",
+        Msg::StatusReport { .. } => "StatusReport",
+        Msg::Error { .. } => "Error",
+    }
+}
