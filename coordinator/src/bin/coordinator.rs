@@ -1,0 +1,298 @@
+//! The `coordinator` binary: `serve` a coordinator node, `submit` a transaction, ask for
+//! `status`, or run the local-cluster `demo`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use coordinator::client::{self, ResultText};
+use coordinator::core::TXNS_IN_FLIGHT_MAX_DEFAULT;
+use coordinator::shell::commands::{self, CallError};
+use coordinator::shell::demo::{self, DemoConfig};
+use coordinator::shell::{Node, ServeConfig, ShellError, runtime};
+use wire::{NodeId, Protocol, TxnResult, TxnSpec};
+
+/// Exit codes (documented in `--help`).
+const EXIT_COMMITTED: u8 = 0;
+const EXIT_NOT_COMMITTED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_UNKNOWN: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Atomic-commit coordinator (2PC, presumed abort) and its client commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a coordinator node: prints `LISTENING ip:port` once ready, logs to stderr.
+    Serve(ServeArgs),
+    /// Submit one transaction and print its outcome.
+    #[command(after_help = SUBMIT_HELP)]
+    Submit(SubmitArgs),
+    /// Print a running coordinator's status report.
+    Status(AddrArgs),
+    /// Start a local cluster (participants + coordinator), run bank transfers, check
+    /// that the total balance is unchanged, stop everything.
+    Demo(DemoArgs),
+}
+
+const SUBMIT_HELP: &str = "\
+Operations (one argument each, quoted):
+  NODE:get KEY                          read KEY
+  NODE:put KEY VALUE                    write VALUE (an integer if it parses as one, else text)
+  NODE:del KEY                          delete KEY
+  NODE:add KEY DELTA [min M] [max M]    add to an integer; votes NO if the result leaves the bounds
+
+Examples:
+  # a bank transfer: 5 from alice on participant 1 to bob on participant 2
+  coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:add alice -5 min 0' '2:add bob 5'
+  coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:put alice 100' '2:put bob 100'
+  coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:get alice' '2:get bob'
+
+Prints the transaction id, then `committed` (and the values read) or `aborted: <reason>`.
+Exit status: 0 committed; 1 aborted or rejected; 2 usage error;
+3 coordinator unreachable or outcome UNKNOWN (no answer in time: it may have committed).";
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// This coordinator's node id.
+    #[arg(long)]
+    id: u32,
+    /// Address for client connections (port 0: any free port).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The decision log (SQLite; created if missing).
+    #[arg(long)]
+    db: PathBuf,
+    /// Cluster id: every node and client of the cluster must use the same.
+    #[arg(long)]
+    cluster: String,
+    /// A participant as ID=ADDR (repeat for each), e.g. --participant 1=127.0.0.1:7001.
+    #[arg(long = "participant", value_name = "ID=ADDR", required = true, value_parser = client::parse_participant)]
+    participants: Vec<(NodeId, SocketAddr)>,
+    /// Heartbeat interval on participant channels; 10 silent intervals mean down.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    heartbeat_ms: u64,
+    /// Transactions in flight at once; past it submissions are rejected as overload.
+    #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
+    txns_in_flight_max: usize,
+    /// Abort the process at this named crash point (for crash tests; repeatable).
+    #[arg(long = "crash-at", value_name = "NAME")]
+    crash_at: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct AddrArgs {
+    /// The coordinator's client address.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Cluster id (must match the coordinator's).
+    #[arg(long)]
+    cluster: String,
+}
+
+#[derive(Args, Debug)]
+struct SubmitArgs {
+    #[command(flatten)]
+    target: AddrArgs,
+    /// Commit protocol.
+    #[arg(long, default_value = "2pc", value_parser = parse_protocol)]
+    protocol: Protocol,
+    /// How long participants have to vote, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
+    /// Operations, one argument each (see below).
+    #[arg(value_name = "OP", required = true, allow_hyphen_values = true)]
+    ops: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    #[arg(long, default_value_t = 3)]
+    participants: u32,
+    /// Accounts per participant (fewer accounts: more lock conflicts).
+    #[arg(long, default_value_t = 1_000)]
+    accounts: u32,
+    #[arg(long, default_value_t = 3_000)]
+    transfers: u64,
+    /// Transfers in flight at once (pipelined on one connection).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long, default_value = "2pc", value_parser = parse_protocol)]
+    protocol: Protocol,
+    /// Directory for the databases and logs (must be empty or missing); default: a new temp dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// RNG seed for the workload (default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    match text {
+        "2pc" => Ok(Protocol::TwoPhase),
+        "3pc" => Err("3pc is not implemented yet; use 2pc".to_string()),
+        other => Err(format!("unknown protocol '{other}', expected 2pc")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(default_level);
+    let code = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Submit(args) => submit(args),
+        Command::Status(args) => status(args),
+        Command::Demo(args) => run_demo(args),
+    };
+    ExitCode::from(code)
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn serve(args: ServeArgs) -> u8 {
+    wire::crash::arm(args.crash_at);
+    let config = ServeConfig {
+        node_id: NodeId(args.id),
+        listen: args.listen,
+        db: args.db,
+        cluster_id: args.cluster,
+        participants: args.participants,
+        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        txns_in_flight_max: args.txns_in_flight_max,
+    };
+    runtime::block_on(async {
+        let node = match Node::start(config).await {
+            Ok(node) => node,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return match error {
+                    ShellError::Config(_) => EXIT_USAGE,
+                    _ => EXIT_NOT_COMMITTED,
+                };
+            }
+        };
+        println!("LISTENING {}", node.local_addr());
+        let _ = std::io::stdout().flush();
+        // `run` returns only on a fatal error (e.g. a failed log write): stop, and let the
+        // next start recover from the log.
+        if let Err(error) = node.run().await {
+            tracing::error!(%error, "coordinator stopping");
+            eprintln!("error: {error}");
+        }
+        EXIT_NOT_COMMITTED
+    })
+}
+
+fn submit(args: SubmitArgs) -> u8 {
+    let parts = match client::parse_ops(&args.ops) {
+        Ok(parts) => parts,
+        Err(error) => {
+            eprintln!("error: {error}\n\nexpected: {}", client::OP_SYNTAX);
+            return EXIT_USAGE;
+        }
+    };
+    let spec = TxnSpec {
+        protocol: args.protocol,
+        timeout_ms: args.timeout_ms,
+        parts,
+    };
+    match runtime::block_on(commands::submit(
+        args.target.addr,
+        &args.target.cluster,
+        spec,
+    )) {
+        Ok((txn, result)) => {
+            print!(
+                "{}",
+                ResultText {
+                    txn,
+                    result: &result
+                }
+            );
+            match result {
+                TxnResult::Committed { .. } => EXIT_COMMITTED,
+                TxnResult::Aborted { .. } | TxnResult::Rejected { .. } => EXIT_NOT_COMMITTED,
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            call_exit_code(&error)
+        }
+    }
+}
+
+fn status(args: AddrArgs) -> u8 {
+    match runtime::block_on(commands::status(args.addr, &args.cluster)) {
+        Ok(text) => {
+            print!("{text}");
+            EXIT_COMMITTED
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            call_exit_code(&error)
+        }
+    }
+}
+
+fn call_exit_code(error: &CallError) -> u8 {
+    match error {
+        CallError::Unreachable { .. } | CallError::OutcomeUnknown { .. } => EXIT_UNKNOWN,
+        CallError::Refused { .. } => EXIT_NOT_COMMITTED,
+    }
+}
+
+fn run_demo(args: DemoArgs) -> u8 {
+    let result = (|| -> anyhow::Result<bool> {
+        let exe = std::env::current_exe().context("cannot locate the coordinator binary")?;
+        let bin_dir = exe
+            .parent()
+            .context("the coordinator binary has no parent directory")?
+            .to_path_buf();
+        let config = DemoConfig {
+            participants: args.participants,
+            accounts: args.accounts,
+            transfers: args.transfers,
+            concurrency: args.concurrency,
+            protocol: args.protocol,
+            dir: args.dir,
+            seed: args.seed,
+            bin_dir,
+        };
+        Ok(demo::run(config)?)
+    })();
+    match result {
+        Ok(true) => EXIT_COMMITTED,
+        Ok(false) => EXIT_NOT_COMMITTED,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            match error.downcast_ref::<demo::DemoError>() {
+                Some(demo::DemoError::Config(_)) => EXIT_USAGE,
+                _ => EXIT_NOT_COMMITTED,
+            }
+        }
+    }
+}

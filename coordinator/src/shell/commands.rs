@@ -1,0 +1,91 @@
+//! Client commands against a running coordinator: submit one transaction, fetch status.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use wire::{Client, Msg, TxnId, TxnResult, TxnSpec};
+
+/// How long connecting (TCP + handshake) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Extra wait beyond the coordinator's own deadlines (vote timeout, then the same again
+/// after the decision) for the log write and the network.
+pub const RESULT_MARGIN: Duration = Duration::from_secs(5);
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a command got no usable answer.
+#[derive(thiserror::Error, Debug)]
+pub enum CallError {
+    /// Nothing was sent: the transaction certainly did not run.
+    #[error("cannot reach coordinator at {addr}: {reason}")]
+    Unreachable { addr: SocketAddr, reason: String },
+    /// Sent, but no answer: it may or may not have committed.
+    #[error(
+        "outcome UNKNOWN: {reason} (the transaction may have committed; check `coordinator status`)"
+    )]
+    OutcomeUnknown { reason: String },
+    /// The coordinator answered, but not with what was asked for.
+    #[error("coordinator refused the request: {reason}")]
+    Refused { reason: String },
+}
+
+/// How long to wait for the result of a transaction with this timeout.
+pub fn result_timeout(txn_timeout_ms: u64) -> Duration {
+    Duration::from_millis(txn_timeout_ms.saturating_mul(2)) + RESULT_MARGIN
+}
+
+pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallError> {
+    Client::connect(addr, cluster_id, CONNECT_TIMEOUT)
+        .await
+        .map_err(|error| CallError::Unreachable {
+            addr,
+            reason: error.to_string(),
+        })
+}
+
+/// Submits `spec` on an open client and waits for its result.
+pub async fn submit_on(client: &Client, spec: TxnSpec) -> Result<(TxnId, TxnResult), CallError> {
+    let wait = result_timeout(spec.timeout_ms);
+    match client.call(Msg::Submit { spec }, wait).await {
+        Ok(Msg::Result { txn, result }) => Ok((txn, result)),
+        Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
+        Ok(other) => Err(CallError::Refused {
+            reason: format!("unexpected answer {}", crate::core::msg_kind(&other)),
+        }),
+        Err(wire::ClientError::QueueFull) => Err(CallError::Unreachable {
+            addr: client.channel().peer_addr(),
+            reason: "too many calls in flight".to_string(),
+        }),
+        Err(wire::ClientError::Timeout) => Err(CallError::OutcomeUnknown {
+            reason: format!("no result within {} ms", wait.as_millis()),
+        }),
+        Err(error) => Err(CallError::OutcomeUnknown {
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// `coordinator submit`: connect, submit, wait for the result.
+pub async fn submit(
+    addr: SocketAddr,
+    cluster_id: &str,
+    spec: TxnSpec,
+) -> Result<(TxnId, TxnResult), CallError> {
+    let client = connect(addr, cluster_id).await?;
+    submit_on(&client, spec).await
+}
+
+/// `coordinator status`: the coordinator's report text.
+pub async fn status(addr: SocketAddr, cluster_id: &str) -> Result<String, CallError> {
+    let client = connect(addr, cluster_id).await?;
+    match client.call(Msg::Status, STATUS_TIMEOUT).await {
+        Ok(Msg::StatusReport { text }) => Ok(text),
+        Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
+        Ok(other) => Err(CallError::Refused {
+            reason: format!("unexpected answer {}", crate::core::msg_kind(&other)),
+        }),
+        Err(error) => Err(CallError::Unreachable {
+            addr,
+            reason: error.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,56 @@
+//! The decision-log writer task: owns the store, drains every queued record into one
+//! SQLite transaction (group commit), then reports the batch durable, in order.
+
+use tracing::{debug, error};
+
+use super::runtime::{self, Receiver, Sender};
+use crate::core::{Lsn, Record};
+use crate::store::{Store, StoreError};
+
+/// Records written in one SQLite transaction at most: bounds a batch's memory and the
+/// time before its first record is reported durable.
+pub const WRITE_BATCH_MAX: usize = 1_024;
+
+/// What the writer tells the event loop.
+#[derive(Debug)]
+pub enum LogEvent {
+    /// These records are durable, in the order they were queued.
+    Persisted(Vec<(Lsn, Record)>),
+    /// A write failed: durability of everything queued is unknown. Fatal for the node.
+    Failed(StoreError),
+}
+
+/// Starts the writer. `queue_max` bounds both the record queue and the report queue; the
+/// event loop sizes it so neither can fill (see `Node::start`).
+pub fn spawn(store: Store, queue_max: usize) -> (Sender<(Lsn, Record)>, Receiver<LogEvent>) {
+    let (record_tx, record_rx) = runtime::bounded(queue_max.max(1));
+    let (event_tx, event_rx) = runtime::bounded(queue_max.max(1));
+    runtime::spawn(run(store, record_rx, event_tx));
+    (record_tx, event_rx)
+}
+
+async fn run(mut store: Store, records: Receiver<(Lsn, Record)>, events: Sender<LogEvent>) {
+    while let Ok(first) = records.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH_MAX {
+            match records.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
+        match store.append(&batch).await {
+            Ok(()) => {
+                debug!(records = batch.len(), "decision log batch durable");
+                if events.send(LogEvent::Persisted(batch)).await.is_err() {
+                    break;
+                }
+            }
+            Err(failure) => {
+                error!(error = %failure, "decision log write failed; the node must stop");
+                let _ = events.send(LogEvent::Failed(failure)).await;
+                return;
+            }
+        }
+    }
+    store.close().await;
+}

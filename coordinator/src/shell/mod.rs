@@ -1,0 +1,12 @@
+//! The async node around the core: the event loop (`node`), the group-commit log writer,
+//! client commands and the local-cluster demo. The only code that spawns, sleeps or
+//! touches sockets and processes; async-std itself is named only in `runtime`.
+
+pub mod commands;
+pub mod demo;
+mod log_writer;
+mod node;
+pub mod runtime;
+
+pub use log_writer::WRITE_BATCH_MAX;
+pub use node::{EVENT_QUEUE_MAX, Node, ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT};

@@ -1,0 +1,539 @@
+//! The coordinator node: one event loop feeding the core from the wire, the log writer
+//! and a timer, and carrying out the core's outputs (sends, replies, log writes, results).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tracing::{debug, info, warn};
+use wire::{
+    Channel, ChannelConfig, ChannelEvent, Decision, DialHandle, Epoch, EventReceiver, Listener,
+    Msg, NodeId, RequestId, Role, SendError, ServeHandle, TxnId, TxnResult,
+};
+
+use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
+use super::runtime::{self, Receiver, Sender};
+use crate::core::{
+    self, ClientRef, Config, Coordinator, Input, Lsn, Millis, Output, Record, SendFailure,
+};
+use crate::store::{Store, StoreError};
+
+/// Events the wire may queue for the loop before its readers wait (backpressure).
+pub const EVENT_QUEUE_MAX: usize = 4_096;
+/// Transaction ids a status report lists per category (the counts are always complete).
+pub const STATUS_TXNS_LISTED_MAX: usize = 10;
+pub const TXNS_IN_FLIGHT_MAX_LIMIT: usize = 1_000_000;
+
+/// `coordinator serve` settings.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub node_id: NodeId,
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub cluster_id: String,
+    pub participants: Vec<(NodeId, SocketAddr)>,
+    pub heartbeat_interval: Duration,
+    pub txns_in_flight_max: usize,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum ShellError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the decision log writer stopped")]
+    WriterGone,
+    #[error("the wire event queue closed")]
+    EventsGone,
+}
+
+/// One configured participant: where it is, and its channel while it is up.
+struct PeerSlot {
+    addr: SocketAddr,
+    channel: Option<Channel>,
+    /// Keeps the reconnect loop alive for the node's lifetime.
+    _dial: DialHandle,
+}
+
+/// A started coordinator: store open and recovered, participants being dialled,
+/// listener bound. `run` serves until a fatal error.
+pub struct Node {
+    config: ServeConfig,
+    core: Coordinator,
+    start: Instant,
+    events: EventReceiver,
+    log_records: Sender<(Lsn, Record)>,
+    log_events: Receiver<LogEvent>,
+    peers: BTreeMap<NodeId, PeerSlot>,
+    /// Client connections by epoch (clients all have node id 0).
+    clients: HashMap<Epoch, Channel>,
+    local_addr: SocketAddr,
+    _serve: ServeHandle,
+}
+
+enum Wake {
+    Log(Option<LogEvent>),
+    Wire(Option<ChannelEvent>),
+    Timer,
+}
+
+impl Node {
+    /// Opens the store, recovers, dials every participant and binds the client listener.
+    pub async fn start(config: ServeConfig) -> Result<Node, ShellError> {
+        validate(&config)?;
+        let start = Instant::now();
+        let mut store = Store::open(&config.db).await?;
+        let recovered = store.recover().await?;
+        info!(db = %config.db.display(), unfinished_commits = recovered.len(), "decision log recovered");
+
+        let mut core_config = Config::new(config.participants.iter().map(|(id, _)| *id));
+        core_config.limits.txns_in_flight_max = config.txns_in_flight_max;
+        let mut core = Coordinator::new(core_config);
+        // Every record the core has outstanding belongs to a tracked transaction or a
+        // pending end, which the in-flight limit bounds (recovered ones come on top):
+        // with this capacity neither writer queue can fill, so the loop never waits on it.
+        let log_queue_max = config.txns_in_flight_max + recovered.len() + WRITE_BATCH_MAX;
+        core.handle(Millis(0), Input::Recovered { txns: recovered });
+        let (log_records, log_events) = log_writer::spawn(store, log_queue_max);
+
+        let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
+        let channel_config = Arc::new(ChannelConfig {
+            heartbeat_interval: config.heartbeat_interval,
+            ..ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone())
+        });
+        channel_config.validate().map_err(ShellError::Config)?;
+        let peers = config
+            .participants
+            .iter()
+            .map(|&(id, addr)| {
+                let dial = wire::dial(
+                    addr,
+                    id,
+                    Role::Participant,
+                    channel_config.clone(),
+                    event_tx.clone(),
+                );
+                (
+                    id,
+                    PeerSlot {
+                        addr,
+                        channel: None,
+                        _dial: dial,
+                    },
+                )
+            })
+            .collect();
+        let listener =
+            Listener::bind(config.listen)
+                .await
+                .map_err(|source| ShellError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr();
+        let serve = listener.serve(channel_config, vec![Role::Client], event_tx);
+        let mut node = Node {
+            config,
+            core,
+            start,
+            events,
+            log_records,
+            log_events,
+            peers,
+            clients: HashMap::new(),
+            local_addr,
+            _serve: serve,
+        };
+        node.flush().await?;
+        Ok(node)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until a fatal error (a failed log write); never returns `Ok`.
+    pub async fn run(mut self) -> Result<(), ShellError> {
+        info!(addr = %self.local_addr, participants = self.peers.len(), "coordinator serving");
+        loop {
+            match self.wait().await {
+                Wake::Log(Some(LogEvent::Persisted(batch))) => {
+                    let now = self.now();
+                    for (lsn, record) in batch {
+                        if is_commit_decision(&record) {
+                            wire::crash::point("coordinator.after_commit_logged");
+                        }
+                        self.core.handle(now, Input::Persisted { lsn });
+                    }
+                }
+                Wake::Log(Some(LogEvent::Failed(error))) => return Err(error.into()),
+                Wake::Log(None) => return Err(ShellError::WriterGone),
+                Wake::Wire(Some(event)) => self.on_wire(event),
+                Wake::Wire(None) => return Err(ShellError::EventsGone),
+                Wake::Timer => {}
+            }
+            // Checked on every wake, so a steady stream of events cannot starve the timers.
+            let now = self.now();
+            if self.core.poll_timeout().is_some_and(|at| at <= now) {
+                self.core.handle_timeout(now);
+            }
+            self.flush().await?;
+        }
+    }
+
+    /// Waits for the next thing to do: durable records first (they release commits),
+    /// then wire events, then the core's next deadline.
+    async fn wait(&self) -> Wake {
+        let sleep_for = self
+            .core
+            .poll_timeout()
+            .map(|at| Duration::from_millis(at.0.saturating_sub(self.now().0)));
+        let timer = async {
+            match sleep_for {
+                Some(duration) => runtime::sleep(duration).await,
+                None => futures::future::pending::<()>().await,
+            }
+        };
+        let log = self.log_events.recv().fuse();
+        let wire = self.events.recv().fuse();
+        let timer = timer.fuse();
+        futures::pin_mut!(log, wire, timer);
+        futures::select_biased! {
+            event = log => Wake::Log(event.ok()),
+            event = wire => Wake::Wire(event.ok()),
+            () = timer => Wake::Timer,
+        }
+    }
+
+    fn now(&self) -> Millis {
+        Millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn on_wire(&mut self, event: ChannelEvent) {
+        let now = self.now();
+        match event {
+            ChannelEvent::Up { channel } => self.on_up(now, channel),
+            ChannelEvent::Down {
+                peer,
+                epoch,
+                reason,
+            } => {
+                if self.clients.remove(&epoch).is_some() {
+                    debug!(epoch = %epoch, %reason, "client disconnected");
+                } else if let Some(slot) = self.current_slot(peer, epoch) {
+                    slot.channel = None;
+                    warn!(peer = %peer, epoch = %epoch, %reason, "participant down");
+                    self.core.handle(now, Input::PeerDown { peer });
+                } else {
+                    debug!(peer = %peer, epoch = %epoch, "stale Down ignored");
+                }
+            }
+            ChannelEvent::Request {
+                peer,
+                epoch,
+                id,
+                msg,
+            } => {
+                if let Some(client) = self.clients.get(&epoch).cloned() {
+                    self.on_client_request(now, &client, id, msg);
+                } else if self.current_slot(peer, epoch).is_some() {
+                    self.core.handle(
+                        now,
+                        Input::Request {
+                            from: peer,
+                            id,
+                            msg,
+                        },
+                    );
+                } else {
+                    debug!(peer = %peer, epoch = %epoch, "request on a stale channel ignored");
+                }
+            }
+            ChannelEvent::Response {
+                peer, epoch, msg, ..
+            } => {
+                // Votes and acks are facts about a transaction, whichever connection
+                // carried them: one from an older epoch is as true as a current one.
+                if self.peers.contains_key(&peer) && !self.clients.contains_key(&epoch) {
+                    self.core.handle(now, Input::Response { from: peer, msg });
+                }
+            }
+        }
+    }
+
+    fn on_up(&mut self, now: Millis, channel: Channel) {
+        let peer = channel.peer();
+        match channel.peer_role() {
+            Role::Client => {
+                debug!(epoch = %channel.epoch(), addr = %channel.peer_addr(), "client connected");
+                self.clients.insert(channel.epoch(), channel);
+            }
+            Role::Participant if self.peers.contains_key(&peer) => {
+                info!(peer = %peer, epoch = %channel.epoch(), addr = %channel.peer_addr(), "participant up");
+                if let Some(slot) = self.peers.get_mut(&peer)
+                    && let Some(old) = slot.channel.replace(channel)
+                {
+                    old.close();
+                }
+                self.core.handle(now, Input::PeerUp { peer });
+            }
+            role => {
+                warn!(peer = %peer, ?role, "unexpected connection; closed");
+                channel.close();
+            }
+        }
+    }
+
+    fn current_slot(&mut self, peer: NodeId, epoch: Epoch) -> Option<&mut PeerSlot> {
+        self.peers
+            .get_mut(&peer)
+            .filter(|slot| slot.channel.as_ref().is_some_and(|c| c.epoch() == epoch))
+    }
+
+    fn on_client_request(&mut self, now: Millis, client: &Channel, id: RequestId, msg: Msg) {
+        match msg {
+            Msg::Submit { spec } => {
+                let txn = TxnId::new_v7();
+                debug!(txn_id = %txn, epoch = %client.epoch(), "submitted");
+                let client = ClientRef {
+                    channel: client.epoch().0,
+                    request: id.0,
+                };
+                self.core.handle(now, Input::Submit { client, txn, spec });
+            }
+            Msg::Status => {
+                let text = self.status_text();
+                respond(client, id, Msg::StatusReport { text });
+            }
+            other => {
+                let reason = format!(
+                    "the coordinator serves Submit and Status from clients, got {}",
+                    core::msg_kind(&other)
+                );
+                respond(client, id, Msg::Error { reason });
+            }
+        }
+    }
+
+    /// Carries out every output of the core, feeding back sends that could not be queued.
+    async fn flush(&mut self) -> Result<(), ShellError> {
+        loop {
+            let mut failed = Vec::new();
+            while let Some(output) = self.core.poll_output() {
+                match output {
+                    Output::Send { to, msg } => {
+                        if let Err((txn, failure)) = self.send(to, msg) {
+                            failed.push(Input::SendFailed { to, txn, failure });
+                        }
+                    }
+                    Output::Reply { to, id, msg } => {
+                        match self.peers.get(&to).and_then(|slot| slot.channel.as_ref()) {
+                            Some(channel) => respond(channel, id, msg),
+                            None => debug!(peer = %to, "reply dropped: participant down"),
+                        }
+                    }
+                    Output::Persist { lsn, record } => {
+                        if is_commit_decision(&record) {
+                            wire::crash::point("coordinator.before_commit_logged");
+                        }
+                        self.log_records
+                            .send((lsn, record))
+                            .await
+                            .map_err(|_| ShellError::WriterGone)?;
+                    }
+                    Output::ClientResult {
+                        client,
+                        txn,
+                        result,
+                    } => self.send_result(client, txn, result),
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            let now = self.now();
+            for input in failed {
+                self.core.handle(now, input);
+            }
+        }
+    }
+
+    /// Queues a request to a participant; `Err` says which transaction it was for and why not.
+    fn send(&self, to: NodeId, msg: Msg) -> Result<(), (TxnId, SendFailure)> {
+        let txn = match &msg {
+            Msg::Prepare { txn, .. } | Msg::Decide { txn, .. } => *txn,
+            other => {
+                warn!(peer = %to, kind = core::msg_kind(other), "core sent an unexpected request; dropped");
+                return Ok(());
+            }
+        };
+        if let Msg::Decide {
+            decision: Decision::Commit,
+            ..
+        } = &msg
+        {
+            debug!(txn_id = %txn, peer = %to, "commit sent");
+        }
+        let channel = self.peers.get(&to).and_then(|slot| slot.channel.as_ref());
+        let Some(channel) = channel else {
+            return Err((txn, SendFailure::Closed));
+        };
+        match channel.request(msg) {
+            Ok(_) => Ok(()),
+            Err(SendError::QueueFull) => {
+                warn!(txn_id = %txn, peer = %to, "participant send queue full");
+                Err((txn, SendFailure::Overloaded))
+            }
+            Err(SendError::Closed) => Err((txn, SendFailure::Closed)),
+        }
+    }
+
+    fn send_result(&mut self, client: ClientRef, txn: TxnId, result: TxnResult) {
+        match &result {
+            TxnResult::Committed { .. } => debug!(txn_id = %txn, "committed"),
+            TxnResult::Aborted { reason } => debug!(txn_id = %txn, %reason, "aborted"),
+            TxnResult::Rejected { reason } => debug!(txn_id = %txn, %reason, "rejected"),
+        }
+        match self.clients.get(&Epoch(client.channel)) {
+            Some(channel) => respond(
+                channel,
+                RequestId(client.request),
+                Msg::Result { txn, result },
+            ),
+            None => debug!(txn_id = %txn, "client gone before its result"),
+        }
+    }
+
+    /// The `coordinator status` report.
+    fn status_text(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "coordinator {} (cluster {}) on {}, up {} s",
+            self.config.node_id,
+            self.config.cluster_id,
+            self.local_addr,
+            self.start.elapsed().as_secs()
+        );
+        let in_flight = self.core.in_flight_by_peer();
+        let _ = writeln!(text, "participants:");
+        for (id, slot) in &self.peers {
+            let waiting = in_flight.get(id).copied().unwrap_or(0);
+            match &slot.channel {
+                Some(channel) => {
+                    let _ = writeln!(
+                        text,
+                        "  {id} {} up, last heard {} ms ago, {waiting} txns waiting on it, \
+                         channel {} requests in flight, {} queued",
+                        slot.addr,
+                        channel.last_heard().elapsed().as_millis(),
+                        channel.in_flight(),
+                        channel.queued()
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        text,
+                        "  {id} {} DOWN, {waiting} txns waiting on it",
+                        slot.addr
+                    );
+                }
+            }
+        }
+        let phases: Vec<String> = self
+            .core
+            .txns_by_phase()
+            .iter()
+            .map(|(phase, count)| format!("{phase}: {count}"))
+            .collect();
+        let _ = writeln!(
+            text,
+            "txns in flight: {} (limit {}){}",
+            self.core.txns_in_flight(),
+            self.config.txns_in_flight_max,
+            if phases.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", phases.join(", "))
+            }
+        );
+        let list = |ids: Vec<TxnId>| -> String {
+            let shown: Vec<String> = ids
+                .iter()
+                .take(STATUS_TXNS_LISTED_MAX)
+                .map(TxnId::to_string)
+                .collect();
+            let more = ids.len().saturating_sub(STATUS_TXNS_LISTED_MAX);
+            let mut line = format!("{}", ids.len());
+            if !shown.is_empty() {
+                let _ = write!(line, ": {}", shown.join(" "));
+            }
+            if more > 0 {
+                let _ = write!(line, " (+{more} more)");
+            }
+            line
+        };
+        let _ = writeln!(text, "undecided: {}", list(self.core.undecided().collect()));
+        let _ = writeln!(
+            text,
+            "decided, not ended: {}",
+            list(self.core.decided_not_ended().collect())
+        );
+        text
+    }
+}
+
+fn respond(channel: &Channel, id: RequestId, msg: Msg) {
+    if let Err(error) = channel.respond(id, msg) {
+        debug!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent");
+    }
+}
+
+fn is_commit_decision(record: &Record) -> bool {
+    matches!(
+        record,
+        Record::Decided {
+            decision: Decision::Commit,
+            ..
+        }
+    )
+}
+
+fn validate(config: &ServeConfig) -> Result<(), ShellError> {
+    if config.participants.is_empty() {
+        return Err(ShellError::Config(
+            "at least one --participant ID=ADDR is required".to_string(),
+        ));
+    }
+    let mut ids: Vec<NodeId> = config.participants.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(ShellError::Config(format!(
+            "participant {} is given twice",
+            pair[0]
+        )));
+    }
+    if ids.contains(&config.node_id) {
+        return Err(ShellError::Config(format!(
+            "participant id {} is the coordinator's own id",
+            config.node_id
+        )));
+    }
+    if config.txns_in_flight_max == 0 || config.txns_in_flight_max > TXNS_IN_FLIGHT_MAX_LIMIT {
+        return Err(ShellError::Config(format!(
+            "txns in flight max {} outside 1..={TXNS_IN_FLIGHT_MAX_LIMIT}",
+            config.txns_in_flight_max
+        )));
+    }
+    Ok(())
+}

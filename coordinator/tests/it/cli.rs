@@ -1,0 +1,142 @@
+//! Bad command lines and an unopenable database: one clear error, the right exit code.
+
+use super::support::run;
+
+const SERVE: &[&str] = &[
+    "serve",
+    "--id",
+    "9",
+    "--listen",
+    "127.0.0.1:0",
+    "--cluster",
+    "t",
+];
+
+fn serve_with(extra: &[&str]) -> Vec<String> {
+    SERVE.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
+fn run_owned(args: &[String]) -> super::support::Finished {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let out = run(&[
+        "status",
+        "--addr",
+        "127.0.0.1:1",
+        "--cluster",
+        "t",
+        "--colour",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("unexpected argument '--colour'"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn bad_op_syntax_is_a_usage_error_naming_the_op() {
+    let out = run(&[
+        "submit",
+        "--addr",
+        "127.0.0.1:1",
+        "--cluster",
+        "t",
+        "1:get a",
+        "1:ad k 1",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("op 2: '1:ad k 1': unknown operation 'ad', expected get|put|del|add"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn bad_participant_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let out = run_owned(&serve_with(&[
+        "--db",
+        &db,
+        "--participant",
+        "1:127.0.0.1:7001",
+    ]));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("expected ID=ADDR, e.g. 1=127.0.0.1:7001"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn participant_given_twice_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let out = run_owned(&serve_with(&[
+        "--db",
+        &db,
+        "--participant",
+        "1=127.0.0.1:7001",
+        "--participant",
+        "1=127.0.0.1:7002",
+    ]));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("participant 1 is given twice"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn unopenable_db_is_a_clear_error_with_exit_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not a database, just text long enough to matter",
+    )
+    .expect("write");
+    let missing_dir = dir.path().join("missing").join("c.db");
+    for db in [garbage, missing_dir] {
+        let db = db.display().to_string();
+        let out = run_owned(&serve_with(&[
+            "--db",
+            &db,
+            "--participant",
+            "1=127.0.0.1:7001",
+        ]));
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("error: cannot open decision log {db}")),
+            "{out:?}"
+        );
+        assert!(!out.stdout.contains("LISTENING"), "{out:?}");
+    }
+}
+
+#[test]
+fn unreachable_coordinator_exits_3() {
+    // Port 1 on loopback: nothing listens there in a test sandbox.
+    let out = run(&[
+        "submit",
+        "--addr",
+        "127.0.0.1:1",
+        "--cluster",
+        "t",
+        "1:get a",
+    ]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot reach coordinator at 127.0.0.1:1"),
+        "{out:?}"
+    );
+}

@@ -1,0 +1,326 @@
+//! A served coordinator (the real binary) against in-process fake participants that vote
+//! as told: commit, abort, read-only, status, and recovery of a logged commit after a crash.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coordinator::shell::runtime;
+use wire::{
+    Answer, Channel, ChannelConfig, ChannelEvent, Decision, Listener, Msg, NodeId, Op, Outcome,
+    Read, Role, ServeHandle, TxnId, Value, Vote,
+};
+
+use super::support::{COMMAND_TIMEOUT, Server, run};
+
+const CLUSTER: &str = "it";
+/// The key a fake participant refuses to prepare (votes NO on).
+const REFUSED_KEY: &str = "refuse";
+
+/// What a fake participant saw.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Prepared(TxnId),
+    Decided(TxnId, Decision),
+    Answer(TxnId, Answer),
+}
+
+struct FakeParticipant {
+    addr: SocketAddr,
+    seen: mpsc::Receiver<Seen>,
+    /// The coordinator's current connection (for sending a DecisionQuery).
+    coordinator: Arc<Mutex<Option<Channel>>>,
+    _serve: ServeHandle,
+}
+
+impl FakeParticipant {
+    fn start(id: u32) -> FakeParticipant {
+        let listener = runtime::block_on(Listener::bind("127.0.0.1:0".parse().expect("addr")))
+            .expect("bind fake participant");
+        let addr = listener.local_addr();
+        let (events_tx, events) = wire::event_queue(1024);
+        let config = Arc::new(ChannelConfig::new(NodeId(id), Role::Participant, CLUSTER));
+        let serve = listener.serve(config, vec![Role::Coordinator], events_tx);
+        let (seen_tx, seen) = mpsc::channel();
+        let coordinator = Arc::new(Mutex::new(None));
+        let current = coordinator.clone();
+        runtime::spawn(async move {
+            let mut channels: HashMap<wire::Epoch, Channel> = HashMap::new();
+            while let Ok(event) = events.recv().await {
+                match event {
+                    ChannelEvent::Up { channel } => {
+                        *current.lock().expect("lock") = Some(channel.clone());
+                        channels.insert(channel.epoch(), channel);
+                    }
+                    ChannelEvent::Down { epoch, .. } => {
+                        channels.remove(&epoch);
+                    }
+                    ChannelEvent::Request { epoch, id, msg, .. } => {
+                        let Some(channel) = channels.get(&epoch) else {
+                            continue;
+                        };
+                        let reply = answer(&msg, &seen_tx);
+                        let _ = channel.respond(id, reply);
+                    }
+                    ChannelEvent::Response { msg, .. } => {
+                        if let Msg::DecisionAnswer { txn, answer } = msg {
+                            let _ = seen_tx.send(Seen::Answer(txn, answer));
+                        }
+                    }
+                }
+            }
+        });
+        FakeParticipant {
+            addr,
+            seen,
+            coordinator,
+            _serve: serve,
+        }
+    }
+
+    fn next(&self) -> Seen {
+        self.seen
+            .recv_timeout(COMMAND_TIMEOUT)
+            .expect("fake participant saw nothing in time")
+    }
+
+    fn ask_decision(&self, txn: TxnId) {
+        let channel = self.coordinator.lock().expect("lock").clone();
+        channel
+            .expect("connected to the coordinator")
+            .request(Msg::DecisionQuery { txn })
+            .expect("queue DecisionQuery");
+    }
+}
+
+/// Votes NO on the refused key, ReadOnly (every key = 1) on all-Get parts, else YES.
+fn answer(msg: &Msg, seen: &mpsc::Sender<Seen>) -> Msg {
+    match msg {
+        Msg::Prepare { txn, ops, .. } => {
+            let _ = seen.send(Seen::Prepared(*txn));
+            if ops.iter().any(|op| op.key() == REFUSED_KEY) {
+                Msg::Vote {
+                    txn: *txn,
+                    vote: Vote::No {
+                        reason: "refused by test".to_string(),
+                    },
+                    reads: vec![],
+                }
+            } else if ops.iter().all(Op::is_read) {
+                let reads = ops
+                    .iter()
+                    .map(|op| Read {
+                        key: op.key().to_string(),
+                        value: Some(Value::Int(1)),
+                    })
+                    .collect();
+                Msg::Vote {
+                    txn: *txn,
+                    vote: Vote::ReadOnly,
+                    reads,
+                }
+            } else {
+                Msg::Vote {
+                    txn: *txn,
+                    vote: Vote::Yes,
+                    reads: vec![],
+                }
+            }
+        }
+        Msg::Decide { txn, decision } => {
+            let _ = seen.send(Seen::Decided(*txn, *decision));
+            Msg::Ack {
+                txn: *txn,
+                outcome: match decision {
+                    Decision::Commit => Outcome::Committed,
+                    Decision::Abort => Outcome::Aborted,
+                },
+            }
+        }
+        _ => Msg::Error {
+            reason: "fake participant".to_string(),
+        },
+    }
+}
+
+fn serve_args(db: &str, fakes: &[&FakeParticipant], crash_at: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "serve",
+        "--id",
+        "100",
+        "--listen",
+        "127.0.0.1:0",
+        "--cluster",
+        CLUSTER,
+        "--db",
+        db,
+        "--heartbeat-ms",
+        "50",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (index, fake) in fakes.iter().enumerate() {
+        args.push("--participant".to_string());
+        args.push(format!("{}={}", index + 1, fake.addr));
+    }
+    if let Some(point) = crash_at {
+        args.push("--crash-at".to_string());
+        args.push(point.to_string());
+    }
+    args
+}
+
+/// Polls `coordinator status` until no participant is down (bounded).
+fn wait_all_up(server: &Server) -> String {
+    let addr = server.addr.to_string();
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        let out = run(&["status", "--addr", &addr, "--cluster", CLUSTER]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        if !out.stdout.contains(" DOWN") {
+            return out.stdout;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "participants never came up:\n{}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn submit(server: &Server, ops: &[&str]) -> super::support::Finished {
+    let addr = server.addr.to_string();
+    let mut args = vec![
+        "submit",
+        "--addr",
+        &addr,
+        "--cluster",
+        CLUSTER,
+        "--timeout-ms",
+        "2000",
+    ];
+    args.extend_from_slice(ops);
+    run(&args)
+}
+
+#[test]
+fn submit_commits_aborts_reads_and_rejects() {
+    let one = FakeParticipant::start(1);
+    let two = FakeParticipant::start(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let server = Server::start(&serve_args(&db, &[&one, &two], None));
+    let status = wait_all_up(&server);
+    assert!(status.contains("participants:"), "{status}");
+
+    let out = submit(&server, &["1:add alice -5 min 0", "2:add bob 5"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.starts_with("txn ") && out.stdout.ends_with("committed\n"),
+        "{out:?}"
+    );
+    for fake in [&one, &two] {
+        let Seen::Prepared(txn) = fake.next() else {
+            panic!("prepare expected")
+        };
+        assert_eq!(fake.next(), Seen::Decided(txn, Decision::Commit));
+    }
+
+    let out = submit(&server, &["1:add alice -5 min 0", "2:add refuse 5"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("aborted: participant 2 voted no: refused by test"),
+        "{out:?}"
+    );
+    let Seen::Prepared(txn) = one.next() else {
+        panic!("prepare expected")
+    };
+    assert_eq!(one.next(), Seen::Decided(txn, Decision::Abort));
+    assert!(matches!(two.next(), Seen::Prepared(_)));
+
+    let out = submit(&server, &["1:get alice", "2:get bob"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.ends_with("committed\n1:alice = 1\n2:bob = 1\n"),
+        "{out:?}"
+    );
+
+    let out = submit(&server, &["7:get x"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains("rejected: unknown participant 7"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn commit_logged_before_a_crash_is_sent_after_restart() {
+    let one = FakeParticipant::start(1);
+    let two = FakeParticipant::start(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let mut server = Server::start(&serve_args(
+        &db,
+        &[&one, &two],
+        Some("coordinator.after_commit_logged"),
+    ));
+    wait_all_up(&server);
+    let out = submit(&server, &["1:add alice -5 min 0", "2:add bob 5"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(out.stderr.contains("outcome UNKNOWN"), "{out:?}");
+    assert_ne!(
+        server.wait_exit(),
+        Some(0),
+        "the crash point must kill the process"
+    );
+    let Seen::Prepared(txn) = one.next() else {
+        panic!("prepare expected")
+    };
+    assert_eq!(two.next(), Seen::Prepared(txn));
+
+    // Restarted without the crash point: recovery finds the durable commit and sends it.
+    let server = Server::start(&serve_args(&db, &[&one, &two], None));
+    assert_eq!(one.next(), Seen::Decided(txn, Decision::Commit));
+    assert_eq!(two.next(), Seen::Decided(txn, Decision::Commit));
+    // Both acked: the commit ends, and nothing is left undecided.
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        let status = wait_all_up(&server);
+        if status.contains("decided, not ended: 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "commit never ended:\n{status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn crash_before_the_commit_is_logged_presumes_abort_after_restart() {
+    let one = FakeParticipant::start(1);
+    let two = FakeParticipant::start(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let mut server = Server::start(&serve_args(
+        &db,
+        &[&one, &two],
+        Some("coordinator.before_commit_logged"),
+    ));
+    wait_all_up(&server);
+    let out = submit(&server, &["1:add alice -5 min 0", "2:add bob 5"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_ne!(server.wait_exit(), Some(0));
+    let Seen::Prepared(txn) = one.next() else {
+        panic!("prepare expected")
+    };
+
+    let server = Server::start(&serve_args(&db, &[&one, &two], None));
+    wait_all_up(&server);
+    // An in-doubt participant asks: no record of a commit, so Abort (presumed abort).
+    one.ask_decision(txn);
+    assert_eq!(one.next(), Seen::Answer(txn, Answer::Abort));
+}
