@@ -17,8 +17,10 @@ use futures::future::{Either, select};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, error, info, warn};
 
+use crate::detector::PhiAccrual;
 use crate::frame::{self, DEFAULT_MAX_FRAME_LEN, FrameError};
 use crate::handshake;
+use crate::mesh::{MeshHandle, MeshLink};
 use crate::msg::{Frame, Hello, Msg, NodeId, RequestId, Role};
 pub use crate::pipeline::SendError;
 use crate::pipeline::{Inbound, Outbound};
@@ -45,6 +47,10 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// many nodes from redialling in lockstep).
 const JITTER_MIN: f64 = 0.75;
 const JITTER_MAX: f64 = 1.25;
+/// Floor of the phi detector's standard deviation, as a fraction of the heartbeat
+/// interval: heartbeats a little late (or a burst of requests followed by heartbeats
+/// alone) do not look like a failing peer.
+const PHI_MIN_STD_DEV_PER_HEARTBEAT: f64 = 0.5;
 
 /// Settings of every channel a node opens or accepts.
 #[derive(Clone, Debug)]
@@ -179,8 +185,9 @@ struct Shared {
     peer_addr: SocketAddr,
     config: Arc<ChannelConfig>,
     stream: TcpStream,
+    local_addr: SocketAddr,
     state: Mutex<State>,
-    last_heard: Mutex<Instant>,
+    heard: Mutex<Heard>,
     /// True while the reader waits for room in the node's event queue: the node, not
     /// the peer, is slow then, so silence is not held against the peer.
     delivering: AtomicBool,
@@ -188,6 +195,25 @@ struct Shared {
     wake_writer: Sender<()>,
     /// Never sent on: closing it is the close signal every task of the connection waits on.
     closing: Sender<()>,
+}
+
+/// What the channel knows about the peer's liveness.
+struct Heard {
+    /// The hard rule's clock: the last frame heard, or the end of a delivery that waited
+    /// on the node's full event queue (the node's slowness is not held against the peer).
+    last: Instant,
+    /// Fed at each frame's arrival only, so its gaps are the peer's, not the node's.
+    detector: PhiAccrual,
+}
+
+/// How recently a peer was heard from, and how suspicious its silence is.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct Liveness {
+    /// Since the last frame heard (the channel closes at `dead_after()`).
+    pub last_heard_ago: Duration,
+    /// Phi-accrual suspicion level (see `detector`): about 0.3 at the usual gap between
+    /// frames, 1 = 10% chance the peer is just slow, 3 = 0.1%, and growing while silent.
+    pub phi: f64,
 }
 
 struct State {
@@ -225,9 +251,24 @@ impl Channel {
         self.shared.peer_addr
     }
 
+    /// Our end of the connection (with `peer_addr`, names the TCP connection).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
     /// When the last frame (of any kind) arrived from the peer.
     pub fn last_heard(&self) -> Instant {
-        *lock(&self.shared.last_heard)
+        lock(&self.shared.heard).last
+    }
+
+    /// The peer's liveness now: time since last heard and the phi suspicion level.
+    pub fn liveness(&self) -> Liveness {
+        let now = Instant::now();
+        let heard = lock(&self.shared.heard);
+        Liveness {
+            last_heard_ago: now.saturating_duration_since(heard.last),
+            phi: heard.detector.phi(now),
+        }
     }
 
     /// Non-blocking: queues the request (sent once an in-flight slot is free), returns its id.
@@ -341,8 +382,17 @@ impl Channel {
         let _ = self.shared.wake_writer.try_send(());
     }
 
+    /// A frame arrived from the peer.
     fn heard(&self) {
-        *lock(&self.shared.last_heard) = Instant::now();
+        let now = Instant::now();
+        let mut heard = lock(&self.shared.heard);
+        heard.last = now;
+        heard.detector.heartbeat(now);
+    }
+
+    /// A delivery to the node's event queue ended: restarts the hard rule's clock only.
+    fn delivered(&self) {
+        lock(&self.shared.heard).last = Instant::now();
     }
 }
 
@@ -370,6 +420,7 @@ fn release_ready(state: &mut State) {
 /// A connection whose handshake succeeded, with any bytes read past the peer's `Hello`.
 struct Handshaken {
     stream: TcpStream,
+    local_addr: SocketAddr,
     peer_addr: SocketAddr,
     peer: Hello,
     leftover: Vec<u8>,
@@ -465,9 +516,14 @@ async fn accept_handshake(
     if let Err(reason) = handshake::check(&peer, &config.cluster_id, accept_roles, None) {
         return Err(refuse(&mut stream, reason, config.max_frame_len).await);
     }
+    if is_mesh_connection(config, &peer) && peer.node_id == config.node_id {
+        let reason = format!("node id {} is our own", peer.node_id);
+        return Err(refuse(&mut stream, reason, config.max_frame_len).await);
+    }
     let ours = handshake::hello(config.node_id, config.role, &config.cluster_id);
     write_frame(&mut stream, &Frame::Hello(ours), config.max_frame_len).await?;
     Ok(Handshaken {
+        local_addr: local_addr_of(&stream)?,
         stream,
         peer_addr,
         peer,
@@ -503,11 +559,18 @@ async fn dial_handshake(
         return Err(refuse(&mut stream, reason, config.max_frame_len).await);
     }
     Ok(Handshaken {
+        local_addr: local_addr_of(&stream)?,
         stream,
         peer_addr: addr,
         peer,
         leftover: buf,
     })
+}
+
+fn local_addr_of(stream: &TcpStream) -> Result<SocketAddr, HandshakeError> {
+    stream
+        .local_addr()
+        .map_err(|error| HandshakeError::Io(format!("no local address: {error}")))
 }
 
 fn frame_kind(frame: &Frame) -> &'static str {
@@ -532,10 +595,21 @@ async fn run_connection(
 ) -> String {
     let Handshaken {
         stream,
+        local_addr,
         peer_addr,
         peer,
         leftover,
     } = conn;
+    let now = Instant::now();
+    // The handshake counts as the first arrival; until a gap is measured the detector
+    // expects one frame per heartbeat interval.
+    let mut detector = PhiAccrual::new(
+        config.heartbeat_interval,
+        config
+            .heartbeat_interval
+            .mul_f64(PHI_MIN_STD_DEV_PER_HEARTBEAT),
+    );
+    detector.heartbeat(now);
     let (wake_writer, wake_rx) = runtime::bounded(1);
     let (closing, closing_rx) = runtime::bounded(1);
     let channel = Channel {
@@ -546,12 +620,16 @@ async fn run_connection(
             peer_addr,
             config: config.clone(),
             stream: stream.clone(),
+            local_addr,
             state: Mutex::new(State {
                 outbound: Outbound::new(config.in_flight_max, config.send_queue_max),
                 outgoing: VecDeque::new(),
                 close_reason: None,
             }),
-            last_heard: Mutex::new(Instant::now()),
+            heard: Mutex::new(Heard {
+                last: now,
+                detector,
+            }),
             delivering: AtomicBool::new(false),
             wake_writer,
             closing,
@@ -777,7 +855,7 @@ async fn handle_frame(
     };
     channel.shared.delivering.store(true, Ordering::Release);
     let delivered = events.send(event).await;
-    channel.heard();
+    channel.delivered();
     channel.shared.delivering.store(false, Ordering::Release);
     delivered.map_err(|_| "node event queue closed".to_string())
 }
@@ -808,25 +886,77 @@ impl Listener {
 
     /// Spawns the accept loop: each connection does the handshake (checks magic, version,
     /// cluster, role in `accept_roles`; a mismatch gets a Reject frame and a log line) and emits Up.
+    ///
+    /// Between participants the mesh rule holds here too: when we are a participant, a
+    /// participant with a smaller node id is closed right after the handshake (the
+    /// larger id dials; see `mesh`).
     pub fn serve(
         self,
         config: Arc<ChannelConfig>,
         accept_roles: Vec<Role>,
         events: EventSender,
     ) -> ServeHandle {
+        self.spawn_accept_loop(config, accept_roles, events, None)
+    }
+
+    /// `serve` for a participant in a mesh: accepts `accept_roles` plus `Participant`,
+    /// and a connection from a smaller participant id makes `mesh` dial that peer back
+    /// at once instead of at the end of its reconnect backoff.
+    pub fn serve_mesh(
+        self,
+        config: Arc<ChannelConfig>,
+        mut accept_roles: Vec<Role>,
+        events: EventSender,
+        mesh: &MeshHandle,
+    ) -> ServeHandle {
+        if !accept_roles.contains(&Role::Participant) {
+            accept_roles.push(Role::Participant);
+        }
+        self.spawn_accept_loop(config, accept_roles, events, Some(mesh.link()))
+    }
+
+    fn spawn_accept_loop(
+        self,
+        config: Arc<ChannelConfig>,
+        accept_roles: Vec<Role>,
+        events: EventSender,
+        mesh: Option<Arc<MeshLink>>,
+    ) -> ServeHandle {
         warn_if_invalid(&config);
         let (stop, stop_rx) = runtime::bounded(1);
         // The loop holds a sender too, so dropping the handle detaches rather than stops.
         runtime::spawn(accept_loop(
             self,
-            config,
-            accept_roles,
+            AcceptRules {
+                config,
+                accept_roles: accept_roles.into(),
+                mesh,
+            },
             events,
             stop_rx,
             stop.clone(),
         ));
         ServeHandle { stop }
     }
+}
+
+/// What an accept loop checks and whom it tells.
+struct AcceptRules {
+    config: Arc<ChannelConfig>,
+    accept_roles: Arc<[Role]>,
+    mesh: Option<Arc<MeshLink>>,
+}
+
+/// Between two participants (we and the peer), the mesh rule applies.
+fn is_mesh_connection(config: &ChannelConfig, peer: &Hello) -> bool {
+    config.role == Role::Participant && peer.role == Role::Participant
+}
+
+/// ZooKeeper's QuorumCnxManager rule: of the connections between two participants only
+/// the one dialled by the larger id survives, so a pair dialling each other at once
+/// still ends with exactly one channel.
+fn dialled_by_smaller_id(config: &ChannelConfig, peer: &Hello) -> bool {
+    is_mesh_connection(config, peer) && peer.node_id < config.node_id
 }
 
 /// The running accept loop. Dropping it leaves the loop running (detached);
@@ -844,13 +974,12 @@ impl ServeHandle {
 
 async fn accept_loop(
     listener: Listener,
-    config: Arc<ChannelConfig>,
-    accept_roles: Vec<Role>,
+    rules: AcceptRules,
     events: EventSender,
     stop: Receiver<()>,
     _keep_open: Sender<()>,
 ) {
-    let accept_roles: Arc<[Role]> = accept_roles.into();
+    let rules = Arc::new(rules);
     let live = Arc::new(AtomicUsize::new(0));
     let local = listener.local_addr;
     info!(addr = %local, "listening");
@@ -870,20 +999,21 @@ async fn accept_loop(
                 continue;
             }
         };
+        if stop.is_closed() {
+            // Accepted as we were being stopped (`select` polls `accept` first): a peer
+            // that reacts to our stop by redialling must not be served by this listener.
+            info!(addr = %local, "listener stopped");
+            return;
+        }
         if live.load(Ordering::Acquire) >= CONNECTIONS_MAX {
             warn!(addr = %peer_addr, max = CONNECTIONS_MAX, "too many connections; closing new one");
             continue;
         }
         live.fetch_add(1, Ordering::AcqRel);
-        let (config, accept_roles, events, stop, live) = (
-            config.clone(),
-            accept_roles.clone(),
-            events.clone(),
-            stop.clone(),
-            live.clone(),
-        );
+        let (rules, events, stop, live) =
+            (rules.clone(), events.clone(), stop.clone(), live.clone());
         runtime::spawn(async move {
-            serve_connection(stream, peer_addr, config, &accept_roles, events, stop).await;
+            serve_connection(stream, peer_addr, &rules, events, stop).await;
             live.fetch_sub(1, Ordering::AcqRel);
         });
     }
@@ -892,21 +1022,40 @@ async fn accept_loop(
 async fn serve_connection(
     stream: TcpStream,
     peer_addr: SocketAddr,
-    config: Arc<ChannelConfig>,
-    accept_roles: &[Role],
+    rules: &AcceptRules,
     events: EventSender,
     stop: Receiver<()>,
 ) {
+    let config = &rules.config;
     if let Err(error) = stream.set_nodelay(true) {
         warn!(addr = %peer_addr, %error, "cannot set TCP_NODELAY");
     }
-    let handshake = accept_handshake(stream, peer_addr, &config, accept_roles);
+    let handshake = accept_handshake(stream, peer_addr, config, &rules.accept_roles);
     match runtime::timeout(config.handshake_timeout, handshake).await {
         None => warn!(addr = %peer_addr, "handshake timed out; connection closed"),
         Some(Err(error)) => warn!(addr = %peer_addr, %error, "handshake failed; connection closed"),
-        Some(Ok(conn)) => {
-            run_connection(conn, config, events, stop).await;
+        Some(Ok(conn)) if dialled_by_smaller_id(config, &conn.peer) => {
+            drop_for_dial_back(conn, rules.mesh.as_deref());
         }
+        Some(Ok(conn)) => {
+            run_connection(conn, config.clone(), events, stop).await;
+        }
+    }
+}
+
+/// Closes a connection a smaller participant id dialled (the handshake is complete, so
+/// the peer knows we are alive) and makes sure our dialler to it tries now.
+fn drop_for_dial_back(conn: Handshaken, mesh: Option<&MeshLink>) {
+    let (peer, addr) = (conn.peer.node_id, conn.peer_addr);
+    let _ = conn.stream.shutdown(Shutdown::Both);
+    match mesh.map(|mesh| mesh.dial_back(peer)) {
+        Some(true) => {
+            info!(%peer, %addr, "dropping connection from smaller id {peer}; dialling back")
+        }
+        Some(false) => warn!(%peer, %addr,
+            "dropping connection from smaller id {peer}; it is not among our mesh peers, so nobody dials back"),
+        None => warn!(%peer, %addr,
+            "dropping connection from smaller id {peer}; this listener has no mesh, so nobody dials back"),
     }
 }
 
@@ -926,20 +1075,57 @@ pub fn dial(
     config: Arc<ChannelConfig>,
     events: EventSender,
 ) -> DialHandle {
-    warn_if_invalid(&config);
-    let (stop, stop_rx) = runtime::bounded(1);
-    runtime::spawn(dial_loop(addr, peer, peer_role, config, events, stop_rx));
-    DialHandle { _stop: stop }
+    spawn_dial(addr, peer, peer_role, config, events, None)
 }
 
-async fn dial_loop(
+/// `dial`, with `kick` cutting a reconnect delay short (the mesh's dial-back).
+pub(crate) fn spawn_dial(
     addr: SocketAddr,
     peer: NodeId,
     peer_role: Role,
     config: Arc<ChannelConfig>,
     events: EventSender,
+    kick: Option<Receiver<()>>,
+) -> DialHandle {
+    warn_if_invalid(&config);
+    let (stop, stop_rx) = runtime::bounded(1);
+    let target = DialTarget {
+        addr,
+        peer,
+        peer_role,
+    };
+    runtime::spawn(dial_loop(target, config, events, stop_rx, kick));
+    DialHandle { _stop: stop }
+}
+
+struct DialTarget {
+    addr: SocketAddr,
+    peer: NodeId,
+    peer_role: Role,
+}
+
+/// Resolves when `kick` receives; never if there is none (or its senders are gone).
+async fn kicked(kick: Option<&Receiver<()>>) {
+    if let Some(kick) = kick
+        && kick.recv().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
+async fn dial_loop(
+    target: DialTarget,
+    config: Arc<ChannelConfig>,
+    events: EventSender,
     stop: Receiver<()>,
+    kick: Option<Receiver<()>>,
 ) {
+    let DialTarget {
+        addr,
+        peer,
+        peer_role,
+    } = target;
     let mut backoff = config.reconnect_backoff_min;
     let peer_roles = [peer_role];
     loop {
@@ -959,6 +1145,8 @@ async fn dial_loop(
             Some(Err(error)) => warn!(%peer, %addr, %error, "cannot connect; will retry"),
             Some(Ok(conn)) => {
                 backoff = config.reconnect_backoff_min;
+                // A kick that comes while connected stays pending and makes the next
+                // redial immediate: at worst one early attempt, never a lost dial-back.
                 run_connection(conn, config.clone(), events.clone(), stop.clone()).await;
             }
         }
@@ -968,9 +1156,34 @@ async fn dial_loop(
         let delay = backoff.mul_f64(rand::random_range(JITTER_MIN..JITTER_MAX));
         backoff = (backoff * 2).min(config.reconnect_backoff_max);
         debug!(%peer, %addr, ?delay, "reconnecting after delay");
-        if let Either::Right(_) = select(pin!(runtime::sleep(delay)), pin!(stop.recv())).await {
-            return;
+        let (sleep, kicked) = (pin!(runtime::sleep(delay)), pin!(kicked(kick.as_ref())));
+        match select(select(sleep, kicked), pin!(stop.recv())).await {
+            Either::Left((Either::Left(_), _)) => {}
+            Either::Left((Either::Right(_), _)) => {
+                debug!(%peer, %addr, "peer dialled us; dialling back now");
+                backoff = config.reconnect_backoff_min;
+            }
+            Either::Right(_) => return,
         }
+    }
+}
+
+/// For `mesh`: one handshake with a larger participant id, which closes the connection
+/// and dials us back (the larger id dials). Returns once the handshake is done (or failed);
+/// emits no events. Bounded by `handshake_timeout`.
+pub(crate) async fn nudge(
+    addr: SocketAddr,
+    peer: NodeId,
+    config: &ChannelConfig,
+) -> Result<(), String> {
+    let handshake = dial_handshake(addr, &[Role::Participant], Some(peer), config);
+    match runtime::timeout(config.handshake_timeout, handshake).await {
+        Some(Ok(conn)) => {
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            Ok(())
+        }
+        Some(Err(error)) => Err(error.to_string()),
+        None => Err("handshake timed out".into()),
     }
 }
 

@@ -62,12 +62,15 @@ pub enum Role {
 pub enum Protocol {
     #[serde(rename = "2pc")]
     TwoPhase,
+    #[serde(rename = "3pc")]
+    ThreePhase,
 }
 
 impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::TwoPhase => "2pc",
+            Protocol::ThreePhase => "3pc",
         }
     }
 }
@@ -162,8 +165,27 @@ pub enum Answer {
 pub enum Outcome {
     Committed,
     Aborted,
+    /// 3PC: the PreCommit is durable (answer to `PreCommit`).
+    PreCommitted,
     /// The participant has no record of the transaction (never prepared it).
     Unknown,
+}
+
+/// A participant's durable state for a transaction, as told to a peer or a recovering
+/// coordinator (`StateReply`). States only move forward: `Waiting` -> `PreCommitted` ->
+/// `Committed`, or -> `Aborted`.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TxnState {
+    /// 2PC: voted YES, in doubt.
+    Prepared,
+    /// 3PC: voted YES, waiting for PreCommit.
+    Waiting,
+    /// 3PC: PreCommit durable, waiting for DoCommit.
+    PreCommitted,
+    Committed,
+    /// Aborted, or never voted YES: a participant asked about a transaction it has not
+    /// voted on aborts it (durably) before answering, so it can never vote YES later.
+    Aborted,
 }
 
 /// A transaction as a client submits it.
@@ -194,9 +216,12 @@ pub enum TxnResult {
 /// Protocol messages: the bodies of requests and responses.
 ///
 /// Requests and their responses:
-/// - coordinator → participant `Prepare` → `Vote`
-/// - coordinator → participant `Decide` → `Ack`
+/// - coordinator → participant `Prepare` (3PC: CanCommit) → `Vote`
+/// - coordinator or termination leader → participant `PreCommit` (3PC) → `Ack`
+/// - coordinator or termination leader → participant `Decide` (3PC: DoCommit/Abort) → `Ack`
 /// - participant → coordinator `DecisionQuery` → `DecisionAnswer`
+/// - participant ↔ participant (mesh), coordinator → participant (3PC recovery)
+///   `StateQuery` → `StateReply`
 /// - client → coordinator `Submit` → `Result`; `Status` → `StatusReport`
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub enum Msg {
@@ -206,6 +231,12 @@ pub enum Msg {
         ops: Vec<Op>,
         /// How long the participant may wait before it votes, in milliseconds.
         timeout_ms: u64,
+        /// Every participant of the transaction (for the termination protocol and for
+        /// in-doubt peers asking each other).
+        participants: Vec<NodeId>,
+    },
+    PreCommit {
+        txn: TxnId,
     },
     Vote {
         txn: TxnId,
@@ -226,6 +257,13 @@ pub enum Msg {
     DecisionAnswer {
         txn: TxnId,
         answer: Answer,
+    },
+    StateQuery {
+        txn: TxnId,
+    },
+    StateReply {
+        txn: TxnId,
+        state: TxnState,
     },
     Submit {
         spec: TxnSpec,
@@ -277,4 +315,43 @@ pub enum Frame {
         id: RequestId,
         expected: RequestId,
     },
+}
+
+impl Msg {
+    /// The message's kind without its payload, for logs and error texts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Prepare { .. } => "Prepare",
+            Msg::PreCommit { .. } => "PreCommit",
+            Msg::Vote { .. } => "Vote",
+            Msg::Decide { .. } => "Decide",
+            Msg::Ack { .. } => "Ack",
+            Msg::DecisionQuery { .. } => "DecisionQuery",
+            Msg::DecisionAnswer { .. } => "DecisionAnswer",
+            Msg::StateQuery { .. } => "StateQuery",
+            Msg::StateReply { .. } => "StateReply",
+            Msg::Submit { .. } => "Submit",
+            Msg::Result { .. } => "Result",
+            Msg::Status => "Status",
+            Msg::StatusReport { .. } => "StatusReport",
+            Msg::Error { .. } => "Error",
+        }
+    }
+
+    /// The transaction a protocol message is about, if any.
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            Msg::Prepare { txn, .. }
+            | Msg::PreCommit { txn }
+            | Msg::Vote { txn, .. }
+            | Msg::Decide { txn, .. }
+            | Msg::Ack { txn, .. }
+            | Msg::DecisionQuery { txn }
+            | Msg::DecisionAnswer { txn, .. }
+            | Msg::StateQuery { txn }
+            | Msg::StateReply { txn, .. }
+            | Msg::Result { txn, .. } => Some(*txn),
+            Msg::Submit { .. } | Msg::Status | Msg::StatusReport { .. } | Msg::Error { .. } => None,
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! Round trips and golden bytes of every `Frame` and `Msg` variant: a serde, field or
-//! variant change that would break a running cluster fails here first.
+//! Round trips and golden bytes of every `Frame` and `Msg` variant and every field-less
+//! enum value (a serde, field or variant change that would break a running cluster fails
+//! here first), and `Msg::kind`/`Msg::txn` of every variant.
 
 use uuid::Uuid;
 
@@ -33,8 +34,10 @@ fn msgs() -> Vec<(&'static str, Msg)> {
                     },
                 ],
                 timeout_ms: 1000,
+                participants: vec![NodeId(1), NodeId(2)],
             },
         ),
+        ("PreCommit", Msg::PreCommit { txn: txn() }),
         (
             "Vote",
             Msg::Vote {
@@ -68,6 +71,14 @@ fn msgs() -> Vec<(&'static str, Msg)> {
             Msg::DecisionAnswer {
                 txn: txn(),
                 answer: Answer::Undecided,
+            },
+        ),
+        ("StateQuery", Msg::StateQuery { txn: txn() }),
+        (
+            "StateReply",
+            Msg::StateReply {
+                txn: txn(),
+                state: TxnState::PreCommitted,
             },
         ),
         (
@@ -179,7 +190,11 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "Prepare",
-        "000000a481a75265717565737482a2696409a36d736781a75072657061726584a374786ec41001900000000070008000000000000001a870726f746f636f6ca3327063a36f70739481a347657481a36b6579a16181a350757482a36b6579a162a576616c756581a454657874a17881a644656c65746581a36b6579a16381a341646484a36b6579a164a564656c7461fba36d696e00a36d6178c0aa74696d656f75745f6d73cd03e8",
+        "000000b481a75265717565737482a2696409a36d736781a75072657061726585a374786ec41001900000000070008000000000000001a870726f746f636f6ca3327063a36f70739481a347657481a36b6579a16181a350757482a36b6579a162a576616c756581a454657874a17881a644656c65746581a36b6579a16381a341646484a36b6579a164a564656c7461fba36d696e00a36d6178c0aa74696d656f75745f6d73cd03e8ac7061727469636970616e7473920102",
+    ),
+    (
+        "PreCommit",
+        "0000003481a75265717565737482a2696409a36d736781a9507265436f6d6d697481a374786ec41001900000000070008000000000000001",
     ),
     (
         "Vote",
@@ -200,6 +215,14 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "DecisionAnswer",
         "0000004a81a75265717565737482a2696409a36d736781ae4465636973696f6e416e7377657282a374786ec41001900000000070008000000000000001a6616e73776572a9556e64656369646564",
+    ),
+    (
+        "StateQuery",
+        "0000003581a75265717565737482a2696409a36d736781aa5374617465517565727981a374786ec41001900000000070008000000000000001",
+    ),
+    (
+        "StateReply",
+        "0000004881a75265717565737482a2696409a36d736781aa53746174655265706c7982a374786ec41001900000000070008000000000000001a57374617465ac507265436f6d6d6974746564",
     ),
     (
         "Submit",
@@ -272,11 +295,14 @@ fn samples_cover_every_variant() {
         .into_iter()
         .map(|(_, msg)| match msg {
             Msg::Prepare { .. } => "Prepare",
+            Msg::PreCommit { .. } => "PreCommit",
             Msg::Vote { .. } => "Vote",
             Msg::Decide { .. } => "Decide",
             Msg::Ack { .. } => "Ack",
             Msg::DecisionQuery { .. } => "DecisionQuery",
             Msg::DecisionAnswer { .. } => "DecisionAnswer",
+            Msg::StateQuery { .. } => "StateQuery",
+            Msg::StateReply { .. } => "StateReply",
             Msg::Submit { .. } => "Submit",
             Msg::Result { .. } => "Result",
             Msg::Status => "Status",
@@ -285,5 +311,136 @@ fn samples_cover_every_variant() {
         })
         .collect();
     assert_eq!(msg_names, expected);
-    assert_eq!(msg_names.len(), 11);
+    assert_eq!(msg_names.len(), 14);
+}
+
+#[test]
+fn msg_kind_and_txn_of_every_variant() {
+    let actual: Vec<(&str, Option<TxnId>)> = msgs()
+        .iter()
+        .map(|(_, msg)| (msg.kind(), msg.txn()))
+        .collect();
+    let expected = vec![
+        ("Prepare", Some(txn())),
+        ("PreCommit", Some(txn())),
+        ("Vote", Some(txn())),
+        ("Decide", Some(txn())),
+        ("Ack", Some(txn())),
+        ("DecisionQuery", Some(txn())),
+        ("DecisionAnswer", Some(txn())),
+        ("StateQuery", Some(txn())),
+        ("StateReply", Some(txn())),
+        ("Submit", None),
+        ("Result", Some(txn())),
+        ("Status", None),
+        ("StatusReport", None),
+        ("Error", None),
+    ];
+    assert_eq!(actual, expected);
+}
+
+/// Every value of every field-less enum that crosses the network, encoded as a frame
+/// body encodes it (MessagePack, named), each checked to decode back to itself.
+fn unit_enum_values() -> Vec<(String, Vec<u8>)> {
+    fn encoded<T>(values: &[T]) -> Vec<(String, Vec<u8>)>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let type_name = std::any::type_name::<T>().rsplit("::").next().unwrap_or("");
+        values
+            .iter()
+            .map(|value| {
+                let bytes = rmp_serde::to_vec_named(value).unwrap();
+                let decoded: T = rmp_serde::from_slice(&bytes).unwrap();
+                assert_eq!(&decoded, value);
+                (format!("{type_name}::{value:?}"), bytes)
+            })
+            .collect()
+    }
+    // Each match is exhaustive: a new variant fails to compile here, a reminder to list it.
+    let roles = [Role::Coordinator, Role::Participant, Role::Client];
+    roles.iter().for_each(|value| match value {
+        Role::Coordinator | Role::Participant | Role::Client => {}
+    });
+    let protocols = [Protocol::TwoPhase, Protocol::ThreePhase];
+    protocols.iter().for_each(|value| match value {
+        Protocol::TwoPhase | Protocol::ThreePhase => {}
+    });
+    let decisions = [Decision::Commit, Decision::Abort];
+    decisions.iter().for_each(|value| match value {
+        Decision::Commit | Decision::Abort => {}
+    });
+    let answers = [Answer::Commit, Answer::Abort, Answer::Undecided];
+    answers.iter().for_each(|value| match value {
+        Answer::Commit | Answer::Abort | Answer::Undecided => {}
+    });
+    let outcomes = [
+        Outcome::Committed,
+        Outcome::Aborted,
+        Outcome::PreCommitted,
+        Outcome::Unknown,
+    ];
+    outcomes.iter().for_each(|value| match value {
+        Outcome::Committed | Outcome::Aborted | Outcome::PreCommitted | Outcome::Unknown => {}
+    });
+    let states = [
+        TxnState::Prepared,
+        TxnState::Waiting,
+        TxnState::PreCommitted,
+        TxnState::Committed,
+        TxnState::Aborted,
+    ];
+    states.iter().for_each(|value| match value {
+        TxnState::Prepared
+        | TxnState::Waiting
+        | TxnState::PreCommitted
+        | TxnState::Committed
+        | TxnState::Aborted => {}
+    });
+    let mut all = encoded(&roles);
+    all.extend(encoded(&protocols));
+    all.extend(encoded(&decisions));
+    all.extend(encoded(&answers));
+    all.extend(encoded(&outcomes));
+    all.extend(encoded(&states));
+    all
+}
+
+/// Pinned encodings of every field-less enum value, computed once.
+const GOLDEN_UNIT_ENUMS: &[(&str, &str)] = &[
+    ("Role::Coordinator", "ab436f6f7264696e61746f72"),
+    ("Role::Participant", "ab5061727469636970616e74"),
+    ("Role::Client", "a6436c69656e74"),
+    ("Protocol::TwoPhase", "a3327063"),
+    ("Protocol::ThreePhase", "a3337063"),
+    ("Decision::Commit", "a6436f6d6d6974"),
+    ("Decision::Abort", "a541626f7274"),
+    ("Answer::Commit", "a6436f6d6d6974"),
+    ("Answer::Abort", "a541626f7274"),
+    ("Answer::Undecided", "a9556e64656369646564"),
+    ("Outcome::Committed", "a9436f6d6d6974746564"),
+    ("Outcome::Aborted", "a741626f72746564"),
+    ("Outcome::PreCommitted", "ac507265436f6d6d6974746564"),
+    ("Outcome::Unknown", "a7556e6b6e6f776e"),
+    ("TxnState::Prepared", "a85072657061726564"),
+    ("TxnState::Waiting", "a757616974696e67"),
+    ("TxnState::PreCommitted", "ac507265436f6d6d6974746564"),
+    ("TxnState::Committed", "a9436f6d6d6974746564"),
+    ("TxnState::Aborted", "a741626f72746564"),
+];
+
+#[test]
+fn every_unit_enum_value_round_trips_and_encodes_to_its_golden_bytes() {
+    let actual: Vec<(String, String)> = unit_enum_values()
+        .into_iter()
+        .map(|(name, bytes)| (name, hex::encode(bytes)))
+        .collect();
+    for (name, hex) in &actual {
+        println!("(\"{name}\", \"{hex}\"),");
+    }
+    let golden: Vec<(String, String)> = GOLDEN_UNIT_ENUMS
+        .iter()
+        .map(|(name, hex)| (name.to_string(), hex.to_string()))
+        .collect();
+    assert_eq!(actual, golden);
 }

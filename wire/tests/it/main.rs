@@ -1,7 +1,10 @@
 //! Socket tests of the wire crate over loopback: handshake refusals, the channel
-//! (pipelining, bad peers, heartbeats, reconnect) and the client. One binary for all.
+//! (pipelining, bad peers, heartbeats, reconnect), liveness, the participant mesh and
+//! the client. One binary for all.
 
 mod channel;
 mod client;
 mod handshake;
+mod liveness;
+mod mesh;
 mod support;

@@ -145,6 +145,13 @@ impl RawPeer {
         self.send_bytes(&bytes).await;
     }
 
+    /// `send`, ignoring a connection that is already closed or reset.
+    pub async fn try_send(&mut self, frame: &Frame) {
+        let bytes = frame::encode(frame, DEFAULT_MAX_FRAME_LEN).unwrap();
+        let _ = self.stream.write_all(&bytes).await;
+        let _ = self.stream.flush().await;
+    }
+
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
         self.stream.flush().await.unwrap();
