@@ -1,4 +1,4 @@
-//! The coordinator: a pure 2PC state machine (`core`), its SQLite decision log (`store`),
+//! The coordinator: a pure 2PC/3PC state machine (`core`), its SQLite decision log (`store`),
 //! the async-std node around them (`shell`) and the command-line op syntax (`client`).
 
 pub mod client;

@@ -10,10 +10,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use coordinator::client::{self, ResultText};
-use coordinator::core::TXNS_IN_FLIGHT_MAX_DEFAULT;
+use coordinator::core::{
+    DECIDE_RESEND_MS_DEFAULT, TIMEOUT_HEARTBEATS_MIN, TIMEOUT_MS_MAX_DEFAULT,
+    TXNS_IN_FLIGHT_MAX_DEFAULT,
+};
 use coordinator::shell::commands::{self, CallError};
 use coordinator::shell::demo::{self, DemoConfig};
-use coordinator::shell::{Node, ServeConfig, ShellError, runtime};
+use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing, runtime};
 use wire::{NodeId, Protocol, TxnResult, TxnSpec};
 
 /// Exit codes (documented in `--help`).
@@ -26,7 +29,7 @@ const EXIT_UNKNOWN: u8 = 3;
 #[command(
     name = "coordinator",
     version,
-    about = "Atomic-commit coordinator (2PC, presumed abort) and its client commands"
+    about = "Atomic-commit coordinator (2PC with presumed abort, or 3PC) and its client commands"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +62,8 @@ Examples:
   coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:add alice -5 min 0' '2:add bob 5'
   coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:put alice 100' '2:put bob 100'
   coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:get alice' '2:get bob'
+  # the same transfer with three-phase commit (non-blocking if the coordinator crashes)
+  coordinator submit --addr 127.0.0.1:7000 --cluster demo --protocol 3pc '1:add alice -5 min 0' '2:add bob 5'
 
 Prints the transaction id, then `committed` (and the values read) or `aborted: <reason>`.
 Exit status: 0 committed; 1 aborted or rejected; 2 usage error;
@@ -82,12 +87,40 @@ struct ServeArgs {
     #[arg(long = "participant", value_name = "ID=ADDR", required = true, value_parser = client::parse_participant)]
     participants: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on participant channels; 10 silent intervals mean down.
+    /// Every timeout below must span several heartbeats (startup fails otherwise).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     heartbeat_ms: u64,
+    /// Smallest transaction timeout a client may ask for (`submit --timeout-ms`), at
+    /// least 3 heartbeats [default: 3 heartbeats]. 3pc timeouts must also cover the
+    /// precommit margin.
+    #[arg(long)]
+    timeout_ms_min: Option<u64>,
+    /// Largest transaction timeout a client may ask for.
+    #[arg(long, default_value_t = TIMEOUT_MS_MAX_DEFAULT)]
+    timeout_ms_max: u64,
+    /// How often a missing Commit ack (3pc also: PreCommit ack, recovery state reply) is
+    /// asked for again, at least one heartbeat.
+    #[arg(long, default_value_t = DECIDE_RESEND_MS_DEFAULT)]
+    decide_resend_ms: u64,
+    /// 3pc: all votes must be in this long before the participants' waiting timeout
+    /// (the txn timeout, counted from CanCommit), or the txn aborts; covers the precommit
+    /// log write and the PreCommit's trip. At least one heartbeat [default: 2 heartbeats].
+    #[arg(long)]
+    precommit_margin_ms: Option<u64>,
+    /// 3pc: how long PreCommit acks are awaited before a silent participant is treated
+    /// as failed and DoCommit goes out anyway; at least 3 heartbeats [default: 10
+    /// heartbeats, when the wire declares a silent participant down].
+    #[arg(long)]
+    precommit_ack_timeout_ms: Option<u64>,
     /// Transactions in flight at once; past it submissions are rejected as overload.
     #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
     txns_in_flight_max: usize,
-    /// Abort the process at this named crash point (for crash tests; repeatable).
+    /// Abort the process at this named crash point (for crash tests; repeatable):
+    /// coordinator.before_commit_logged (all YES, commit/precommit record not durable),
+    /// coordinator.after_commit_logged (commit/precommit durable, nothing sent),
+    /// coordinator.after_first_precommit_acked (3pc: a participant is precommitted),
+    /// coordinator.after_first_precommit_sent (3pc: one PreCommit sent, the rest not),
+    /// coordinator.after_first_commit_sent (one Commit/DoCommit sent, the rest not).
     #[arg(long = "crash-at", value_name = "NAME")]
     crash_at: Vec<String>,
 }
@@ -106,10 +139,12 @@ struct AddrArgs {
 struct SubmitArgs {
     #[command(flatten)]
     target: AddrArgs,
-    /// Commit protocol.
+    /// Commit protocol: 2pc (presumed abort) or 3pc (non-blocking under crashes).
     #[arg(long, default_value = "2pc", value_parser = parse_protocol)]
     protocol: Protocol,
-    /// How long participants have to vote, in milliseconds.
+    /// How long participants have to vote, in milliseconds. For 3pc it is also each
+    /// participant's waiting timeout after its YES vote (votes are due the coordinator's
+    /// precommit margin before it).
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
     /// Operations, one argument each (see below).
@@ -129,6 +164,7 @@ struct DemoArgs {
     /// Transfers in flight at once (pipelined on one connection).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Commit protocol of every transaction: 2pc or 3pc.
     #[arg(long, default_value = "2pc", value_parser = parse_protocol)]
     protocol: Protocol,
     /// Directory for the databases and logs (must be empty or missing); default: a new temp dir.
@@ -142,8 +178,8 @@ struct DemoArgs {
 fn parse_protocol(text: &str) -> Result<Protocol, String> {
     match text {
         "2pc" => Ok(Protocol::TwoPhase),
-        "3pc" => Err("3pc is not implemented yet; use 2pc".to_string()),
-        other => Err(format!("unknown protocol '{other}', expected 2pc")),
+        "3pc" => Ok(Protocol::ThreePhase),
+        other => Err(format!("unknown protocol '{other}', expected 2pc or 3pc")),
     }
 }
 
@@ -174,6 +210,10 @@ fn init_tracing(default_level: &str) {
 }
 
 fn serve(args: ServeArgs) -> u8 {
+    if let Some(unknown) = args.crash_at.iter().find(|name| !CRASH_POINTS.contains(&name.as_str())) {
+        eprintln!("error: unknown crash point '{unknown}' (known: {})", CRASH_POINTS.join(", "));
+        return EXIT_USAGE;
+    }
     wire::crash::arm(args.crash_at);
     let config = ServeConfig {
         node_id: NodeId(args.id),
@@ -183,6 +223,17 @@ fn serve(args: ServeArgs) -> u8 {
         participants: args.participants,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         txns_in_flight_max: args.txns_in_flight_max,
+        timing: Timing {
+            timeout_ms_min: args
+                .timeout_ms_min
+                .unwrap_or(TIMEOUT_HEARTBEATS_MIN * args.heartbeat_ms),
+            timeout_ms_max: args.timeout_ms_max,
+            decide_resend_ms: args.decide_resend_ms,
+            precommit_margin_ms: args.precommit_margin_ms.unwrap_or(2 * args.heartbeat_ms),
+            precommit_ack_timeout_ms: args
+                .precommit_ack_timeout_ms
+                .unwrap_or(10 * args.heartbeat_ms),
+        },
     };
     runtime::block_on(async {
         let node = match Node::start(config).await {

@@ -1,14 +1,23 @@
-//! The 2PC presumed-abort coordinator as a pure state machine: `handle` an input, then
-//! drain `poll_output`; timers via `poll_timeout` / `handle_timeout`. No IO, no clock, no RNG.
+//! The atomic-commit coordinator as a pure state machine: 2PC (presumed abort) and 3PC
+//! (Skeen's CanCommit / PreCommit / DoCommit). `handle` an input, then drain
+//! `poll_output`; timers via `poll_timeout` / `handle_timeout`. No IO, no clock, no RNG.
 //!
-//! Presumed abort: an abort is never logged and its acks are ignored; a transaction the
-//! coordinator has no record of is answered `Abort`. A commit is logged (`Persist
-//! Decided`) and nothing that reveals it leaves the core before `Persisted` for that
-//! record: that is the "durable before visible" rule, and `check_invariants` checks it.
+//! Presumed abort (both protocols): an abort decided while collecting votes is never
+//! logged and its acks are ignored; a transaction the coordinator has no record of is
+//! answered `Abort`. A commit is logged (`Persist Decided`) and nothing that reveals it
+//! leaves the core before `Persisted` for that record: that is the "durable before
+//! visible" rule, and `check_invariants` checks it.
 //!
-//! 3PC will add phases to `Phase` and records to `Record`; `Protocol` is matched
-//! exhaustively so adding it forces every place that must change to say so.
+//! 3PC (the transitions live in `three_phase.rs`): the `Decided{Commit}` record is the
+//! *precommit*; after it is durable the YES voters get `PreCommit`, then `Decide{Commit}`
+//! (DoCommit) once every PreCommit is acked or the ack timeout passed. Once the precommit
+//! is logged the coordinator never aborts on its own; it adopts an abort only when a
+//! participant reports one (the termination protocol decided it: see `Record::AbortAdopted`).
+//!
+//! `Protocol` is matched exhaustively where the protocols differ, so a new protocol
+//! forces every such place to say what it does.
 
+mod three_phase;
 mod validate;
 
 #[cfg(test)]
@@ -19,7 +28,7 @@ use std::fmt;
 
 use wire::{
     Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnResult,
-    TxnSpec, Vote,
+    TxnSpec, TxnState, Vote,
 };
 
 pub use validate::validate;
@@ -55,6 +64,9 @@ pub struct Limits {
     pub ops_per_txn_max: usize,
     pub key_bytes_max: usize,
     pub value_bytes_max: usize,
+    /// Bounds of a spec's `timeout_ms`. For 3PC the timeout is the participants' waiting
+    /// timeout and votes are due `precommit_margin_ms` before it, so a 3PC timeout must
+    /// be at least `timeout_ms_min + precommit_margin_ms`.
     pub timeout_ms_min: u64,
     pub timeout_ms_max: u64,
 }
@@ -63,6 +75,22 @@ pub const TXNS_IN_FLIGHT_MAX_DEFAULT: usize = 10_000;
 pub const OPS_PER_TXN_MAX_DEFAULT: usize = 1_000;
 pub const KEY_BYTES_MAX_DEFAULT: usize = 1_024;
 pub const VALUE_BYTES_MAX_DEFAULT: usize = 8 * 1_024;
+/// The wire's default heartbeat interval; the core only uses it to validate timeouts.
+pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
+/// Every timeout must span at least this many heartbeat intervals: a shorter one would
+/// fire before a heartbeat or a reconnect could tell a slow peer from a dead one.
+pub const TIMEOUT_HEARTBEATS_MIN: u64 = 3;
+pub const TIMEOUT_MS_MIN_DEFAULT: u64 = TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_INTERVAL_MS_DEFAULT;
+pub const TIMEOUT_MS_MAX_DEFAULT: u64 = 60_000;
+/// No configured timeout or interval may exceed an hour.
+pub const TIMEOUT_MS_LIMIT: u64 = 60 * 60 * 1_000;
+pub const DECIDE_RESEND_MS_DEFAULT: u64 = 1_000;
+/// 3PC: votes must all be in this long before the participants' waiting timeout, so a
+/// PreCommit sent then still reaches them (log write + network) before it fires.
+pub const PRECOMMIT_MARGIN_MS_DEFAULT: u64 = 2 * HEARTBEAT_INTERVAL_MS_DEFAULT;
+/// 3PC: how long PreCommit acks are awaited before a silent participant is treated as
+/// failed and DoCommit goes out anyway (the time the wire takes to declare it dead).
+pub const PRECOMMIT_ACK_TIMEOUT_MS_DEFAULT: u64 = 10 * HEARTBEAT_INTERVAL_MS_DEFAULT;
 /// Room for a message's framing, ids and per-op encoding beyond its keys and values.
 const MSG_OVERHEAD_BYTES_MAX: usize = 64 * 1_024;
 const OP_OVERHEAD_BYTES_MAX: usize = 64;
@@ -74,6 +102,14 @@ const _: () = assert!(
         + MSG_OVERHEAD_BYTES_MAX
         < wire::frame::DEFAULT_MAX_FRAME_LEN
 );
+// The defaults pass `Config::validate`.
+const _: () = assert!(PRECOMMIT_MARGIN_MS_DEFAULT >= HEARTBEAT_INTERVAL_MS_DEFAULT);
+const _: () = assert!(
+    PRECOMMIT_ACK_TIMEOUT_MS_DEFAULT >= TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_INTERVAL_MS_DEFAULT
+);
+const _: () =
+    assert!(TIMEOUT_MS_MIN_DEFAULT + PRECOMMIT_MARGIN_MS_DEFAULT <= TIMEOUT_MS_MAX_DEFAULT);
+const _: () = assert!(DECIDE_RESEND_MS_DEFAULT >= HEARTBEAT_INTERVAL_MS_DEFAULT);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -82,8 +118,8 @@ impl Default for Limits {
             ops_per_txn_max: OPS_PER_TXN_MAX_DEFAULT,
             key_bytes_max: KEY_BYTES_MAX_DEFAULT,
             value_bytes_max: VALUE_BYTES_MAX_DEFAULT,
-            timeout_ms_min: 10,
-            timeout_ms_max: 60_000,
+            timeout_ms_min: TIMEOUT_MS_MIN_DEFAULT,
+            timeout_ms_max: TIMEOUT_MS_MAX_DEFAULT,
         }
     }
 }
@@ -94,12 +130,18 @@ pub struct Config {
     /// Every participant a transaction may name.
     pub participants: BTreeSet<NodeId>,
     pub limits: Limits,
-    /// How often `Decide{Commit}` is re-sent to an up participant whose ack is missing
-    /// (covers a request the channel could not queue, or a participant that lost it).
+    /// How often `Decide{Commit}` (and, in 3PC, `PreCommit` / `StateQuery`) is re-sent
+    /// to an up participant whose answer is missing (covers a request the channel could
+    /// not queue, or a participant that lost it).
     pub decide_resend_ms: u64,
+    /// The channels' heartbeat interval: every timeout must span several of them.
+    pub heartbeat_interval_ms: u64,
+    /// 3PC: votes are due this long before the participants' waiting timeout (the spec's
+    /// `timeout_ms`, counted from CanCommit); all YES later than that aborts.
+    pub precommit_margin_ms: u64,
+    /// 3PC: PreCommit acks are awaited this long; then DoCommit goes to every YES voter.
+    pub precommit_ack_timeout_ms: u64,
 }
-
-pub const DECIDE_RESEND_MS_DEFAULT: u64 = 1_000;
 
 impl Config {
     pub fn new(participants: impl IntoIterator<Item = NodeId>) -> Self {
@@ -107,9 +149,90 @@ impl Config {
             participants: participants.into_iter().collect(),
             limits: Limits::default(),
             decide_resend_ms: DECIDE_RESEND_MS_DEFAULT,
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
+            precommit_margin_ms: PRECOMMIT_MARGIN_MS_DEFAULT,
+            precommit_ack_timeout_ms: PRECOMMIT_ACK_TIMEOUT_MS_DEFAULT,
         }
     }
+
+    /// Checks the timing settings against each other; `Err` names the setting to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |what: String| Err(ConfigError(what));
+        let heartbeat = self.heartbeat_interval_ms;
+        if heartbeat == 0 || heartbeat > TIMEOUT_MS_LIMIT {
+            return fail(format!(
+                "heartbeat interval {heartbeat} ms outside 1..={TIMEOUT_MS_LIMIT} ms"
+            ));
+        }
+        let spans = TIMEOUT_HEARTBEATS_MIN * heartbeat;
+        let spans_text = format!("{TIMEOUT_HEARTBEATS_MIN} heartbeats of {heartbeat} ms");
+        let limits = &self.limits;
+        let checks = [
+            (
+                "timeout_ms_min",
+                limits.timeout_ms_min,
+                spans,
+                spans_text.clone(),
+            ),
+            (
+                "timeout_ms_max",
+                limits.timeout_ms_max,
+                limits.timeout_ms_min,
+                "timeout_ms_min".to_string(),
+            ),
+            (
+                "precommit_ack_timeout_ms",
+                self.precommit_ack_timeout_ms,
+                spans,
+                spans_text,
+            ),
+            (
+                "precommit_margin_ms",
+                self.precommit_margin_ms,
+                heartbeat,
+                "one heartbeat".to_string(),
+            ),
+            (
+                "decide_resend_ms",
+                self.decide_resend_ms,
+                heartbeat,
+                "one heartbeat".to_string(),
+            ),
+        ];
+        for (name, value, min, min_text) in checks {
+            if value < min {
+                return fail(format!(
+                    "{name} {value} ms must be at least {min_text} ({min} ms)"
+                ));
+            }
+            if value > TIMEOUT_MS_LIMIT {
+                return fail(format!(
+                    "{name} {value} ms exceeds the limit of {TIMEOUT_MS_LIMIT} ms"
+                ));
+            }
+        }
+        if limits
+            .timeout_ms_min
+            .saturating_add(self.precommit_margin_ms)
+            > limits.timeout_ms_max
+        {
+            return fail(format!(
+                "timeout_ms_max {} ms leaves no valid 3pc timeout: it must be at least \
+                 timeout_ms_min {} ms + precommit_margin_ms {} ms",
+                limits.timeout_ms_max, limits.timeout_ms_min, self.precommit_margin_ms
+            ));
+        }
+        if limits.txns_in_flight_max == 0 || limits.ops_per_txn_max == 0 {
+            return fail("txns_in_flight_max and ops_per_txn_max must be at least 1".to_string());
+        }
+        Ok(())
+    }
 }
+
+/// A configuration the core refuses, with what to change.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("invalid coordinator configuration: {0}")]
+pub struct ConfigError(pub String);
 
 /// Why the shell could not hand a message to a participant's channel.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -120,7 +243,8 @@ pub enum SendFailure {
     Closed,
 }
 
-/// A logged commit without an end, as the store recovers it at startup.
+/// A logged commit without an end, as the store recovers it at startup (3PC: a logged
+/// precommit; `unfinished` computes the same from a list of records).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RecoveredTxn {
     pub txn: TxnId,
@@ -138,7 +262,7 @@ pub enum Input {
         txn: TxnId,
         spec: TxnSpec,
     },
-    /// A participant's response to one of our requests (`Vote`, `Ack`).
+    /// A participant's response to one of our requests (`Vote`, `Ack`, `StateReply`).
     Response {
         from: NodeId,
         msg: Msg,
@@ -174,6 +298,7 @@ pub enum Input {
 /// A decision-log record.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Record {
+    /// The commit decision (3PC: the precommit). Only commits are logged.
     Decided {
         txn: TxnId,
         protocol: Protocol,
@@ -183,12 +308,47 @@ pub enum Record {
     },
     /// Every participant acked: recovery can skip the transaction.
     Ended { txn: TxnId },
+    /// 3PC: a participant reported that it aborted (its termination protocol decided
+    /// while the coordinator was down or cut off), so the logged precommit is turned
+    /// into an abort and the transaction ends (the decision row becomes 'abort', ended).
+    AbortAdopted { txn: TxnId, reason: String },
+}
+
+/// What `Store::recover` returns for a log that holds `records` (in log order): every
+/// `Decided{Commit}` with neither `Ended` nor `AbortAdopted` after it, by transaction id.
+/// For the simulator, which keeps a node's durable records and restarts it from them.
+pub fn unfinished(records: &[Record]) -> Vec<RecoveredTxn> {
+    let mut open: BTreeMap<TxnId, RecoveredTxn> = BTreeMap::new();
+    for record in records {
+        match record {
+            Record::Decided {
+                txn,
+                protocol,
+                decision: Decision::Commit,
+                participants,
+            } => {
+                open.insert(
+                    *txn,
+                    RecoveredTxn {
+                        txn: *txn,
+                        protocol: *protocol,
+                        participants: participants.clone(),
+                    },
+                );
+            }
+            Record::Decided { .. } => {}
+            Record::Ended { txn } | Record::AbortAdopted { txn, .. } => {
+                open.remove(txn);
+            }
+        }
+    }
+    open.into_values().collect()
 }
 
 /// Everything the core asks the shell to do.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Output {
-    /// A request to a participant (`Prepare`, `Decide`).
+    /// A request to a participant (`Prepare`, `PreCommit`, `Decide`, `StateQuery`).
     Send { to: NodeId, msg: Msg },
     /// The response to a participant's request.
     Reply { to: NodeId, id: RequestId, msg: Msg },
@@ -204,12 +364,18 @@ pub enum Output {
 /// Where a transaction stands, for status reports.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum TxnPhase {
-    /// Prepare sent; waiting for votes.
+    /// Prepare (3PC: CanCommit) sent; waiting for votes.
     Collecting,
-    /// All voted Yes/ReadOnly; the commit record is not yet durable.
+    /// All voted Yes/ReadOnly; the commit record (3PC: precommit) is not yet durable.
     Logging,
-    /// The commit is durable; waiting for acks.
+    /// 3PC: the precommit is durable; waiting for PreCommit acks.
+    PreCommitting,
+    /// The commit is durable (3PC: DoCommit sent); waiting for acks.
     Committing,
+    /// 3PC recovery: a logged precommit without end; asking the participants' states.
+    Resolving,
+    /// 3PC: a participant reported an abort; the adopted abort is not yet durable.
+    LoggingAbort,
 }
 
 impl TxnPhase {
@@ -217,7 +383,10 @@ impl TxnPhase {
         match self {
             TxnPhase::Collecting => "collecting votes",
             TxnPhase::Logging => "logging commit",
+            TxnPhase::PreCommitting => "precommitted, awaiting precommit acks",
             TxnPhase::Committing => "committed, awaiting acks",
+            TxnPhase::Resolving => "recovered, asking participants' states",
+            TxnPhase::LoggingAbort => "logging adopted abort",
         }
     }
 }
@@ -235,6 +404,19 @@ enum PartState {
     Yes,
     ReadOnly,
     No,
+    /// 3PC: PreCommit sent (or owed while it is down); no ack yet.
+    AwaitingPreAck,
+    /// 3PC: acked the PreCommit (PreCommitted, or Committed by a termination leader).
+    PreAcked,
+    /// 3PC: no PreCommit ack by the ack timeout, or went down: treated as failed, it
+    /// gets DoCommit with the others (and PreCommit again if it comes back first).
+    Silent,
+    /// 3PC recovery: StateQuery sent (or owed while it is down); no reply yet.
+    AwaitingState,
+    /// 3PC recovery: replied Waiting or PreCommitted (Prepared is taken as Waiting).
+    Reported(TxnState),
+    /// 3PC: the participant reported that it aborted.
+    Aborted,
     AwaitingAck,
     Acked,
 }
@@ -251,14 +433,27 @@ struct Part {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
     Collecting {
+        /// 2PC: submission + timeout. 3PC: CanCommit + timeout - precommit margin, the
+        /// last moment a PreCommit is safe (see `three_phase.rs`).
         votes_due: Millis,
     },
     Logging {
         lsn: Lsn,
     },
+    PreCommitting {
+        /// `None` in recovery: every PreCommit must be acked (nobody is presumed failed).
+        acks_due: Option<Millis>,
+        resend_at: Millis,
+    },
     Committing {
         client_due: Option<Millis>,
         resend_at: Millis,
+    },
+    Resolving {
+        resend_at: Millis,
+    },
+    LoggingAbort {
+        lsn: Lsn,
     },
 }
 
@@ -272,6 +467,8 @@ struct Txn {
     phase: Phase,
     /// The entry this transaction has in `Coordinator::timers`.
     wake_at: Option<Millis>,
+    /// 3PC: why the commit was turned into an abort (set in `LoggingAbort`).
+    abort_reason: Option<String>,
 }
 
 impl Txn {
@@ -287,11 +484,18 @@ impl Txn {
             .collect()
     }
 
+    fn nodes(&self) -> Vec<NodeId> {
+        self.parts.iter().map(|part| part.node).collect()
+    }
+
     fn phase_name(&self) -> TxnPhase {
         match self.phase {
             Phase::Collecting { .. } => TxnPhase::Collecting,
             Phase::Logging { .. } => TxnPhase::Logging,
+            Phase::PreCommitting { .. } => TxnPhase::PreCommitting,
             Phase::Committing { .. } => TxnPhase::Committing,
+            Phase::Resolving { .. } => TxnPhase::Resolving,
+            Phase::LoggingAbort { .. } => TxnPhase::LoggingAbort,
         }
     }
 }
@@ -300,6 +504,7 @@ impl Txn {
 enum Pending {
     Decided(TxnId),
     Ended(TxnId),
+    AbortAdopted(TxnId),
 }
 
 /// The coordinator state machine.
@@ -320,6 +525,7 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
+    /// The caller should have checked `config.validate()` (the shell does).
     pub fn new(config: Config) -> Self {
         Coordinator {
             config,
@@ -340,12 +546,12 @@ impl Coordinator {
     pub fn handle(&mut self, now: Millis, input: Input) {
         match input {
             Input::Submit { client, txn, spec } => self.on_submit(now, client, txn, spec),
-            Input::Response { from, msg } => self.on_response(from, msg),
+            Input::Response { from, msg } => self.on_response(now, from, msg),
             Input::Request { from, id, msg } => self.on_request(from, id, msg),
             Input::Persisted { lsn } => self.on_persisted(now, lsn),
             Input::SendFailed { to, txn, failure } => self.on_send_failed(to, txn, failure),
             Input::PeerUp { peer } => self.on_peer_up(peer),
-            Input::PeerDown { peer } => self.on_peer_down(peer),
+            Input::PeerDown { peer } => self.on_peer_down(now, peer),
             Input::Recovered { txns } => self.on_recovered(now, txns),
         }
     }
@@ -391,12 +597,29 @@ impl Coordinator {
         counts
     }
 
-    /// Per participant: transactions waiting for its vote or its ack.
+    /// Like `txns_by_phase`, split by protocol (`"2pc"`, `"3pc"`).
+    pub fn txns_by_protocol_and_phase(&self) -> BTreeMap<(&'static str, TxnPhase), usize> {
+        let mut counts = BTreeMap::new();
+        for txn in self.txns.values() {
+            *counts
+                .entry((txn.protocol.as_str(), txn.phase_name()))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Per participant: transactions waiting for its vote, ack or state.
     pub fn in_flight_by_peer(&self) -> BTreeMap<NodeId, usize> {
         let mut counts: BTreeMap<NodeId, usize> =
             self.config.participants.iter().map(|&p| (p, 0)).collect();
         for part in self.txns.values().flat_map(|txn| &txn.parts) {
-            if matches!(part.state, PartState::AwaitingVote | PartState::AwaitingAck) {
+            if matches!(
+                part.state,
+                PartState::AwaitingVote
+                    | PartState::AwaitingAck
+                    | PartState::AwaitingPreAck
+                    | PartState::AwaitingState
+            ) {
                 *counts.entry(part.node).or_insert(0) += 1;
             }
         }
@@ -407,15 +630,20 @@ impl Coordinator {
     pub fn undecided(&self) -> impl Iterator<Item = TxnId> + '_ {
         self.txns
             .iter()
-            .filter(|(_, txn)| !matches!(txn.phase, Phase::Committing { .. }))
+            .filter(|(_, txn)| {
+                matches!(txn.phase, Phase::Collecting { .. } | Phase::Logging { .. })
+            })
             .map(|(id, _)| *id)
     }
 
-    /// Durable commits whose end is not logged yet (some ack is missing).
+    /// Durable commits (3PC: precommits) whose end is not logged yet: some ack is
+    /// missing, or a recovered 3PC transaction is being resolved.
     pub fn decided_not_ended(&self) -> impl Iterator<Item = TxnId> + '_ {
         self.txns
             .iter()
-            .filter(|(_, txn)| matches!(txn.phase, Phase::Committing { .. }))
+            .filter(|(_, txn)| {
+                !matches!(txn.phase, Phase::Collecting { .. } | Phase::Logging { .. })
+            })
             .map(|(id, _)| *id)
     }
 
@@ -423,42 +651,76 @@ impl Coordinator {
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         let fail = |what: String| Err(InvariantViolation(what));
         for (&id, txn) in &self.txns {
-            let states = || txn.parts.iter().map(|part| part.state);
-            match txn.phase {
+            let allowed: &[PartState] = match txn.phase {
                 Phase::Collecting { .. } => {
-                    if states().any(|s| {
-                        !matches!(
-                            s,
-                            PartState::AwaitingVote | PartState::Yes | PartState::ReadOnly
-                        )
-                    }) {
-                        return fail(format!("txn {id} collecting with states {:?}", txn.parts));
-                    }
+                    &[PartState::AwaitingVote, PartState::Yes, PartState::ReadOnly]
                 }
                 Phase::Logging { lsn } => {
                     if self.pending.get(&lsn) != Some(&Pending::Decided(id)) {
                         return fail(format!("txn {id} logging but lsn {lsn:?} not pending"));
                     }
-                    if states().any(|s| !matches!(s, PartState::Yes | PartState::ReadOnly)) {
+                    &[PartState::Yes, PartState::ReadOnly]
+                }
+                Phase::PreCommitting { .. } => &[
+                    PartState::ReadOnly,
+                    PartState::AwaitingPreAck,
+                    PartState::PreAcked,
+                    PartState::Silent,
+                ],
+                Phase::Committing { .. } => &[
+                    PartState::ReadOnly,
+                    PartState::AwaitingAck,
+                    PartState::Acked,
+                ],
+                Phase::Resolving { .. } => &[
+                    PartState::AwaitingState,
+                    PartState::Reported(TxnState::Waiting),
+                    PartState::Reported(TxnState::PreCommitted),
+                ],
+                Phase::LoggingAbort { lsn } => {
+                    if self.pending.get(&lsn) != Some(&Pending::AbortAdopted(id)) {
                         return fail(format!(
-                            "txn {id} decided commit (announced before durable?) with {:?}",
+                            "txn {id} logging an abort but lsn {lsn:?} not pending"
+                        ));
+                    }
+                    if !txn.parts.iter().any(|p| p.state == PartState::Aborted) {
+                        return fail(format!(
+                            "txn {id} adopts an abort no participant reported: {:?}",
                             txn.parts
                         ));
                     }
-                }
-                Phase::Committing { .. } => {
-                    if states().any(|s| {
-                        !matches!(
-                            s,
-                            PartState::ReadOnly | PartState::AwaitingAck | PartState::Acked
-                        )
-                    }) {
-                        return fail(format!(
-                            "txn {id} committed but not every participant voted Yes/ReadOnly: {:?}",
-                            txn.parts
-                        ));
+                    if txn.abort_reason.is_none() {
+                        return fail(format!("txn {id} adopts an abort without a reason"));
                     }
+                    &[
+                        PartState::ReadOnly,
+                        PartState::AwaitingPreAck,
+                        PartState::PreAcked,
+                        PartState::Silent,
+                        PartState::AwaitingState,
+                        PartState::Reported(TxnState::Waiting),
+                        PartState::Reported(TxnState::PreCommitted),
+                        PartState::Aborted,
+                    ]
                 }
+            };
+            if let Some(part) = txn.parts.iter().find(|p| !allowed.contains(&p.state)) {
+                return fail(format!(
+                    "txn {id} in {:?} has participant {} in {:?} (a commit announced before \
+                     durable, or a No voter committed?)",
+                    txn.phase, part.node, part.state
+                ));
+            }
+            let three_phase_only = matches!(
+                txn.phase,
+                Phase::PreCommitting { .. } | Phase::Resolving { .. } | Phase::LoggingAbort { .. }
+            );
+            if three_phase_only && txn.protocol != Protocol::ThreePhase {
+                return fail(format!(
+                    "{} txn {id} in 3pc phase {:?}",
+                    txn.protocol.as_str(),
+                    txn.phase
+                ));
             }
             if let Some(at) = txn.wake_at
                 && !self.timers.contains(&(at, id))
@@ -483,16 +745,21 @@ impl Coordinator {
             ));
         }
         for (lsn, pending) in &self.pending {
-            if let Pending::Decided(id) = pending {
-                let logging = self
-                    .txns
-                    .get(id)
-                    .is_some_and(|txn| txn.phase == Phase::Logging { lsn: *lsn });
-                if !logging {
+            let phase = |id: &TxnId| self.txns.get(id).map(|txn| txn.phase);
+            match pending {
+                Pending::Decided(id) if phase(id) != Some(Phase::Logging { lsn: *lsn }) => {
                     return fail(format!(
                         "decided record {lsn:?} pending for txn {id} not logging"
                     ));
                 }
+                Pending::AbortAdopted(id)
+                    if phase(id) != Some(Phase::LoggingAbort { lsn: *lsn }) =>
+                {
+                    return fail(format!(
+                        "abort record {lsn:?} pending for txn {id} not logging it"
+                    ));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -501,19 +768,20 @@ impl Coordinator {
     // ---- transitions ----
 
     fn on_submit(&mut self, now: Millis, client: ClientRef, id: TxnId, spec: TxnSpec) {
-        let rejected =
-            if let Err(reason) = validate(&spec, &self.config.participants, &self.config.limits) {
-                Some(reason)
-            } else if self.txns.contains_key(&id) {
-                Some(format!("duplicate transaction id {id}"))
-            } else if self.txns_in_flight() >= self.config.limits.txns_in_flight_max {
-                Some(format!(
-                    "coordinator overloaded: {} transactions in flight",
-                    self.txns_in_flight()
-                ))
-            } else {
-                None
-            };
+        let valid = validate(&spec, &self.config.participants, &self.config.limits)
+            .and_then(|()| self.validate_three_phase(&spec));
+        let rejected = if let Err(reason) = valid {
+            Some(reason)
+        } else if self.txns.contains_key(&id) {
+            Some(format!("duplicate transaction id {id}"))
+        } else if self.txns_in_flight() >= self.config.limits.txns_in_flight_max {
+            Some(format!(
+                "coordinator overloaded: {} transactions in flight",
+                self.txns_in_flight()
+            ))
+        } else {
+            None
+        };
         if let Some(reason) = rejected {
             self.outputs.push_back(Output::ClientResult {
                 client,
@@ -532,9 +800,6 @@ impl Coordinator {
             });
             return;
         }
-        match spec.protocol {
-            Protocol::TwoPhase => {}
-        }
         let parts: Vec<Part> = spec
             .parts
             .into_iter()
@@ -545,13 +810,17 @@ impl Coordinator {
                 reads: Vec::new(),
             })
             .collect();
+        let nodes: Vec<NodeId> = parts.iter().map(|part| part.node).collect();
         for part in &parts {
             self.outputs.push_back(Output::Send {
                 to: part.node,
-                msg: prepare(id, spec.protocol, spec.timeout_ms, &part.ops),
+                msg: prepare(id, spec.protocol, spec.timeout_ms, &part.ops, &nodes),
             });
         }
-        let votes_due = now.plus(spec.timeout_ms);
+        let votes_due = match spec.protocol {
+            Protocol::TwoPhase => now.plus(spec.timeout_ms),
+            Protocol::ThreePhase => self.precommit_deadline(now, spec.timeout_ms),
+        };
         self.txns.insert(
             id,
             Txn {
@@ -561,15 +830,17 @@ impl Coordinator {
                 parts,
                 phase: Phase::Collecting { votes_due },
                 wake_at: None,
+                abort_reason: None,
             },
         );
         self.arm(id, Some(votes_due));
     }
 
-    fn on_response(&mut self, from: NodeId, msg: Msg) {
+    fn on_response(&mut self, now: Millis, from: NodeId, msg: Msg) {
         match msg {
-            Msg::Vote { txn, vote, reads } => self.on_vote(from, txn, vote, reads),
-            Msg::Ack { txn, outcome } => self.on_ack(from, txn, outcome),
+            Msg::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
+            Msg::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
+            Msg::StateReply { txn, state } => self.on_state_reply(now, from, txn, state),
             Msg::Error { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
             }
@@ -579,15 +850,15 @@ impl Coordinator {
         }
     }
 
-    fn on_vote(&mut self, from: NodeId, id: TxnId, vote: Vote, reads: Vec<Read>) {
+    fn on_vote(&mut self, now: Millis, from: NodeId, id: TxnId, vote: Vote, reads: Vec<Read>) {
         // A vote for a forgotten transaction is late (it was aborted: the participant got
         // or will get Decide{Abort}, or learns Abort by query) or a duplicate: ignore it.
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        if !matches!(txn.phase, Phase::Collecting { .. }) {
+        let Phase::Collecting { votes_due } = txn.phase else {
             return;
-        }
+        };
         let Some(part) = txn.part_mut(from) else {
             tracing::warn!(peer = %from, txn_id = %id, "vote from a non-participant, ignored");
             return;
@@ -627,6 +898,25 @@ impl Coordinator {
             }
             return;
         }
+        let (protocol, timeout_ms) = (txn.protocol, txn.timeout_ms);
+        match protocol {
+            Protocol::TwoPhase => {}
+            Protocol::ThreePhase => {
+                if let Some(reason) = self.too_late_to_precommit(now, votes_due, timeout_ms) {
+                    self.abort(id, reason);
+                    return;
+                }
+            }
+        }
+        self.log_commit(id);
+    }
+
+    /// All voted Yes/ReadOnly (and, for 3PC, in time): hands out the commit record.
+    fn log_commit(&mut self, id: TxnId) {
+        let lsn = self.next_lsn();
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
         for part in &mut txn.parts {
             part.ops = Vec::new();
         }
@@ -637,10 +927,7 @@ impl Coordinator {
             .map(|p| p.node)
             .collect();
         let protocol = txn.protocol;
-        let lsn = self.next_lsn();
-        if let Some(txn) = self.txns.get_mut(&id) {
-            txn.phase = Phase::Logging { lsn };
-        }
+        txn.phase = Phase::Logging { lsn };
         // No deadline while logging: the store answers or the node dies (a failed write is fatal).
         self.arm(id, None);
         self.pending.insert(lsn, Pending::Decided(id));
@@ -655,12 +942,22 @@ impl Coordinator {
         });
     }
 
-    fn on_ack(&mut self, from: NodeId, id: TxnId, outcome: Outcome) {
+    fn on_ack(&mut self, now: Millis, from: NodeId, id: TxnId, outcome: Outcome) {
         // Acks for aborts and for forgotten transactions need nothing (presumed abort).
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        if !matches!(txn.phase, Phase::Committing { .. }) {
+        match txn.phase {
+            Phase::Committing { .. } => {}
+            Phase::PreCommitting { .. } => {
+                self.on_precommit_ack(now, from, id, outcome);
+                return;
+            }
+            _ => return,
+        }
+        let protocol = txn.protocol;
+        if protocol == Protocol::ThreePhase && outcome == Outcome::PreCommitted {
+            // A late ack of the PreCommit, not of the DoCommit.
             return;
         }
         let Some(part) = txn.part_mut(from) else {
@@ -670,9 +967,18 @@ impl Coordinator {
             return;
         }
         if outcome != Outcome::Committed {
-            // The participant lost or overrode a Yes vote: its bug, not ours to repair.
-            // Counted as acked so the commit can end; the error makes it visible.
-            tracing::error!(peer = %from, txn_id = %id, ?outcome, "participant acked a commit with another outcome");
+            match protocol {
+                // The participant lost or overrode a Yes vote: its bug, not ours to
+                // repair. Counted as acked so the commit can end; the error makes it visible.
+                Protocol::TwoPhase => {
+                    tracing::error!(peer = %from, txn_id = %id, ?outcome, "participant acked a commit with another outcome");
+                }
+                // Its termination protocol aborted while others commit: the documented
+                // partition limit of 3PC. Nothing can undo the commits already applied.
+                Protocol::ThreePhase => {
+                    tracing::error!(peer = %from, txn_id = %id, ?outcome, "ATOMICITY VIOLATED: a participant aborted a 3pc transaction the others commit (partition limit of 3pc)");
+                }
+            }
         }
         part.state = PartState::Acked;
         if txn.parts.iter().any(|p| p.state == PartState::AwaitingAck) {
@@ -701,17 +1007,19 @@ impl Coordinator {
     fn on_request(&mut self, from: NodeId, id: RequestId, msg: Msg) {
         let reply = match msg {
             Msg::DecisionQuery { txn } => {
+                // 3PC: Commit only once DoCommit is going out. Before that a precommit
+                // may still turn into an adopted abort, so the answer is Undecided.
                 let answer = match self.txns.get(&txn).map(|t| t.phase) {
                     None => Answer::Abort,
                     Some(Phase::Committing { .. }) => Answer::Commit,
-                    Some(Phase::Collecting { .. } | Phase::Logging { .. }) => Answer::Undecided,
+                    Some(_) => Answer::Undecided,
                 };
                 Msg::DecisionAnswer { txn, answer }
             }
             other => Msg::Error {
                 reason: format!(
                     "the coordinator serves only DecisionQuery from participants, got {}",
-                    msg_kind(&other)
+                    other.kind()
                 ),
             },
         };
@@ -729,14 +1037,38 @@ impl Coordinator {
                 self.ended_pending -= 1;
                 return;
             }
+            Some(Pending::AbortAdopted(id)) => {
+                self.on_abort_adopted_durable(id);
+                return;
+            }
             None => return,
         };
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        match txn.protocol {
+            Protocol::TwoPhase => self.send_commit(now, id),
+            Protocol::ThreePhase => self.send_precommit(now, id),
+        }
+    }
+
+    /// The commit is durable (3PC: every PreCommit acked or given up on): Decide{Commit}
+    /// to every YES voter that is up, the others get it when they come back.
+    fn send_commit(&mut self, now: Millis, id: TxnId) {
         let resend_ms = self.config.decide_resend_ms;
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
         for part in &mut txn.parts {
-            if part.state == PartState::Yes {
+            if matches!(
+                part.state,
+                PartState::Yes
+                    | PartState::AwaitingPreAck
+                    | PartState::PreAcked
+                    | PartState::Silent
+                    | PartState::AwaitingState
+                    | PartState::Reported(_)
+            ) {
                 part.state = PartState::AwaitingAck;
                 if self.up.contains(&part.node) {
                     self.outputs.push_back(Output::Send {
@@ -759,7 +1091,8 @@ impl Coordinator {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        // A Decide that could not be queued is re-sent by the resend timer or on PeerUp.
+        // A later-phase message that could not be queued is re-sent by the resend timer
+        // or on PeerUp.
         if !matches!(txn.phase, Phase::Collecting { .. }) {
             return;
         }
@@ -787,40 +1120,50 @@ impl Coordinator {
             let Some(part) = txn.parts.iter().find(|p| p.node == peer) else {
                 continue;
             };
-            match (txn.phase, part.state) {
+            let msg = match (txn.phase, part.state) {
                 (Phase::Collecting { .. }, PartState::AwaitingVote) => {
-                    self.outputs.push_back(Output::Send {
-                        to: peer,
-                        msg: prepare(id, txn.protocol, txn.timeout_ms, &part.ops),
-                    });
+                    prepare(id, txn.protocol, txn.timeout_ms, &part.ops, &txn.nodes())
                 }
-                (Phase::Committing { .. }, PartState::AwaitingAck) => {
-                    self.outputs.push_back(Output::Send {
-                        to: peer,
-                        msg: decide(id, Decision::Commit),
-                    });
+                (Phase::PreCommitting { .. }, PartState::AwaitingPreAck | PartState::Silent) => {
+                    Msg::PreCommit { txn: id }
                 }
-                _ => {}
-            }
+                (Phase::Committing { .. }, PartState::AwaitingAck) => decide(id, Decision::Commit),
+                (Phase::Resolving { .. }, PartState::AwaitingState) => Msg::StateQuery { txn: id },
+                _ => continue,
+            };
+            self.outputs.push_back(Output::Send { to: peer, msg });
         }
     }
 
-    fn on_peer_down(&mut self, peer: NodeId) {
+    fn on_peer_down(&mut self, now: Millis, peer: NodeId) {
         self.up.remove(&peer);
-        let missing: Vec<TxnId> = self
-            .txns
-            .iter()
-            .filter(|(_, txn)| {
-                matches!(txn.phase, Phase::Collecting { .. })
-                    && txn
-                        .parts
-                        .iter()
-                        .any(|p| p.node == peer && p.state == PartState::AwaitingVote)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in missing {
+        let mut aborts = Vec::new();
+        let mut silent = Vec::new();
+        for (&id, txn) in &self.txns {
+            let Some(part) = txn.parts.iter().find(|p| p.node == peer) else {
+                continue;
+            };
+            match (txn.phase, part.state, txn.protocol) {
+                (Phase::Collecting { .. }, PartState::AwaitingVote, _) => aborts.push(id),
+                // 3PC: a YES voter that is down could not get its PreCommit in time.
+                (Phase::Collecting { .. }, PartState::Yes, Protocol::ThreePhase) => {
+                    aborts.push(id);
+                }
+                (
+                    Phase::PreCommitting {
+                        acks_due: Some(_), ..
+                    },
+                    PartState::AwaitingPreAck,
+                    _,
+                ) => silent.push(id),
+                _ => {}
+            }
+        }
+        for id in aborts {
             self.abort(id, format!("participant {peer} is down"));
+        }
+        for id in silent {
+            self.precommit_failed(now, id, peer);
         }
     }
 
@@ -835,12 +1178,29 @@ impl Coordinator {
             if self.txns.contains_key(&id) {
                 continue;
             }
+            // 2PC re-sends the logged commit; 3PC first asks whether the participants'
+            // termination protocol aborted while the coordinator was down.
+            let (state, phase, msg) = match protocol {
+                Protocol::TwoPhase => (
+                    PartState::AwaitingAck,
+                    Phase::Committing {
+                        client_due: None,
+                        resend_at,
+                    },
+                    decide(id, Decision::Commit),
+                ),
+                Protocol::ThreePhase => (
+                    PartState::AwaitingState,
+                    Phase::Resolving { resend_at },
+                    Msg::StateQuery { txn: id },
+                ),
+            };
             let parts: Vec<Part> = participants
                 .into_iter()
                 .map(|node| Part {
                     node,
                     ops: Vec::new(),
-                    state: PartState::AwaitingAck,
+                    state,
                     reads: Vec::new(),
                 })
                 .collect();
@@ -848,7 +1208,7 @@ impl Coordinator {
                 if self.up.contains(&part.node) {
                     self.outputs.push_back(Output::Send {
                         to: part.node,
-                        msg: decide(id, Decision::Commit),
+                        msg: msg.clone(),
                     });
                 }
             }
@@ -859,11 +1219,9 @@ impl Coordinator {
                     timeout_ms: 0,
                     client: None,
                     parts,
-                    phase: Phase::Committing {
-                        client_due: None,
-                        resend_at,
-                    },
+                    phase,
                     wake_at: None,
+                    abort_reason: None,
                 },
             );
             self.arm(id, Some(resend_at));
@@ -895,7 +1253,10 @@ impl Coordinator {
                     ),
                 );
             }
-            Phase::Logging { .. } => {}
+            Phase::Logging { .. } | Phase::LoggingAbort { .. } => {}
+            Phase::PreCommitting { .. } | Phase::Resolving { .. } => {
+                self.on_three_phase_due(now, id);
+            }
             Phase::Committing {
                 mut client_due,
                 mut resend_at,
@@ -934,9 +1295,16 @@ impl Coordinator {
 
     // ---- helpers ----
 
-    /// Aborts a collecting transaction: Decide{Abort} to every up participant that may
-    /// have prepared, the reason to the client, and the transaction is forgotten.
+    /// Aborts a collecting transaction (presumed abort, nothing logged): Decide{Abort}
+    /// to every up participant that may have prepared, the reason to the client, and the
+    /// transaction is forgotten. Never called once a commit record was handed out.
     fn abort(&mut self, id: TxnId, reason: String) {
+        if let Some(txn) = self.txns.get(&id)
+            && !matches!(txn.phase, Phase::Collecting { .. })
+        {
+            tracing::error!(txn_id = %id, phase = ?txn.phase, %reason, "bug: abort requested after the commit record; ignored");
+            return;
+        }
         let Some(txn) = self.forget(id) else {
             return;
         };
@@ -984,12 +1352,19 @@ impl Coordinator {
     }
 }
 
-fn prepare(txn: TxnId, protocol: Protocol, timeout_ms: u64, ops: &[Op]) -> Msg {
+fn prepare(
+    txn: TxnId,
+    protocol: Protocol,
+    timeout_ms: u64,
+    ops: &[Op],
+    participants: &[NodeId],
+) -> Msg {
     Msg::Prepare {
         txn,
         protocol,
         ops: ops.to_vec(),
         timeout_ms,
+        participants: participants.to_vec(),
     }
 }
 
@@ -1007,23 +1382,6 @@ fn participants_text(nodes: &[NodeId]) -> String {
     match list.len() {
         1 => format!("participant {}", list[0]),
         _ => format!("participants {}", list.join(", ")),
-    }
-}
-
-/// A message's kind without its payload, for error texts and logs.
-pub fn msg_kind(msg: &Msg) -> &'static str {
-    match msg {
-        Msg::Prepare { .. } => "Prepare",
-        Msg::Vote { .. } => "Vote",
-        Msg::Decide { .. } => "Decide",
-        Msg::Ack { .. } => "Ack",
-        Msg::DecisionQuery { .. } => "DecisionQuery",
-        Msg::DecisionAnswer { .. } => "DecisionAnswer",
-        Msg::Submit { .. } => "Submit",
-        Msg::Result { .. } => "Result",
-        Msg::Status => "Status",
-        Msg::StatusReport { .. } => "StatusReport",
-        Msg::Error { .. } => "Error",
     }
 }
 

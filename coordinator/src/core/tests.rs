@@ -10,6 +10,8 @@ use wire::{
 
 use super::*;
 
+mod three_phase;
+
 const CLIENT: ClientRef = ClientRef {
     channel: 7,
     request: 1,
@@ -89,6 +91,7 @@ fn submit(txn: u128, spec: TxnSpec) -> Input {
     }
 }
 
+/// The Prepare of a `transfer()` (participants 1 and 2).
 fn prepare_to(to: u32, txn: u128, ops: Vec<Op>) -> Output {
     Output::Send {
         to: n(to),
@@ -97,6 +100,7 @@ fn prepare_to(to: u32, txn: u128, ops: Vec<Op>) -> Output {
             protocol: Protocol::TwoPhase,
             ops,
             timeout_ms: TIMEOUT_MS,
+            participants: vec![n(1), n(2)],
         },
     }
 }
@@ -984,7 +988,7 @@ fn rejects_timeout_out_of_bounds() {
     spec.timeout_ms = 5;
     assert_eq!(
         submit_rejected(spec),
-        vec![rejected(T1, "timeout 5 ms out of bounds [10, 60000] ms")]
+        vec![rejected(T1, "timeout 5 ms out of bounds [300, 60000] ms")]
     );
 }
 

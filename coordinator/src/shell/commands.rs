@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use wire::{Client, Msg, TxnId, TxnResult, TxnSpec};
+use wire::{Client, Msg, Protocol, TxnId, TxnResult, TxnSpec};
 
 /// How long connecting (TCP + handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,9 +28,21 @@ pub enum CallError {
     Refused { reason: String },
 }
 
-/// How long to wait for the result of a transaction with this timeout.
+/// How long to wait for the result of a 2PC transaction with this timeout.
 pub fn result_timeout(txn_timeout_ms: u64) -> Duration {
     Duration::from_millis(txn_timeout_ms.saturating_mul(2)) + RESULT_MARGIN
+}
+
+/// How long to wait for the result of `spec`: 3PC has one more round (PreCommit, bounded
+/// by the coordinator's precommit ack timeout, which `RESULT_MARGIN` covers by default)
+/// than 2PC, so it gets one more timeout.
+pub fn result_timeout_for(spec: &TxnSpec) -> Duration {
+    match spec.protocol {
+        Protocol::TwoPhase => result_timeout(spec.timeout_ms),
+        Protocol::ThreePhase => {
+            result_timeout(spec.timeout_ms) + Duration::from_millis(spec.timeout_ms)
+        }
+    }
 }
 
 pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallError> {
@@ -44,12 +56,12 @@ pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallE
 
 /// Submits `spec` on an open client and waits for its result.
 pub async fn submit_on(client: &Client, spec: TxnSpec) -> Result<(TxnId, TxnResult), CallError> {
-    let wait = result_timeout(spec.timeout_ms);
+    let wait = result_timeout_for(&spec);
     match client.call(Msg::Submit { spec }, wait).await {
         Ok(Msg::Result { txn, result }) => Ok((txn, result)),
         Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
         Ok(other) => Err(CallError::Refused {
-            reason: format!("unexpected answer {}", crate::core::msg_kind(&other)),
+            reason: format!("unexpected answer {}", other.kind()),
         }),
         Err(wire::ClientError::QueueFull) => Err(CallError::Unreachable {
             addr: client.channel().peer_addr(),
@@ -81,7 +93,7 @@ pub async fn status(addr: SocketAddr, cluster_id: &str) -> Result<String, CallEr
         Ok(Msg::StatusReport { text }) => Ok(text),
         Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
         Ok(other) => Err(CallError::Refused {
-            reason: format!("unexpected answer {}", crate::core::msg_kind(&other)),
+            reason: format!("unexpected answer {}", other.kind()),
         }),
         Err(error) => Err(CallError::Unreachable {
             addr,

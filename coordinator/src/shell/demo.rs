@@ -106,21 +106,41 @@ pub fn run(config: DemoConfig) -> Result<bool, DemoError> {
         tracing::warn!(%error, "cannot install the Ctrl-C handler");
     }
 
+    // The participant mesh (termination protocol, in-doubt peers asking each other)
+    // needs every participant to know the others' addresses before it starts. With
+    // ephemeral ports that means choosing them first: `reserve_ports` binds free ports
+    // and releases them just before the participants bind them again.
+    let participant_bin = config.bin_dir.join("participant");
+    let mesh = supports_peer_flag(&participant_bin);
+    let listen: Vec<SocketAddr> = if mesh {
+        reserve_ports(config.participants)?
+    } else {
+        tracing::warn!("this participant binary has no --peer flag: starting without a mesh");
+        vec![SocketAddr::from(([127, 0, 0, 1], 0)); config.participants as usize]
+    };
     let mut participant_addrs = Vec::new();
-    for id in 1..=config.participants {
+    for (id, addr) in (1..=config.participants).zip(&listen) {
         let name = format!("participant-{id}");
-        let args = [
+        let mut args = vec![
             "serve".to_string(),
             "--id".to_string(),
             id.to_string(),
             "--listen".to_string(),
-            "127.0.0.1:0".to_string(),
+            addr.to_string(),
             "--db".to_string(),
             dir.join(format!("{name}.db")).display().to_string(),
             "--cluster".to_string(),
             CLUSTER_ID.to_string(),
         ];
-        let addr = children.start(&name, &config.bin_dir.join("participant"), &args, &dir)?;
+        if mesh {
+            for (peer, peer_addr) in (1..=config.participants).zip(&listen) {
+                if peer != id {
+                    args.push("--peer".to_string());
+                    args.push(format!("{peer}={peer_addr}"));
+                }
+            }
+        }
+        let addr = children.start(&name, &participant_bin, &args, &dir)?;
         println!("started {name} on {addr}");
         participant_addrs.push((NodeId(id), addr));
     }
@@ -191,6 +211,35 @@ fn check(config: &DemoConfig) -> Result<(), DemoError> {
         }
     }
     Ok(())
+}
+
+/// Whether `participant serve` takes `--peer ID=ADDR` (the participant mesh).
+fn supports_peer_flag(bin: &Path) -> bool {
+    Command::new(bin)
+        .args(["serve", "--help"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--peer"))
+}
+
+/// `count` distinct free loopback addresses: all bound at once (so they differ), then
+/// released for the participants to bind. Another process could take one in between;
+/// that participant then fails to start with a clear error (acceptable for a demo).
+fn reserve_ports(count: u32) -> Result<Vec<SocketAddr>, DemoError> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let io = |source| DemoError::Io {
+        what: "cannot reserve a loopback port",
+        path: PathBuf::from(any.to_string()),
+        source,
+    };
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind(any).map_err(io))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map_err(io))
+        .collect()
 }
 
 fn prepare_dir(dir: Option<&Path>) -> Result<PathBuf, DemoError> {
@@ -499,7 +548,7 @@ fn print_summary(
     }
     let db = dir.join("coordinator.db");
     println!(
-        "  sqlite3 {} \"SELECT decision, count(*), count(ended_at) FROM decision GROUP BY decision\"",
+        "  sqlite3 {} \"SELECT * FROM decision_counts\"",
         db.display()
     );
     println!("  (process logs: {}/*.log)", dir.display());

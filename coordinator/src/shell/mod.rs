@@ -9,4 +9,6 @@ mod node;
 pub mod runtime;
 
 pub use log_writer::WRITE_BATCH_MAX;
-pub use node::{EVENT_QUEUE_MAX, Node, ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT};
+pub use node::{
+    CRASH_POINTS, EVENT_QUEUE_MAX, Node, PHI_SUSPECT, ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT, Timing,
+};

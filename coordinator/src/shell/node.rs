@@ -12,21 +12,39 @@ use futures::FutureExt;
 use tracing::{debug, info, warn};
 use wire::{
     Channel, ChannelConfig, ChannelEvent, Decision, DialHandle, Epoch, EventReceiver, Listener,
-    Msg, NodeId, RequestId, Role, SendError, ServeHandle, TxnId, TxnResult,
+    Msg, NodeId, Outcome, RequestId, Role, SendError, ServeHandle, TxnId, TxnResult,
 };
 
 use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
 use super::runtime::{self, Receiver, Sender};
 use crate::core::{
-    self, ClientRef, Config, Coordinator, Input, Lsn, Millis, Output, Record, SendFailure,
+    ClientRef, Config, Coordinator, Input, Limits, Lsn, Millis, Output, Record, SendFailure,
 };
 use crate::store::{Store, StoreError};
+
+/// Crash points (`--crash-at NAME`) this binary has.
+pub const CRASH_POINTS: [&str; 5] = [
+    "coordinator.before_commit_logged",
+    "coordinator.after_commit_logged",
+    "coordinator.after_first_precommit_acked",
+    CRASH_AFTER_FIRST_PRECOMMIT_SENT,
+    CRASH_AFTER_FIRST_COMMIT_SENT,
+];
+/// 3PC: one PreCommit is on the wire, the others are not sent (the case timeouts alone
+/// get wrong).
+pub const CRASH_AFTER_FIRST_PRECOMMIT_SENT: &str = "coordinator.after_first_precommit_sent";
+/// One Commit (2PC) or DoCommit (3PC) is on the wire, the others are not sent.
+pub const CRASH_AFTER_FIRST_COMMIT_SENT: &str = "coordinator.after_first_commit_sent";
 
 /// Events the wire may queue for the loop before its readers wait (backpressure).
 pub const EVENT_QUEUE_MAX: usize = 4_096;
 /// Transaction ids a status report lists per category (the counts are always complete).
 pub const STATUS_TXNS_LISTED_MAX: usize = 10;
 pub const TXNS_IN_FLIGHT_MAX_LIMIT: usize = 1_000_000;
+/// A participant whose phi-accrual suspicion reaches this is shown as SUSPECT (Akka's
+/// default threshold); it is declared down only by the wire's hard rule (silent 10
+/// heartbeats).
+pub const PHI_SUSPECT: f64 = 8.0;
 
 /// `coordinator serve` settings.
 #[derive(Clone, Debug)]
@@ -38,6 +56,50 @@ pub struct ServeConfig {
     pub participants: Vec<(NodeId, SocketAddr)>,
     pub heartbeat_interval: Duration,
     pub txns_in_flight_max: usize,
+    /// The core's timing settings (validated with the heartbeat by `Config::validate`).
+    pub timing: Timing,
+}
+
+/// Timeouts of the protocols, in milliseconds (see `core::Config` for each one's role).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub timeout_ms_min: u64,
+    pub timeout_ms_max: u64,
+    pub decide_resend_ms: u64,
+    pub precommit_margin_ms: u64,
+    pub precommit_ack_timeout_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Timing {
+            timeout_ms_min: limits.timeout_ms_min,
+            timeout_ms_max: limits.timeout_ms_max,
+            decide_resend_ms: crate::core::DECIDE_RESEND_MS_DEFAULT,
+            precommit_margin_ms: crate::core::PRECOMMIT_MARGIN_MS_DEFAULT,
+            precommit_ack_timeout_ms: crate::core::PRECOMMIT_ACK_TIMEOUT_MS_DEFAULT,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The core's configuration; `Err` says which setting to change.
+    pub fn core_config(&self) -> Result<Config, ShellError> {
+        let mut config = Config::new(self.participants.iter().map(|(id, _)| *id));
+        config.limits.txns_in_flight_max = self.txns_in_flight_max;
+        config.limits.timeout_ms_min = self.timing.timeout_ms_min;
+        config.limits.timeout_ms_max = self.timing.timeout_ms_max;
+        config.decide_resend_ms = self.timing.decide_resend_ms;
+        config.precommit_margin_ms = self.timing.precommit_margin_ms;
+        config.precommit_ack_timeout_ms = self.timing.precommit_ack_timeout_ms;
+        config.heartbeat_interval_ms =
+            u64::try_from(self.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
+        config
+            .validate()
+            .map_err(|error| ShellError::Config(error.0))?;
+        Ok(config)
+    }
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -61,6 +123,8 @@ pub enum ShellError {
 struct PeerSlot {
     addr: SocketAddr,
     channel: Option<Channel>,
+    /// When and why the last channel went down (`None`: never connected, or up).
+    down: Option<(Instant, String)>,
     /// Keeps the reconnect loop alive for the node's lifetime.
     _dial: DialHandle,
 }
@@ -96,9 +160,7 @@ impl Node {
         let recovered = store.recover().await?;
         info!(db = %config.db.display(), unfinished_commits = recovered.len(), "decision log recovered");
 
-        let mut core_config = Config::new(config.participants.iter().map(|(id, _)| *id));
-        core_config.limits.txns_in_flight_max = config.txns_in_flight_max;
-        let mut core = Coordinator::new(core_config);
+        let mut core = Coordinator::new(config.core_config()?);
         // Every record the core has outstanding belongs to a tracked transaction or a
         // pending end, which the in-flight limit bounds (recovered ones come on top):
         // with this capacity neither writer queue can fill, so the loop never waits on it.
@@ -128,6 +190,7 @@ impl Node {
                     PeerSlot {
                         addr,
                         channel: None,
+                        down: None,
                         _dial: dial,
                     },
                 )
@@ -232,6 +295,7 @@ impl Node {
                     debug!(epoch = %epoch, %reason, "client disconnected");
                 } else if let Some(slot) = self.current_slot(peer, epoch) {
                     slot.channel = None;
+                    slot.down = Some((Instant::now(), reason.clone()));
                     warn!(peer = %peer, epoch = %epoch, %reason, "participant down");
                     self.core.handle(now, Input::PeerDown { peer });
                 } else {
@@ -265,6 +329,13 @@ impl Node {
                 // Votes and acks are facts about a transaction, whichever connection
                 // carried them: one from an older epoch is as true as a current one.
                 if self.peers.contains_key(&peer) && !self.clients.contains_key(&epoch) {
+                    if let Msg::Ack {
+                        outcome: Outcome::PreCommitted,
+                        ..
+                    } = &msg
+                    {
+                        wire::crash::point("coordinator.after_first_precommit_acked");
+                    }
                     self.core.handle(now, Input::Response { from: peer, msg });
                 }
             }
@@ -280,10 +351,11 @@ impl Node {
             }
             Role::Participant if self.peers.contains_key(&peer) => {
                 info!(peer = %peer, epoch = %channel.epoch(), addr = %channel.peer_addr(), "participant up");
-                if let Some(slot) = self.peers.get_mut(&peer)
-                    && let Some(old) = slot.channel.replace(channel)
-                {
-                    old.close();
+                if let Some(slot) = self.peers.get_mut(&peer) {
+                    slot.down = None;
+                    if let Some(old) = slot.channel.replace(channel) {
+                        old.close();
+                    }
                 }
                 self.core.handle(now, Input::PeerUp { peer });
             }
@@ -318,7 +390,7 @@ impl Node {
             other => {
                 let reason = format!(
                     "the coordinator serves Submit and Status from clients, got {}",
-                    core::msg_kind(&other)
+                    other.kind()
                 );
                 respond(client, id, Msg::Error { reason });
             }
@@ -371,9 +443,12 @@ impl Node {
     /// Queues a request to a participant; `Err` says which transaction it was for and why not.
     fn send(&self, to: NodeId, msg: Msg) -> Result<(), (TxnId, SendFailure)> {
         let txn = match &msg {
-            Msg::Prepare { txn, .. } | Msg::Decide { txn, .. } => *txn,
+            Msg::Prepare { txn, .. }
+            | Msg::PreCommit { txn }
+            | Msg::Decide { txn, .. }
+            | Msg::StateQuery { txn } => *txn,
             other => {
-                warn!(peer = %to, kind = core::msg_kind(other), "core sent an unexpected request; dropped");
+                warn!(peer = %to, kind = other.kind(), "core sent an unexpected request; dropped");
                 return Ok(());
             }
         };
@@ -388,8 +463,21 @@ impl Node {
         let Some(channel) = channel else {
             return Err((txn, SendFailure::Closed));
         };
+        let crash_point = match &msg {
+            Msg::PreCommit { .. } => Some(CRASH_AFTER_FIRST_PRECOMMIT_SENT),
+            Msg::Decide {
+                decision: Decision::Commit,
+                ..
+            } => Some(CRASH_AFTER_FIRST_COMMIT_SENT),
+            _ => None,
+        };
         match channel.request(msg) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if let Some(name) = crash_point {
+                    wire::crash::point_after_send(name);
+                }
+                Ok(())
+            }
             Err(SendError::QueueFull) => {
                 warn!(txn_id = %txn, peer = %to, "participant send queue full");
                 Err((txn, SendFailure::Overloaded))
@@ -425,48 +513,65 @@ impl Node {
             self.local_addr,
             self.start.elapsed().as_secs()
         );
+        let core = self.core.config();
+        let _ = writeln!(
+            text,
+            "timing: heartbeat {} ms; txn timeout {}..={} ms; commit resend {} ms; \
+             3pc precommit margin {} ms, precommit ack timeout {} ms",
+            core.heartbeat_interval_ms,
+            core.limits.timeout_ms_min,
+            core.limits.timeout_ms_max,
+            core.decide_resend_ms,
+            core.precommit_margin_ms,
+            core.precommit_ack_timeout_ms
+        );
         let in_flight = self.core.in_flight_by_peer();
         let _ = writeln!(text, "participants:");
         for (id, slot) in &self.peers {
             let waiting = in_flight.get(id).copied().unwrap_or(0);
             match &slot.channel {
                 Some(channel) => {
+                    let liveness = channel.liveness();
+                    let suspect = if liveness.phi >= PHI_SUSPECT {
+                        " SUSPECT"
+                    } else {
+                        ""
+                    };
                     let _ = writeln!(
                         text,
-                        "  {id} {} up, last heard {} ms ago, {waiting} txns waiting on it, \
-                         channel {} requests in flight, {} queued",
+                        "  {id} {} up{suspect}, last heard {} ms ago, phi {:.2}, \
+                         {waiting} txns waiting on it, channel {} requests in flight, {} queued",
                         slot.addr,
-                        channel.last_heard().elapsed().as_millis(),
+                        liveness.last_heard_ago.as_millis(),
+                        liveness.phi,
                         channel.in_flight(),
                         channel.queued()
                     );
                 }
                 None => {
+                    let since = match &slot.down {
+                        Some((at, reason)) => {
+                            format!(" for {} ms ({reason})", at.elapsed().as_millis())
+                        }
+                        None => " (never connected)".to_string(),
+                    };
                     let _ = writeln!(
                         text,
-                        "  {id} {} DOWN, {waiting} txns waiting on it",
+                        "  {id} {} DOWN{since}, {waiting} txns waiting on it",
                         slot.addr
                     );
                 }
             }
         }
-        let phases: Vec<String> = self
-            .core
-            .txns_by_phase()
-            .iter()
-            .map(|(phase, count)| format!("{phase}: {count}"))
-            .collect();
         let _ = writeln!(
             text,
-            "txns in flight: {} (limit {}){}",
+            "txns in flight: {} (limit {})",
             self.core.txns_in_flight(),
             self.config.txns_in_flight_max,
-            if phases.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", phases.join(", "))
-            }
         );
+        for ((protocol, phase), count) in self.core.txns_by_protocol_and_phase() {
+            let _ = writeln!(text, "  {protocol} {phase}: {count}");
+        }
         let list = |ids: Vec<TxnId>| -> String {
             let shown: Vec<String> = ids
                 .iter()
@@ -483,7 +588,11 @@ impl Node {
             }
             line
         };
-        let _ = writeln!(text, "undecided: {}", list(self.core.undecided().collect()));
+        let _ = writeln!(
+            text,
+            "undecided (no durable commit yet): {}",
+            list(self.core.undecided().collect())
+        );
         let _ = writeln!(
             text,
             "decided, not ended: {}",

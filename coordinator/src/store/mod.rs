@@ -9,10 +9,12 @@
 //! - **Totally ordered**: one connection, one writer; batches are applied in the order
 //!   they are appended and records within a batch in slice order. An `Ended` record is
 //!   always appended after its `Decided` record (the core emits it later), so the UPDATE
-//!   finds its row.
-//! - **Recovery is complete**: `recover` returns every logged commit without an end.
-//!   Anything not returned is either ended (every participant applied it) or was never
-//!   durably decided, which presumed abort answers as aborted.
+//!   finds its row; so is an `AbortAdopted` record, whose UPDATE must find the row still
+//!   unfinished (anything else is a broken log, reported as `Err`).
+//! - **Recovery is complete**: `recover` returns every logged commit (3PC: precommit)
+//!   without an end, exactly as `core::unfinished` computes it from the records. Anything
+//!   not returned is either ended (every participant applied it, or a 3PC abort was
+//!   adopted) or was never durably decided, which presumed abort answers as aborted.
 //! - **Failure is fatal**: an `Err` from `append` leaves the batch's durability unknown;
 //!   the caller must stop the node (not retry, not report `Persisted`) and let the next
 //!   start recover from what is on disk.
@@ -45,6 +47,8 @@ pub enum StoreError {
     Write { path: PathBuf, source: sqlx::Error },
     #[error("decision log {} read failed: {source}", path.display())]
     Read { path: PathBuf, source: sqlx::Error },
+    #[error("decision log {} has no unfinished commit for txn {txn} to turn into an abort", path.display())]
+    NotUnfinished { path: PathBuf, txn: TxnId },
     #[error("decision log {} has a bad row for txn {txn_id:?}: {reason}", path.display())]
     Corrupt {
         path: PathBuf,
@@ -128,12 +132,28 @@ impl Store {
                         .await
                         .map_err(write_error)?;
                 }
+                Record::AbortAdopted { txn, reason } => {
+                    let done = sqlx::query(UPDATE_ABORT_ADOPTED)
+                        .bind(txn.to_string())
+                        .bind(reason.as_str())
+                        .execute(&mut *sqlite_txn)
+                        .await
+                        .map_err(write_error)?;
+                    if done.rows_affected() != 1 {
+                        // Dropping the SQLite transaction rolls the whole batch back.
+                        return Err(StoreError::NotUnfinished {
+                            path: path.clone(),
+                            txn: *txn,
+                        });
+                    }
+                }
             }
         }
         sqlite_txn.commit().await.map_err(write_error)
     }
 
-    /// Every logged commit without an end, oldest first.
+    /// Every logged commit (3PC: precommit) without an end, by transaction id (v7 ids:
+    /// oldest first).
     pub async fn recover(&mut self) -> Result<Vec<RecoveredTxn>, StoreError> {
         let rows = sqlx::query(
             "SELECT txn_id, protocol, participants FROM unfinished \
@@ -173,6 +193,7 @@ impl Store {
             .map_err(|e| corrupt(format!("txn_id is not a uuid: {e}")))?;
         let protocol = match text("protocol")?.as_str() {
             "2pc" => Protocol::TwoPhase,
+            "3pc" => Protocol::ThreePhase,
             other => return Err(corrupt(format!("unknown protocol {other:?}"))),
         };
         let participants = text("participants")?
@@ -192,6 +213,12 @@ impl Store {
 const INSERT_DECIDED: &str = "INSERT INTO decision \
      (txn_id, protocol, decision, participants, logged_at) \
      VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+
+// Only a 3PC commit still unfinished may become an abort (never a 2PC one, never an
+// ended one): the WHERE clause makes the store refuse anything else.
+const UPDATE_ABORT_ADOPTED: &str = "UPDATE decision SET decision = 'abort', reason = ?2, \
+     ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+     WHERE txn_id = ?1 AND protocol = '3pc' AND decision = 'commit' AND ended_at IS NULL";
 
 const UPDATE_ENDED: &str = "UPDATE decision SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
      WHERE txn_id = ?1 AND ended_at IS NULL";

@@ -106,3 +106,125 @@ fn a_duplicate_decision_fails_the_whole_batch() {
         );
     });
 }
+
+fn precommit(i: u128, participants: &[u32]) -> Record {
+    Record::Decided {
+        txn: txn_id(i),
+        protocol: Protocol::ThreePhase,
+        decision: Decision::Commit,
+        participants: participants.iter().map(|&p| NodeId(p)).collect(),
+    }
+}
+
+/// `(protocol, decision, reason, ended)` of txn `i`'s row, as `sqlite3` would show it.
+async fn row(store: &mut Store, i: u128) -> (String, String, Option<String>, bool) {
+    let row = sqlx::query(
+        "SELECT protocol, decision, reason, ended_at IS NOT NULL AS ended \
+         FROM decision WHERE txn_id = ?1",
+    )
+    .bind(txn_id(i).to_string())
+    .fetch_one(&mut store.conn)
+    .await
+    .expect("row");
+    (
+        row.get("protocol"),
+        row.get("decision"),
+        row.get("reason"),
+        row.get("ended"),
+    )
+}
+
+#[test]
+fn a_precommit_is_recovered_as_three_phase_and_an_adopted_abort_ends_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("coordinator.db");
+    let records = vec![
+        precommit(1, &[1, 2]),
+        decided(2, &[1]),
+        precommit(3, &[2, 3]),
+        Record::AbortAdopted {
+            txn: txn_id(1),
+            reason: "participant 2 aborted".to_string(),
+        },
+    ];
+    block_on(async {
+        let mut store = Store::open(&path).await.expect("open");
+        let batch: Vec<(Lsn, Record)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| (Lsn(i as u64 + 1), record.clone()))
+            .collect();
+        store.append(&batch).await.expect("append");
+        store.close().await;
+
+        let mut store = Store::open(&path).await.expect("reopen");
+        let unfinished = store.recover().await.expect("recover");
+        assert_eq!(
+            unfinished,
+            vec![
+                recovered(2, &[1]),
+                RecoveredTxn {
+                    txn: txn_id(3),
+                    protocol: Protocol::ThreePhase,
+                    participants: vec![NodeId(2), NodeId(3)],
+                },
+            ]
+        );
+        // The store and the core's replay of the same records agree.
+        assert_eq!(unfinished, crate::core::unfinished(&records));
+        assert_eq!(
+            row(&mut store, 1).await,
+            (
+                "3pc".to_string(),
+                "abort".to_string(),
+                Some("participant 2 aborted".to_string()),
+                true
+            )
+        );
+        assert_eq!(
+            row(&mut store, 3).await,
+            ("3pc".to_string(), "commit".to_string(), None, false)
+        );
+    });
+}
+
+#[test]
+fn an_abort_can_be_adopted_only_for_an_unfinished_three_phase_commit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("coordinator.db");
+    let adopt = |i: u128| Record::AbortAdopted {
+        txn: txn_id(i),
+        reason: "r".to_string(),
+    };
+    block_on(async {
+        let mut store = Store::open(&path).await.expect("open");
+        store
+            .append(&[
+                (Lsn(1), decided(1, &[1])),
+                (Lsn(2), precommit(2, &[1])),
+                (Lsn(3), Record::Ended { txn: txn_id(2) }),
+                (Lsn(4), precommit(3, &[1])),
+            ])
+            .await
+            .expect("append");
+        // A 2PC commit, an ended 3PC commit, and no row at all: each fails its batch.
+        for i in [1, 2, 9] {
+            let result = store
+                .append(&[(Lsn(5), adopt(3)), (Lsn(6), adopt(i))])
+                .await;
+            match result {
+                Err(StoreError::NotUnfinished { txn, .. }) => assert_eq!(txn, txn_id(i)),
+                other => panic!("txn {i}: expected NotUnfinished, got {other:?}"),
+            }
+        }
+        // All or nothing: txn 3, adopted in each failed batch, is still a commit.
+        assert_eq!(
+            row(&mut store, 3).await,
+            ("3pc".to_string(), "commit".to_string(), None, false)
+        );
+        assert_eq!(
+            row(&mut store, 1).await,
+            ("2pc".to_string(), "commit".to_string(), None, false)
+        );
+    });
+}

@@ -140,3 +140,47 @@ fn unreachable_coordinator_exits_3() {
         "{out:?}"
     );
 }
+
+#[test]
+fn timeouts_shorter_than_three_heartbeats_are_a_usage_error_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let out = run_owned(&serve_with(&[
+        "--db",
+        &db,
+        "--participant",
+        "1=127.0.0.1:7001",
+        "--heartbeat-ms",
+        "200",
+        "--precommit-ack-timeout-ms",
+        "500",
+    ]));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "precommit_ack_timeout_ms 500 ms must be at least 3 heartbeats of 200 ms (600 ms)"
+        ),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("LISTENING"), "{out:?}");
+}
+
+#[test]
+fn unknown_protocol_is_a_usage_error_listing_both() {
+    let out = run(&[
+        "submit",
+        "--addr",
+        "127.0.0.1:1",
+        "--cluster",
+        "t",
+        "--protocol",
+        "4pc",
+        "1:get a",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("unknown protocol '4pc', expected 2pc or 3pc"),
+        "{out:?}"
+    );
+}

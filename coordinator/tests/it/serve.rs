@@ -1,7 +1,8 @@
 //! A served coordinator (the real binary) against in-process fake participants that vote
-//! as told: commit, abort, read-only, status, and recovery of a logged commit after a crash.
+//! as told: commit, abort, read-only, status, and recovery of a logged commit after a crash
+//! (2PC: re-sent; 3PC: resolved by asking the participants' states).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use coordinator::shell::runtime;
 use wire::{
     Answer, Channel, ChannelConfig, ChannelEvent, Decision, Listener, Msg, NodeId, Op, Outcome,
-    Read, Role, ServeHandle, TxnId, Value, Vote,
+    Read, Role, ServeHandle, TxnId, TxnState, Value, Vote,
 };
 
 use super::support::{COMMAND_TIMEOUT, Server, run};
@@ -23,6 +24,8 @@ const REFUSED_KEY: &str = "refuse";
 #[derive(Debug, PartialEq)]
 enum Seen {
     Prepared(TxnId),
+    PreCommitted(TxnId),
+    StateQueried(TxnId),
     Decided(TxnId, Decision),
     Answer(TxnId, Answer),
 }
@@ -36,7 +39,14 @@ struct FakeParticipant {
 }
 
 impl FakeParticipant {
+    /// A fake whose 3PC state for a txn it voted on without a PreCommit is `Waiting`.
     fn start(id: u32) -> FakeParticipant {
+        Self::start_with(id, TxnState::Waiting)
+    }
+
+    /// `not_precommitted`: the state it reports for a txn it got no PreCommit for
+    /// (`Aborted`: as if its termination protocol aborted while the coordinator was down).
+    fn start_with(id: u32, not_precommitted: TxnState) -> FakeParticipant {
         let listener = runtime::block_on(Listener::bind("127.0.0.1:0".parse().expect("addr")))
             .expect("bind fake participant");
         let addr = listener.local_addr();
@@ -48,6 +58,7 @@ impl FakeParticipant {
         let current = coordinator.clone();
         runtime::spawn(async move {
             let mut channels: HashMap<wire::Epoch, Channel> = HashMap::new();
+            let mut precommitted: HashSet<TxnId> = HashSet::new();
             while let Ok(event) = events.recv().await {
                 match event {
                     ChannelEvent::Up { channel } => {
@@ -61,7 +72,26 @@ impl FakeParticipant {
                         let Some(channel) = channels.get(&epoch) else {
                             continue;
                         };
-                        let reply = answer(&msg, &seen_tx);
+                        let reply = match msg {
+                            Msg::PreCommit { txn } => {
+                                precommitted.insert(txn);
+                                let _ = seen_tx.send(Seen::PreCommitted(txn));
+                                Msg::Ack {
+                                    txn,
+                                    outcome: Outcome::PreCommitted,
+                                }
+                            }
+                            Msg::StateQuery { txn } => {
+                                let _ = seen_tx.send(Seen::StateQueried(txn));
+                                let state = if precommitted.contains(&txn) {
+                                    TxnState::PreCommitted
+                                } else {
+                                    not_precommitted
+                                };
+                                Msg::StateReply { txn, state }
+                            }
+                            other => answer(&other, &seen_tx),
+                        };
                         let _ = channel.respond(id, reply);
                     }
                     ChannelEvent::Response { msg, .. } => {
@@ -323,4 +353,177 @@ fn crash_before_the_commit_is_logged_presumes_abort_after_restart() {
     // An in-doubt participant asks: no record of a commit, so Abort (presumed abort).
     one.ask_decision(txn);
     assert_eq!(one.next(), Seen::Answer(txn, Answer::Abort));
+}
+
+fn submit_3pc(server: &Server, ops: &[&str]) -> super::support::Finished {
+    let addr = server.addr.to_string();
+    let mut args = vec![
+        "submit",
+        "--addr",
+        &addr,
+        "--cluster",
+        CLUSTER,
+        "--protocol",
+        "3pc",
+        "--timeout-ms",
+        "2000",
+    ];
+    args.extend_from_slice(ops);
+    run(&args)
+}
+
+/// Reads what `fake` saw until `wanted` (bounded: fails after `COMMAND_TIMEOUT`).
+fn wait_seen(fake: &FakeParticipant, wanted: &Seen) {
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match fake.seen.recv_timeout(Duration::from_millis(100)) {
+            Ok(event) if &event == wanted => return,
+            Ok(event) => seen.push(event),
+            Err(_) => {}
+        }
+    }
+    panic!("fake participant never saw {wanted:?}; saw {seen:?}");
+}
+
+/// Polls `coordinator status` until no decided transaction is left unended.
+fn wait_all_ended(server: &Server) {
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        let status = wait_all_up(server);
+        if status.contains("decided, not ended: 0") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "txns never ended:\n{status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `(protocol, decision, reason, ended)` of `txn`'s row in the decision log.
+fn decision_row(db: &str, txn: TxnId) -> (String, String, Option<String>, bool) {
+    use sqlx::{Connection, Row};
+    runtime::block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}?mode=ro"))
+            .await
+            .expect("open decision log");
+        let row = sqlx::query(
+            "SELECT protocol, decision, reason, ended_at IS NOT NULL AS ended \
+             FROM decision WHERE txn_id = ?1",
+        )
+        .bind(txn.to_string())
+        .fetch_one(&mut conn)
+        .await
+        .expect("decision row");
+        (
+            row.get("protocol"),
+            row.get("decision"),
+            row.get("reason"),
+            row.get("ended"),
+        )
+    })
+}
+
+#[test]
+fn three_phase_submit_precommits_then_commits() {
+    let one = FakeParticipant::start(1);
+    let two = FakeParticipant::start(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let server = Server::start(&serve_args(&db, &[&one, &two], None));
+    wait_all_up(&server);
+
+    let out = submit_3pc(&server, &["1:add alice -5 min 0", "2:add bob 5"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.ends_with("committed\n"), "{out:?}");
+    for fake in [&one, &two] {
+        let Seen::Prepared(txn) = fake.next() else {
+            panic!("CanCommit expected")
+        };
+        assert_eq!(fake.next(), Seen::PreCommitted(txn));
+        assert_eq!(fake.next(), Seen::Decided(txn, Decision::Commit));
+    }
+    wait_all_ended(&server);
+
+    let out = submit_3pc(&server, &["1:add alice -5 min 0", "2:add refuse 5"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("aborted: participant 2 voted no: refused by test"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn three_phase_precommit_logged_before_a_crash_becomes_the_abort_the_participants_decided() {
+    // Nobody got a PreCommit: with the coordinator down, the participants' termination
+    // protocol aborts (the fakes report Aborted for a txn they got no PreCommit for).
+    let one = FakeParticipant::start_with(1, TxnState::Aborted);
+    let two = FakeParticipant::start_with(2, TxnState::Aborted);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let mut server = Server::start(&serve_args(
+        &db,
+        &[&one, &two],
+        Some("coordinator.after_commit_logged"),
+    ));
+    wait_all_up(&server);
+    let out = submit_3pc(&server, &["1:add alice -5 min 0", "2:add bob 5"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_ne!(server.wait_exit(), Some(0));
+    let Seen::Prepared(txn) = one.next() else {
+        panic!("CanCommit expected")
+    };
+    assert_eq!(two.next(), Seen::Prepared(txn));
+    assert_eq!(
+        decision_row(&db, txn),
+        ("3pc".to_string(), "commit".to_string(), None, false),
+        "the precommit is durable"
+    );
+
+    let server = Server::start(&serve_args(&db, &[&one, &two], None));
+    assert_eq!(one.next(), Seen::StateQueried(txn));
+    assert_eq!(two.next(), Seen::StateQueried(txn));
+    wait_all_ended(&server);
+    let (protocol, decision, reason, ended) = decision_row(&db, txn);
+    assert_eq!(
+        (protocol.as_str(), decision.as_str(), ended),
+        ("3pc", "abort", true)
+    );
+    let reason = reason.expect("the adopted abort has a reason");
+    assert!(
+        reason.contains("aborted while the coordinator was down"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn three_phase_crash_after_a_precommit_ack_finishes_as_commit_after_restart() {
+    let one = FakeParticipant::start(1);
+    let two = FakeParticipant::start(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let mut server = Server::start(&serve_args(
+        &db,
+        &[&one, &two],
+        Some("coordinator.after_first_precommit_acked"),
+    ));
+    wait_all_up(&server);
+    let out = submit_3pc(&server, &["1:add alice -5 min 0", "2:add bob 5"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_ne!(server.wait_exit(), Some(0));
+    let Seen::Prepared(txn) = one.next() else {
+        panic!("CanCommit expected")
+    };
+
+    // Restarted: asks the states, PreCommits whoever is still waiting, then commits all.
+    let server = Server::start(&serve_args(&db, &[&one, &two], None));
+    for fake in [&one, &two] {
+        wait_seen(fake, &Seen::StateQueried(txn));
+        wait_seen(fake, &Seen::Decided(txn, Decision::Commit));
+    }
+    wait_all_ended(&server);
+    assert_eq!(
+        decision_row(&db, txn),
+        ("3pc".to_string(), "commit".to_string(), None, true)
+    );
 }
