@@ -1,5 +1,6 @@
 //! The `participant` binary: `serve` a participant node, or print a running one's `status`.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +41,8 @@ struct ServeArgs {
     /// This participant's node id (1 or more; 0 is the clients' id).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     id: u32,
-    /// Address coordinators and clients connect to (port 0: any free port).
+    /// Address coordinators, clients and peer participants connect to (port 0: any free
+    /// port).
     #[arg(long)]
     listen: SocketAddr,
     /// The participant's database (SQLite; created if missing, its directory is not).
@@ -49,9 +51,31 @@ struct ServeArgs {
     /// Cluster id: every node and client of the cluster must use the same.
     #[arg(long)]
     cluster: String,
-    /// Heartbeat interval on every channel; 10 silent intervals mean down.
+    /// Another participant of the cluster, as ID=ADDR (repeatable). Participants keep one
+    /// channel per pair (the mesh; the larger id dials) to ask each other about in-doubt
+    /// transactions and to run the 3PC termination protocol.
+    #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
+    peers: Vec<(NodeId, SocketAddr)>,
+    /// Heartbeat interval on every channel; 10 silent intervals mean down. The 3PC timeouts
+    /// below must each span at least 3 heartbeat intervals.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     heartbeat_ms: u64,
+    /// 3PC: the shortest wait for PreCommit after a YES vote before the termination protocol
+    /// starts. The wait is the coordinator's Prepare timeout, clamped to [min, max].
+    #[arg(long, default_value_t = Config::default().waiting_timeout_min_ms)]
+    waiting_timeout_min_ms: u64,
+    /// 3PC: the longest wait for PreCommit after a YES vote (a shorter one than the
+    /// coordinator's makes this participant give up first; a warning is logged).
+    #[arg(long, default_value_t = Config::default().waiting_timeout_max_ms)]
+    waiting_timeout_max_ms: u64,
+    /// 3PC: how long a precommitted transaction waits for DoCommit before the termination
+    /// protocol starts.
+    #[arg(long, default_value_t = Config::default().precommitted_timeout_ms)]
+    precommitted_timeout_ms: u64,
+    /// 3PC termination protocol: how long a leader waits for its peers' states (and
+    /// PreCommit acks), and a follower for its leader, before moving on.
+    #[arg(long, default_value_t = Config::default().termination_round_ms)]
+    termination_round_ms: u64,
     /// First decision query this long after an in-doubt vote (then doubling).
     #[arg(long, default_value_t = Config::default().decision_query_backoff_min_ms)]
     decision_query_backoff_min_ms: u64,
@@ -70,7 +94,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = Config::default().value_bytes_max)]
     value_bytes_max: usize,
     /// Abort the process at this named crash point (for crash tests; repeatable):
-    /// participant.after_prepare_logged, participant.after_commit_applied.
+    /// participant.after_prepare_logged, participant.after_precommit_logged,
+    /// participant.after_commit_applied.
     #[arg(long = "crash-at", value_name = "NAME")]
     crash_at: Vec<String>,
 }
@@ -128,6 +153,13 @@ fn serve(args: ServeArgs) -> u8 {
         );
         return EXIT_USAGE;
     }
+    let mut peers = BTreeMap::new();
+    for (peer, addr) in &args.peers {
+        if peers.insert(*peer, *addr).is_some() {
+            eprintln!("error: --peer {peer} is given more than once");
+            return EXIT_USAGE;
+        }
+    }
     wire::crash::arm(args.crash_at);
     // Every durable state is in SQLite and every reply waits for it, so stopping at any
     // instant is safe: exit at once, and the next start recovers.
@@ -151,8 +183,13 @@ fn serve(args: ServeArgs) -> u8 {
             ops_per_txn_max: args.ops_per_txn_max,
             key_bytes_max: args.key_bytes_max,
             value_bytes_max: args.value_bytes_max,
+            waiting_timeout_min_ms: args.waiting_timeout_min_ms,
+            waiting_timeout_max_ms: args.waiting_timeout_max_ms,
+            precommitted_timeout_ms: args.precommitted_timeout_ms,
+            termination_round_ms: args.termination_round_ms,
             ..Config::default()
         },
+        peers,
     };
     runtime::block_on(async {
         let node = match Node::start(options).await {
@@ -170,6 +207,25 @@ fn serve(args: ServeArgs) -> u8 {
         node.run().await;
         EXIT_FAILED
     })
+}
+
+/// `--peer ID=ADDR`: a participant id (1 or more) and its listen address.
+fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=ADDR (e.g. 2=127.0.0.1:7002), got {text:?}"))?;
+    let id: u32 = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("peer id {id:?} is not a number"))?;
+    if id == 0 {
+        return Err("peer id 0 is the clients' id, not a participant's".to_string());
+    }
+    let addr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("peer address {addr:?} is not ip:port"))?;
+    Ok((NodeId(id), addr))
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<()> {

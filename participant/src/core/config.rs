@@ -5,6 +5,12 @@
 pub const OPS_PER_TXN_LIMIT: usize = 1_000_000;
 /// Upper bound for the decision query backoff: an in-doubt participant asks at least hourly.
 pub const DECISION_QUERY_BACKOFF_LIMIT_MS: u64 = 60 * 60 * 1000;
+/// Upper bound for every 3PC timing: a day.
+pub const TIMEOUT_LIMIT_MS: u64 = 24 * 60 * 60 * 1000;
+/// The 3PC timeouts and the termination round must each span at least this many
+/// heartbeat intervals, so that a live peer is never taken for silent (a heartbeat lost
+/// or late is not yet a failure) and a dead one is usually reported down before they fire.
+pub const TIMEOUT_HEARTBEATS_MIN: u64 = 3;
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Config {
@@ -21,6 +27,18 @@ pub struct Config {
     pub decision_query_backoff_min_ms: u64,
     /// ...then doubling up to this.
     pub decision_query_backoff_max_ms: u64,
+    /// 3PC: the `waiting` timeout is the Prepare's `timeout_ms` (the coordinator's view of
+    /// it), clamped to `[waiting_timeout_min_ms, waiting_timeout_max_ms]`. Past it without
+    /// a PreCommit the termination protocol starts.
+    pub waiting_timeout_min_ms: u64,
+    /// Clamping the Prepare's timeout down makes this participant give up before the
+    /// coordinator expects it to (logged as a warning), so keep it generous.
+    pub waiting_timeout_max_ms: u64,
+    /// 3PC: `precommitted` this long without DoCommit starts the termination protocol.
+    pub precommitted_timeout_ms: u64,
+    /// 3PC termination protocol: how long the leader waits for states (and PreCommit
+    /// Acks), and how long a follower waits for the leader before electing again.
+    pub termination_round_ms: u64,
 }
 
 impl Default for Config {
@@ -33,6 +51,10 @@ impl Default for Config {
             value_bytes_max: 64 * 1024,
             decision_query_backoff_min_ms: 200,
             decision_query_backoff_max_ms: 5_000,
+            waiting_timeout_min_ms: 500,
+            waiting_timeout_max_ms: 10 * 60 * 1000,
+            precommitted_timeout_ms: 2_000,
+            termination_round_ms: 500,
         }
     }
 }
@@ -42,6 +64,7 @@ impl Default for Config {
 pub struct ConfigError(String);
 
 impl Config {
+    /// Checks the fields on their own and against each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("active_txns_max", self.active_txns_max as u64),
@@ -53,6 +76,9 @@ impl Config {
                 "decision_query_backoff_min_ms",
                 self.decision_query_backoff_min_ms,
             ),
+            ("waiting_timeout_min_ms", self.waiting_timeout_min_ms),
+            ("precommitted_timeout_ms", self.precommitted_timeout_ms),
+            ("termination_round_ms", self.termination_round_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be at least 1")));
@@ -75,6 +101,46 @@ impl Config {
                 self.decision_query_backoff_max_ms
             )));
         }
+        if self.waiting_timeout_min_ms > self.waiting_timeout_max_ms {
+            return Err(ConfigError(format!(
+                "waiting_timeout_min_ms {} exceeds waiting_timeout_max_ms {}",
+                self.waiting_timeout_min_ms, self.waiting_timeout_max_ms
+            )));
+        }
+        let bounded = [
+            ("waiting_timeout_max_ms", self.waiting_timeout_max_ms),
+            ("precommitted_timeout_ms", self.precommitted_timeout_ms),
+            ("termination_round_ms", self.termination_round_ms),
+        ];
+        if let Some((name, value)) = bounded.iter().find(|(_, value)| *value > TIMEOUT_LIMIT_MS) {
+            return Err(ConfigError(format!(
+                "{name} {value} exceeds {TIMEOUT_LIMIT_MS}"
+            )));
+        }
         Ok(())
+    }
+
+    /// [`Config::validate`], and the 3PC timings against the heartbeat interval the
+    /// shell runs with: each must span `TIMEOUT_HEARTBEATS_MIN` heartbeats.
+    pub fn validate_for_heartbeat(&self, heartbeat_interval_ms: u64) -> Result<(), ConfigError> {
+        self.validate()?;
+        let floor_ms = heartbeat_interval_ms.saturating_mul(TIMEOUT_HEARTBEATS_MIN);
+        let timings = [
+            ("waiting_timeout_min_ms", self.waiting_timeout_min_ms),
+            ("precommitted_timeout_ms", self.precommitted_timeout_ms),
+            ("termination_round_ms", self.termination_round_ms),
+        ];
+        if let Some((name, value)) = timings.iter().find(|(_, value)| *value < floor_ms) {
+            return Err(ConfigError(format!(
+                "{name} {value} is shorter than {TIMEOUT_HEARTBEATS_MIN} heartbeat intervals \
+                 ({floor_ms} ms at {heartbeat_interval_ms} ms per heartbeat)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `waiting` timeout for a 3PC Prepare that asked for `requested_ms`.
+    pub fn waiting_timeout_ms(&self, requested_ms: u64) -> u64 {
+        requested_ms.clamp(self.waiting_timeout_min_ms, self.waiting_timeout_max_ms)
     }
 }

@@ -1,20 +1,40 @@
-//! The participant's 2PC state machine, sans-IO: votes, locks, in-doubt queries, outcomes.
+//! The participant's state machine for 2PC and 3PC, sans-IO: votes, locks, PreCommit,
+//! in-doubt queries, the 3PC termination protocol, outcomes.
 //!
 //! The core owns no data and does no IO. The shell feeds it one [`Input`] at a time (with
 //! the committed values and stored state it needs, read from the store beforehand), then
 //! drains [`Output`]s: records to make durable, replies, and requests to send. Every reply
-//! that depends on a record (a YES vote on `Prepared`, a commit Ack on `Committed`) is
-//! held until the shell reports that record durable with [`Input::Persisted`].
+//! that depends on a record (a YES vote on `Prepared`, an Ack on `PreCommitted` or
+//! `Committed`, a state told to a peer) is held until the shell reports that record durable
+//! with [`Input::Persisted`]; so is every decision a termination leader sends.
 //!
 //! Locking is per key and no-wait: a key held by another transaction makes the vote NO at
 //! once, so there are no deadlocks and no unbounded waits. Locks are taken at the vote and
-//! released when the outcome is applied (presumed abort: an abort needs no durable record
-//! before the locks go, because a participant that loses it finds the transaction in doubt
-//! on restart and the coordinator answers abort).
+//! released when the outcome is applied. Under 2PC an abort needs no durable record before
+//! the locks go and the Ack is sent (presumed abort: a participant that loses it finds the
+//! txn in doubt on restart and the coordinator answers abort); under 3PC, where the
+//! participants decide among themselves, every Ack and state waits for its record.
+//!
+//! A txn's durable state only moves forward: `prepared` (2PC) or `waiting` (3PC), then
+//! `precommitted` (3PC), then `committed`; or `aborted` from any of them. Once voted YES a
+//! participant never decides alone, except by the 3PC card's rules when its own waiting or
+//! precommitted timeout (or the coordinator's failure) finds no live peer: `waiting` ->
+//! abort, `precommitted` -> commit. A txn recovered after a restart never applies them: it
+//! asks the coordinator and its peers until someone answers (`termination.rs`).
+//!
+//! A 2PC txn in doubt asks the coordinator; while the coordinator is down it asks its
+//! peers instead (`StateQuery`): a peer that committed or aborted (or never voted YES, and
+//! so aborts when asked) resolves it; otherwise it stays blocked, and says so.
+//!
+//! A ReadOnly vote on a txn with other participants is made durable first (a
+//! `read_only_vote` row): a peer asking about a txn this node does not know is told
+//! "aborted" (and the txn is aborted here, so a later Prepare votes NO), which would be a
+//! lie about a txn this node voted ReadOnly on and then forgot in a crash.
 
 mod config;
 mod eval;
 mod record;
+mod termination;
 #[cfg(test)]
 mod tests;
 
@@ -22,15 +42,28 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use tracing::{debug, error, info, warn};
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, Value, Vote,
+    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Value,
+    Vote,
 };
 
-pub use config::{Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT};
+pub use config::{
+    Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT,
+    TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS,
+};
 pub use record::{LogEntry, Lsn, OpKind, Record, StoredState, StoredTxn};
+use termination::Termination;
 
 /// Requests for the same transaction waiting on one record (duplicates from retries);
 /// past it the oldest waiter is dropped (its sender retries or has gone).
 pub const WAITERS_PER_TXN_MAX: usize = 16;
+/// Participants one txn may name; a Prepare naming more gets NO.
+pub const PARTICIPANTS_PER_TXN_MAX: usize = 1024;
+
+/// The reason recorded for a txn aborted because a peer asked about it before this
+/// participant voted YES on it.
+pub fn asked_before_voting_reason(peer: NodeId) -> String {
+    format!("aborted before voting: asked by peer {peer}")
+}
 
 /// A point in time in milliseconds, from whatever clock the shell uses.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
@@ -52,24 +85,43 @@ pub struct ReplyTo {
 
 #[derive(Debug)]
 pub enum Input {
-    /// A coordinator asks for a vote. `values` holds the committed value of every key the
-    /// ops name (`None`: absent); `stored` is the store's record of `txn`, read when
-    /// [`Participant::knows`] was false.
+    /// A coordinator asks for a vote (3PC: CanCommit). `values` holds the committed value
+    /// of every key the ops name (`None`: absent); `stored` is the store's record of `txn`,
+    /// read when [`Participant::knows`] was false. `timeout_ms` is the 3PC `waiting`
+    /// timeout the coordinator assumes; `participants` every participant of the txn.
     Prepare {
         from: ReplyTo,
         id: RequestId,
         txn: TxnId,
         protocol: Protocol,
         ops: Vec<Op>,
+        timeout_ms: u64,
+        participants: Vec<NodeId>,
         values: BTreeMap<String, Option<Value>>,
         stored: Option<StoredTxn>,
     },
-    /// A coordinator's decision. `stored` as for `Prepare`.
+    /// 3PC: the coordinator (or a termination leader) moves the txn to `precommitted`.
+    /// `stored` as for `Prepare`.
+    PreCommit {
+        from: ReplyTo,
+        id: RequestId,
+        txn: TxnId,
+        stored: Option<StoredTxn>,
+    },
+    /// A decision from the coordinator (or a termination leader). `stored` as for `Prepare`.
     Decide {
         from: ReplyTo,
         id: RequestId,
         txn: TxnId,
         decision: Decision,
+        stored: Option<StoredTxn>,
+    },
+    /// A peer (or a recovering coordinator) asks for this participant's state of `txn`.
+    /// `stored` as for `Prepare`.
+    StateQuery {
+        from: ReplyTo,
+        id: RequestId,
+        txn: TxnId,
         stored: Option<StoredTxn>,
     },
     /// The answer to a `DecisionQuery` this core sent.
@@ -78,20 +130,26 @@ pub enum Input {
         txn: TxnId,
         answer: Answer,
     },
+    /// The answer to a `StateQuery` this core sent.
+    StateReply {
+        from: NodeId,
+        txn: TxnId,
+        state: TxnState,
+    },
+    /// The answer to a `PreCommit` or `Decide` this core sent as a termination leader.
+    Ack {
+        from: NodeId,
+        txn: TxnId,
+        outcome: Outcome,
+    },
     /// The record with this lsn is durable (reported in lsn order).
-    Persisted {
-        lsn: Lsn,
-    },
-    PeerUp {
-        peer: NodeId,
-    },
-    PeerDown {
-        peer: NodeId,
-    },
+    Persisted { lsn: Lsn },
+    /// A coordinator or a peer participant connected.
+    PeerUp { peer: NodeId },
+    /// A coordinator or a peer participant is down (closed, or silent too long).
+    PeerDown { peer: NodeId },
     /// At startup: every transaction the store holds in doubt, with its log entries.
-    Recover {
-        txns: Vec<StoredTxn>,
-    },
+    Recover { txns: Vec<StoredTxn> },
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -115,84 +173,160 @@ pub struct InDoubtTxn {
     pub txn: TxnId,
     pub coordinator: NodeId,
     pub age_ms: u64,
+    pub protocol: Protocol,
+    /// `Prepared` (2PC), `Waiting` or `PreCommitted` (3PC): the state it is moving to.
+    pub state: TxnState,
+    /// The txn's other participants.
+    pub peers: Vec<NodeId>,
+    /// Found in doubt at startup (3PC: never decides alone).
+    pub recovered: bool,
+    /// 3PC: the current termination leader, while the termination protocol runs.
+    pub leader: Option<NodeId>,
+    /// Nobody reachable can resolve it now: 2PC with the coordinator down and every peer
+    /// down or in doubt too; 3PC recovered with the coordinator and every peer down.
+    pub blocked: bool,
 }
 
 /// How many transactions the core holds in each state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct TxnCounts {
-    /// Voted YES, `Prepared` not yet durable.
+    /// Voted YES, the vote's record not yet durable.
     pub preparing: usize,
+    /// Voted YES, no outcome yet (`prepared + waiting + precommitted`).
     pub in_doubt: usize,
     /// `Committed` not yet durable.
     pub committing: usize,
     /// Remembered outcomes (older ones live only in the store).
     pub committed: usize,
     pub aborted: usize,
+    /// The in-doubt txns by state.
+    pub prepared: usize,
+    pub waiting: usize,
+    pub precommitted: usize,
+    /// In-doubt 3PC txns running the termination protocol.
+    pub terminating: usize,
+    /// In-doubt txns nobody reachable can resolve (see [`InDoubtTxn::blocked`]).
+    pub blocked: usize,
+    /// Remembered ReadOnly votes on txns with other participants.
+    pub read_only: usize,
 }
 
-/// A transaction holding locks.
+/// What a request held on a record wants to hear once the record is durable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wants {
+    Vote,
+    /// `Ack` to a PreCommit: once `precommitted` (or beyond) is durable.
+    PreCommitAck,
+    /// `Ack` to a Decide: once the outcome is durable.
+    DecideAck,
+    /// `StateReply`: the state once the next record is durable.
+    State,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Waiter {
+    to: ReplyTo,
+    id: RequestId,
+    wants: Wants,
+}
+
+/// A transaction holding locks: voting, in doubt, or committing.
 #[derive(Debug)]
 struct Active {
     protocol: Protocol,
     coordinator: NodeId,
+    /// The txn's other participants, sorted.
+    peers: Vec<NodeId>,
     /// One per op; their keys are the locks held.
     entries: Vec<LogEntry>,
     reads: Vec<Read>,
-    phase: Phase,
+    /// When the Prepare (or recovery) made it active: the age in status reports.
+    since: Millis,
+    /// 3PC: how long it waits in `waiting` for a PreCommit.
+    waiting_timeout_ms: u64,
+    /// Found in doubt at startup: asks, never applies the alone rules.
+    recovered: bool,
+    /// The state its durable records have reached (`None`: the vote's record is not yet).
+    durable: Option<TxnState>,
+    /// The state its records move it to: equal to `durable` when none is pending.
+    /// `Prepared` or `Committed` under 2PC; `Waiting`, `PreCommitted` or `Committed`
+    /// under 3PC.
+    target: TxnState,
+    /// Requests answered once the next record is durable.
+    waiters: Vec<Waiter>,
+    /// Set while voted and undecided: the next query (2PC, recovered), or the 3PC timeout
+    /// or termination round deadline.
+    timer_at: Option<Millis>,
+    /// The wait that ends at the next query; the next one is twice as long, up to the max.
+    backoff_ms: u64,
+    /// 3PC: the termination protocol, once started.
+    termination: Option<Termination>,
+    /// 2PC: peers that answered they do not know the outcome either.
+    undecided_peers: BTreeSet<NodeId>,
 }
 
-#[derive(Debug)]
-enum Phase {
-    /// `Prepared` is being persisted; the YES votes wait for it.
-    Preparing {
-        lsn: Lsn,
-        voters: Vec<(ReplyTo, RequestId)>,
+impl Active {
+    /// Voted YES (durably), no outcome yet.
+    fn is_undecided(&self) -> bool {
+        self.durable.is_some() && self.target != TxnState::Committed
+    }
+}
+
+/// How a finished transaction ended.
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum End {
+    Committed,
+    Aborted {
+        reason: String,
     },
-    /// Voted YES: must not decide alone; asks the coordinator at `query_at`.
-    InDoubt {
-        since: Millis,
-        query_at: Millis,
-        /// The wait that ends at `query_at`; the next one is twice as long, up to the max.
-        backoff_ms: u64,
-    },
-    /// `Committed` is being persisted; the Acks wait for it.
-    Committing {
-        lsn: Lsn,
-        ackers: Vec<(ReplyTo, RequestId)>,
-    },
+    /// Voted ReadOnly on a txn with other participants (it does not know the outcome).
+    ReadOnly,
 }
 
 /// A finished transaction, remembered to answer duplicates.
 #[derive(Debug)]
 struct Done {
-    aborted: Option<String>,
-    /// The reads of a committed transaction (a repeated Prepare repeats its vote).
+    protocol: Protocol,
+    end: End,
+    /// The reads of a committed or read-only transaction (a repeated Prepare repeats its
+    /// vote).
     reads: Vec<Read>,
-    /// The `Aborted` record not yet durable (a commit is only `Done` once durable).
+    /// The `Aborted` or `ReadOnly` record not yet durable (a commit is only `Done` once
+    /// durable).
     pending: Option<Lsn>,
+    /// Requests answered once `pending` is durable.
+    waiters: Vec<Waiter>,
 }
 
 #[derive(Debug)]
 pub struct Participant {
+    node_id: NodeId,
     config: Config,
     active: BTreeMap<TxnId, Active>,
     done: BTreeMap<TxnId, Done>,
     /// `done` entries whose record is durable, oldest first: evicted past `finished_txns_max`.
     finished: VecDeque<TxnId>,
     locks: HashMap<String, TxnId>,
-    /// One decision-query timer per in-doubt transaction.
+    /// One timer per undecided txn (`Active::timer_at`).
     timers: BTreeSet<(Millis, TxnId)>,
-    /// Records emitted and not yet reported durable.
-    pending: BTreeMap<Lsn, TxnId>,
+    /// Records emitted and not yet reported durable, with the state each moves its txn to
+    /// (`None`: a ReadOnly record).
+    pending: BTreeMap<Lsn, (TxnId, Option<TxnState>)>,
+    /// Requests to peers that wait for a record: a termination leader's decision goes out
+    /// only once its own record of it is durable.
+    held: BTreeMap<Lsn, Vec<(NodeId, Msg)>>,
     next_lsn: Lsn,
     peers_up: BTreeSet<NodeId>,
     outputs: VecDeque<Output>,
 }
 
 impl Participant {
-    pub fn new(config: Config) -> Result<Participant, ConfigError> {
+    /// A participant with node id `node_id` (it leads the termination protocol when it
+    /// has the lowest live id among a txn's participants).
+    pub fn new(node_id: NodeId, config: Config) -> Result<Participant, ConfigError> {
         config.validate()?;
         Ok(Participant {
+            node_id,
             config,
             active: BTreeMap::new(),
             done: BTreeMap::new(),
@@ -200,6 +334,7 @@ impl Participant {
             locks: HashMap::new(),
             timers: BTreeSet::new(),
             pending: BTreeMap::new(),
+            held: BTreeMap::new(),
             next_lsn: Lsn(1),
             peers_up: BTreeSet::new(),
             outputs: VecDeque::new(),
@@ -214,13 +349,31 @@ impl Participant {
                 txn,
                 protocol,
                 ops,
+                timeout_ms,
+                participants,
                 values,
                 stored,
             } => {
-                if !self.repeat_vote(from, id, txn, stored) {
-                    self.vote(from, id, txn, protocol, &ops, &values);
+                if !self.repeat_vote(from, id, txn, &ops, &values, stored) {
+                    let request = PrepareRequest {
+                        from,
+                        id,
+                        txn,
+                        protocol,
+                        ops: &ops,
+                        timeout_ms,
+                        participants: &participants,
+                        values: &values,
+                    };
+                    self.vote(now, request);
                 }
             }
+            Input::PreCommit {
+                from,
+                id,
+                txn,
+                stored,
+            } => self.on_precommit(now, from, id, txn, stored),
             Input::Decide {
                 from,
                 id,
@@ -228,12 +381,18 @@ impl Participant {
                 decision,
                 stored,
             } => self.on_decide(from, id, txn, decision, stored),
+            Input::StateQuery {
+                from,
+                id,
+                txn,
+                stored,
+            } => self.on_state_query(now, from, id, txn, stored),
             Input::DecisionAnswer { from, txn, answer } => self.on_answer(from, txn, answer),
+            Input::StateReply { from, txn, state } => self.on_state_reply(now, from, txn, state),
+            Input::Ack { from, txn, outcome } => self.on_ack(from, txn, outcome),
             Input::Persisted { lsn } => self.on_persisted(now, lsn),
             Input::PeerUp { peer } => self.on_peer_up(now, peer),
-            Input::PeerDown { peer } => {
-                self.peers_up.remove(&peer);
-            }
+            Input::PeerDown { peer } => self.on_peer_down(now, peer),
             Input::Recover { txns } => self.on_recover(now, txns),
         }
     }
@@ -247,7 +406,8 @@ impl Participant {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    /// Queries the coordinator about every in-doubt transaction whose time has come.
+    /// Runs every timer whose time has come: 2PC in-doubt txns ask the coordinator and
+    /// their peers again; 3PC txns start or advance the termination protocol.
     pub fn handle_timeout(&mut self, now: Millis) {
         while let Some(&(at, txn)) = self.timers.first() {
             if at > now {
@@ -257,27 +417,21 @@ impl Participant {
             let Some(active) = self.active.get_mut(&txn) else {
                 continue;
             };
-            let Phase::InDoubt {
-                query_at,
-                backoff_ms,
-                ..
-            } = &mut active.phase
-            else {
-                continue;
-            };
-            *backoff_ms = backoff_ms
-                .saturating_mul(2)
-                .min(self.config.decision_query_backoff_max_ms);
-            *query_at = now.plus_ms(*backoff_ms);
-            self.timers.insert((*query_at, txn));
-            let coordinator = active.coordinator;
-            self.query(coordinator, txn);
+            active.timer_at = None;
+            match active.protocol {
+                Protocol::TwoPhase => self.ask_again(now, txn),
+                Protocol::ThreePhase => self.on_termination_timer(now, txn),
+            }
         }
     }
 
     /// Whether the core remembers `txn`; if not, the shell passes the store's record.
     pub fn knows(&self, txn: TxnId) -> bool {
         self.active.contains_key(&txn) || self.done.contains_key(&txn)
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
     }
 
     pub fn config(&self) -> &Config {
@@ -291,16 +445,32 @@ impl Participant {
     pub fn counts(&self) -> TxnCounts {
         let mut counts = TxnCounts::default();
         for active in self.active.values() {
-            match active.phase {
-                Phase::Preparing { .. } => counts.preparing += 1,
-                Phase::InDoubt { .. } => counts.in_doubt += 1,
-                Phase::Committing { .. } => counts.committing += 1,
+            if active.durable.is_none() {
+                counts.preparing += 1;
+                continue;
+            }
+            if active.target == TxnState::Committed {
+                counts.committing += 1;
+                continue;
+            }
+            counts.in_doubt += 1;
+            match active.target {
+                TxnState::Prepared => counts.prepared += 1,
+                TxnState::Waiting => counts.waiting += 1,
+                _ => counts.precommitted += 1,
+            }
+            if active.termination.is_some() {
+                counts.terminating += 1;
+            }
+            if self.is_blocked(active) {
+                counts.blocked += 1;
             }
         }
         for done in self.done.values() {
-            match done.aborted {
-                None => counts.committed += 1,
-                Some(_) => counts.aborted += 1,
+            match done.end {
+                End::Committed => counts.committed += 1,
+                End::Aborted { .. } => counts.aborted += 1,
+                End::ReadOnly => counts.read_only += 1,
             }
         }
         counts
@@ -309,19 +479,48 @@ impl Participant {
     pub fn in_doubt(&self, now: Millis) -> Vec<InDoubtTxn> {
         self.active
             .iter()
-            .filter_map(|(txn, active)| match active.phase {
-                Phase::InDoubt { since, .. } => Some(InDoubtTxn {
-                    txn: *txn,
-                    coordinator: active.coordinator,
-                    age_ms: now.0.saturating_sub(since.0),
-                }),
-                _ => None,
+            .filter(|(_, active)| active.is_undecided())
+            .map(|(txn, active)| InDoubtTxn {
+                txn: *txn,
+                coordinator: active.coordinator,
+                age_ms: now.0.saturating_sub(active.since.0),
+                protocol: active.protocol,
+                state: active.target,
+                peers: active.peers.clone(),
+                recovered: active.recovered,
+                leader: active.termination.as_ref().map(|t| t.leader),
+                blocked: self.is_blocked(active),
             })
             .collect()
     }
 
     pub fn peers_up(&self) -> Vec<NodeId> {
         self.peers_up.iter().copied().collect()
+    }
+
+    fn is_blocked(&self, active: &Active) -> bool {
+        if self.peers_up.contains(&active.coordinator) {
+            return false;
+        }
+        match active.protocol {
+            Protocol::TwoPhase => active
+                .peers
+                .iter()
+                .all(|peer| !self.peers_up.contains(peer) || active.undecided_peers.contains(peer)),
+            Protocol::ThreePhase => {
+                active.recovered && !active.peers.iter().any(|peer| self.peers_up.contains(peer))
+            }
+        }
+    }
+
+    /// The txn's participants other than this one, sorted and without duplicates.
+    fn peers_of(&self, participants: &[NodeId]) -> Vec<NodeId> {
+        let peers: BTreeSet<NodeId> = participants
+            .iter()
+            .copied()
+            .filter(|node| *node != self.node_id)
+            .collect();
+        peers.into_iter().collect()
     }
 
     /// Answers a Prepare for a txn voted on before (in memory or in the store) with the
@@ -331,22 +530,28 @@ impl Participant {
         from: ReplyTo,
         id: RequestId,
         txn: TxnId,
+        ops: &[Op],
+        values: &BTreeMap<String, Option<Value>>,
         stored: Option<StoredTxn>,
     ) -> bool {
         if let Some(active) = self.active.get_mut(&txn) {
-            match &mut active.phase {
-                Phase::Preparing { voters, .. } => push_waiter(voters, txn, from, id),
-                Phase::InDoubt { .. } | Phase::Committing { .. } => {
-                    let reads = active.reads.clone();
-                    self.reply(from, id, vote_msg(txn, Vote::Yes, reads));
-                }
+            if active.durable.is_none() {
+                push_waiter(&mut active.waiters, txn, from, id, Wants::Vote);
+            } else {
+                let reads = active.reads.clone();
+                self.reply(from, id, vote_msg(txn, Vote::Yes, reads));
             }
             return true;
         }
-        if let Some(done) = self.done.get(&txn) {
-            let msg = match &done.aborted {
-                None => vote_msg(txn, Vote::Yes, done.reads.clone()),
-                Some(reason) => vote_msg(txn, no(reason), Vec::new()),
+        if let Some(done) = self.done.get_mut(&txn) {
+            let msg = match &done.end {
+                End::Committed => vote_msg(txn, Vote::Yes, done.reads.clone()),
+                End::Aborted { reason } => vote_msg(txn, no(reason), Vec::new()),
+                End::ReadOnly if done.pending.is_some() => {
+                    push_waiter(&mut done.waiters, txn, from, id, Wants::Vote);
+                    return true;
+                }
+                End::ReadOnly => vote_msg(txn, Vote::ReadOnly, done.reads.clone()),
             };
             self.reply(from, id, msg);
             return true;
@@ -364,24 +569,39 @@ impl Participant {
             | StoredState::PreCommitted
             | StoredState::Committed
             | StoredState::HeuristicCommit => vote_msg(txn, Vote::Yes, reads_of(&stored.entries)),
+            // The reads are not logged for a ReadOnly vote: read them again (no locks are
+            // involved; the coordinator keeps the first vote it got).
+            StoredState::ReadOnly => {
+                let reads = eval::evaluate(ops, values)
+                    .map(|evaluated| evaluated.reads)
+                    .unwrap_or_default();
+                vote_msg(txn, Vote::ReadOnly, reads)
+            }
         };
         self.reply(from, id, msg);
         true
     }
 
-    /// Votes on a new txn: NO (recorded, sent at once), ReadOnly (nothing kept), or YES
-    /// (locks taken, `Prepared` persisted, the vote held until it is durable).
-    fn vote(
-        &mut self,
-        from: ReplyTo,
-        id: RequestId,
-        txn: TxnId,
-        protocol: Protocol,
-        ops: &[Op],
-        values: &BTreeMap<String, Option<Value>>,
-    ) {
+    /// Votes on a new txn: NO (recorded, sent at once), ReadOnly (sent at once when the txn
+    /// has no other participant, else once its record is durable), or YES (locks taken,
+    /// `Prepared` persisted, the vote held until it is durable).
+    fn vote(&mut self, now: Millis, request: PrepareRequest<'_>) {
+        let PrepareRequest {
+            from,
+            id,
+            txn,
+            protocol,
+            ops,
+            timeout_ms,
+            participants,
+            values,
+        } = request;
         let coordinator = from.peer;
-        match self.check_prepare(ops, values) {
+        let peers = self.peers_of(participants);
+        if !participants.is_empty() && !participants.contains(&self.node_id) {
+            warn!(%txn, peer = %coordinator, ?participants, "the Prepare's participants do not name this participant");
+        }
+        match self.check_prepare(ops, participants, values) {
             Err(reason) => {
                 info!(%txn, peer = %coordinator, %reason, "voting no");
                 let lsn = self.persist(Record::Aborted {
@@ -393,39 +613,82 @@ impl Participant {
                 self.done.insert(
                     txn,
                     Done {
-                        aborted: Some(reason.clone()),
+                        protocol,
+                        end: End::Aborted {
+                            reason: reason.clone(),
+                        },
                         reads: Vec::new(),
                         pending: Some(lsn),
+                        waiters: Vec::new(),
                     },
                 );
                 self.reply(from, id, vote_msg(txn, Vote::No { reason }, Vec::new()));
             }
-            Ok(evaluated) if evaluated.is_read_only() => {
+            Ok(evaluated) if evaluated.is_read_only() && peers.is_empty() => {
                 debug!(%txn, peer = %coordinator, "voting read-only");
                 self.reply(from, id, vote_msg(txn, Vote::ReadOnly, evaluated.reads));
             }
+            Ok(evaluated) if evaluated.is_read_only() => {
+                debug!(%txn, peer = %coordinator, "read-only; vote waits for its record");
+                let lsn = self.persist(Record::ReadOnly {
+                    txn,
+                    protocol,
+                    coordinator,
+                });
+                self.done.insert(
+                    txn,
+                    Done {
+                        protocol,
+                        end: End::ReadOnly,
+                        reads: evaluated.reads,
+                        pending: Some(lsn),
+                        waiters: vec![Waiter {
+                            to: from,
+                            id,
+                            wants: Wants::Vote,
+                        }],
+                    },
+                );
+            }
             Ok(evaluated) => {
-                debug!(%txn, peer = %coordinator, "prepared; vote waits for the record");
+                debug!(%txn, peer = %coordinator, "voting yes; the vote waits for its record");
                 for entry in &evaluated.entries {
                     self.locks.insert(entry.key.clone(), txn);
+                }
+                let waiting_timeout_ms = self.config.waiting_timeout_ms(timeout_ms);
+                if protocol == Protocol::ThreePhase && waiting_timeout_ms < timeout_ms {
+                    warn!(%txn, requested_ms = timeout_ms, waiting_timeout_ms, "the coordinator's waiting timeout exceeds waiting_timeout_max_ms; this participant may give up first");
                 }
                 let lsn = self.persist(Record::Prepared {
                     txn,
                     protocol,
                     coordinator,
                     entries: evaluated.entries.clone(),
+                    participants: participants.to_vec(),
                 });
+                debug!(%txn, %lsn, "vote record pending");
                 self.active.insert(
                     txn,
                     Active {
                         protocol,
                         coordinator,
+                        peers,
                         entries: evaluated.entries,
                         reads: evaluated.reads,
-                        phase: Phase::Preparing {
-                            lsn,
-                            voters: vec![(from, id)],
-                        },
+                        since: now,
+                        waiting_timeout_ms,
+                        recovered: false,
+                        durable: None,
+                        target: voted_state(protocol),
+                        waiters: vec![Waiter {
+                            to: from,
+                            id,
+                            wants: Wants::Vote,
+                        }],
+                        timer_at: None,
+                        backoff_ms: self.config.decision_query_backoff_min_ms,
+                        termination: None,
+                        undecided_peers: BTreeSet::new(),
                     },
                 );
             }
@@ -437,9 +700,16 @@ impl Participant {
     fn check_prepare(
         &self,
         ops: &[Op],
+        participants: &[NodeId],
         values: &BTreeMap<String, Option<Value>>,
     ) -> Result<eval::Evaluated, String> {
         let config = &self.config;
+        if participants.len() > PARTICIPANTS_PER_TXN_MAX {
+            return Err(format!(
+                "txn names {} participants; the limit is {PARTICIPANTS_PER_TXN_MAX}",
+                participants.len()
+            ));
+        }
         if ops.len() > config.ops_per_txn_max {
             return Err(format!(
                 "txn has {} ops for this participant; the limit is {}",
@@ -490,6 +760,74 @@ impl Participant {
         eval::evaluate(ops, values)
     }
 
+    fn on_precommit(
+        &mut self,
+        now: Millis,
+        from: ReplyTo,
+        id: RequestId,
+        txn: TxnId,
+        stored: Option<StoredTxn>,
+    ) {
+        if let Some(active) = self.active.get_mut(&txn) {
+            if active.protocol == Protocol::TwoPhase {
+                error!(%txn, peer = %from.peer, "PreCommit for a 2PC txn");
+                let reason = format!("PreCommit for txn {txn}, which runs 2PC");
+                self.reply(from, id, Msg::Error { reason });
+                return;
+            }
+            match (active.durable, active.target) {
+                (None, _) => {
+                    error!(%txn, peer = %from.peer, "PreCommit before this participant voted");
+                    let reason = format!("PreCommit for txn {txn} before this participant voted");
+                    self.reply(from, id, Msg::Error { reason });
+                    return;
+                }
+                (Some(_), TxnState::Waiting) => {
+                    active.target = TxnState::PreCommitted;
+                    push_waiter(&mut active.waiters, txn, from, id, Wants::PreCommitAck);
+                    self.persist(Record::PreCommitted { txn });
+                }
+                (Some(TxnState::PreCommitted), TxnState::PreCommitted) => {
+                    self.reply(from, id, ack_msg(txn, Outcome::PreCommitted));
+                }
+                // `precommitted` or `committed` is pending: answer once durable.
+                _ => push_waiter(&mut active.waiters, txn, from, id, Wants::PreCommitAck),
+            }
+            self.heard_from_leader(now, txn, from.peer);
+            return;
+        }
+        if let Some(done) = self.done.get(&txn) {
+            match done.end {
+                End::Committed => self.reply(from, id, ack_msg(txn, Outcome::Committed)),
+                End::Aborted { .. } => {
+                    error!(%txn, peer = %from.peer, "PreCommit for a txn this participant aborted; answering aborted");
+                    self.reply_aborted(txn, from, id, Wants::PreCommitAck);
+                }
+                End::ReadOnly => {
+                    error!(%txn, peer = %from.peer, "PreCommit for a txn this participant voted read-only on");
+                    let reason = format!("PreCommit for txn {txn}, voted read-only here");
+                    self.reply(from, id, Msg::Error { reason });
+                }
+            }
+            return;
+        }
+        let msg = match stored.map(|stored| stored.state) {
+            None => {
+                error!(%txn, peer = %from.peer, "PreCommit for a txn this participant never voted on");
+                ack_msg(txn, Outcome::Unknown)
+            }
+            Some(StoredState::Committed | StoredState::HeuristicCommit) => {
+                ack_msg(txn, Outcome::Committed)
+            }
+            Some(StoredState::Aborted | StoredState::HeuristicAbort) => {
+                error!(%txn, peer = %from.peer, "PreCommit for a txn this participant aborted; answering aborted");
+                ack_msg(txn, Outcome::Aborted)
+            }
+            Some(state) => self.unexpected_stored(txn, state),
+        };
+        self.reply(from, id, msg);
+    }
+
     fn on_decide(
         &mut self,
         from: ReplyTo,
@@ -499,46 +837,71 @@ impl Participant {
         stored: Option<StoredTxn>,
     ) {
         if let Some(active) = self.active.get_mut(&txn) {
-            match (&mut active.phase, decision) {
-                (Phase::Preparing { .. }, Decision::Abort) => {
-                    self.abort_active(txn, "aborted by the coordinator before the vote");
-                    self.reply(from, id, ack_msg(txn, Outcome::Aborted));
+            let by_coordinator = from.peer == active.coordinator;
+            match (active.durable, active.target, decision) {
+                (None, _, Decision::Abort) => {
+                    let reason = if by_coordinator {
+                        "aborted by the coordinator before the vote".to_string()
+                    } else {
+                        format!("aborted by participant {} before the vote", from.peer)
+                    };
+                    self.abort_active(txn, &reason);
+                    self.reply_aborted(txn, from, id, Wants::DecideAck);
                 }
-                (Phase::Preparing { .. }, Decision::Commit) => {
+                (None, _, Decision::Commit) => {
                     error!(%txn, peer = %from.peer, "commit before this participant voted");
                     let reason = format!("commit for txn {txn} before this participant voted");
                     self.reply(from, id, Msg::Error { reason });
                 }
-                (Phase::InDoubt { .. }, Decision::Commit) => self.commit(txn, Some((from, id))),
-                (Phase::InDoubt { .. }, Decision::Abort) => {
-                    self.abort_active(txn, "aborted by the coordinator");
-                    self.reply(from, id, ack_msg(txn, Outcome::Aborted));
-                }
-                (Phase::Committing { ackers, .. }, decision) => {
+                (Some(_), TxnState::Committed, decision) => {
                     if decision == Decision::Abort {
                         error!(%txn, peer = %from.peer, "abort for a txn already committing");
                     }
-                    push_waiter(ackers, txn, from, id);
+                    push_waiter(&mut active.waiters, txn, from, id, Wants::DecideAck);
+                }
+                (Some(_), _, Decision::Commit) => {
+                    self.commit(txn, Some((from, id)));
+                }
+                (Some(_), target, Decision::Abort) => {
+                    if target == TxnState::PreCommitted {
+                        warn!(%txn, peer = %from.peer, "abort of a precommitted txn (the termination protocol aborted it)");
+                    }
+                    let reason = if by_coordinator {
+                        "aborted by the coordinator".to_string()
+                    } else {
+                        format!(
+                            "aborted by participant {} (termination protocol)",
+                            from.peer
+                        )
+                    };
+                    self.abort_active(txn, &reason);
+                    self.reply_aborted(txn, from, id, Wants::DecideAck);
                 }
             }
             return;
         }
         let outcome = if let Some(done) = self.done.get(&txn) {
-            match done.aborted {
-                None => Outcome::Committed,
-                Some(_) => Outcome::Aborted,
+            match done.end {
+                End::Committed => Outcome::Committed,
+                End::Aborted { .. } => {
+                    if decision == Decision::Commit {
+                        error!(%txn, peer = %from.peer, "commit for a txn this participant aborted");
+                    }
+                    self.reply_aborted(txn, from, id, Wants::DecideAck);
+                    return;
+                }
+                // Not a party to the outcome: whatever was decided is fine here.
+                End::ReadOnly => decided_outcome(decision),
             }
         } else {
             match stored.map(|stored| stored.state) {
                 None => Outcome::Unknown,
                 Some(StoredState::Committed | StoredState::HeuristicCommit) => Outcome::Committed,
                 Some(StoredState::Aborted | StoredState::HeuristicAbort) => Outcome::Aborted,
+                Some(StoredState::ReadOnly) => decided_outcome(decision),
                 Some(state) => {
-                    // Recovery hands the core every in-doubt txn, so the store cannot hold
-                    // one the core does not know: a shell bug, not a peer's.
-                    error!(%txn, state = state.as_str(), "stored in doubt but unknown to the core");
-                    let reason = format!("txn {txn} is in an unexpected state; try again");
-                    self.reply(from, id, Msg::Error { reason });
+                    let msg = self.unexpected_stored(txn, state);
+                    self.reply(from, id, msg);
                     return;
                 }
             }
@@ -559,13 +922,102 @@ impl Participant {
         self.reply(from, id, ack_msg(txn, outcome));
     }
 
+    /// Tells a peer (or a recovering coordinator) the txn's durable state. A txn this node
+    /// has not voted YES on is aborted first, durably, so it can never vote YES later.
+    fn on_state_query(
+        &mut self,
+        now: Millis,
+        from: ReplyTo,
+        id: RequestId,
+        txn: TxnId,
+        stored: Option<StoredTxn>,
+    ) {
+        if let Some(active) = self.active.get_mut(&txn) {
+            match active.durable {
+                None => {
+                    let reason = asked_before_voting_reason(from.peer);
+                    self.abort_active(txn, &reason);
+                    self.reply_aborted(txn, from, id, Wants::State);
+                }
+                Some(state) if state == active.target => {
+                    self.reply(from, id, Msg::StateReply { txn, state });
+                    self.heard_from_leader(now, txn, from.peer);
+                }
+                // A record is pending: tell the state it makes durable.
+                Some(_) => {
+                    push_waiter(&mut active.waiters, txn, from, id, Wants::State);
+                    self.heard_from_leader(now, txn, from.peer);
+                }
+            }
+            return;
+        }
+        if let Some(done) = self.done.get_mut(&txn) {
+            match done.end {
+                End::Committed => self.reply(
+                    from,
+                    id,
+                    Msg::StateReply {
+                        txn,
+                        state: TxnState::Committed,
+                    },
+                ),
+                End::Aborted { .. } => self.reply_aborted(txn, from, id, Wants::State),
+                End::ReadOnly if done.pending.is_some() => {
+                    push_waiter(&mut done.waiters, txn, from, id, Wants::State);
+                }
+                End::ReadOnly => self.reply(from, id, read_only_state(txn)),
+            }
+            return;
+        }
+        let state = match stored.map(|stored| stored.state) {
+            Some(StoredState::Committed | StoredState::HeuristicCommit) => TxnState::Committed,
+            Some(StoredState::Aborted | StoredState::HeuristicAbort) => TxnState::Aborted,
+            Some(StoredState::ReadOnly) => return self.reply(from, id, read_only_state(txn)),
+            Some(state) => {
+                let msg = self.unexpected_stored(txn, state);
+                return self.reply(from, id, msg);
+            }
+            None => {
+                let reason = asked_before_voting_reason(from.peer);
+                info!(%txn, peer = %from.peer, "asked about a txn never voted on: aborting it");
+                let lsn = self.persist(Record::Aborted {
+                    txn,
+                    protocol: Protocol::ThreePhase,
+                    coordinator: NodeId(0),
+                    reason: reason.clone(),
+                });
+                self.done.insert(
+                    txn,
+                    Done {
+                        protocol: Protocol::ThreePhase,
+                        end: End::Aborted { reason },
+                        reads: Vec::new(),
+                        pending: Some(lsn),
+                        waiters: vec![Waiter {
+                            to: from,
+                            id,
+                            wants: Wants::State,
+                        }],
+                    },
+                );
+                return;
+            }
+        };
+        self.reply(from, id, Msg::StateReply { txn, state });
+    }
+
+    /// Recovery hands the core every in-doubt txn, so the store cannot hold one the core
+    /// does not know: a shell bug, not a peer's.
+    fn unexpected_stored(&self, txn: TxnId, state: StoredState) -> Msg {
+        error!(%txn, state = state.as_str(), "stored in doubt but unknown to the core");
+        Msg::Error {
+            reason: format!("txn {txn} is in an unexpected state; try again"),
+        }
+    }
+
     fn on_answer(&mut self, from: NodeId, txn: TxnId, answer: Answer) {
         let coordinator = match self.active.get(&txn) {
-            Some(Active {
-                coordinator,
-                phase: Phase::InDoubt { .. },
-                ..
-            }) => *coordinator,
+            Some(active) if active.is_undecided() => active.coordinator,
             _ => {
                 debug!(%txn, peer = %from, ?answer, "answer for a txn not in doubt ignored");
                 return;
@@ -576,69 +1028,106 @@ impl Participant {
             return;
         }
         match answer {
-            Answer::Commit => self.commit(txn, None),
-            Answer::Abort => self.abort_active(txn, "the coordinator answered abort"),
+            Answer::Commit => {
+                self.commit(txn, None);
+            }
+            Answer::Abort => {
+                self.abort_active(txn, "the coordinator answered abort");
+            }
             Answer::Undecided => debug!(%txn, peer = %from, "coordinator undecided"),
         }
     }
 
     fn on_persisted(&mut self, now: Millis, lsn: Lsn) {
-        let Some(txn) = self.pending.remove(&lsn) else {
+        let Some((txn, brings)) = self.pending.remove(&lsn) else {
             error!(%lsn, "persisted an lsn that is not pending");
             return;
         };
-        if let Some(active) = self.active.get_mut(&txn) {
-            match &mut active.phase {
-                Phase::Preparing {
-                    lsn: prepared,
-                    voters,
-                } if *prepared == lsn => {
-                    let voters = std::mem::take(voters);
-                    let backoff_ms = self.config.decision_query_backoff_min_ms;
-                    let query_at = now.plus_ms(backoff_ms);
-                    active.phase = Phase::InDoubt {
-                        since: now,
-                        query_at,
-                        backoff_ms,
-                    };
-                    let reads = active.reads.clone();
-                    self.timers.insert((query_at, txn));
-                    for (to, id) in voters {
-                        self.reply(to, id, vote_msg(txn, Vote::Yes, reads.clone()));
-                    }
-                }
-                Phase::Committing { lsn: committed, .. } if *committed == lsn => {
-                    let Some(active) = self.active.remove(&txn) else {
-                        return;
-                    };
-                    self.release_locks(txn, &active.entries);
-                    if let Phase::Committing { ackers, .. } = active.phase {
-                        for (to, id) in ackers {
-                            self.reply(to, id, ack_msg(txn, Outcome::Committed));
+        match (self.active.contains_key(&txn), brings) {
+            (true, Some(state)) if state != TxnState::Aborted => self.advance(now, txn, state),
+            _ => {
+                if let Some(done) = self.done.get_mut(&txn) {
+                    if done.pending == Some(lsn) {
+                        done.pending = None;
+                        let waiters = std::mem::take(&mut done.waiters);
+                        let answers: Vec<(Waiter, Msg)> = waiters
+                            .into_iter()
+                            .map(|waiter| (waiter, done_answer(txn, done, waiter.wants)))
+                            .collect();
+                        for (waiter, msg) in answers {
+                            self.reply(waiter.to, waiter.id, msg);
                         }
+                        self.finish(txn);
                     }
-                    info!(%txn, "committed");
-                    self.done.insert(
-                        txn,
-                        Done {
-                            aborted: None,
-                            reads: active.reads,
-                            pending: None,
-                        },
-                    );
-                    self.finish(txn);
+                    // Otherwise the vote's (or PreCommit's) record of a txn aborted while it
+                    // was being persisted: its `Aborted` record follows.
+                } else {
+                    error!(%txn, %lsn, "persisted a record of a forgotten txn");
                 }
-                _ => error!(%txn, %lsn, "persisted lsn does not match the txn's phase"),
             }
-        } else if let Some(done) = self.done.get_mut(&txn) {
-            if done.pending == Some(lsn) {
-                done.pending = None;
-                self.finish(txn);
+        }
+        // A termination leader's decision goes out once its own record is durable.
+        for (to, msg) in self.held.remove(&lsn).unwrap_or_default() {
+            if self.peers_up.contains(&to) {
+                self.outputs.push_back(Output::Send { to, msg });
             }
-            // Otherwise the `Prepared` record of a txn aborted while it was being persisted:
-            // its `Aborted` record follows.
-        } else {
-            error!(%txn, %lsn, "persisted a record of a forgotten txn");
+        }
+    }
+
+    /// The txn's record moving it to `state` is durable: answer whoever waited for it, and
+    /// start the timer of the new state.
+    fn advance(&mut self, now: Millis, txn: TxnId, state: TxnState) {
+        let Some(active) = self.active.get_mut(&txn) else {
+            return;
+        };
+        active.durable = Some(state);
+        let mut waiting = Vec::new();
+        let mut answers = Vec::new();
+        for waiter in std::mem::take(&mut active.waiters) {
+            match active_answer(txn, active, waiter.wants, state) {
+                Some(msg) => answers.push((waiter, msg)),
+                None => waiting.push(waiter),
+            }
+        }
+        active.waiters = waiting;
+        match state {
+            TxnState::Prepared => {
+                active.backoff_ms = self.config.decision_query_backoff_min_ms;
+                let at = now.plus_ms(active.backoff_ms);
+                set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
+            }
+            TxnState::Waiting => {
+                let at = now.plus_ms(active.waiting_timeout_ms);
+                set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
+            }
+            TxnState::PreCommitted => {
+                // A termination round in progress keeps its own deadline.
+                if active.target == TxnState::PreCommitted && active.termination.is_none() {
+                    let at = now.plus_ms(self.config.precommitted_timeout_ms);
+                    set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
+                }
+            }
+            TxnState::Committed | TxnState::Aborted => {}
+        }
+        for (waiter, msg) in answers {
+            self.reply(waiter.to, waiter.id, msg);
+        }
+        if state == TxnState::Committed
+            && let Some(active) = self.active.remove(&txn)
+        {
+            self.release_locks(txn, &active.entries);
+            info!(%txn, "committed");
+            self.done.insert(
+                txn,
+                Done {
+                    protocol: active.protocol,
+                    end: End::Committed,
+                    reads: active.reads,
+                    pending: None,
+                    waiters: Vec::new(),
+                },
+            );
+            self.finish(txn);
         }
     }
 
@@ -646,26 +1135,64 @@ impl Participant {
         self.peers_up.insert(peer);
         // The old channel may have dropped our queries: ask about everything at once.
         let min_ms = self.config.decision_query_backoff_min_ms;
-        let mut asked = Vec::new();
-        for (txn, active) in &mut self.active {
-            if active.coordinator != peer {
+        let concerned: Vec<TxnId> = self
+            .active
+            .iter()
+            .filter(|(_, active)| {
+                active.is_undecided()
+                    && (active.protocol == Protocol::TwoPhase || active.recovered)
+                    && (active.coordinator == peer || active.peers.contains(&peer))
+            })
+            .map(|(txn, _)| *txn)
+            .collect();
+        for txn in concerned {
+            let Some(active) = self.active.get_mut(&txn) else {
                 continue;
-            }
-            if let Phase::InDoubt {
-                query_at,
-                backoff_ms,
-                ..
-            } = &mut active.phase
-            {
-                self.timers.remove(&(*query_at, *txn));
-                *query_at = now.plus_ms(min_ms);
-                *backoff_ms = min_ms;
-                self.timers.insert((*query_at, *txn));
-                asked.push(*txn);
+            };
+            active.backoff_ms = min_ms;
+            match active.protocol {
+                Protocol::TwoPhase => {
+                    let at = now.plus_ms(min_ms);
+                    set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
+                    if active.coordinator == peer {
+                        self.send(peer, Msg::DecisionQuery { txn });
+                    } else {
+                        self.ask_peers(txn, Some(peer));
+                    }
+                }
+                // A recovered 3PC txn starts a round with whoever is up now.
+                Protocol::ThreePhase => self.start_round(now, txn),
             }
         }
-        for txn in asked {
-            self.query(peer, txn);
+    }
+
+    fn on_peer_down(&mut self, now: Millis, peer: NodeId) {
+        self.peers_up.remove(&peer);
+        let concerned: Vec<TxnId> = self
+            .active
+            .iter()
+            .filter(|(_, active)| {
+                active.is_undecided()
+                    && (active.coordinator == peer || active.peers.contains(&peer))
+            })
+            .map(|(txn, _)| *txn)
+            .collect();
+        let min_ms = self.config.decision_query_backoff_min_ms;
+        for txn in concerned {
+            let Some(active) = self.active.get_mut(&txn) else {
+                continue;
+            };
+            match active.protocol {
+                // 2PC: the coordinator gone, its in-doubt txns ask their peers at once.
+                Protocol::TwoPhase if active.coordinator == peer => {
+                    active.backoff_ms = min_ms;
+                    let at = now.plus_ms(min_ms);
+                    set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
+                    self.ask_peers(txn, None);
+                }
+                Protocol::TwoPhase => {}
+                Protocol::ThreePhase => self.termination_peer_down(now, txn, peer),
+            }
         }
     }
 
@@ -673,8 +1200,21 @@ impl Participant {
         let backoff_ms = self.config.decision_query_backoff_min_ms;
         for stored in txns {
             let txn = stored.txn;
-            if !stored.state.is_in_doubt() || self.knows(txn) {
-                warn!(%txn, state = stored.state.as_str(), "recovery skipped a txn that is not in doubt or already known");
+            let state = match (stored.protocol, stored.state) {
+                (Protocol::TwoPhase, StoredState::Prepared) => TxnState::Prepared,
+                (Protocol::ThreePhase, StoredState::Waiting) => TxnState::Waiting,
+                (Protocol::ThreePhase, StoredState::PreCommitted) => TxnState::PreCommitted,
+                (protocol, state) => {
+                    if state.is_in_doubt() {
+                        error!(%txn, protocol = protocol.as_str(), state = state.as_str(), "recovered a state its protocol does not have; left alone");
+                    } else {
+                        warn!(%txn, state = state.as_str(), "recovery skipped a txn that is not in doubt");
+                    }
+                    continue;
+                }
+            };
+            if self.knows(txn) {
+                warn!(%txn, "recovery skipped a txn already known");
                 continue;
             }
             for entry in &stored.entries {
@@ -685,76 +1225,141 @@ impl Participant {
                     error!(%txn, key = %entry.key, holder = %holder, "recovered txns share a key");
                 }
             }
-            let query_at = now.plus_ms(backoff_ms);
-            self.timers.insert((query_at, txn));
-            info!(%txn, peer = %stored.coordinator, "recovered in doubt");
+            let timer_at = now.plus_ms(backoff_ms);
+            self.timers.insert((timer_at, txn));
+            info!(%txn, peer = %stored.coordinator, state = stored.state.as_str(), "recovered in doubt");
+            let peers = self.peers_of(&stored.participants);
             self.active.insert(
                 txn,
                 Active {
                     protocol: stored.protocol,
                     coordinator: stored.coordinator,
+                    peers,
                     reads: reads_of(&stored.entries),
                     entries: stored.entries,
-                    phase: Phase::InDoubt {
-                        since: now,
-                        query_at,
-                        backoff_ms,
-                    },
+                    since: now,
+                    waiting_timeout_ms: self.config.waiting_timeout_min_ms,
+                    recovered: true,
+                    durable: Some(state),
+                    target: state,
+                    waiters: Vec::new(),
+                    timer_at: Some(timer_at),
+                    backoff_ms,
+                    termination: None,
+                    undecided_peers: BTreeSet::new(),
                 },
             );
         }
     }
 
-    /// Persists `Committed` for an in-doubt txn; the locks and Acks wait for it.
-    fn commit(&mut self, txn: TxnId, acker: Option<(ReplyTo, RequestId)>) {
-        let lsn = self.persist(Record::Committed { txn });
+    /// 2PC in doubt: ask again, backing off: the coordinator while it is up, else every
+    /// live peer (see [`Participant::ask_peers`]).
+    fn ask_again(&mut self, now: Millis, txn: TxnId) {
         let Some(active) = self.active.get_mut(&txn) else {
             return;
         };
-        if let Phase::InDoubt { query_at, .. } = active.phase {
-            self.timers.remove(&(query_at, txn));
-        }
-        active.phase = Phase::Committing {
-            lsn,
-            ackers: acker.into_iter().collect(),
-        };
+        active.backoff_ms = active
+            .backoff_ms
+            .saturating_mul(2)
+            .min(self.config.decision_query_backoff_max_ms);
+        let at = now.plus_ms(active.backoff_ms);
+        set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
+        let coordinator = active.coordinator;
+        self.query(coordinator, txn);
+        self.ask_peers(txn, None);
     }
 
-    /// Aborts a txn that is preparing or in doubt: NO to its waiting voters, locks released
-    /// now, `Aborted` persisted (presumed abort: nothing waits for it).
-    fn abort_active(&mut self, txn: TxnId, reason: &str) {
-        let Some(active) = self.active.remove(&txn) else {
+    /// 2PC in doubt: asks the txn's live peers (or just `only`) for their state, if the
+    /// coordinator is down. A live coordinator decides (it has a vote timeout and presumes
+    /// abort), so asking peers then gains nothing; and it would race the coordinator's own
+    /// Prepares, which may still be queued for a peer: asked first, that peer aborts a txn
+    /// the coordinator could have committed.
+    fn ask_peers(&mut self, txn: TxnId, only: Option<NodeId>) {
+        let Some(active) = self.active.get(&txn) else {
             return;
         };
+        if self.peers_up.contains(&active.coordinator) {
+            return;
+        }
+        let peers: Vec<NodeId> = active
+            .peers
+            .iter()
+            .copied()
+            .filter(|peer| only.is_none_or(|only| only == *peer))
+            .collect();
+        for peer in peers {
+            self.send(peer, Msg::StateQuery { txn });
+        }
+    }
+
+    /// Persists `Committed` for an undecided txn; the locks and Acks wait for it.
+    fn commit(&mut self, txn: TxnId, acker: Option<(ReplyTo, RequestId)>) -> Option<Lsn> {
+        let active = self.active.get_mut(&txn)?;
+        if !active.is_undecided() {
+            error!(%txn, "commit of a txn that is not in doubt");
+            return None;
+        }
+        active.target = TxnState::Committed;
+        active.termination = None;
+        set_timer(&mut self.timers, txn, &mut active.timer_at, None);
+        if let Some((to, id)) = acker {
+            push_waiter(&mut active.waiters, txn, to, id, Wants::DecideAck);
+        }
+        Some(self.persist(Record::Committed { txn }))
+    }
+
+    /// Aborts a txn that is preparing or in doubt: locks released now, `Aborted` persisted.
+    /// Under 2PC its waiting voters and Acks are answered at once (presumed abort); under
+    /// 3PC, and every state reply, once `Aborted` is durable.
+    fn abort_active(&mut self, txn: TxnId, reason: &str) -> Option<Lsn> {
+        if self.active.get(&txn)?.target == TxnState::Committed {
+            error!(%txn, %reason, "abort of a committing txn refused");
+            return None;
+        }
+        let mut active = self.active.remove(&txn)?;
         info!(%txn, %reason, "aborted");
         self.release_locks(txn, &active.entries);
+        set_timer(&mut self.timers, txn, &mut active.timer_at, None);
         let lsn = self.persist(Record::Aborted {
             txn,
             protocol: active.protocol,
             coordinator: active.coordinator,
             reason: reason.to_string(),
         });
-        match active.phase {
-            Phase::Preparing { voters, .. } => {
-                for (to, id) in voters {
-                    self.reply(to, id, vote_msg(txn, no(reason), Vec::new()));
-                }
-            }
-            Phase::InDoubt { query_at, .. } => {
-                self.timers.remove(&(query_at, txn));
-            }
-            Phase::Committing { .. } => {
-                error!(%txn, "abort of a committing txn");
+        let end = End::Aborted {
+            reason: reason.to_string(),
+        };
+        let mut done = Done {
+            protocol: active.protocol,
+            end,
+            reads: Vec::new(),
+            pending: Some(lsn),
+            waiters: Vec::new(),
+        };
+        for waiter in active.waiters {
+            if holds_abort(active.protocol, waiter.wants) {
+                done.waiters.push(waiter);
+            } else {
+                let msg = done_answer(txn, &done, waiter.wants);
+                self.reply(waiter.to, waiter.id, msg);
             }
         }
-        self.done.insert(
-            txn,
-            Done {
-                aborted: Some(reason.to_string()),
-                reads: Vec::new(),
-                pending: Some(lsn),
-            },
-        );
+        self.done.insert(txn, done);
+        Some(lsn)
+    }
+
+    /// Answers a request about an aborted txn: at once, or once `Aborted` is durable (see
+    /// [`holds_abort`]).
+    fn reply_aborted(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, wants: Wants) {
+        let Some(done) = self.done.get_mut(&txn) else {
+            return;
+        };
+        if done.pending.is_some() && holds_abort(done.protocol, wants) {
+            push_waiter(&mut done.waiters, txn, to, id, wants);
+        } else {
+            let msg = done_answer(txn, done, wants);
+            self.reply(to, id, msg);
+        }
     }
 
     fn release_locks(&mut self, txn: TxnId, entries: &[LogEntry]) {
@@ -779,17 +1384,28 @@ impl Participant {
     fn query(&mut self, coordinator: NodeId, txn: TxnId) {
         if self.peers_up.contains(&coordinator) {
             debug!(%txn, peer = %coordinator, "asking for the decision");
-            self.outputs.push_back(Output::Send {
-                to: coordinator,
-                msg: Msg::DecisionQuery { txn },
-            });
+            self.send(coordinator, Msg::DecisionQuery { txn });
+        }
+    }
+
+    /// Sends `msg` to `to` if it is up (a request to a down peer would only be dropped).
+    fn send(&mut self, to: NodeId, msg: Msg) {
+        if self.peers_up.contains(&to) {
+            self.outputs.push_back(Output::Send { to, msg });
         }
     }
 
     fn persist(&mut self, record: Record) -> Lsn {
         let lsn = self.next_lsn;
         self.next_lsn = Lsn(lsn.0 + 1);
-        self.pending.insert(lsn, record.txn());
+        let brings = match &record {
+            Record::Prepared { protocol, .. } => Some(voted_state(*protocol)),
+            Record::PreCommitted { .. } => Some(TxnState::PreCommitted),
+            Record::Committed { .. } => Some(TxnState::Committed),
+            Record::Aborted { .. } => Some(TxnState::Aborted),
+            Record::ReadOnly { .. } => None,
+        };
+        self.pending.insert(lsn, (record.txn(), brings));
         self.outputs.push_back(Output::Persist { lsn, record });
         lsn
     }
@@ -824,66 +1440,242 @@ impl Participant {
                     entry.key
                 );
             }
-            match &active.phase {
-                Phase::Preparing { lsn, voters } => {
-                    assert_eq!(
-                        self.pending.get(lsn),
-                        Some(txn),
-                        "prepared record not pending"
-                    );
-                    assert!(voters.len() <= WAITERS_PER_TXN_MAX);
-                }
-                Phase::Committing { lsn, ackers } => {
-                    assert_eq!(
-                        self.pending.get(lsn),
-                        Some(txn),
-                        "committed record not pending"
-                    );
-                    assert!(ackers.len() <= WAITERS_PER_TXN_MAX);
-                }
-                Phase::InDoubt {
-                    query_at,
-                    backoff_ms,
-                    ..
-                } => {
-                    timers.insert((*query_at, *txn));
-                    assert!(*backoff_ms <= self.config.decision_query_backoff_max_ms);
-                }
+            self.check_active(*txn, active);
+            if let Some(at) = active.timer_at {
+                timers.insert((at, *txn));
             }
         }
-        assert_eq!(timers, self.timers, "timers differ from the in-doubt txns");
-        for (lsn, txn) in &self.pending {
+        assert_eq!(timers, self.timers, "timers differ from the txns' timers");
+        for (lsn, (txn, _)) in &self.pending {
             assert!(*lsn < self.next_lsn, "lsn {lsn} pending but never issued");
             assert!(self.knows(*txn), "pending record of forgotten txn {txn}");
         }
+        for (lsn, sends) in &self.held {
+            assert!(
+                self.pending.contains_key(lsn),
+                "sends held on lsn {lsn}, which is not pending"
+            );
+            assert!(sends.len() <= PARTICIPANTS_PER_TXN_MAX);
+        }
         let mut durable = 0;
         for (txn, done) in &self.done {
+            assert!(done.waiters.len() <= WAITERS_PER_TXN_MAX);
             match done.pending {
                 Some(lsn) => {
                     assert_eq!(
-                        self.pending.get(&lsn),
+                        self.pending.get(&lsn).map(|(txn, _)| txn),
                         Some(txn),
-                        "aborted record not pending"
+                        "done record not pending"
                     );
                     assert!(
-                        done.aborted.is_some(),
+                        done.end != End::Committed,
                         "committed before its record was durable"
                     );
                 }
-                None => durable += 1,
+                None => {
+                    assert!(done.waiters.is_empty(), "waiters on a durable outcome");
+                    durable += 1;
+                }
             }
         }
         assert_eq!(durable, self.finished.len(), "finished list out of step");
         assert!(self.finished.len() <= self.config.finished_txns_max);
     }
+
+    fn check_active(&self, txn: TxnId, active: &Active) {
+        let allowed: &[TxnState] = match active.protocol {
+            Protocol::TwoPhase => &[TxnState::Prepared, TxnState::Committed],
+            Protocol::ThreePhase => &[
+                TxnState::Waiting,
+                TxnState::PreCommitted,
+                TxnState::Committed,
+            ],
+        };
+        assert!(
+            allowed.contains(&active.target),
+            "txn {txn}: target {:?} not a {} state",
+            active.target,
+            active.protocol.as_str()
+        );
+        if let Some(durable) = active.durable {
+            assert!(allowed.contains(&durable), "txn {txn}: durable {durable:?}");
+            assert!(
+                rank(durable) <= rank(active.target),
+                "txn {txn}: durable {durable:?} beyond target {:?}",
+                active.target
+            );
+        } else {
+            assert_eq!(
+                active.target,
+                voted_state(active.protocol),
+                "txn {txn} moved on before its vote was durable"
+            );
+        }
+        if active.durable != Some(active.target) {
+            assert!(
+                self.pending.values().any(|(pending, _)| *pending == txn),
+                "txn {txn} moving to {:?} with no record pending",
+                active.target
+            );
+        }
+        assert_eq!(
+            active.timer_at.is_some(),
+            active.is_undecided(),
+            "txn {txn}: a timer iff voted and undecided"
+        );
+        assert!(active.termination.is_none() || active.is_undecided());
+        assert!(
+            active.termination.is_none() || active.protocol == Protocol::ThreePhase,
+            "txn {txn}: termination protocol under 2PC"
+        );
+        if let Some(termination) = &active.termination {
+            termination.check(self.node_id, &active.peers);
+        }
+        assert!(active.waiters.len() <= WAITERS_PER_TXN_MAX);
+        for waiter in &active.waiters {
+            if let Some(durable) = active.durable {
+                assert!(
+                    waiter.wants == Wants::State
+                        || active_answer(txn, active, waiter.wants, durable).is_none(),
+                    "txn {txn}: waiter {waiter:?} could have been answered"
+                );
+            }
+        }
+        assert!(active.backoff_ms <= self.config.decision_query_backoff_max_ms);
+        assert!(!active.peers.contains(&self.node_id));
+        assert!(
+            active
+                .undecided_peers
+                .iter()
+                .all(|p| active.peers.contains(p))
+        );
+    }
 }
 
-fn push_waiter(waiters: &mut Vec<(ReplyTo, RequestId)>, txn: TxnId, to: ReplyTo, id: RequestId) {
-    if waiters.len() >= WAITERS_PER_TXN_MAX {
-        let (dropped, _) = waiters.remove(0);
-        warn!(%txn, peer = %dropped.peer, "too many duplicate requests waiting; dropped the oldest");
+/// The fields of a Prepare, passed to [`Participant::vote`].
+struct PrepareRequest<'a> {
+    from: ReplyTo,
+    id: RequestId,
+    txn: TxnId,
+    protocol: Protocol,
+    ops: &'a [Op],
+    timeout_ms: u64,
+    participants: &'a [NodeId],
+    values: &'a BTreeMap<String, Option<Value>>,
+}
+
+/// The state a YES vote records.
+fn voted_state(protocol: Protocol) -> TxnState {
+    match protocol {
+        Protocol::TwoPhase => TxnState::Prepared,
+        Protocol::ThreePhase => TxnState::Waiting,
     }
-    waiters.push((to, id));
+}
+
+/// States in the order they move forward (`Aborted` is never an active txn's state).
+fn rank(state: TxnState) -> u8 {
+    match state {
+        TxnState::Prepared | TxnState::Waiting => 1,
+        TxnState::PreCommitted => 2,
+        TxnState::Committed => 3,
+        TxnState::Aborted => 4,
+    }
+}
+
+/// Whether a reply saying "aborted" waits for the `Aborted` record. A state told to a peer
+/// always does (the peer may decide on it); under 2PC votes and Acks do not (presumed
+/// abort: a lost `Aborted` leaves the txn in doubt, and the coordinator answers abort).
+fn holds_abort(protocol: Protocol, wants: Wants) -> bool {
+    protocol == Protocol::ThreePhase || wants == Wants::State
+}
+
+/// What an active txn's waiter hears once `state` is durable (`None`: it waits on).
+fn active_answer(txn: TxnId, active: &Active, wants: Wants, state: TxnState) -> Option<Msg> {
+    match (wants, state) {
+        (Wants::Vote, _) => Some(vote_msg(txn, Vote::Yes, active.reads.clone())),
+        (Wants::PreCommitAck, TxnState::PreCommitted | TxnState::Committed) => {
+            Some(ack_msg(txn, outcome_of(state)))
+        }
+        (Wants::DecideAck, TxnState::Committed) => Some(ack_msg(txn, Outcome::Committed)),
+        (Wants::State, state) => Some(Msg::StateReply { txn, state }),
+        _ => None,
+    }
+}
+
+/// What a finished txn's waiter hears.
+fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
+    match (&done.end, wants) {
+        (End::Aborted { reason }, Wants::Vote) => vote_msg(txn, no(reason), Vec::new()),
+        (End::Aborted { .. }, Wants::PreCommitAck | Wants::DecideAck) => {
+            ack_msg(txn, Outcome::Aborted)
+        }
+        (End::Aborted { .. }, Wants::State) => Msg::StateReply {
+            txn,
+            state: TxnState::Aborted,
+        },
+        (End::Committed, Wants::Vote) => vote_msg(txn, Vote::Yes, done.reads.clone()),
+        (End::Committed, Wants::PreCommitAck | Wants::DecideAck) => {
+            ack_msg(txn, Outcome::Committed)
+        }
+        (End::Committed, Wants::State) => Msg::StateReply {
+            txn,
+            state: TxnState::Committed,
+        },
+        (End::ReadOnly, Wants::Vote) => vote_msg(txn, Vote::ReadOnly, done.reads.clone()),
+        (End::ReadOnly, Wants::State) => read_only_state(txn),
+        (End::ReadOnly, Wants::PreCommitAck | Wants::DecideAck) => Msg::Error {
+            reason: format!("txn {txn} was voted read-only here"),
+        },
+    }
+}
+
+/// A read-only voter does not know the outcome: it answers like a 2PC participant in doubt
+/// (`Prepared`), which resolves nothing and which a termination leader leaves out.
+fn read_only_state(txn: TxnId) -> Msg {
+    Msg::StateReply {
+        txn,
+        state: TxnState::Prepared,
+    }
+}
+
+fn outcome_of(state: TxnState) -> Outcome {
+    match state {
+        TxnState::Committed => Outcome::Committed,
+        TxnState::Aborted => Outcome::Aborted,
+        TxnState::PreCommitted => Outcome::PreCommitted,
+        TxnState::Prepared | TxnState::Waiting => Outcome::Unknown,
+    }
+}
+
+fn decided_outcome(decision: Decision) -> Outcome {
+    match decision {
+        Decision::Commit => Outcome::Committed,
+        Decision::Abort => Outcome::Aborted,
+    }
+}
+
+/// Moves a txn's timer (`slot`) to `at` in the timer table.
+fn set_timer(
+    timers: &mut BTreeSet<(Millis, TxnId)>,
+    txn: TxnId,
+    slot: &mut Option<Millis>,
+    at: Option<Millis>,
+) {
+    if let Some(old) = slot.take() {
+        timers.remove(&(old, txn));
+    }
+    if let Some(at) = at {
+        timers.insert((at, txn));
+        *slot = Some(at);
+    }
+}
+
+fn push_waiter(waiters: &mut Vec<Waiter>, txn: TxnId, to: ReplyTo, id: RequestId, wants: Wants) {
+    if waiters.len() >= WAITERS_PER_TXN_MAX {
+        let dropped = waiters.remove(0);
+        warn!(%txn, peer = %dropped.to.peer, "too many duplicate requests waiting; dropped the oldest");
+    }
+    waiters.push(Waiter { to, id, wants });
 }
 
 fn reads_of(entries: &[LogEntry]) -> Vec<Read> {

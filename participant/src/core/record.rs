@@ -63,23 +63,40 @@ pub struct LogEntry {
 /// What the core asks the store to make durable.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Record {
-    /// Voted YES: state `prepared` and every operation's images, in one SQLite transaction.
+    /// Voted YES: state `prepared` (2PC) or `waiting` (3PC), every operation's images and
+    /// the txn's participants, in one SQLite transaction.
     Prepared {
         txn: TxnId,
         protocol: Protocol,
         coordinator: NodeId,
         entries: Vec<LogEntry>,
+        /// Every participant of the txn, this one included (so that recovery knows whom
+        /// to ask).
+        participants: Vec<NodeId>,
     },
+    /// 3PC: a PreCommit arrived (state `precommitted`).
+    PreCommitted { txn: TxnId },
     /// The commit decision: state `committed`, and the redo images applied to `kv` in the
     /// same SQLite transaction.
     Committed { txn: TxnId },
     /// Voted NO, or the abort decision: state `aborted` with the reason (the data was never
-    /// changed, so there is nothing to undo).
+    /// changed, so there is nothing to undo). A txn aborted because a peer asked about it
+    /// before any Prepare arrived has coordinator `NodeId(0)` (no coordinator seen) and
+    /// protocol 3PC (the protocol is unknown then; `StateQuery` is the termination
+    /// protocol's message).
     Aborted {
         txn: TxnId,
         protocol: Protocol,
         coordinator: NodeId,
         reason: String,
+    },
+    /// Voted ReadOnly on a txn with other participants: a row in `read_only_vote` (no
+    /// `txn` row, no locks), so that a peer asking about the txn later is told "not
+    /// decided here" rather than "never voted" (which would abort it).
+    ReadOnly {
+        txn: TxnId,
+        protocol: Protocol,
+        coordinator: NodeId,
     },
 }
 
@@ -87,17 +104,28 @@ impl Record {
     pub fn txn(&self) -> TxnId {
         match self {
             Record::Prepared { txn, .. }
+            | Record::PreCommitted { txn }
             | Record::Committed { txn }
-            | Record::Aborted { txn, .. } => *txn,
+            | Record::Aborted { txn, .. }
+            | Record::ReadOnly { txn, .. } => *txn,
         }
     }
 
     /// The record's name as logs and the `txn.state` column spell it.
     pub fn kind(&self) -> &'static str {
         match self {
-            Record::Prepared { .. } => "prepared",
+            Record::Prepared {
+                protocol: Protocol::TwoPhase,
+                ..
+            } => "prepared",
+            Record::Prepared {
+                protocol: Protocol::ThreePhase,
+                ..
+            } => "waiting",
+            Record::PreCommitted { .. } => "precommitted",
             Record::Committed { .. } => "committed",
             Record::Aborted { .. } => "aborted",
+            Record::ReadOnly { .. } => "read_only",
         }
     }
 }
@@ -106,15 +134,18 @@ impl Record {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum StoredState {
     Prepared,
-    /// 3PC (not implemented yet): voted YES, waiting for PreCommit.
+    /// 3PC: voted YES, waiting for PreCommit.
     Waiting,
-    /// 3PC (not implemented yet): PreCommit received.
+    /// 3PC: PreCommit received.
     PreCommitted,
     Committed,
     Aborted,
     /// An operator forced the outcome (marks only; the core never writes them).
     HeuristicCommit,
     HeuristicAbort,
+    /// Voted ReadOnly (a `read_only_vote` row, not a `txn.state`): not a party to the
+    /// outcome, and does not know it.
+    ReadOnly,
 }
 
 impl StoredState {
@@ -127,6 +158,7 @@ impl StoredState {
             StoredState::Aborted => "aborted",
             StoredState::HeuristicCommit => "heuristic_commit",
             StoredState::HeuristicAbort => "heuristic_abort",
+            StoredState::ReadOnly => "read_only",
         }
     }
 
@@ -139,6 +171,7 @@ impl StoredState {
             StoredState::Aborted,
             StoredState::HeuristicCommit,
             StoredState::HeuristicAbort,
+            StoredState::ReadOnly,
         ]
         .into_iter()
         .find(|state| state.as_str() == text)
@@ -163,4 +196,7 @@ pub struct StoredTxn {
     pub reason: Option<String>,
     /// The logged operations in `seq` order (empty for a NO vote).
     pub entries: Vec<LogEntry>,
+    /// Every participant of the txn as its Prepare named them (empty for rows written
+    /// before participants were recorded, and for txns never voted YES on).
+    pub participants: Vec<NodeId>,
 }

@@ -1,6 +1,12 @@
 //! The participant's shell: one event loop task that feeds the core from the network, the
 //! store writer and a timer, and carries out the core's outputs.
 //!
+//! The network is one listener (coordinators, clients, and peer participants) and the
+//! participant mesh (`wire::mesh`: one channel per pair of participants, dialled by the
+//! larger id). Coordinators and peers are both "peers" to the core: their Up/Down become
+//! `PeerUp`/`PeerDown`, and the protocol messages they send (PreCommit, Decide,
+//! StateQuery; Prepare only from a coordinator) are handled alike.
+//!
 //! Reads the core needs (committed values, a txn's stored state) are done inline before the
 //! input is handled. That is safe because the loop handles one input at a time: a key not
 //! locked when the Prepare is handled has no commit in flight, and every commit that
@@ -11,7 +17,7 @@ pub mod runtime;
 mod status;
 pub mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::{Future, pending};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,8 +28,8 @@ use std::time::{Duration, Instant};
 use futures::future::{Either, select};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use wire::{
-    Channel, ChannelConfig, ChannelEvent, Epoch, EventReceiver, Listener, Msg, NodeId, RequestId,
-    Role, ServeHandle, TxnId,
+    Channel, ChannelConfig, ChannelEvent, Epoch, EventReceiver, Listener, MeshHandle, Msg, NodeId,
+    RequestId, Role, ServeHandle, TxnId,
 };
 
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
@@ -34,9 +40,16 @@ use writer::{Durable, Pending, WRITER_QUEUE_MAX};
 pub const EVENT_QUEUE_MAX: usize = 4096;
 
 /// Crash points (`--crash-at NAME`) this binary has.
-pub const CRASH_POINTS: [&str; 2] = [CRASH_AFTER_PREPARE_LOGGED, CRASH_AFTER_COMMIT_APPLIED];
-/// The `Prepared` record is durable; the YES vote has not gone out.
+pub const CRASH_POINTS: [&str; 3] = [
+    CRASH_AFTER_PREPARE_LOGGED,
+    CRASH_AFTER_PRECOMMIT_LOGGED,
+    CRASH_AFTER_COMMIT_APPLIED,
+];
+/// The `Prepared` record (state `prepared` or `waiting`) is durable; the YES vote has not
+/// gone out.
 pub const CRASH_AFTER_PREPARE_LOGGED: &str = "participant.after_prepare_logged";
+/// 3PC: the `PreCommitted` record is durable; the Ack has not gone out.
+pub const CRASH_AFTER_PRECOMMIT_LOGGED: &str = "participant.after_precommit_logged";
 /// A `Committed` record (with its data) is durable; the Ack has not gone out.
 pub const CRASH_AFTER_COMMIT_APPLIED: &str = "participant.after_commit_applied";
 
@@ -48,6 +61,8 @@ pub struct Options {
     pub cluster_id: String,
     pub heartbeat_interval: Duration,
     pub core: Config,
+    /// The other participants of the cluster and their listen addresses (the mesh).
+    pub peers: BTreeMap<NodeId, SocketAddr>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -70,13 +85,21 @@ pub struct Node {
     local_addr: SocketAddr,
     event_loop: EventLoop,
     _serve: ServeHandle,
+    _mesh: MeshHandle,
 }
 
 impl Node {
     /// Opens the store, recovers every in-doubt txn into the core, starts the writer and
     /// the listener (accepting coordinators and clients).
     pub async fn start(options: Options) -> Result<Node, ShellError> {
-        let core = Participant::new(options.core.clone())
+        let heartbeat_interval_ms =
+            u64::try_from(options.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
+        options
+            .core
+            .validate_for_heartbeat(heartbeat_interval_ms)
+            .map_err(|error| ShellError::Config(error.to_string()))?;
+        validate_peers(options.node_id, &options.peers)?;
+        let core = Participant::new(options.node_id, options.core.clone())
             .map_err(|error| ShellError::Config(error.to_string()))?;
         let channel_config = ChannelConfig {
             heartbeat_interval: options.heartbeat_interval,
@@ -99,6 +122,7 @@ impl Node {
             clock,
             events: wire::event_queue(EVENT_QUEUE_MAX),
             peers: HashMap::new(),
+            mesh_peers: options.peers.clone(),
             clients: HashMap::new(),
             writer_queue: runtime::bounded(WRITER_QUEUE_MAX + 1),
             durable: runtime::bounded(WRITER_QUEUE_MAX + 1),
@@ -130,16 +154,26 @@ impl Node {
             event_loop.writer_queue.1.clone(),
             event_loop.durable.0.clone(),
         ));
-        let serve = listener.serve(
-            Arc::new(channel_config),
-            vec![Role::Coordinator, Role::Client],
+        let channel_config = Arc::new(channel_config);
+        // Started even with no peers listed: the listener then still accepts participants
+        // that list us (and dial us, having the larger id).
+        let mesh = wire::mesh(
+            options.peers.clone(),
+            channel_config.clone(),
             event_loop.events.0.clone(),
         );
-        info!(node = %options.node_id, addr = %local_addr, db = %options.db.display(), "participant ready");
+        let serve = listener.serve_mesh(
+            channel_config,
+            vec![Role::Coordinator, Role::Client, Role::Participant],
+            event_loop.events.0.clone(),
+            &mesh,
+        );
+        info!(node = %options.node_id, addr = %local_addr, db = %options.db.display(), peers = options.peers.len(), "participant ready");
         Ok(Node {
             local_addr,
             event_loop,
             _serve: serve,
+            _mesh: mesh,
         })
     }
 
@@ -161,8 +195,10 @@ struct EventLoop {
     store: Store,
     clock: Instant,
     events: (wire::EventSender, EventReceiver),
-    /// Coordinator channels, by node id (the current epoch only).
+    /// Coordinator and peer participant channels, by node id (the current epoch only).
     peers: HashMap<NodeId, Channel>,
+    /// The mesh as configured (`--peer`), for status.
+    mesh_peers: BTreeMap<NodeId, SocketAddr>,
     /// Client channels, by epoch (bounded by the listener's connection limit).
     clients: HashMap<Epoch, Channel>,
     writer_queue: (runtime::Sender<Pending>, runtime::Receiver<Pending>),
@@ -244,7 +280,8 @@ impl EventLoop {
     async fn on_durable(&mut self, batch: Vec<Durable>) {
         for durable in batch {
             match durable.kind {
-                "prepared" => wire::crash::point(CRASH_AFTER_PREPARE_LOGGED),
+                "prepared" | "waiting" => wire::crash::point(CRASH_AFTER_PREPARE_LOGGED),
+                "precommitted" => wire::crash::point(CRASH_AFTER_PRECOMMIT_LOGGED),
                 "committed" => wire::crash::point(CRASH_AFTER_COMMIT_APPLIED),
                 _ => {}
             }
@@ -266,8 +303,9 @@ impl EventLoop {
                 if self.clients.remove(&epoch).is_some() {
                     debug!(%peer, %epoch, %reason, "client disconnected");
                 } else if self.peers.get(&peer).map(Channel::epoch) == Some(epoch) {
-                    warn!(%peer, %epoch, %reason, "coordinator down");
-                    self.peers.remove(&peer);
+                    if let Some(channel) = self.peers.remove(&peer) {
+                        warn!(%peer, %epoch, role = ?channel.peer_role(), %reason, "peer down");
+                    }
                     let now = self.now();
                     self.core.handle(now, Input::PeerDown { peer });
                 } else {
@@ -285,7 +323,7 @@ impl EventLoop {
                     return;
                 };
                 let span =
-                    info_span!("request", %peer, txn = txn_of(&msg).map(tracing::field::display));
+                    info_span!("request", %peer, txn = msg.txn().map(tracing::field::display));
                 self.on_request(channel, id, msg).instrument(span).await;
             }
             ChannelEvent::Response {
@@ -306,7 +344,7 @@ impl EventLoop {
                 self.clients.insert(epoch, channel);
             }
             role => {
-                info!(%peer, %epoch, ?role, addr = %channel.peer_addr(), "coordinator up");
+                info!(%peer, %epoch, ?role, addr = %channel.peer_addr(), "peer up");
                 if let Some(old) = self.peers.insert(peer, channel) {
                     old.close();
                 }
@@ -330,6 +368,7 @@ impl EventLoop {
             conn: channel.epoch().0,
         };
         let role = channel.peer_role();
+        let protocol_peer = matches!(role, Role::Coordinator | Role::Participant);
         let input = match (role, msg) {
             (
                 Role::Coordinator,
@@ -337,8 +376,8 @@ impl EventLoop {
                     txn,
                     protocol,
                     ops,
-                    // The vote never waits (locks are no-wait), so there is nothing to time out.
-                    timeout_ms: _,
+                    timeout_ms,
+                    participants,
                 },
             ) => {
                 // Known txns are answered from memory; ops past the limit are refused by
@@ -359,6 +398,8 @@ impl EventLoop {
                         txn,
                         protocol,
                         ops,
+                        timeout_ms,
+                        participants,
                         values,
                         stored,
                     },
@@ -367,12 +408,30 @@ impl EventLoop {
                     }
                 }
             }
-            (Role::Coordinator, Msg::Decide { txn, decision }) => match self.stored(txn).await {
+            (_, Msg::PreCommit { txn }) if protocol_peer => match self.stored(txn).await {
+                Ok(stored) => Input::PreCommit {
+                    from,
+                    id,
+                    txn,
+                    stored,
+                },
+                Err(error) => return self.store_failed(&channel, id, txn, error),
+            },
+            (_, Msg::Decide { txn, decision }) if protocol_peer => match self.stored(txn).await {
                 Ok(stored) => Input::Decide {
                     from,
                     id,
                     txn,
                     decision,
+                    stored,
+                },
+                Err(error) => return self.store_failed(&channel, id, txn, error),
+            },
+            (_, Msg::StateQuery { txn }) if protocol_peer => match self.stored(txn).await {
+                Ok(stored) => Input::StateQuery {
+                    from,
+                    id,
+                    txn,
                     stored,
                 },
                 Err(error) => return self.store_failed(&channel, id, txn, error),
@@ -386,7 +445,7 @@ impl EventLoop {
                 let reason = format!(
                     "participant {} does not serve {} requests from a {role:?}",
                     self.node_id,
-                    msg_name(&msg)
+                    msg.kind()
                 );
                 warn!(peer = %channel.peer(), %reason, "unexpected request");
                 respond(&channel, id, Msg::Error { reason });
@@ -421,21 +480,33 @@ impl EventLoop {
             debug!(%peer, %epoch, "response on a stale connection dropped");
             return;
         }
-        match msg {
-            Msg::DecisionAnswer { txn, answer } => {
-                let now = self.now();
-                self.core.handle(
-                    now,
-                    Input::DecisionAnswer {
-                        from: peer,
-                        txn,
-                        answer,
-                    },
-                );
+        let input = match msg {
+            Msg::DecisionAnswer { txn, answer } => Input::DecisionAnswer {
+                from: peer,
+                txn,
+                answer,
+            },
+            Msg::StateReply { txn, state } => Input::StateReply {
+                from: peer,
+                txn,
+                state,
+            },
+            Msg::Ack { txn, outcome } => Input::Ack {
+                from: peer,
+                txn,
+                outcome,
+            },
+            Msg::Error { reason } => {
+                warn!(%peer, ?id, %reason, "peer refused a request");
+                return;
             }
-            Msg::Error { reason } => warn!(%peer, ?id, %reason, "coordinator refused a request"),
-            other => warn!(%peer, ?id, msg = msg_name(&other), "unexpected response dropped"),
-        }
+            other => {
+                warn!(%peer, ?id, msg = other.kind(), "unexpected response dropped");
+                return;
+            }
+        };
+        let now = self.now();
+        self.core.handle(now, input);
     }
 
     /// Carries out everything the core has to say.
@@ -482,22 +553,62 @@ impl EventLoop {
             .txn_counts()
             .await
             .map_err(|error| error.to_string());
-        let peers: Vec<(NodeId, SocketAddr)> = self
+        let coordinators: Vec<(NodeId, SocketAddr)> = self
             .peers
             .values()
+            .filter(|channel| channel.peer_role() == Role::Coordinator)
             .map(|channel| (channel.peer(), channel.peer_addr()))
             .collect();
+        // Every configured peer, and any participant that connected without being listed.
+        let mut mesh: BTreeMap<NodeId, status::MeshPeer> = self
+            .mesh_peers
+            .iter()
+            .map(|(peer, addr)| (*peer, status::MeshPeer::down(*addr)))
+            .collect();
+        for channel in self.peers.values() {
+            if channel.peer_role() == Role::Participant {
+                let liveness = channel.liveness();
+                mesh.insert(
+                    channel.peer(),
+                    status::MeshPeer {
+                        addr: channel.peer_addr(),
+                        connected: true,
+                        // The mesh keeps the connection dialled by the larger id.
+                        dialled_by_us: channel.peer() < self.node_id,
+                        last_heard_ago: Some(liveness.last_heard_ago),
+                        phi: Some(liveness.phi),
+                    },
+                );
+            }
+        }
         status::report(status::Report {
             node_id: self.node_id,
             addr: self.local_addr,
             now: self.now(),
             core: &self.core,
             stored,
-            coordinators: peers,
+            coordinators,
+            mesh,
             clients: self.clients.len(),
             writer_outstanding: self.outstanding,
         })
     }
+}
+
+/// `--peer` lists: not ourselves, not the clients' id 0 (duplicates are merged by the map;
+/// the binary refuses them before).
+fn validate_peers(node_id: NodeId, peers: &BTreeMap<NodeId, SocketAddr>) -> Result<(), ShellError> {
+    if peers.contains_key(&node_id) {
+        return Err(ShellError::Config(format!(
+            "--peer lists this participant's own id {node_id}"
+        )));
+    }
+    if peers.contains_key(&NodeId(0)) {
+        return Err(ShellError::Config(
+            "--peer id 0 is the clients' id, not a participant's".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn respond(channel: &Channel, id: RequestId, msg: Msg) {
@@ -510,34 +621,5 @@ fn respond(channel: &Channel, id: RequestId, msg: Msg) {
 async fn race<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
     match select(pin!(a), pin!(b)).await {
         Either::Left((output, _)) | Either::Right((output, _)) => output,
-    }
-}
-
-fn txn_of(msg: &Msg) -> Option<TxnId> {
-    match msg {
-        Msg::Prepare { txn, .. }
-        | Msg::Vote { txn, .. }
-        | Msg::Decide { txn, .. }
-        | Msg::Ack { txn, .. }
-        | Msg::DecisionQuery { txn }
-        | Msg::DecisionAnswer { txn, .. }
-        | Msg::Result { txn, .. } => Some(*txn),
-        Msg::Submit { .. } | Msg::Status | Msg::StatusReport { .. } | Msg::Error { .. } => None,
-    }
-}
-
-fn msg_name(msg: &Msg) -> &'static str {
-    match msg {
-        Msg::Prepare { .. } => "Prepare",
-        Msg::Vote { .. } => "Vote",
-        Msg::Decide { .. } => "Decide",
-        Msg::Ack { .. } => "Ack",
-        Msg::DecisionQuery { .. } => "DecisionQuery",
-        Msg::DecisionAnswer { .. } => "DecisionAnswer",
-        Msg::Submit { .. } => "Submit",
-        Msg::Result { .. } => "Result",
-        Msg::Status => "Status",
-        Msg::StatusReport { .. } => "StatusReport",
-        Msg::Error { .. } => "Error",
     }
 }

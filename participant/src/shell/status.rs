@@ -1,14 +1,39 @@
 //! The text a `Status` request gets: what an operator asks first about a participant.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use wire::NodeId;
+use wire::{NodeId, TxnState};
 
-use crate::core::{Millis, Participant};
+use crate::core::{InDoubtTxn, Millis, Participant};
 
 /// In-doubt txns listed one per line; the rest are counted.
 pub const STATUS_IN_DOUBT_LINES_MAX: usize = 20;
+
+/// One peer participant of the mesh as the status shows it.
+#[derive(Clone, Debug)]
+pub struct MeshPeer {
+    pub addr: SocketAddr,
+    pub connected: bool,
+    /// Which side's connection the mesh kept (the larger id dials).
+    pub dialled_by_us: bool,
+    pub last_heard_ago: Option<Duration>,
+    pub phi: Option<f64>,
+}
+
+impl MeshPeer {
+    pub fn down(addr: SocketAddr) -> MeshPeer {
+        MeshPeer {
+            addr,
+            connected: false,
+            dialled_by_us: false,
+            last_heard_ago: None,
+            phi: None,
+        }
+    }
+}
 
 pub struct Report<'a> {
     pub node_id: NodeId,
@@ -18,6 +43,7 @@ pub struct Report<'a> {
     /// The `txn_counts` view, or why it could not be read.
     pub stored: Result<Vec<(String, i64)>, String>,
     pub coordinators: Vec<(NodeId, SocketAddr)>,
+    pub mesh: BTreeMap<NodeId, MeshPeer>,
     pub clients: usize,
     pub writer_outstanding: usize,
 }
@@ -37,8 +63,14 @@ pub fn report(report: Report<'_>) -> String {
     );
     let _ = writeln!(
         text,
-        "recent outcomes in memory: {} committed, {} aborted; records being written: {}",
-        counts.committed, counts.aborted, report.writer_outstanding
+        "in doubt by state: {} prepared (2pc), {} waiting, {} precommitted (3pc); \
+         {} in the termination protocol; {} blocked",
+        counts.prepared, counts.waiting, counts.precommitted, counts.terminating, counts.blocked
+    );
+    let _ = writeln!(
+        text,
+        "recent outcomes in memory: {} committed, {} aborted, {} read-only; records being written: {}",
+        counts.committed, counts.aborted, counts.read_only, report.writer_outstanding
     );
     match &report.stored {
         Ok(rows) if rows.is_empty() => {
@@ -58,13 +90,7 @@ pub fn report(report: Report<'_>) -> String {
     let in_doubt = report.core.in_doubt(report.now);
     let _ = writeln!(text, "in doubt: {}", in_doubt.len());
     for txn in in_doubt.iter().take(STATUS_IN_DOUBT_LINES_MAX) {
-        let _ = writeln!(
-            text,
-            "  {} coordinator {} for {:.1} s",
-            txn.txn,
-            txn.coordinator,
-            txn.age_ms as f64 / 1000.0
-        );
+        let _ = writeln!(text, "  {}", in_doubt_line(txn));
     }
     if in_doubt.len() > STATUS_IN_DOUBT_LINES_MAX {
         let _ = writeln!(
@@ -72,6 +98,10 @@ pub fn report(report: Report<'_>) -> String {
             "  ... and {} more",
             in_doubt.len() - STATUS_IN_DOUBT_LINES_MAX
         );
+    }
+    let _ = writeln!(text, "mesh: {} peers", report.mesh.len());
+    for (peer, mesh_peer) in &report.mesh {
+        let _ = writeln!(text, "  {}", mesh_line(*peer, mesh_peer));
     }
     let mut coordinators = report.coordinators;
     coordinators.sort();
@@ -90,4 +120,55 @@ pub fn report(report: Report<'_>) -> String {
         report.clients
     );
     text
+}
+
+fn in_doubt_line(txn: &InDoubtTxn) -> String {
+    let state = match txn.state {
+        TxnState::Prepared => "prepared",
+        TxnState::Waiting => "waiting",
+        TxnState::PreCommitted => "precommitted",
+        TxnState::Committed => "committing",
+        TxnState::Aborted => "aborting",
+    };
+    let peers: Vec<String> = txn.peers.iter().map(ToString::to_string).collect();
+    let mut line = format!(
+        "{} {} {state}, coordinator {}, peers [{}], for {:.1} s",
+        txn.txn,
+        txn.protocol.as_str(),
+        txn.coordinator,
+        peers.join(","),
+        txn.age_ms as f64 / 1000.0
+    );
+    if txn.recovered {
+        line.push_str(", recovered");
+    }
+    if let Some(leader) = txn.leader {
+        let _ = write!(line, ", terminating (leader {leader})");
+    }
+    if txn.blocked {
+        line.push_str(", BLOCKED: nobody reachable knows the outcome");
+    }
+    line
+}
+
+fn mesh_line(peer: NodeId, mesh_peer: &MeshPeer) -> String {
+    if !mesh_peer.connected {
+        return format!("peer {peer} ({}): not connected", mesh_peer.addr);
+    }
+    let mut line = format!(
+        "peer {peer} ({}): connected, dialled by {}",
+        mesh_peer.addr,
+        if mesh_peer.dialled_by_us {
+            "us"
+        } else {
+            "the peer"
+        }
+    );
+    if let Some(ago) = mesh_peer.last_heard_ago {
+        let _ = write!(line, ", last heard {:.2} s ago", ago.as_secs_f64());
+    }
+    if let Some(phi) = mesh_peer.phi {
+        let _ = write!(line, ", phi {phi:.2}");
+    }
+    line
 }

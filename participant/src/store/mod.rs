@@ -13,6 +13,10 @@
 //! - **Totally ordered.** There is one `Writer` (one write connection) per database, and it
 //!   applies records in the order given, batches in the order written. Durability is
 //!   therefore prefix-closed: if a record is durable, so is every record written before it.
+//! - **3PC states.** `Prepared` writes `prepared` (2PC) or `waiting` (3PC); `PreCommitted`
+//!   moves `waiting` to `precommitted` (repeated: a no-op); `Committed` and `Aborted` are
+//!   accepted from any in-doubt state. A `ReadOnly` vote is a `read_only_vote` row, never a
+//!   `txn` row; [`Store::txn`] reports it as `StoredState::ReadOnly`.
 //! - **Deferred updates.** `kv` changes only when a `Committed` record is written: its redo
 //!   images (from the `txn_log` rows written with `Prepared`) are applied in `seq` order in
 //!   the same SQLite transaction that marks the txn committed. `Aborted` changes no data.
@@ -211,22 +215,38 @@ impl Store {
     pub async fn txn(&self, txn: TxnId) -> Result<Option<StoredTxn>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(
-            "SELECT txn_id, protocol, coordinator, state, reason FROM txn WHERE txn_id = ?",
+            "SELECT txn_id, protocol, coordinator, state, reason, participants FROM txn \
+             WHERE txn_id = ?",
         )
         .bind(txn.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-        match row {
-            Some(row) => Ok(Some(stored_txn(&mut conn, &row).await?)),
-            None => Ok(None),
+        if let Some(row) = row {
+            return Ok(Some(stored_txn(&mut conn, &row).await?));
         }
+        let row = sqlx::query("SELECT protocol, coordinator FROM read_only_vote WHERE txn_id = ?")
+            .bind(txn.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(StoredTxn {
+            txn,
+            protocol: parse_protocol(txn, &row.try_get::<String, _>("protocol")?)?,
+            coordinator: parse_coordinator(txn, row.try_get("coordinator")?)?,
+            state: StoredState::ReadOnly,
+            reason: None,
+            entries: Vec::new(),
+            participants: Vec::new(),
+        }))
     }
 
     /// Recovery: every txn voted YES with no outcome yet, oldest first, with its entries.
     pub async fn in_doubt_txns(&self) -> Result<Vec<StoredTxn>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(
-            "SELECT txn_id, protocol, coordinator, state, reason FROM txn \
+            "SELECT txn_id, protocol, coordinator, state, reason, participants FROM txn \
              WHERE state IN ('prepared', 'waiting', 'precommitted') \
              ORDER BY created_at, txn_id",
         )
@@ -313,18 +333,22 @@ async fn write_record(
             protocol,
             coordinator,
             entries,
+            participants,
             ..
         } => {
             if let Some(state) = state {
                 return Err(conflict(state));
             }
+            // `kind` is the voted state: 'prepared' (2PC) or 'waiting' (3PC).
             sqlx::query(
-                "INSERT INTO txn (txn_id, protocol, coordinator, state, created_at) \
-                 VALUES (?, ?, ?, 'prepared', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                "INSERT INTO txn (txn_id, protocol, coordinator, state, created_at, participants) \
+                 VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)",
             )
             .bind(txn.to_string())
             .bind(protocol.as_str())
             .bind(i64::from(coordinator.0))
+            .bind(record.kind())
+            .bind(participants_text(participants))
             .execute(&mut **sql_txn)
             .await?;
             for entry in entries {
@@ -340,6 +364,41 @@ async fn write_record(
                 let query = bind_value(query, &entry.redo);
                 query.execute(&mut **sql_txn).await?;
             }
+        }
+        Record::PreCommitted { .. } => match state {
+            Some(StoredState::PreCommitted) => {}
+            Some(StoredState::Waiting) => {
+                sqlx::query("UPDATE txn SET state = 'precommitted' WHERE txn_id = ?")
+                    .bind(txn.to_string())
+                    .execute(&mut **sql_txn)
+                    .await?;
+            }
+            Some(state) => return Err(conflict(state)),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "precommit of txn {txn}, which was never voted on"
+                )));
+            }
+        },
+        Record::ReadOnly {
+            protocol,
+            coordinator,
+            ..
+        } => {
+            if let Some(state) = state {
+                return Err(conflict(state));
+            }
+            // A repeated Prepare repeats the vote: the first row stays.
+            sqlx::query(
+                "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at) \
+                 VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+                 ON CONFLICT (txn_id) DO NOTHING",
+            )
+            .bind(txn.to_string())
+            .bind(protocol.as_str())
+            .bind(i64::from(coordinator.0))
+            .execute(&mut **sql_txn)
+            .await?;
         }
         Record::Committed { .. } => match state {
             Some(StoredState::Committed) => {}
@@ -450,19 +509,10 @@ async fn stored_txn(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Stor
     let txn = Uuid::parse_str(&txn_id)
         .map(TxnId)
         .map_err(|error| StoreError::Corrupt(format!("txn id {txn_id:?}: {error}")))?;
-    let protocol: String = row.try_get("protocol")?;
-    let protocol = match protocol.as_str() {
-        "2pc" => Protocol::TwoPhase,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "txn {txn} has unknown protocol {other:?}"
-            )));
-        }
-    };
-    let coordinator: i64 = row.try_get("coordinator")?;
-    let coordinator = u32::try_from(coordinator)
-        .map(NodeId)
-        .map_err(|_| StoreError::Corrupt(format!("txn {txn} has coordinator {coordinator}")))?;
+    let protocol = parse_protocol(txn, &row.try_get::<String, _>("protocol")?)?;
+    let coordinator = parse_coordinator(txn, row.try_get("coordinator")?)?;
+    let participants: Option<String> = row.try_get("participants")?;
+    let participants = parse_participants(txn, participants.as_deref().unwrap_or(""))?;
     let state: String = row.try_get("state")?;
     let rows = sqlx::query(
         "SELECT seq, key, op, undo_value, typeof(undo_value) AS undo_type, \
@@ -494,7 +544,42 @@ async fn stored_txn(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Stor
         state: parse_state(&state)?,
         reason: row.try_get("reason")?,
         entries,
+        participants,
     })
+}
+
+fn parse_protocol(txn: TxnId, text: &str) -> Result<Protocol, StoreError> {
+    match text {
+        "2pc" => Ok(Protocol::TwoPhase),
+        "3pc" => Ok(Protocol::ThreePhase),
+        other => Err(StoreError::Corrupt(format!(
+            "txn {txn} has unknown protocol {other:?}"
+        ))),
+    }
+}
+
+fn parse_coordinator(txn: TxnId, coordinator: i64) -> Result<NodeId, StoreError> {
+    u32::try_from(coordinator)
+        .map(NodeId)
+        .map_err(|_| StoreError::Corrupt(format!("txn {txn} has coordinator {coordinator}")))
+}
+
+/// `txn.participants`: comma-separated node ids.
+fn participants_text(participants: &[NodeId]) -> String {
+    let ids: Vec<String> = participants.iter().map(ToString::to_string).collect();
+    ids.join(",")
+}
+
+fn parse_participants(txn: TxnId, text: &str) -> Result<Vec<NodeId>, StoreError> {
+    text.split(',')
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            id.trim()
+                .parse()
+                .map(NodeId)
+                .map_err(|_| StoreError::Corrupt(format!("txn {txn} has participants {text:?}")))
+        })
+        .collect()
 }
 
 fn parse_state(state: &str) -> Result<StoredState, StoreError> {

@@ -40,6 +40,7 @@ fn prepared(txn: TxnId, entries: Vec<LogEntry>) -> Record {
         protocol: Protocol::TwoPhase,
         coordinator: COORDINATOR,
         entries,
+        participants: vec![NodeId(1), NodeId(2)],
     }
 }
 
@@ -106,6 +107,7 @@ fn prepared_txn_survives_reopen_and_is_recovered_with_its_log() {
             state: StoredState::Prepared,
             reason: None,
             entries,
+            participants: vec![NodeId(1), NodeId(2)],
         };
         assert_eq!(
             store.in_doubt_txns().await.expect("recover"),
@@ -396,4 +398,144 @@ fn a_database_migrated_by_another_kind_of_node_is_refused() {
             path.display()
         )
     );
+}
+
+fn waiting(txn: TxnId, entries: Vec<LogEntry>) -> Record {
+    Record::Prepared {
+        txn,
+        protocol: Protocol::ThreePhase,
+        coordinator: COORDINATOR,
+        entries,
+        participants: vec![NodeId(4), NodeId(2), NodeId(9)],
+    }
+}
+
+async fn state(store: &Store, txn: TxnId) -> Option<StoredState> {
+    store
+        .txn(txn)
+        .await
+        .expect("txn")
+        .map(|stored| stored.state)
+}
+
+#[test]
+fn three_phase_states_move_forward_and_keep_the_participants() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("participant.db");
+    let (t1, t2) = (txn(1), txn(2));
+    block_on(async {
+        let (store, mut writer) = open(&path).await;
+        seed(&mut writer).await;
+        let entries = vec![entry(0, "a", OpKind::Put, int(1), int(9))];
+        writer
+            .write(&[waiting(t1, entries.clone()), waiting(t2, vec![])])
+            .await
+            .expect("waiting");
+        assert_eq!(state(&store, t1).await, Some(StoredState::Waiting));
+        writer
+            .write(&[
+                Record::PreCommitted { txn: t1 },
+                Record::PreCommitted { txn: t1 },
+            ])
+            .await
+            .expect("precommitted twice is a no-op");
+        let expected = StoredTxn {
+            txn: t1,
+            protocol: Protocol::ThreePhase,
+            coordinator: COORDINATOR,
+            state: StoredState::PreCommitted,
+            reason: None,
+            entries,
+            participants: vec![NodeId(4), NodeId(2), NodeId(9)],
+        };
+        let recovered = store.in_doubt_txns().await.expect("recover");
+        assert_eq!(recovered.len(), 2);
+        assert_eq!(recovered[0], expected);
+        assert_eq!(recovered[1].state, StoredState::Waiting);
+        let rows = store.in_doubt_rows().await.expect("in doubt");
+        assert_eq!(rows[0].state, "precommitted");
+
+        writer
+            .write(&[Record::Committed { txn: t1 }])
+            .await
+            .expect("commit from precommitted");
+        assert_eq!(values(&store, &["a"]).await, vec![int(9)]);
+        // A precommitted txn may still abort when the termination protocol says so; a
+        // decided one cannot be precommitted.
+        writer
+            .write(&[Record::PreCommitted { txn: t2 }, aborted(t2, "termination")])
+            .await
+            .expect("abort from precommitted");
+        let error = writer
+            .write(&[Record::PreCommitted { txn: t2 }])
+            .await
+            .expect_err("precommit after abort");
+        assert_eq!(
+            error.to_string(),
+            format!("cannot record precommitted for txn {t2}: it is already aborted")
+        );
+        assert_eq!(state(&store, t2).await, Some(StoredState::Aborted));
+    });
+}
+
+#[test]
+fn a_precommit_of_a_2pc_or_unknown_txn_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("participant.db");
+    let (t1, t2) = (txn(1), txn(2));
+    block_on(async {
+        let (store, mut writer) = open(&path).await;
+        writer
+            .write(&[prepared(t1, vec![])])
+            .await
+            .expect("prepared");
+        let error = writer
+            .write(&[Record::PreCommitted { txn: t1 }])
+            .await
+            .expect_err("2pc precommit");
+        assert!(matches!(error, StoreError::StateConflict { .. }), "{error}");
+        let error = writer
+            .write(&[Record::PreCommitted { txn: t2 }])
+            .await
+            .expect_err("unknown precommit");
+        assert!(matches!(error, StoreError::Corrupt(_)), "{error}");
+        assert_eq!(state(&store, t1).await, Some(StoredState::Prepared));
+    });
+}
+
+#[test]
+fn a_read_only_vote_is_remembered_outside_the_txn_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("participant.db");
+    let t1 = txn(1);
+    let read_only = Record::ReadOnly {
+        txn: t1,
+        protocol: Protocol::TwoPhase,
+        coordinator: COORDINATOR,
+    };
+    block_on(async {
+        let (store, mut writer) = open(&path).await;
+        writer
+            .write(&[read_only.clone(), read_only])
+            .await
+            .expect("read-only twice is a no-op");
+        writer.close().await.expect("close writer");
+        store.close().await;
+
+        let (store, _writer) = open(&path).await;
+        assert_eq!(
+            store.txn(t1).await.expect("txn"),
+            Some(StoredTxn {
+                txn: t1,
+                protocol: Protocol::TwoPhase,
+                coordinator: COORDINATOR,
+                state: StoredState::ReadOnly,
+                reason: None,
+                entries: vec![],
+                participants: vec![],
+            })
+        );
+        assert_eq!(store.txn_counts().await.expect("counts"), vec![]);
+        assert_eq!(store.in_doubt_txns().await.expect("recover"), vec![]);
+    });
 }

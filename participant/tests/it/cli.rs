@@ -65,6 +65,57 @@ fn node_id_zero_and_unknown_crash_points_are_usage_errors() {
 }
 
 #[test]
+fn bad_peers_and_3pc_timings_are_usage_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("p.db");
+    let db = db.to_str().expect("utf-8 path");
+    let base = [
+        "serve",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db,
+        "--cluster",
+        CLUSTER,
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (&["--peer", "2"], "expected ID=ADDR"),
+        (&["--peer", "0=127.0.0.1:1"], "peer id 0 is the clients' id"),
+        (
+            &["--peer", "1=127.0.0.1:1"],
+            "--peer lists this participant's own id 1",
+        ),
+        (
+            &["--peer", "2=127.0.0.1:1", "--peer", "2=127.0.0.1:2"],
+            "--peer 2 is given more than once",
+        ),
+        (
+            &[
+                "--heartbeat-ms",
+                "200",
+                "--waiting-timeout-min-ms",
+                "600",
+                "--termination-round-ms",
+                "500",
+            ],
+            "termination_round_ms 500 is shorter than 3 heartbeat intervals \
+             (600 ms at 200 ms per heartbeat)",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let (status, stderr) = run(&[&base[..], extra].concat());
+        assert_eq!(status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("p.db").exists(),
+        "config errors come before the store"
+    );
+}
+
+#[test]
 fn an_unopenable_db_path_exits_1_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("missing-dir").join("p.db");

@@ -2,4 +2,5 @@
 
 mod cli;
 mod process;
+mod three_phase;
 mod two_phase;

@@ -63,6 +63,7 @@ impl Coordinator {
             protocol: Protocol::TwoPhase,
             ops,
             timeout_ms: 5_000,
+            participants: vec![NodeId(PARTICIPANT)],
         })
     }
 
@@ -275,6 +276,7 @@ fn crash_after_prepare_logged_restarts_in_doubt_and_learns_commit() {
             protocol: Protocol::TwoPhase,
             ops: vec![put("a", Value::Int(7))],
             timeout_ms: 5_000,
+            participants: vec![NodeId(PARTICIPANT)],
         })
         .expect("request");
     let status = serving.child.wait();

@@ -1,16 +1,27 @@
 //! Core unit tests: one input in, the exact outputs out, invariants checked after each.
+//! This file: shared helpers and 2PC; `three_phase.rs`: 3PC and the termination protocol;
+//! `peers.rs`: peers asking each other (StateQuery), read-only votes, 2PC peer resolution.
+
+mod peers;
+mod three_phase;
 
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, Value, Vote,
+    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Value,
+    Vote,
 };
 
 use super::*;
 
 const COORDINATOR: NodeId = NodeId(1);
 const OTHER: NodeId = NodeId(9);
+/// This participant.
+const ME: NodeId = NodeId(5);
+/// Peer participants: one with a lower id (leads before us), one with a higher id.
+const LOW: NodeId = NodeId(3);
+const HIGH: NodeId = NodeId(7);
 const CONN: u64 = 7;
 
 fn txn(n: u128) -> TxnId {
@@ -33,11 +44,15 @@ fn config() -> Config {
         value_bytes_max: 5,
         decision_query_backoff_min_ms: 100,
         decision_query_backoff_max_ms: 400,
+        waiting_timeout_min_ms: 1_000,
+        waiting_timeout_max_ms: 5_000,
+        precommitted_timeout_ms: 2_000,
+        termination_round_ms: 300,
     }
 }
 
 fn participant() -> Participant {
-    let participant = Participant::new(config()).expect("valid config");
+    let participant = Participant::new(ME, config()).expect("valid config");
     participant.check_invariants();
     participant
 }
@@ -87,6 +102,8 @@ fn prepare(id: u64, txn: TxnId, ops: Vec<Op>, values: &[(&str, Option<Value>)]) 
         txn,
         protocol: Protocol::TwoPhase,
         ops,
+        timeout_ms: 5_000,
+        participants: vec![ME],
         values: values
             .iter()
             .map(|(key, value)| (key.to_string(), value.clone()))
@@ -172,6 +189,7 @@ fn prepared(txn: TxnId, entries: Vec<LogEntry>) -> Record {
         protocol: Protocol::TwoPhase,
         coordinator: COORDINATOR,
         entries,
+        participants: vec![ME],
     }
 }
 
@@ -204,6 +222,7 @@ fn stored(
         state,
         reason: reason.map(str::to_string),
         entries,
+        participants: vec![ME],
     }
 }
 
@@ -1040,7 +1059,13 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
         vec![InDoubtTxn {
             txn: t1,
             coordinator: COORDINATOR,
-            age_ms: 30
+            age_ms: 30,
+            protocol: Protocol::TwoPhase,
+            state: TxnState::Prepared,
+            peers: vec![],
+            recovered: true,
+            leader: None,
+            blocked: true,
         }]
     );
     let reason = format!("lock conflict on key \"g\" held by txn {t1}");
@@ -1188,7 +1213,7 @@ fn config_validation_names_the_bad_field() {
     let mut config = config();
     config.key_bytes_max = 0;
     assert_eq!(
-        Participant::new(config)
+        Participant::new(ME, config)
             .err()
             .map(|error| error.to_string()),
         Some("invalid participant configuration: key_bytes_max must be at least 1".to_string())
@@ -1204,4 +1229,226 @@ fn config_validation_names_the_bad_field() {
         )
     );
     assert_eq!(Config::default().validate(), Ok(()));
+}
+
+// Shared by the 3PC and peer tests.
+
+/// Another peer with a higher id than `HIGH`.
+const HIGHER: NodeId = NodeId(8);
+
+fn from(peer: NodeId) -> ReplyTo {
+    ReplyTo { peer, conn: CONN }
+}
+
+/// A 3PC Prepare of `Put a 5` (a was 1) naming `participants`, asking a 2 s waiting timeout.
+fn prepare3(id: u64, txn: TxnId, participants: &[NodeId]) -> Input {
+    Input::Prepare {
+        from: from_coordinator(),
+        id: RequestId(id),
+        txn,
+        protocol: Protocol::ThreePhase,
+        ops: vec![put("a", 5)],
+        timeout_ms: 2_000,
+        participants: participants.to_vec(),
+        values: [("a".to_string(), int(1))].into_iter().collect(),
+        stored: None,
+    }
+}
+
+fn waiting_record(txn: TxnId, participants: &[NodeId]) -> Record {
+    Record::Prepared {
+        txn,
+        protocol: Protocol::ThreePhase,
+        coordinator: COORDINATOR,
+        entries: vec![entry(0, "a", OpKind::Put, int(1), int(5))],
+        participants: participants.to_vec(),
+    }
+}
+
+fn aborted3(txn: TxnId, reason: &str) -> Record {
+    Record::Aborted {
+        txn,
+        protocol: Protocol::ThreePhase,
+        coordinator: COORDINATOR,
+        reason: reason.to_string(),
+    }
+}
+
+fn reply_to(peer: NodeId, id: u64, msg: Msg) -> Output {
+    Output::Reply {
+        to: from(peer),
+        id: RequestId(id),
+        msg,
+    }
+}
+
+fn ack_to(peer: NodeId, id: u64, txn: TxnId, outcome: Outcome) -> Output {
+    reply_to(peer, id, Msg::Ack { txn, outcome })
+}
+
+fn state_to(peer: NodeId, id: u64, txn: TxnId, state: TxnState) -> Output {
+    reply_to(peer, id, Msg::StateReply { txn, state })
+}
+
+fn send(to: NodeId, msg: Msg) -> Output {
+    Output::Send { to, msg }
+}
+
+fn ask_state(to: NodeId, txn: TxnId) -> Output {
+    send(to, Msg::StateQuery { txn })
+}
+
+fn tell(to: NodeId, txn: TxnId, decision: Decision) -> Output {
+    send(to, Msg::Decide { txn, decision })
+}
+
+fn precommit_from(peer: NodeId, id: u64, txn: TxnId) -> Input {
+    Input::PreCommit {
+        from: from(peer),
+        id: RequestId(id),
+        txn,
+        stored: None,
+    }
+}
+
+fn decide_from(peer: NodeId, id: u64, txn: TxnId, decision: Decision) -> Input {
+    Input::Decide {
+        from: from(peer),
+        id: RequestId(id),
+        txn,
+        decision,
+        stored: None,
+    }
+}
+
+fn state_query_from(peer: NodeId, id: u64, txn: TxnId) -> Input {
+    Input::StateQuery {
+        from: from(peer),
+        id: RequestId(id),
+        txn,
+        stored: None,
+    }
+}
+
+fn state_reply(from: NodeId, txn: TxnId, state: TxnState) -> Input {
+    Input::StateReply { from, txn, state }
+}
+
+fn ack_from(from: NodeId, txn: TxnId, outcome: Outcome) -> Input {
+    Input::Ack { from, txn, outcome }
+}
+
+fn up(peer: NodeId) -> Input {
+    Input::PeerUp { peer }
+}
+
+fn down(peer: NodeId) -> Input {
+    Input::PeerDown { peer }
+}
+
+/// Fires the timers due at `now_ms` and asserts the exact outputs and the invariants.
+fn fire(participant: &mut Participant, now_ms: u64, expected: Vec<Output>) {
+    participant.handle_timeout(Millis(now_ms));
+    let outputs: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
+    assert_eq!(outputs, expected);
+    participant.check_invariants();
+}
+
+/// Brings `up_peers` up, then `txn` (3PC, `participants`) to `waiting` at time 0 with
+/// request id 1 and lsn 1: the YES vote sent, the waiting timeout due at 2000.
+fn waiting_txn(
+    participant: &mut Participant,
+    txn: TxnId,
+    participants: &[NodeId],
+    up_peers: &[NodeId],
+) {
+    for peer in up_peers {
+        check(participant, 0, up(*peer), vec![]);
+    }
+    check(
+        participant,
+        0,
+        prepare3(1, txn, participants),
+        vec![persist(1, waiting_record(txn, participants))],
+    );
+    check(
+        participant,
+        0,
+        Input::Persisted { lsn: Lsn(1) },
+        vec![vote(1, txn, Vote::Yes, vec![])],
+    );
+    assert_eq!(participant.poll_timeout(), Some(Millis(2_000)));
+}
+
+/// `waiting_txn`, then a PreCommit from the coordinator at 10 (request id 2, lsn 2): acked
+/// at 10, the precommitted timeout due at 2010.
+fn precommitted_txn(
+    participant: &mut Participant,
+    txn: TxnId,
+    participants: &[NodeId],
+    up_peers: &[NodeId],
+) {
+    waiting_txn(participant, txn, participants, up_peers);
+    check(
+        participant,
+        10,
+        precommit_from(COORDINATOR, 2, txn),
+        vec![persist(2, Record::PreCommitted { txn })],
+    );
+    check(
+        participant,
+        10,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![ack(2, txn, Outcome::PreCommitted)],
+    );
+    assert_eq!(participant.poll_timeout(), Some(Millis(2_010)));
+}
+
+fn stored3(txn: TxnId, state: StoredState, participants: &[NodeId]) -> StoredTxn {
+    StoredTxn {
+        txn,
+        protocol: Protocol::ThreePhase,
+        coordinator: COORDINATOR,
+        state,
+        reason: None,
+        entries: vec![entry(0, "a", OpKind::Put, int(1), int(5))],
+        participants: participants.to_vec(),
+    }
+}
+
+#[test]
+fn config_timings_must_span_three_heartbeats() {
+    let config = config();
+    assert_eq!(config.validate_for_heartbeat(100), Ok(()));
+    assert_eq!(
+        config
+            .validate_for_heartbeat(101)
+            .err()
+            .map(|error| error.to_string()),
+        Some(
+            "invalid participant configuration: termination_round_ms 300 is shorter than 3 \
+             heartbeat intervals (303 ms at 101 ms per heartbeat)"
+                .to_string()
+        )
+    );
+    let mut bad = self::config();
+    bad.waiting_timeout_min_ms = 6_000;
+    assert_eq!(
+        bad.validate().err().map(|error| error.to_string()),
+        Some(
+            "invalid participant configuration: waiting_timeout_min_ms 6000 exceeds \
+             waiting_timeout_max_ms 5000"
+                .to_string()
+        )
+    );
+    let mut bad = self::config();
+    bad.precommitted_timeout_ms = 0;
+    assert_eq!(
+        bad.validate().err().map(|error| error.to_string()),
+        Some(
+            "invalid participant configuration: precommitted_timeout_ms must be at least 1"
+                .to_string()
+        )
+    );
+    assert_eq!(Config::default().validate_for_heartbeat(100), Ok(()));
 }
