@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use wire::{NodeId, Op, Read, TxnId, TxnResult, Value};
+use wire::{NodeId, Op, Read, TxnResult, Value};
 
 /// The op syntax, for `--help` and error messages.
 pub const OP_SYNTAX: &str = "NODE:get KEY | NODE:put KEY VALUE | NODE:del KEY | \
@@ -170,13 +170,11 @@ pub fn parse_participant(text: &str) -> Result<(NodeId, SocketAddr), String> {
 /// A transaction's outcome as `coordinator submit` prints it.
 #[derive(Debug)]
 pub struct ResultText<'a> {
-    pub txn: TxnId,
     pub result: &'a TxnResult,
 }
 
 impl fmt::Display for ResultText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "txn {}", self.txn)?;
         match self.result {
             TxnResult::Committed { reads } => {
                 writeln!(f, "committed")?;
@@ -357,7 +355,6 @@ mod tests {
 
     #[test]
     fn formats_results() {
-        let txn = TxnId(uuid::Uuid::from_u128(1));
         let committed = TxnResult::Committed {
             reads: vec![(
                 NodeId(1),
@@ -374,23 +371,15 @@ mod tests {
             )],
         };
         assert_eq!(
-            ResultText {
-                txn,
-                result: &committed
-            }
-            .to_string(),
-            "txn 00000000-0000-0000-0000-000000000001\ncommitted\n1:a = 5\n1:b = (none)\n"
+            ResultText { result: &committed }.to_string(),
+            "committed\n1:a = 5\n1:b = (none)\n"
         );
         let aborted = TxnResult::Aborted {
             reason: "participant 2 is down".to_string(),
         };
         assert_eq!(
-            ResultText {
-                txn,
-                result: &aborted
-            }
-            .to_string(),
-            "txn 00000000-0000-0000-0000-000000000001\naborted: participant 2 is down\n"
+            ResultText { result: &aborted }.to_string(),
+            "aborted: participant 2 is down\n"
         );
     }
 }

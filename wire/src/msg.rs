@@ -265,7 +265,10 @@ pub enum Msg {
         txn: TxnId,
         state: TxnState,
     },
+    /// The client names the transaction (a fresh v7 id), so it can print the id before it
+    /// waits and look the transaction up if the answer never comes.
     Submit {
+        txn: TxnId,
         spec: TxnSpec,
     },
     Result {
@@ -350,8 +353,9 @@ impl Msg {
             | Msg::DecisionAnswer { txn, .. }
             | Msg::StateQuery { txn }
             | Msg::StateReply { txn, .. }
+            | Msg::Submit { txn, .. }
             | Msg::Result { txn, .. } => Some(*txn),
-            Msg::Submit { .. } | Msg::Status | Msg::StatusReport { .. } | Msg::Error { .. } => None,
+            Msg::Status | Msg::StatusReport { .. } | Msg::Error { .. } => None,
         }
     }
 }

@@ -84,6 +84,7 @@ fn msgs() -> Vec<(&'static str, Msg)> {
         (
             "Submit",
             Msg::Submit {
+                txn: txn(),
                 spec: TxnSpec {
                     protocol: Protocol::TwoPhase,
                     timeout_ms: 500,
@@ -226,7 +227,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "Submit",
-        "0000005281a75265717565737482a2696409a36d736781a65375626d697481a47370656383a870726f746f636f6ca3327063aa74696d656f75745f6d73cd01f4a570617274739192019181a347657481a36b6579a16b",
+        "0000006881a75265717565737482a2696409a36d736781a65375626d697482a374786ec41001900000000070008000000000000001a47370656383a870726f746f636f6ca3327063aa74696d656f75745f6d73cd01f4a570617274739192019181a347657481a36b6579a16b",
     ),
     (
         "Result",
@@ -330,7 +331,7 @@ fn msg_kind_and_txn_of_every_variant() {
         ("DecisionAnswer", Some(txn())),
         ("StateQuery", Some(txn())),
         ("StateReply", Some(txn())),
-        ("Submit", None),
+        ("Submit", Some(txn())),
         ("Result", Some(txn())),
         ("Status", None),
         ("StatusReport", None),

@@ -17,7 +17,7 @@ use coordinator::core::{
 use coordinator::shell::commands::{self, CallError};
 use coordinator::shell::demo::{self, DemoConfig};
 use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing, runtime};
-use wire::{NodeId, Protocol, TxnResult, TxnSpec};
+use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
 
 /// Exit codes (documented in `--help`).
 const EXIT_COMMITTED: u8 = 0;
@@ -271,19 +271,19 @@ fn submit(args: SubmitArgs) -> u8 {
         timeout_ms: args.timeout_ms,
         parts,
     };
+    // The id goes out first: if the answer never comes, the user still knows what to ask
+    // `coordinator status` or the participants' `txn` tables about.
+    let txn = TxnId::new_v7();
+    println!("txn {txn}");
+    let _ = std::io::stdout().flush();
     match runtime::block_on(commands::submit(
         args.target.addr,
         &args.target.cluster,
+        txn,
         spec,
     )) {
-        Ok((txn, result)) => {
-            print!(
-                "{}",
-                ResultText {
-                    txn,
-                    result: &result
-                }
-            );
+        Ok(result) => {
+            print!("{}", ResultText { result: &result });
             match result {
                 TxnResult::Committed { .. } => EXIT_COMMITTED,
                 TxnResult::Aborted { .. } | TxnResult::Rejected { .. } => EXIT_NOT_COMMITTED,

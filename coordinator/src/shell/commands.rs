@@ -54,11 +54,11 @@ pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallE
         })
 }
 
-/// Submits `spec` on an open client and waits for its result.
-pub async fn submit_on(client: &Client, spec: TxnSpec) -> Result<(TxnId, TxnResult), CallError> {
+/// Submits `spec` as transaction `txn` on an open client and waits for its result.
+pub async fn submit_on(client: &Client, txn: TxnId, spec: TxnSpec) -> Result<TxnResult, CallError> {
     let wait = result_timeout_for(&spec);
-    match client.call(Msg::Submit { spec }, wait).await {
-        Ok(Msg::Result { txn, result }) => Ok((txn, result)),
+    match client.call(Msg::Submit { txn, spec }, wait).await {
+        Ok(Msg::Result { txn: answered, result }) if answered == txn => Ok(result),
         Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
         Ok(other) => Err(CallError::Refused {
             reason: format!("unexpected answer {}", other.kind()),
@@ -80,10 +80,11 @@ pub async fn submit_on(client: &Client, spec: TxnSpec) -> Result<(TxnId, TxnResu
 pub async fn submit(
     addr: SocketAddr,
     cluster_id: &str,
+    txn: TxnId,
     spec: TxnSpec,
-) -> Result<(TxnId, TxnResult), CallError> {
+) -> Result<TxnResult, CallError> {
     let client = connect(addr, cluster_id).await?;
-    submit_on(&client, spec).await
+    submit_on(&client, txn, spec).await
 }
 
 /// `coordinator status`: the coordinator's report text.

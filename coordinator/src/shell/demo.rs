@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wire::{Client, NodeId, Op, Protocol, TxnResult, TxnSpec, Value};
+use wire::{Client, NodeId, Op, Protocol, TxnId, TxnResult, TxnSpec, Value};
 
 use super::commands::{self, CallError};
 use super::runtime;
@@ -297,9 +297,10 @@ async fn workload(
             .collect();
         for chunk in puts.chunks(OPS_PER_TXN) {
             let spec = spec(config.protocol, vec![(NodeId(participant), chunk.to_vec())]);
-            match commands::submit_on(&client, spec).await? {
-                (_, TxnResult::Committed { .. }) => {}
-                (txn, other) => {
+            let txn = TxnId::new_v7();
+            match commands::submit_on(&client, txn, spec).await? {
+                TxnResult::Committed { .. } => {}
+                other => {
                     return Err(DemoError::Workload(format!(
                         "seeding participant {participant} failed (txn {txn}): {other:?}"
                     )));
@@ -326,7 +327,7 @@ async fn workload(
     let outcomes: Vec<Result<TxnResult, CallError>> = futures::stream::iter(transfers)
         .map(|spec| {
             let client = &client;
-            async move { commands::submit_on(client, spec).await.map(|(_, r)| r) }
+            async move { commands::submit_on(client, TxnId::new_v7(), spec).await }
         })
         .buffer_unordered(config.concurrency)
         .collect()
@@ -440,8 +441,8 @@ async fn read_sum(
     let mut last = String::new();
     for _ in 0..READ_ATTEMPTS_MAX {
         let spec = spec(config.protocol, vec![(participant, gets.to_vec())]);
-        match commands::submit_on(client, spec).await? {
-            (_, TxnResult::Committed { reads }) => {
+        match commands::submit_on(client, TxnId::new_v7(), spec).await? {
+            TxnResult::Committed { reads } => {
                 let mut sum = 0i64;
                 for read in reads.iter().flat_map(|(_, reads)| reads) {
                     match &read.value {
@@ -456,7 +457,7 @@ async fn read_sum(
                 }
                 return Ok(sum);
             }
-            (_, other) => {
+            other => {
                 // A commit still being applied holds its locks: try again shortly.
                 last = format!("{other:?}");
                 runtime::sleep(READ_RETRY_PAUSE).await;

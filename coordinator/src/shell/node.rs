@@ -374,8 +374,7 @@ impl Node {
 
     fn on_client_request(&mut self, now: Millis, client: &Channel, id: RequestId, msg: Msg) {
         match msg {
-            Msg::Submit { spec } => {
-                let txn = TxnId::new_v7();
+            Msg::Submit { txn, spec } => {
                 debug!(txn_id = %txn, epoch = %client.epoch(), "submitted");
                 let client = ClientRef {
                     channel: client.epoch().0,
