@@ -210,8 +210,15 @@ fn init_tracing(default_level: &str) {
 }
 
 fn serve(args: ServeArgs) -> u8 {
-    if let Some(unknown) = args.crash_at.iter().find(|name| !CRASH_POINTS.contains(&name.as_str())) {
-        eprintln!("error: unknown crash point '{unknown}' (known: {})", CRASH_POINTS.join(", "));
+    if let Some(unknown) = args
+        .crash_at
+        .iter()
+        .find(|name| !CRASH_POINTS.contains(&name.as_str()))
+    {
+        eprintln!(
+            "error: unknown crash point '{unknown}' (known: {})",
+            CRASH_POINTS.join(", ")
+        );
         return EXIT_USAGE;
     }
     wire::crash::arm(args.crash_at);

@@ -58,7 +58,10 @@ pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallE
 pub async fn submit_on(client: &Client, txn: TxnId, spec: TxnSpec) -> Result<TxnResult, CallError> {
     let wait = result_timeout_for(&spec);
     match client.call(Msg::Submit { txn, spec }, wait).await {
-        Ok(Msg::Result { txn: answered, result }) if answered == txn => Ok(result),
+        Ok(Msg::Result {
+            txn: answered,
+            result,
+        }) if answered == txn => Ok(result),
         Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
         Ok(other) => Err(CallError::Refused {
             reason: format!("unexpected answer {}", other.kind()),

@@ -10,5 +10,6 @@ pub mod runtime;
 
 pub use log_writer::WRITE_BATCH_MAX;
 pub use node::{
-    CRASH_POINTS, EVENT_QUEUE_MAX, Node, PHI_SUSPECT, ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT, Timing,
+    CRASH_POINTS, EVENT_QUEUE_MAX, Node, PHI_SUSPECT, ServeConfig, ShellError,
+    TXNS_IN_FLIGHT_MAX_LIMIT, Timing,
 };
