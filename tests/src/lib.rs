@@ -1,6 +1,10 @@
 //! Harness for real-process tests: starts `coordinator` and `participant` binaries on
 //! loopback in a temp directory, kills every child on drop, and reads the participants'
-//! SQLite files the way a user would.
+//! SQLite files the way a user would. The deterministic simulator (`sim`) and the model
+//! checker (`mc`) of the real cores live in their own modules.
+
+pub mod mc;
+pub mod sim;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -18,6 +22,8 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Heartbeat interval for test clusters: short, so dead peers are noticed quickly.
 pub const HEARTBEAT_MS: u64 = 50;
+/// The vote timeout test transactions carry (3PC: also the participants' waiting timeout).
+pub const SUBMIT_TIMEOUT_MS: u64 = 3_000;
 
 /// Path of a workspace binary, built once per test run so it is never stale.
 pub fn binary(name: &str) -> PathBuf {
@@ -126,6 +132,16 @@ impl Node {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends a signal by name (`STOP`, `CONT`, ...) with the system's `kill` command.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
 }
 
 impl Drop for Node {
@@ -161,14 +177,17 @@ impl Cluster {
             participant_addrs: Vec::new(),
             coordinator: None,
         };
+        // Participants must know each other's addresses to form the mesh, so reserve a
+        // free loopback port for each first (bind to port 0, then release it).
+        cluster.participant_addrs = (0..n).map(|_| free_loopback_addr()).collect();
         for id in 1..=n as u32 {
             let crash: Vec<&str> = participant_crash_at
                 .iter()
                 .filter(|(node, _)| *node == id)
                 .map(|(_, point)| *point)
                 .collect();
-            let node = cluster.spawn_participant(id, "127.0.0.1:0", &crash);
-            cluster.participant_addrs.push(node.addr);
+            let listen = cluster.participant_addrs[id as usize - 1].to_string();
+            let node = cluster.spawn_participant(id, &listen, &crash);
             cluster.participants.push(Some(node));
         }
         cluster.start_coordinator(coordinator_crash_at);
@@ -193,6 +212,13 @@ impl Cluster {
             "--heartbeat-ms".into(),
             HEARTBEAT_MS.to_string(),
         ];
+        for (index, addr) in self.participant_addrs.iter().enumerate() {
+            let peer = index as u32 + 1;
+            if peer != id {
+                args.push("--peer".into());
+                args.push(format!("{peer}={addr}"));
+            }
+        }
         for point in crash_at {
             args.push("--crash-at".into());
             args.push(point.to_string());
@@ -254,16 +280,23 @@ impl Cluster {
         self.coordinator.as_ref().expect("coordinator running").addr
     }
 
-    /// Runs `coordinator submit` with the given ops; returns its output.
+    /// Runs `coordinator submit` (2PC) with the given ops; returns its output.
     pub fn submit(&self, ops: &[&str]) -> Output {
+        self.submit_with("2pc", ops)
+    }
+
+    /// Runs `coordinator submit --protocol PROTOCOL` with the given ops.
+    pub fn submit_with(&self, protocol: &str, ops: &[&str]) -> Output {
         let mut args: Vec<String> = vec![
             "submit".into(),
             "--addr".into(),
             self.coordinator_addr().to_string(),
             "--cluster".into(),
             CLUSTER.into(),
+            "--protocol".into(),
+            protocol.into(),
             "--timeout-ms".into(),
-            "5000".into(),
+            SUBMIT_TIMEOUT_MS.to_string(),
         ];
         args.extend(ops.iter().map(|op| op.to_string()));
         Command::new(binary("coordinator"))
@@ -320,6 +353,12 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_loopback_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr")
 }
 
 /// Exit code, stdout and stderr of a finished command, for assertion messages.

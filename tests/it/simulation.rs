@@ -1,0 +1,331 @@
+//! The deterministic simulator in CI: a batch of seeds per protocol and fault model, the
+//! determinism check, the planted bugs the checkers must catch, 3PC's known limits, and
+//! the `sim` command line.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::process::Command;
+
+use tests::sim::{self, FaultOptions, Options, Planted, ProtocolMix, Report};
+
+/// Seeds per CI batch: a few hundred runs of ~50 transactions each, well under a second
+/// per batch in a debug build.
+const CI_SEEDS: Range<u64> = 0..300;
+/// Smaller batches for checks that only need some seed to trip.
+const PLANTED_SEEDS: Range<u64> = 0..200;
+/// Trace lines shown for a failing seed (its replay prints them all).
+const TRACE_TAIL_LINES: usize = 60;
+
+fn options(protocol: ProtocolMix, faults: FaultOptions) -> Options {
+    Options {
+        protocol,
+        faults,
+        ..Options::default()
+    }
+}
+
+fn run_seeds(options: &Options, seeds: Range<u64>) -> Vec<Report> {
+    seeds.map(|seed| sim::run(seed, options)).collect()
+}
+
+/// Fails with the first failing seed's violations, the tail of its trace and how to
+/// replay it.
+fn assert_no_violation(options: &Options, seeds: Range<u64>, replay_flags: &str) -> Vec<Report> {
+    let reports = run_seeds(options, seeds);
+    let failed: Vec<&Report> = reports
+        .iter()
+        .filter(|r| !r.violations.is_empty())
+        .collect();
+    if let Some(first) = failed.first() {
+        let traced = sim::run(
+            first.seed,
+            &Options {
+                trace: true,
+                ..options.clone()
+            },
+        );
+        let tail = traced.trace.len().saturating_sub(TRACE_TAIL_LINES);
+        let seeds: Vec<u64> = failed.iter().map(|r| r.seed).collect();
+        panic!(
+            "{} seeds failed: {seeds:?}\nseed {} violations:\n  {}\ntrace tail:\n{}\nreplay: \
+             cargo run --release -p tests --bin sim -- --seed {} {replay_flags}",
+            failed.len(),
+            first.seed,
+            first
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            traced.trace[tail..].join("\n"),
+            first.seed
+        );
+    }
+    reports
+}
+
+/// The checkers that fired over a batch.
+fn checkers_fired(reports: &[Report]) -> BTreeSet<&'static str> {
+    reports
+        .iter()
+        .flat_map(|r| r.violations.iter().map(|v| v.checker))
+        .collect()
+}
+
+#[test]
+fn two_phase_under_every_fault_keeps_every_property() {
+    let options = options(ProtocolMix::TwoPhase, FaultOptions::all());
+    let reports = assert_no_violation(&options, CI_SEEDS, "--protocol 2pc --faults all");
+    let committed: u64 = reports.iter().map(|r| r.committed).sum();
+    let unknown: u64 = reports.iter().map(|r| r.unknown).sum();
+    assert!(
+        committed > 1_000,
+        "only {committed} commits: the workload is too weak"
+    );
+    assert!(
+        unknown > 0,
+        "no coordinator crash ever left a client unsure"
+    );
+}
+
+#[test]
+fn mixed_protocols_without_faults_end_every_txn_with_bounds_and_lock_aborts() {
+    let options = options(ProtocolMix::Mixed, FaultOptions::none());
+    let reports = assert_no_violation(&options, 0..50, "--protocol mixed --faults none");
+    let total = |cause: &str| -> u64 {
+        reports
+            .iter()
+            .map(|r| r.aborted_by.get(cause).copied().unwrap_or(0))
+            .sum()
+    };
+    assert!(
+        total("bounds") > 0,
+        "no transfer ever voted NO on its bounds"
+    );
+    assert!(total("lock conflict") > 0, "no transaction ever hit a lock");
+    assert_eq!(
+        total("participant down"),
+        0,
+        "a participant was down without faults"
+    );
+    assert_eq!(reports.iter().map(|r| r.unknown).sum::<u64>(), 0);
+}
+
+#[test]
+fn mixed_protocols_under_crashes_keep_every_property() {
+    let options = options(ProtocolMix::Mixed, FaultOptions::crash_only());
+    assert_no_violation(&options, CI_SEEDS, "--protocol mixed --faults crash-only");
+}
+
+#[test]
+fn three_phase_under_crash_only_faults_keeps_every_property() {
+    let options = options(ProtocolMix::ThreePhase, FaultOptions::crash_only());
+    assert_no_violation(&options, CI_SEEDS, "--protocol 3pc --faults crash-only");
+}
+
+#[test]
+fn three_phase_survives_one_coordinator_crash_between_precommits() {
+    let options = options(
+        ProtocolMix::ThreePhase,
+        FaultOptions::single_coordinator_crash(),
+    );
+    let reports = assert_no_violation(
+        &options,
+        CI_SEEDS,
+        "--protocol 3pc --faults single-coordinator-crash",
+    );
+    let crashed = reports.iter().filter(|r| r.unknown > 0).count();
+    assert!(
+        crashed > 0,
+        "the coordinator never crashed holding a client request"
+    );
+}
+
+/// The termination protocol's reason to exist: the same single coordinator crash splits
+/// transactions when participants apply the timeout rules alone.
+#[test]
+fn three_phase_timeouts_without_termination_split_on_one_coordinator_crash() {
+    let options = Options {
+        planted: Planted::TimeoutsWithoutTermination,
+        ..options(
+            ProtocolMix::ThreePhase,
+            FaultOptions::single_coordinator_crash(),
+        )
+    };
+    let reports = run_seeds(&options, PLANTED_SEEDS);
+    let fired = checkers_fired(&reports);
+    assert!(
+        fired.contains("atomicity"),
+        "no split found; checkers that fired: {fired:?}"
+    );
+}
+
+/// 3PC's documented limit: a partition can make one side commit and the other abort.
+#[test]
+fn three_phase_under_partitions_finds_the_known_split() {
+    let options = options(ProtocolMix::ThreePhase, FaultOptions::network_only());
+    let reports = run_seeds(&options, CI_SEEDS);
+    let split = reports.iter().any(|r| {
+        r.violations
+            .iter()
+            .any(|v| matches!(v.checker, "atomicity" | "durability"))
+    });
+    assert!(
+        split,
+        "no partition split any 3pc transaction in {CI_SEEDS:?}: {:?}",
+        checkers_fired(&reports)
+    );
+}
+
+#[test]
+fn planted_commit_before_durable_is_caught() {
+    let options = Options {
+        planted: Planted::CommitBeforeDurable,
+        ..options(ProtocolMix::TwoPhase, FaultOptions::all())
+    };
+    let reports = run_seeds(&options, PLANTED_SEEDS);
+    let fired = checkers_fired(&reports);
+    assert!(
+        fired.contains("validity"),
+        "the early commit went unnoticed; checkers that fired: {fired:?}"
+    );
+}
+
+/// The early commit becomes a split when the coordinator crashes before its record is
+/// durable and the in-doubt participants cannot learn the outcome from their peers
+/// (partitions keep the mesh from masking it).
+#[test]
+fn planted_commit_before_durable_splits_when_the_coordinator_crashes_in_the_window() {
+    let faults = FaultOptions {
+        coordinator_crash_on_persist_pct: 50,
+        ..FaultOptions::network_only()
+    };
+    let options = Options {
+        planted: Planted::CommitBeforeDurable,
+        ..options(ProtocolMix::TwoPhase, faults)
+    };
+    let reports = run_seeds(&options, CI_SEEDS);
+    let fired = checkers_fired(&reports);
+    assert!(
+        fired.contains("atomicity"),
+        "no split from the early commit; checkers that fired: {fired:?}"
+    );
+}
+
+#[test]
+fn planted_forgetful_disk_is_caught() {
+    let options = Options {
+        planted: Planted::ForgetPreparedOnRestart,
+        ..options(ProtocolMix::TwoPhase, FaultOptions::all())
+    };
+    let reports = run_seeds(&options, PLANTED_SEEDS);
+    let fired = checkers_fired(&reports);
+    assert!(
+        fired.contains("durability"),
+        "the lost prepared state went unnoticed; checkers that fired: {fired:?}"
+    );
+}
+
+#[test]
+fn same_seed_gives_the_same_trace() {
+    let options = Options {
+        trace: true,
+        ..options(ProtocolMix::Mixed, FaultOptions::all())
+    };
+    let first = sim::run(7, &options);
+    let second = sim::run(7, &options);
+    assert!(
+        first.trace.len() > 100,
+        "trace too short: {} lines",
+        first.trace.len()
+    );
+    assert_eq!(first.trace, second.trace);
+    assert_eq!(first.violations, second.violations);
+    let other = sim::run(8, &options);
+    assert_ne!(first.trace, other.trace, "the seed does not change the run");
+}
+
+#[test]
+fn tracing_does_not_change_the_run() {
+    let quiet = options(ProtocolMix::Mixed, FaultOptions::all());
+    let traced = Options {
+        trace: true,
+        ..quiet.clone()
+    };
+    for seed in 0..20 {
+        let a = sim::run(seed, &quiet);
+        let b = sim::run(seed, &traced);
+        assert_eq!(
+            (a.txns, a.committed, a.aborted, a.events, a.end_ms),
+            (b.txns, b.committed, b.aborted, b.events, b.end_ms),
+            "seed {seed}"
+        );
+    }
+}
+
+fn sim_command(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("run the sim binary")
+}
+
+#[test]
+fn sim_binary_prints_one_summary_line_and_replays_a_seed() {
+    let output = sim_command(&["--seeds", "4", "--participants", "3", "--threads", "2"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let fields: Vec<&str> = last.split(' ').collect();
+    assert_eq!(fields.len(), 4, "{last}");
+    assert_eq!(fields[0], "seeds=4");
+    assert!(fields[1].starts_with("txns=") && fields[1][5..].parse::<u64>().is_ok());
+    assert_eq!(fields[2], "violations=0");
+    assert!(fields[3].starts_with("seeds_per_s=") && fields[3][12..].parse::<f64>().is_ok());
+
+    let replay = sim_command(&["--seed", "4", "--participants", "3"]);
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success());
+    assert!(text.lines().count() > 50, "no trace printed:\n{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("seeds=1 ")
+    );
+    let again = sim_command(&["--seed", "4", "--participants", "3"]);
+    let strip = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| !line.starts_with("seeds="))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(strip(&text), strip(&String::from_utf8_lossy(&again.stdout)));
+}
+
+#[test]
+fn sim_binary_fails_on_violations_and_refuses_bad_args() {
+    let planted = sim_command(&["--seeds", "40", "--planted", "commit-before-durable"]);
+    assert_eq!(planted.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&planted.stdout);
+    assert!(stdout.contains("replay: cargo run"), "{stdout}");
+    assert!(
+        !stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("violations=0")
+    );
+
+    for args in [
+        &["--seeds", "2", "--participants", "9"][..],
+        &["--seeds", "2", "--protocol", "4pc"],
+        &["--seeds", "x"],
+        &["--seeds", "2", "--seed", "3"],
+        &[],
+    ] {
+        let output = sim_command(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(!output.stderr.is_empty(), "{args:?}: no error message");
+    }
+}

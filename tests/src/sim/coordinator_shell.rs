@@ -1,0 +1,284 @@
+//! The coordinator's shell, as `coordinator::shell::node` does it, over the simulated
+//! network and disk: recovery at start, channel bookkeeping, the output flush loop
+//! (sends that cannot reach a channel come back as `SendFailed`), client results.
+
+use coordinator::core::{ClientRef, Config, Coordinator, Input, Millis, Output, SendFailure};
+use wire::{Msg, NodeId, TxnId, TxnResult, TxnSpec, Vote};
+
+use super::cores::CoordinatorCore;
+use super::history::{ClientView, txn_name};
+use super::net::Frame;
+use super::options::Planted;
+use super::planted::CommitBeforeDurable;
+use super::trace::{self, COORDINATOR, node_name};
+use super::world::World;
+
+impl World {
+    /// A fresh core, recovered from the decision log (what `Node::start` does).
+    pub(super) fn start_coordinator(&mut self) {
+        let mut config = Config::new(self.participant_ids());
+        config.heartbeat_interval_ms = self.options.network.heartbeat_interval_ms;
+        if let Err(error) = config.validate() {
+            self.violation("setup", error.to_string());
+            self.stopped = true;
+            return;
+        }
+        let core = Coordinator::new(config);
+        let core: Box<dyn CoordinatorCore> = match self.options.planted {
+            Planted::CommitBeforeDurable => Box::new(CommitBeforeDurable::new(core)),
+            _ => Box::new(core),
+        };
+        self.coordinator.core = Some(core);
+        let txns = self.coordinator.disk.recover();
+        note!(self, "c recovers {} unfinished commits", txns.len());
+        self.coordinator_input(Input::Recovered { txns });
+        self.coordinator_settle();
+    }
+
+    pub(super) fn coordinator_submit(&mut self, number: u64, txn: TxnId, spec: TxnSpec) {
+        let client = ClientRef {
+            channel: self.coordinator.host.incarnation,
+            request: number,
+        };
+        self.coordinator.clients.insert(number, txn);
+        self.coordinator_input(Input::Submit { client, txn, spec });
+        self.coordinator_settle();
+    }
+
+    pub(super) fn coordinator_receive(&mut self, from: NodeId, epoch: u64, frame: Frame) {
+        match frame {
+            Frame::Request { id, msg } => {
+                self.begin("c", format!("<- {} {}", node_name(from), trace::msg(&msg)));
+                if self.coordinator.host.channels.get(&from) == Some(&epoch) {
+                    self.coordinator_input(Input::Request { from, id, msg });
+                } else {
+                    note!(self, "stale channel: dropped");
+                }
+            }
+            Frame::Response { msg, .. } => {
+                self.begin("c", format!("<- {} {}", node_name(from), trace::msg(&msg)));
+                // Votes and acks are facts whichever connection carried them (the shell
+                // accepts responses from any epoch of a configured participant).
+                if let Msg::Vote {
+                    txn,
+                    vote: Vote::No { .. },
+                    ..
+                } = &msg
+                {
+                    self.history.no_delivered.insert(*txn);
+                }
+                self.coordinator_input(Input::Response { from, msg });
+            }
+        }
+        self.coordinator_settle();
+    }
+
+    pub(super) fn coordinator_up(&mut self, peer: NodeId, epoch: u64) {
+        self.begin("c", format!("up {} e{epoch}", node_name(peer)));
+        if let Some(old) = self.coordinator.host.channels.insert(peer, epoch)
+            && old != epoch
+        {
+            self.close_replaced(old);
+        }
+        self.coordinator_input(Input::PeerUp { peer });
+        self.coordinator_settle();
+    }
+
+    pub(super) fn coordinator_down(&mut self, peer: NodeId, epoch: u64) {
+        self.begin("c", format!("down {} e{epoch}", node_name(peer)));
+        if self.coordinator.host.channels.get(&peer) == Some(&epoch) {
+            self.coordinator.host.channels.remove(&peer);
+            self.coordinator_input(Input::PeerDown { peer });
+        } else {
+            note!(self, "stale");
+        }
+        self.coordinator_settle();
+    }
+
+    /// One group commit: a prefix of the write queue becomes durable, then each record
+    /// is reported `Persisted`.
+    pub(super) fn coordinator_flush_disk(&mut self) {
+        let len = self.coordinator.disk.queue.len();
+        if len == 0 {
+            return;
+        }
+        let count = self.batch_len(len);
+        self.begin("c", format!("durable {count} of {len}"));
+        let mut lsns = Vec::with_capacity(count);
+        for _ in 0..count {
+            let Some((lsn, record)) = self.coordinator.disk.queue.pop_front() else {
+                break;
+            };
+            if let Err(reason) = self.coordinator.disk.apply(&record) {
+                self.violation("store", reason);
+                self.stopped = true;
+                return;
+            }
+            lsns.push(lsn);
+        }
+        for lsn in lsns {
+            self.coordinator_input(Input::Persisted { lsn });
+        }
+        self.coordinator_settle();
+        if !self.coordinator.disk.queue.is_empty() {
+            self.schedule_flush(COORDINATOR);
+        }
+    }
+
+    /// How many queued records one group commit makes durable: usually all of them.
+    pub(super) fn batch_len(&mut self, len: usize) -> usize {
+        use rand::Rng;
+        if self.rng.random_bool(0.75) {
+            len
+        } else {
+            self.rng.random_range(1..=len)
+        }
+    }
+
+    /// After every wake the shell runs due timers, then carries out the outputs.
+    pub(super) fn coordinator_settle(&mut self) {
+        if !self.coordinator.host.alive || self.stopped {
+            return;
+        }
+        let now = Millis(self.local_ms(COORDINATOR));
+        let due = self
+            .coordinator
+            .core
+            .as_ref()
+            .and_then(|core| core.poll_timeout())
+            .is_some_and(|at| at <= now);
+        if due {
+            let Some(mut core) = self.coordinator.core.take() else {
+                return;
+            };
+            let checked = self.guarded("coordinator panic", || {
+                core.handle_timeout(now);
+                core.check_invariants()
+            });
+            self.coordinator.core = Some(core);
+            if let Some(Err(text)) = checked {
+                self.violation("coordinator invariant", text);
+            }
+        }
+        self.coordinator_outputs();
+        self.coordinator_schedule_timer();
+    }
+
+    pub(super) fn coordinator_schedule_timer(&mut self) {
+        let deadline = self
+            .coordinator
+            .core
+            .as_ref()
+            .and_then(|core| core.poll_timeout())
+            .map(|at| at.0);
+        self.schedule_timer(COORDINATOR, deadline);
+    }
+
+    fn coordinator_input(&mut self, input: Input) {
+        if self.stopped {
+            return;
+        }
+        let now = Millis(self.local_ms(COORDINATOR));
+        let Some(mut core) = self.coordinator.core.take() else {
+            return;
+        };
+        let checked = self.guarded("coordinator panic", || {
+            core.handle(now, input);
+            core.check_invariants()
+        });
+        self.coordinator.core = Some(core);
+        if let Some(Err(text)) = checked {
+            self.violation("coordinator invariant", text);
+        }
+    }
+
+    /// `Node::flush`: every output, then the sends that failed fed back as inputs.
+    fn coordinator_outputs(&mut self) {
+        loop {
+            let mut outputs = Vec::new();
+            if let Some(core) = self.coordinator.core.as_mut() {
+                while let Some(output) = core.poll_output() {
+                    outputs.push(output);
+                }
+            }
+            let mut failed = Vec::new();
+            for output in outputs {
+                match output {
+                    Output::Send { to, msg } => {
+                        let Some(txn) = msg.txn() else {
+                            note!(self, "send of {} without a txn dropped", msg.kind());
+                            continue;
+                        };
+                        let precommit = matches!(msg, Msg::PreCommit { .. });
+                        match self.coordinator.host.channels.get(&to).copied() {
+                            Some(epoch) => {
+                                self.request(COORDINATOR, to, epoch, msg);
+                                if precommit {
+                                    self.maybe_crash_on_precommit();
+                                }
+                            }
+                            None => {
+                                note!(
+                                    self,
+                                    "-> {} {} failed: down",
+                                    node_name(to),
+                                    trace::msg(&msg)
+                                );
+                                failed.push(Input::SendFailed {
+                                    to,
+                                    txn,
+                                    failure: SendFailure::Closed,
+                                });
+                            }
+                        }
+                    }
+                    Output::Reply { to, id, msg } => {
+                        match self.coordinator.host.channels.get(&to).copied() {
+                            Some(epoch) => {
+                                self.transmit(COORDINATOR, to, epoch, Frame::Response { id, msg });
+                            }
+                            None => note!(self, "reply to {} dropped: down", node_name(to)),
+                        }
+                    }
+                    Output::Persist { lsn, record } => {
+                        note!(
+                            self,
+                            "persist {} {}",
+                            lsn.0,
+                            trace::coordinator_record(&record)
+                        );
+                        self.coordinator.disk.queue.push_back((lsn, record));
+                        self.schedule_flush(COORDINATOR);
+                        self.maybe_crash_on_persist(COORDINATOR);
+                    }
+                    Output::ClientResult {
+                        client,
+                        txn,
+                        result,
+                    } => {
+                        note!(
+                            self,
+                            "client {}: {}",
+                            txn_name(txn),
+                            trace::result_text(&result)
+                        );
+                        self.coordinator.clients.remove(&client.request);
+                        if let Some(info) = self.history.txns.get_mut(&txn) {
+                            info.client = match result {
+                                TxnResult::Committed { .. } => ClientView::Committed,
+                                TxnResult::Aborted { reason } => ClientView::Aborted(reason),
+                                TxnResult::Rejected { reason } => ClientView::Rejected(reason),
+                            };
+                        }
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return;
+            }
+            for input in failed {
+                self.coordinator_input(input);
+            }
+        }
+    }
+}

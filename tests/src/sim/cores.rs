@@ -1,0 +1,93 @@
+//! The simulator's view of a core: the real cores implement these traits directly, and
+//! the planted-bug wrappers (`planted.rs`) implement them around a real core.
+
+use coordinator::core::{self as coordinator_core, Coordinator};
+use participant::core::{self as participant_core, Participant, TxnCounts};
+use wire::TxnId;
+
+pub trait CoordinatorCore {
+    fn handle(&mut self, now: coordinator_core::Millis, input: coordinator_core::Input);
+    fn poll_output(&mut self) -> Option<coordinator_core::Output>;
+    fn poll_timeout(&self) -> Option<coordinator_core::Millis>;
+    fn handle_timeout(&mut self, now: coordinator_core::Millis);
+    fn check_invariants(&self) -> Result<(), String>;
+    /// Transactions tracked, including `Ended` records not yet durable.
+    fn txns_in_flight(&self) -> usize;
+}
+
+impl CoordinatorCore for Coordinator {
+    fn handle(&mut self, now: coordinator_core::Millis, input: coordinator_core::Input) {
+        Coordinator::handle(self, now, input);
+    }
+
+    fn poll_output(&mut self) -> Option<coordinator_core::Output> {
+        Coordinator::poll_output(self)
+    }
+
+    fn poll_timeout(&self) -> Option<coordinator_core::Millis> {
+        Coordinator::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: coordinator_core::Millis) {
+        Coordinator::handle_timeout(self, now);
+    }
+
+    fn check_invariants(&self) -> Result<(), String> {
+        Coordinator::check_invariants(self).map_err(|violation| violation.to_string())
+    }
+
+    fn txns_in_flight(&self) -> usize {
+        Coordinator::txns_in_flight(self)
+    }
+}
+
+pub trait ParticipantCore {
+    fn handle(&mut self, now: participant_core::Millis, input: participant_core::Input);
+    fn poll_output(&mut self) -> Option<participant_core::Output>;
+    fn poll_timeout(&self) -> Option<participant_core::Millis>;
+    fn handle_timeout(&mut self, now: participant_core::Millis);
+    /// Panics on a broken invariant (the participant core's contract).
+    fn check_invariants(&self);
+    fn knows(&self, txn: TxnId) -> bool;
+    fn ops_per_txn_max(&self) -> usize;
+    fn locks_held(&self) -> usize;
+    fn counts(&self) -> TxnCounts;
+}
+
+impl ParticipantCore for Participant {
+    fn handle(&mut self, now: participant_core::Millis, input: participant_core::Input) {
+        Participant::handle(self, now, input);
+    }
+
+    fn poll_output(&mut self) -> Option<participant_core::Output> {
+        Participant::poll_output(self)
+    }
+
+    fn poll_timeout(&self) -> Option<participant_core::Millis> {
+        Participant::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: participant_core::Millis) {
+        Participant::handle_timeout(self, now);
+    }
+
+    fn check_invariants(&self) {
+        Participant::check_invariants(self);
+    }
+
+    fn knows(&self, txn: TxnId) -> bool {
+        Participant::knows(self, txn)
+    }
+
+    fn ops_per_txn_max(&self) -> usize {
+        self.config().ops_per_txn_max
+    }
+
+    fn locks_held(&self) -> usize {
+        Participant::locks_held(self)
+    }
+
+    fn counts(&self) -> TxnCounts {
+        Participant::counts(self)
+    }
+}

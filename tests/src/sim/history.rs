@@ -1,0 +1,112 @@
+//! What the simulator observed during a run, for the checkers: every transaction the
+//! client submitted and what it was told, every vote a participant emitted, every NO vote
+//! the coordinator received, and every outcome a participant made durable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use wire::{Decision, NodeId, Op, Protocol, TxnId, Vote};
+
+/// What the client knows about its transaction. A client that lost its coordinator
+/// treats the outcome as unknown, never as aborted.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ClientView {
+    Pending,
+    Committed,
+    Aborted(String),
+    Rejected(String),
+    /// The coordinator crashed before answering.
+    Unknown,
+}
+
+/// The kind of workload a transaction belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TxnKind {
+    /// `Add from -x min 0` on one account, `Add to +x` on another.
+    Transfer,
+    /// Put/Get/Delete/Add on the scratch keys.
+    Mixed,
+    /// Gets only.
+    ReadOnly,
+}
+
+#[derive(Clone, Debug)]
+pub struct TxnInfo {
+    /// The short number traces use (`t12`).
+    pub number: u64,
+    pub kind: TxnKind,
+    pub protocol: Protocol,
+    pub parts: Vec<(NodeId, Vec<Op>)>,
+    pub submitted_ms: u64,
+    /// Submitted in the healing phase, when no fault can happen.
+    pub in_healing: bool,
+    pub client: ClientView,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum VoteKind {
+    Yes,
+    No,
+    ReadOnly,
+}
+
+impl VoteKind {
+    pub fn of(vote: &Vote) -> VoteKind {
+        match vote {
+            Vote::Yes => VoteKind::Yes,
+            Vote::No { .. } => VoteKind::No,
+            Vote::ReadOnly => VoteKind::ReadOnly,
+        }
+    }
+}
+
+/// A participant made an outcome durable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Applied {
+    pub decision: Decision,
+    pub at_ms: u64,
+    /// The coordinator's commit record was durable at that moment.
+    pub commit_logged: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub txns: BTreeMap<TxnId, TxnInfo>,
+    /// Every vote each participant emitted, in order.
+    pub votes: BTreeMap<(TxnId, NodeId), Vec<VoteKind>>,
+    /// Transactions for which a NO vote reached the coordinator core.
+    pub no_delivered: BTreeSet<TxnId>,
+    /// Every durable `Committed`/`Aborted` record, per transaction and participant.
+    pub applied: BTreeMap<(TxnId, NodeId), Vec<Applied>>,
+}
+
+impl History {
+    /// Whether any participant made `decision` durable for `txn`.
+    pub fn applied_anywhere(&self, txn: TxnId, decision: Decision) -> bool {
+        self.applied
+            .range((txn, NodeId(0))..=(txn, NodeId(u32::MAX)))
+            .any(|(_, applied)| applied.iter().any(|a| a.decision == decision))
+    }
+
+    /// The participants that made `decision` durable for `txn`.
+    pub fn applied_at(&self, txn: TxnId, decision: Decision) -> Vec<NodeId> {
+        self.applied
+            .range((txn, NodeId(0))..=(txn, NodeId(u32::MAX)))
+            .filter(|(_, applied)| applied.iter().any(|a| a.decision == decision))
+            .map(|((_, node), _)| *node)
+            .collect()
+    }
+
+    pub fn votes_of(&self, txn: TxnId, node: NodeId) -> &[VoteKind] {
+        self.votes.get(&(txn, node)).map_or(&[], Vec::as_slice)
+    }
+
+    /// `t12` for traces and reports.
+    pub fn name(&self, txn: TxnId) -> String {
+        txn_name(txn)
+    }
+}
+
+/// The simulator makes txn ids from a counter, so the short name is the counter.
+pub fn txn_name(txn: TxnId) -> String {
+    format!("t{}", txn.0.as_u128())
+}

@@ -1,0 +1,285 @@
+//! What one simulated run may do: cluster size, protocols, timings, faults and planted
+//! bugs. Faults are fields of plain structs (tigerbeetle's `PacketSimulatorOptions` style)
+//! so a test says exactly which failures it allows.
+
+use std::ops::RangeInclusive;
+
+/// Participants per cluster the simulator supports (node ids 1..=N).
+pub const PARTICIPANTS_MIN: usize = 2;
+pub const PARTICIPANTS_MAX: usize = 4;
+
+/// Which commit protocol the workload asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ProtocolMix {
+    TwoPhase,
+    ThreePhase,
+    /// Each transaction picks one at random.
+    Mixed,
+}
+
+impl ProtocolMix {
+    pub fn parse(text: &str) -> Option<ProtocolMix> {
+        match text {
+            "2pc" => Some(ProtocolMix::TwoPhase),
+            "3pc" => Some(ProtocolMix::ThreePhase),
+            "mixed" => Some(ProtocolMix::Mixed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolMix::TwoPhase => "2pc",
+            ProtocolMix::ThreePhase => "3pc",
+            ProtocolMix::Mixed => "mixed",
+        }
+    }
+}
+
+/// Message delivery and failure detection.
+#[derive(Clone, Debug)]
+pub struct NetworkOptions {
+    /// One-way delay of a message on a healthy link (FIFO per directed link).
+    pub delay_ms: RangeInclusive<u64>,
+    pub heartbeat_interval_ms: u64,
+    /// A silent peer is declared down after this many heartbeat intervals (wire's default).
+    pub dead_after_heartbeats: u64,
+    /// The dialling side's wait before it reconnects a closed channel.
+    pub reconnect_ms: RangeInclusive<u64>,
+    /// Handshake time of a new connection, per side.
+    pub handshake_ms: RangeInclusive<u64>,
+    /// How soon both sides see a reset connection go down (an RST, not a timeout).
+    pub reset_notice_ms: RangeInclusive<u64>,
+}
+
+impl NetworkOptions {
+    /// The failure detector's bound: a crashed or cut-off peer is reported down within it.
+    pub fn detect_ms_max(&self) -> u64 {
+        self.heartbeat_interval_ms * self.dead_after_heartbeats
+    }
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            delay_ms: 1..=40,
+            heartbeat_interval_ms: 100,
+            dead_after_heartbeats: 10,
+            reconnect_ms: 20..=500,
+            handshake_ms: 1..=5,
+            reset_notice_ms: 0..=5,
+        }
+    }
+}
+
+/// Which failures the safety phase injects. All of them stop when healing starts.
+#[derive(Clone, Debug)]
+pub struct FaultOptions {
+    /// Time between two injected faults.
+    pub interval_ms: RangeInclusive<u64>,
+    /// How long a crashed node stays down, or a partition lasts.
+    pub outage_ms: RangeInclusive<u64>,
+    pub crashes: bool,
+    /// Percent chance that a participant's `Persist` makes it crash before (or just after)
+    /// the record is durable: aims crashes at the durable-before-visible windows.
+    pub participant_crash_on_persist_pct: u32,
+    /// The same for the coordinator's log writes (its commit decisions).
+    pub coordinator_crash_on_persist_pct: u32,
+    /// Percent chance that the coordinator crashes within one network delay of sending a
+    /// `PreCommit`: aims at 3PC's window where some participants are precommitted and
+    /// others still waiting.
+    pub coordinator_crash_on_precommit_pct: u32,
+    /// At most this many crashes in a run (`None`: no limit).
+    pub crashes_max: Option<u32>,
+    /// Symmetric partitions of one link.
+    pub partitions: bool,
+    /// One direction of a link cut (the other side hears nothing back).
+    pub one_way_partitions: bool,
+    /// Connection resets: what is in flight on both directions is lost.
+    pub resets: bool,
+    /// Forward clock jumps (a paused VM): 0 turns them off.
+    pub clock_jump_ms_max: u64,
+    /// Clock rate drift, in parts per million either way.
+    pub clock_drift_ppm_max: u64,
+}
+
+impl FaultOptions {
+    /// Everything on: the default safety phase.
+    pub fn all() -> Self {
+        FaultOptions {
+            interval_ms: 100..=1_200,
+            outage_ms: 50..=3_000,
+            crashes: true,
+            participant_crash_on_persist_pct: 2,
+            coordinator_crash_on_persist_pct: 2,
+            coordinator_crash_on_precommit_pct: 2,
+            crashes_max: None,
+            partitions: true,
+            one_way_partitions: true,
+            resets: true,
+            clock_jump_ms_max: 300,
+            clock_drift_ppm_max: 20_000,
+        }
+    }
+
+    /// Crashes only, with a failure detector that suspects only crashed nodes and
+    /// well-behaved clocks: the model under which 3PC is safe.
+    pub fn crash_only() -> Self {
+        FaultOptions {
+            partitions: false,
+            one_way_partitions: false,
+            resets: false,
+            clock_jump_ms_max: 0,
+            clock_drift_ppm_max: 0,
+            ..FaultOptions::all()
+        }
+    }
+
+    /// Exactly one crash, of the coordinator, just after it sends a PreCommit (3PC's
+    /// window between precommitted and waiting participants); nothing else fails.
+    pub fn single_coordinator_crash() -> Self {
+        FaultOptions {
+            coordinator_crash_on_precommit_pct: 30,
+            crashes_max: Some(1),
+            ..FaultOptions::none()
+        }
+    }
+
+    /// Partitions and resets only (no crashes).
+    pub fn network_only() -> Self {
+        FaultOptions {
+            crashes: false,
+            participant_crash_on_persist_pct: 0,
+            coordinator_crash_on_persist_pct: 0,
+            coordinator_crash_on_precommit_pct: 0,
+            ..FaultOptions::all()
+        }
+    }
+
+    pub fn none() -> Self {
+        FaultOptions {
+            crashes: false,
+            participant_crash_on_persist_pct: 0,
+            coordinator_crash_on_persist_pct: 0,
+            coordinator_crash_on_precommit_pct: 0,
+            partitions: false,
+            one_way_partitions: false,
+            resets: false,
+            clock_jump_ms_max: 0,
+            clock_drift_ppm_max: 0,
+            ..FaultOptions::all()
+        }
+    }
+
+    /// Whether any fault is injected at random times (the others are aimed at outputs).
+    pub fn random_faults(&self) -> bool {
+        self.crashes
+            || self.partitions
+            || self.one_way_partitions
+            || self.resets
+            || self.clock_jump_ms_max > 0
+    }
+}
+
+/// Deliberately wrong variants, to prove the checkers can fail.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Planted {
+    #[default]
+    None,
+    /// The coordinator releases `Decide{Commit}` as soon as it asks for the decision
+    /// record, before the record is durable.
+    CommitBeforeDurable,
+    /// A participant's disk loses its in-doubt transactions on restart.
+    ForgetPreparedOnRestart,
+    /// 3PC participants apply the timeout rules alone, without the termination protocol.
+    TimeoutsWithoutTermination,
+}
+
+/// One run's settings. `Options::default()` is the CI configuration for 2PC.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `None`: each seed picks 2..=4.
+    pub participants: Option<usize>,
+    pub protocol: ProtocolMix,
+    pub network: NetworkOptions,
+    pub faults: FaultOptions,
+    /// Time from a `Persist` to its record being durable (one group commit).
+    pub fsync_ms: RangeInclusive<u64>,
+    /// Length of the safety phase (faults on, workload on).
+    pub safety_ms: u64,
+    /// Workload continues this long into the healing phase, without faults.
+    pub healing_workload_ms: u64,
+    /// The healing phase ends when nothing is left to do, or after this long.
+    pub healing_ms_max: u64,
+    /// Time between two client submissions.
+    pub submit_interval_ms: RangeInclusive<u64>,
+    /// A transaction's vote timeout.
+    pub txn_timeout_ms: RangeInclusive<u64>,
+    pub planted: Planted,
+    /// Keep the one-line-per-event trace (replays turn it on).
+    pub trace: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            participants: None,
+            protocol: ProtocolMix::TwoPhase,
+            network: NetworkOptions::default(),
+            faults: FaultOptions::all(),
+            fsync_ms: 1..=25,
+            safety_ms: 6_000,
+            healing_workload_ms: 1_000,
+            healing_ms_max: 60_000,
+            submit_interval_ms: 20..=250,
+            txn_timeout_ms: 500..=2_500,
+            planted: Planted::None,
+            trace: false,
+        }
+    }
+}
+
+impl Options {
+    /// Checks the relationships the simulator relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(n) = self.participants
+            && !(PARTICIPANTS_MIN..=PARTICIPANTS_MAX).contains(&n)
+        {
+            return Err(format!(
+                "participants must be {PARTICIPANTS_MIN}..={PARTICIPANTS_MAX}, got {n}"
+            ));
+        }
+        let ranges = [
+            ("network delay", &self.network.delay_ms),
+            ("reconnect", &self.network.reconnect_ms),
+            ("handshake", &self.network.handshake_ms),
+            ("reset notice", &self.network.reset_notice_ms),
+            ("fault interval", &self.faults.interval_ms),
+            ("outage", &self.faults.outage_ms),
+            ("fsync", &self.fsync_ms),
+            ("submit interval", &self.submit_interval_ms),
+            ("txn timeout", &self.txn_timeout_ms),
+        ];
+        for (name, range) in ranges {
+            if range.is_empty() {
+                return Err(format!("{name} range {range:?} is empty"));
+            }
+        }
+        if *self.submit_interval_ms.start() == 0 || *self.faults.interval_ms.start() == 0 {
+            return Err("submit and fault intervals must be at least 1 ms".to_string());
+        }
+        if self.network.heartbeat_interval_ms == 0 || self.network.dead_after_heartbeats == 0 {
+            return Err("the failure detector needs a positive heartbeat and count".to_string());
+        }
+        if self.faults.participant_crash_on_persist_pct > 100
+            || self.faults.coordinator_crash_on_persist_pct > 100
+            || self.faults.coordinator_crash_on_precommit_pct > 100
+        {
+            return Err("crash percentages must be at most 100".to_string());
+        }
+        if self.faults.clock_drift_ppm_max >= 1_000_000 {
+            return Err("clock drift must be below 1_000_000 ppm".to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! The participant's shell, as `participant::shell` does it, over the simulated network
+//! and disk: recovery at start, the committed values and stored state read before a
+//! Prepare or Decide, replies routed to the connection the request came on, and each
+//! durable record reported `Persisted` in order.
+
+use participant::core::{Config, Input, Millis, Output, Participant, Record, ReplyTo};
+use wire::{Decision, Msg, NodeId};
+
+use super::cores::ParticipantCore;
+use super::disk::ParticipantDisk;
+use super::history::{Applied, VoteKind, txn_name};
+use super::net::Frame;
+use super::options::Planted;
+use super::planted::TimeoutsWithoutTermination;
+use super::trace::{self, COORDINATOR, node_name};
+use super::world::World;
+
+impl World {
+    /// A fresh core, handed every in-doubt transaction of the disk (`Node::start`).
+    pub(super) fn start_participant(&mut self, node: NodeId) {
+        let config = Config::default();
+        let checked = config
+            .validate_for_heartbeat(self.options.network.heartbeat_interval_ms)
+            .and_then(|()| Participant::new(node, config));
+        let core = match checked {
+            Ok(core) => core,
+            Err(error) => {
+                self.violation("setup", error.to_string());
+                self.stopped = true;
+                return;
+            }
+        };
+        let core: Box<dyn ParticipantCore> = match self.options.planted {
+            Planted::TimeoutsWithoutTermination => {
+                Box::new(TimeoutsWithoutTermination::new(core, COORDINATOR))
+            }
+            _ => Box::new(core),
+        };
+        let participant = self.participants.get_mut(&node).expect("known node");
+        participant.core = Some(core);
+        let txns = participant.disk.in_doubt_txns();
+        note!(
+            self,
+            "{} recovers {} in-doubt txns",
+            node_name(node),
+            txns.len()
+        );
+        self.participant_input(node, Input::Recover { txns });
+        self.participant_outputs(node);
+    }
+
+    pub(super) fn participant_receive(
+        &mut self,
+        node: NodeId,
+        from: NodeId,
+        epoch: u64,
+        frame: Frame,
+    ) {
+        let name = node_name(node);
+        let msg = match &frame {
+            Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
+        };
+        self.begin(&name, format!("<- {} {}", node_name(from), trace::msg(msg)));
+        if self.host(node).channels.get(&from) != Some(&epoch) {
+            note!(self, "stale channel: dropped");
+            return;
+        }
+        match frame {
+            Frame::Request { id, msg } => self.participant_request(node, from, epoch, id, msg),
+            Frame::Response { msg, .. } => {
+                let input = match msg {
+                    Msg::DecisionAnswer { txn, answer } => {
+                        Some(Input::DecisionAnswer { from, txn, answer })
+                    }
+                    Msg::StateReply { txn, state } => Some(Input::StateReply { from, txn, state }),
+                    Msg::Ack { txn, outcome } => Some(Input::Ack { from, txn, outcome }),
+                    other => {
+                        note!(self, "response {} dropped", other.kind());
+                        None
+                    }
+                };
+                if let Some(input) = input {
+                    self.participant_input(node, input);
+                }
+            }
+        }
+        self.participant_outputs(node);
+        self.participant_schedule_timer(node);
+    }
+
+    fn participant_request(
+        &mut self,
+        node: NodeId,
+        from: NodeId,
+        epoch: u64,
+        id: wire::RequestId,
+        msg: Msg,
+    ) {
+        let reply_to = ReplyTo {
+            peer: from,
+            conn: epoch,
+        };
+        let participant = &self.participants[&node];
+        let Some(core) = participant.core.as_ref() else {
+            return;
+        };
+        let input = match msg {
+            Msg::Prepare {
+                txn,
+                protocol,
+                ops,
+                timeout_ms,
+                participants,
+            } if from == COORDINATOR => {
+                let knows = core.knows(txn);
+                let values = if !knows && ops.len() <= core.ops_per_txn_max() {
+                    participant.disk.values(ops.iter().map(|op| op.key()))
+                } else {
+                    Default::default()
+                };
+                let stored = if knows {
+                    None
+                } else {
+                    participant.disk.txn(txn)
+                };
+                Input::Prepare {
+                    from: reply_to,
+                    id,
+                    txn,
+                    protocol,
+                    ops,
+                    timeout_ms,
+                    participants,
+                    values,
+                    stored,
+                }
+            }
+            // From the coordinator or a peer participant (a termination leader).
+            Msg::PreCommit { txn } => Input::PreCommit {
+                from: reply_to,
+                id,
+                txn,
+                stored: stored_unless_known(core.as_ref(), &participant.disk, txn),
+            },
+            Msg::Decide { txn, decision } => Input::Decide {
+                from: reply_to,
+                id,
+                txn,
+                decision,
+                stored: stored_unless_known(core.as_ref(), &participant.disk, txn),
+            },
+            Msg::StateQuery { txn } => Input::StateQuery {
+                from: reply_to,
+                id,
+                txn,
+                stored: stored_unless_known(core.as_ref(), &participant.disk, txn),
+            },
+            other => {
+                let reason = format!(
+                    "participant {node} does not serve {} requests from {from}",
+                    other.kind()
+                );
+                self.transmit(
+                    node,
+                    from,
+                    epoch,
+                    Frame::Response {
+                        id,
+                        msg: Msg::Error { reason },
+                    },
+                );
+                return;
+            }
+        };
+        self.participant_input(node, input);
+    }
+
+    pub(super) fn participant_up(&mut self, node: NodeId, peer: NodeId, epoch: u64) {
+        self.begin(&node_name(node), format!("up {} e{epoch}", node_name(peer)));
+        let host = self.host_mut(node);
+        if let Some(old) = host.channels.insert(peer, epoch)
+            && old != epoch
+        {
+            self.close_replaced(old);
+        }
+        self.participant_input(node, Input::PeerUp { peer });
+        self.participant_outputs(node);
+        self.participant_schedule_timer(node);
+    }
+
+    pub(super) fn participant_down(&mut self, node: NodeId, peer: NodeId, epoch: u64) {
+        self.begin(
+            &node_name(node),
+            format!("down {} e{epoch}", node_name(peer)),
+        );
+        let host = self.host_mut(node);
+        if host.channels.get(&peer) == Some(&epoch) {
+            host.channels.remove(&peer);
+            self.participant_input(node, Input::PeerDown { peer });
+        } else {
+            note!(self, "stale");
+        }
+        self.participant_outputs(node);
+        self.participant_schedule_timer(node);
+    }
+
+    pub(super) fn participant_timer(&mut self, node: NodeId) {
+        let now = Millis(self.local_ms(node));
+        let due = self.participants[&node]
+            .core
+            .as_ref()
+            .and_then(|core| core.poll_timeout())
+            .is_some_and(|at| at <= now);
+        if due {
+            self.participant_call(node, |core| core.handle_timeout(now));
+            self.participant_outputs(node);
+        }
+        self.participant_schedule_timer(node);
+    }
+
+    /// One group commit: a prefix of the write queue becomes durable; each record is
+    /// reported `Persisted` (and its outputs carried out) in order.
+    pub(super) fn participant_flush_disk(&mut self, node: NodeId) {
+        let len = self.participants[&node].disk.queue.len();
+        if len == 0 {
+            return;
+        }
+        let count = self.batch_len(len);
+        self.begin(&node_name(node), format!("durable {count} of {len}"));
+        for _ in 0..count {
+            let participant = self.participants.get_mut(&node).expect("known node");
+            let Some((lsn, record)) = participant.disk.queue.pop_front() else {
+                break;
+            };
+            if let Err(reason) = participant.disk.apply(&record) {
+                self.violation("store", format!("participant {node}: {reason}"));
+                self.stopped = true;
+                return;
+            }
+            let decision = match &record {
+                Record::Committed { .. } => Some(Decision::Commit),
+                Record::Aborted { .. } => Some(Decision::Abort),
+                Record::Prepared { .. } | Record::PreCommitted { .. } | Record::ReadOnly { .. } => {
+                    None
+                }
+            };
+            if let Some(decision) = decision {
+                let txn = record.txn();
+                let applied = Applied {
+                    decision,
+                    at_ms: self.now_ms,
+                    commit_logged: self.coordinator.disk.commit_logged(txn),
+                };
+                self.history
+                    .applied
+                    .entry((txn, node))
+                    .or_default()
+                    .push(applied);
+            }
+            self.participant_input(node, Input::Persisted { lsn });
+            self.participant_outputs(node);
+        }
+        if !self.participants[&node].disk.queue.is_empty() {
+            self.schedule_flush(node);
+        }
+        self.participant_schedule_timer(node);
+    }
+
+    pub(super) fn participant_schedule_timer(&mut self, node: NodeId) {
+        let deadline = self.participants[&node]
+            .core
+            .as_ref()
+            .and_then(|core| core.poll_timeout())
+            .map(|at| at.0);
+        self.schedule_timer(node, deadline);
+    }
+
+    fn participant_input(&mut self, node: NodeId, input: Input) {
+        let now = Millis(self.local_ms(node));
+        self.participant_call(node, |core| core.handle(now, input));
+    }
+
+    /// Runs `call` on the core, then its invariants (which panic when broken).
+    fn participant_call(&mut self, node: NodeId, call: impl FnOnce(&mut dyn ParticipantCore)) {
+        if self.stopped {
+            return;
+        }
+        let participant = self.participants.get_mut(&node).expect("known node");
+        let Some(mut core) = participant.core.take() else {
+            return;
+        };
+        let handled = self.guarded("participant panic", || call(core.as_mut()));
+        if handled.is_some() {
+            self.guarded("participant invariant", || core.check_invariants());
+        }
+        self.participants.get_mut(&node).expect("known node").core = Some(core);
+    }
+
+    /// The shell's `drain`: records to the writer, replies to their connection, requests
+    /// to peers that are up.
+    fn participant_outputs(&mut self, node: NodeId) {
+        let mut outputs = Vec::new();
+        if let Some(core) = self
+            .participants
+            .get_mut(&node)
+            .and_then(|p| p.core.as_mut())
+        {
+            while let Some(output) = core.poll_output() {
+                outputs.push(output);
+            }
+        }
+        for output in outputs {
+            match output {
+                Output::Persist { lsn, record } => {
+                    note!(
+                        self,
+                        "persist {} {} {}",
+                        lsn.0,
+                        record.kind(),
+                        txn_name(record.txn())
+                    );
+                    let participant = self.participants.get_mut(&node).expect("known node");
+                    participant.disk.queue.push_back((lsn, record));
+                    self.schedule_flush(node);
+                    self.maybe_crash_on_persist(node);
+                }
+                Output::Reply { to, id, msg } => {
+                    if let Msg::Vote { txn, vote, .. } = &msg {
+                        self.history
+                            .votes
+                            .entry((*txn, node))
+                            .or_default()
+                            .push(VoteKind::of(vote));
+                    }
+                    if self.host(node).channels.get(&to.peer) == Some(&to.conn) {
+                        self.transmit(node, to.peer, to.conn, Frame::Response { id, msg });
+                    } else {
+                        note!(
+                            self,
+                            "reply {} dropped: its connection is gone",
+                            trace::msg(&msg)
+                        );
+                    }
+                }
+                Output::Send { to, msg } => match self.host(node).channels.get(&to).copied() {
+                    Some(epoch) => self.request(node, to, epoch, msg),
+                    None => note!(
+                        self,
+                        "send {} to {} dropped: down",
+                        trace::msg(&msg),
+                        node_name(to)
+                    ),
+                },
+            }
+        }
+    }
+}
+
+/// The store's record of `txn`, read only when the core does not remember it.
+fn stored_unless_known(
+    core: &dyn ParticipantCore,
+    disk: &ParticipantDisk,
+    txn: wire::TxnId,
+) -> Option<participant::core::StoredTxn> {
+    if core.knows(txn) { None } else { disk.txn(txn) }
+}

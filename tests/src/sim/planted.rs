@@ -1,0 +1,141 @@
+//! Deliberately wrong variants, built as wrappers around the real cores (and as a flag on
+//! the simulated disk), so the planted-bug tests can show that the checkers fail.
+
+use std::collections::VecDeque;
+
+use coordinator::core::{Coordinator, Input, Millis, Output, Record};
+use participant::core::{self as participant_core, Participant, TxnCounts};
+use wire::{Decision, Msg, NodeId, TxnId};
+
+use super::cores::{CoordinatorCore, ParticipantCore};
+
+/// A coordinator that sends `Decide{Commit}` as soon as it asks for its commit record,
+/// instead of after `Persisted`: "durable before visible" broken by reordering outputs.
+pub struct CommitBeforeDurable {
+    inner: Coordinator,
+    early: VecDeque<Output>,
+}
+
+impl CommitBeforeDurable {
+    pub fn new(inner: Coordinator) -> Self {
+        CommitBeforeDurable {
+            inner,
+            early: VecDeque::new(),
+        }
+    }
+}
+
+impl CoordinatorCore for CommitBeforeDurable {
+    fn handle(&mut self, now: Millis, input: Input) {
+        self.inner.handle(now, input);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        if let Some(output) = self.early.pop_front() {
+            return Some(output);
+        }
+        let output = self.inner.poll_output()?;
+        if let Output::Persist {
+            record:
+                Record::Decided {
+                    txn,
+                    decision: Decision::Commit,
+                    participants,
+                    ..
+                },
+            ..
+        } = &output
+        {
+            for &to in participants {
+                self.early.push_back(Output::Send {
+                    to,
+                    msg: Msg::Decide {
+                        txn: *txn,
+                        decision: Decision::Commit,
+                    },
+                });
+            }
+        }
+        Some(output)
+    }
+
+    fn poll_timeout(&self) -> Option<Millis> {
+        self.inner.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn check_invariants(&self) -> Result<(), String> {
+        CoordinatorCore::check_invariants(&self.inner)
+    }
+
+    fn txns_in_flight(&self) -> usize {
+        self.inner.txns_in_flight()
+    }
+}
+
+/// A 3PC participant that applies the timeout rules without the termination protocol:
+/// it never sees its peers (their `PeerUp`/`PeerDown` are filtered out and requests to
+/// them dropped), so when its coordinator fails or its timeout fires it finds no live
+/// peer and decides alone by the card's rules (`waiting` -> abort, `precommitted` ->
+/// commit). A single coordinator crash between two PreCommits then splits a transaction.
+pub struct TimeoutsWithoutTermination {
+    inner: Participant,
+    coordinator: NodeId,
+}
+
+impl TimeoutsWithoutTermination {
+    pub fn new(inner: Participant, coordinator: NodeId) -> Self {
+        TimeoutsWithoutTermination { inner, coordinator }
+    }
+}
+
+impl ParticipantCore for TimeoutsWithoutTermination {
+    fn handle(&mut self, now: participant_core::Millis, input: participant_core::Input) {
+        match input {
+            participant_core::Input::PeerUp { peer }
+            | participant_core::Input::PeerDown { peer }
+                if peer != self.coordinator => {}
+            input => self.inner.handle(now, input),
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<participant_core::Output> {
+        loop {
+            match self.inner.poll_output()? {
+                participant_core::Output::Send { to, .. } if to != self.coordinator => {}
+                output => return Some(output),
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<participant_core::Millis> {
+        self.inner.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: participant_core::Millis) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn check_invariants(&self) {
+        self.inner.check_invariants();
+    }
+
+    fn knows(&self, txn: TxnId) -> bool {
+        self.inner.knows(txn)
+    }
+
+    fn ops_per_txn_max(&self) -> usize {
+        self.inner.config().ops_per_txn_max
+    }
+
+    fn locks_held(&self) -> usize {
+        self.inner.locks_held()
+    }
+
+    fn counts(&self) -> TxnCounts {
+        self.inner.counts()
+    }
+}
