@@ -264,6 +264,10 @@ pub enum Msg {
     StateReply {
         txn: TxnId,
         state: TxnState,
+        /// The replier restarted since it voted and has not decided since (3PC): its
+        /// undecided state may predate a decision taken while it was down, so it never
+        /// leads the termination protocol and its state is no evidence for one.
+        recovered: bool,
     },
     /// The client names the transaction (a fresh v7 id), so it can print the id before it
     /// waits and look the transaction up if the answer never comes.

@@ -13,6 +13,8 @@
 //! (DoCommit) once every PreCommit is acked or the ack timeout passed. Once the precommit
 //! is logged the coordinator never aborts on its own; it adopts an abort only when a
 //! participant reports one (the termination protocol decided it: see `Record::AbortAdopted`).
+//! What the client hears and what the log says follow the participants' answers, never
+//! only the coordinator's own record: see `three_phase.rs`.
 //!
 //! `Protocol` is matched exhaustively where the protocols differ, so a new protocol
 //! forces every such place to say what it does.
@@ -415,9 +417,12 @@ enum PartState {
     AwaitingState,
     /// 3PC recovery: replied Waiting or PreCommitted (Prepared is taken as Waiting).
     Reported(TxnState),
-    /// 3PC: the participant reported that it aborted.
+    /// 3PC: the participant reported that it aborted (or, answering a DoCommit, that it
+    /// has no record of the transaction): it will never commit.
     Aborted,
     AwaitingAck,
+    /// The commit is applied there: it acked the DoCommit (3PC: or answered a PreCommit
+    /// or a StateQuery with Committed). 2PC also counts a contradicting ack here (logged).
     Acked,
 }
 
@@ -486,6 +491,29 @@ impl Txn {
 
     fn nodes(&self) -> Vec<NodeId> {
         self.parts.iter().map(|part| part.node).collect()
+    }
+
+    /// The participants in `state`, by id (for reasons and logs).
+    fn nodes_in(&self, state: PartState) -> Vec<NodeId> {
+        let nodes: BTreeSet<NodeId> = self
+            .parts
+            .iter()
+            .filter(|part| part.state == state)
+            .map(|part| part.node)
+            .collect();
+        nodes.into_iter().collect()
+    }
+
+    /// Whether the client may hear "committed" before every ack is in. 2PC: yes, the
+    /// logged commit is final. 3PC: only once a participant confirmed that it committed
+    /// and none refused: until then the participants' termination protocol may have
+    /// aborted the precommit (and a recovering coordinator would adopt that abort).
+    fn commit_known(&self) -> bool {
+        let has = |state| self.parts.iter().any(|part| part.state == state);
+        match self.protocol {
+            Protocol::TwoPhase => true,
+            Protocol::ThreePhase => has(PartState::Acked) && !has(PartState::Aborted),
+        }
     }
 
     fn phase_name(&self) -> TxnPhase {
@@ -666,12 +694,22 @@ impl Coordinator {
                     PartState::AwaitingPreAck,
                     PartState::PreAcked,
                     PartState::Silent,
-                ],
-                Phase::Committing { .. } => &[
-                    PartState::ReadOnly,
-                    PartState::AwaitingAck,
                     PartState::Acked,
                 ],
+                Phase::Committing { .. } => {
+                    if !txn.parts.iter().any(|p| p.state == PartState::AwaitingAck) {
+                        return fail(format!(
+                            "txn {id} committing with every ack in: it should have ended: {:?}",
+                            txn.parts
+                        ));
+                    }
+                    &[
+                        PartState::ReadOnly,
+                        PartState::AwaitingAck,
+                        PartState::Acked,
+                        PartState::Aborted,
+                    ]
+                }
                 Phase::Resolving { .. } => &[
                     PartState::AwaitingState,
                     PartState::Reported(TxnState::Waiting),
@@ -701,6 +739,7 @@ impl Coordinator {
                         PartState::Reported(TxnState::Waiting),
                         PartState::Reported(TxnState::PreCommitted),
                         PartState::Aborted,
+                        PartState::Acked,
                     ]
                 }
             };
@@ -714,7 +753,7 @@ impl Coordinator {
             let three_phase_only = matches!(
                 txn.phase,
                 Phase::PreCommitting { .. } | Phase::Resolving { .. } | Phase::LoggingAbort { .. }
-            );
+            ) || txn.parts.iter().any(|p| p.state == PartState::Aborted);
             if three_phase_only && txn.protocol != Protocol::ThreePhase {
                 return fail(format!(
                     "{} txn {id} in 3pc phase {:?}",
@@ -840,7 +879,7 @@ impl Coordinator {
         match msg {
             Msg::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
             Msg::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
-            Msg::StateReply { txn, state } => self.on_state_reply(now, from, txn, state),
+            Msg::StateReply { txn, state, .. } => self.on_state_reply(now, from, txn, state),
             Msg::Error { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
             }
@@ -953,6 +992,12 @@ impl Coordinator {
                 self.on_precommit_ack(now, from, id, outcome);
                 return;
             }
+            Phase::LoggingAbort { .. } => {
+                if outcome == Outcome::Committed {
+                    self.committed_while_logging_abort(id, from);
+                }
+                return;
+            }
             _ => return,
         }
         let protocol = txn.protocol;
@@ -966,22 +1011,37 @@ impl Coordinator {
         if part.state != PartState::AwaitingAck {
             return;
         }
-        if outcome != Outcome::Committed {
-            match protocol {
-                // The participant lost or overrode a Yes vote: its bug, not ours to
-                // repair. Counted as acked so the commit can end; the error makes it visible.
-                Protocol::TwoPhase => {
-                    tracing::error!(peer = %from, txn_id = %id, ?outcome, "participant acked a commit with another outcome");
-                }
-                // Its termination protocol aborted while others commit: the documented
-                // partition limit of 3PC. Nothing can undo the commits already applied.
-                Protocol::ThreePhase => {
-                    tracing::error!(peer = %from, txn_id = %id, ?outcome, "ATOMICITY VIOLATED: a participant aborted a 3pc transaction the others commit (partition limit of 3pc)");
-                }
+        match (outcome, protocol) {
+            (Outcome::Committed, _) => part.state = PartState::Acked,
+            // The participant lost or overrode a Yes vote: its bug, not ours to repair.
+            // Counted as acked so the commit can end; the error makes it visible.
+            (_, Protocol::TwoPhase) => {
+                tracing::error!(peer = %from, txn_id = %id, ?outcome, "participant acked a commit with another outcome");
+                part.state = PartState::Acked;
+            }
+            // A termination protocol aborted it: the client and the log must say so.
+            (_, Protocol::ThreePhase) => {
+                self.commit_refused(id, from, outcome);
+                return;
             }
         }
-        part.state = PartState::Acked;
-        if txn.parts.iter().any(|p| p.state == PartState::AwaitingAck) {
+        self.tell_committed_if_known(id);
+        self.end_commit_if_acked(id);
+    }
+
+    /// Committing with no ack missing: the client hears "committed" and the end is
+    /// logged. 3PC: if a participant refused the DoCommit, `end_refused_commit` instead.
+    fn end_commit_if_acked(&mut self, id: TxnId) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        if !matches!(txn.phase, Phase::Committing { .. })
+            || txn.parts.iter().any(|p| p.state == PartState::AwaitingAck)
+        {
+            return;
+        }
+        if txn.parts.iter().any(|p| p.state == PartState::Aborted) {
+            self.end_refused_commit(id);
             return;
         }
         let reads = txn.reads();
@@ -994,6 +1054,36 @@ impl Coordinator {
                 result: TxnResult::Committed { reads },
             });
         }
+        self.log_ended(id);
+    }
+
+    /// Committing past the client's deadline (`client_due` gone, client still waiting):
+    /// tells it "committed" as soon as that is known (`Txn::commit_known`).
+    fn tell_committed_if_known(&mut self, id: TxnId) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        let due_passed = matches!(
+            txn.phase,
+            Phase::Committing {
+                client_due: None,
+                ..
+            }
+        );
+        if !due_passed || !txn.commit_known() {
+            return;
+        }
+        if let Some(client) = txn.client.take() {
+            self.outputs.push_back(Output::ClientResult {
+                client,
+                txn: id,
+                result: TxnResult::Committed { reads: txn.reads() },
+            });
+        }
+    }
+
+    /// The transaction is over and forgotten: its `Ended` record.
+    fn log_ended(&mut self, id: TxnId) {
         // Lazy: nothing waits on the end record; losing it only means a re-sent Commit.
         let lsn = self.next_lsn();
         self.pending.insert(lsn, Pending::Ended(id));
@@ -1085,6 +1175,9 @@ impl Coordinator {
             resend_at,
         };
         self.arm(id, Some(earliest(client_due, resend_at)));
+        // 3PC: every YES voter may already have answered (Committed to a PreCommit, or
+        // Aborted): nothing left to send.
+        self.end_commit_if_acked(id);
     }
 
     fn on_send_failed(&mut self, to: NodeId, id: TxnId, failure: SendFailure) {
@@ -1262,10 +1355,14 @@ impl Coordinator {
                 mut resend_at,
             } => {
                 if client_due.is_some_and(|due| due <= now) {
-                    // The commit is durable and will reach every participant: the client
-                    // may rely on it even though some ack is still missing.
+                    // 2PC: the commit is durable and will reach every participant: the
+                    // client may rely on it even though some ack is still missing. 3PC:
+                    // only once a participant confirmed it (else it hears at that moment,
+                    // or the truth once every ack is in).
                     client_due = None;
-                    if let Some(client) = txn.client.take() {
+                    if txn.commit_known()
+                        && let Some(client) = txn.client.take()
+                    {
                         self.outputs.push_back(Output::ClientResult {
                             client,
                             txn: id,

@@ -19,8 +19,11 @@
 //! `precommitted` (3PC), then `committed`; or `aborted` from any of them. Once voted YES a
 //! participant never decides alone, except by the 3PC card's rules when its own waiting or
 //! precommitted timeout (or the coordinator's failure) finds no live peer: `waiting` ->
-//! abort, `precommitted` -> commit. A txn recovered after a restart never applies them: it
-//! asks the coordinator and its peers until someone answers (`termination.rs`).
+//! abort, `precommitted` -> commit. "No live peer" must mean "every peer crashed", so a
+//! 3PC YES is only given while every peer is up on the mesh. A txn recovered after a
+//! restart never applies them, never leads the termination protocol and is no evidence in
+//! it: it asks the coordinator and its peers until one that knows answers
+//! (`termination.rs`).
 //!
 //! A 2PC txn in doubt asks the coordinator; while the coordinator is down it asks its
 //! peers instead (`StateQuery`): a peer that committed or aborted (or never voted YES, and
@@ -130,11 +133,14 @@ pub enum Input {
         txn: TxnId,
         answer: Answer,
     },
-    /// The answer to a `StateQuery` this core sent.
+    /// The answer to a `StateQuery` this core sent. `recovered`: the peer restarted since
+    /// it voted and is still undecided (3PC: it never leads, and its undecided state is no
+    /// evidence for the termination protocol).
     StateReply {
         from: NodeId,
         txn: TxnId,
         state: TxnState,
+        recovered: bool,
     },
     /// The answer to a `PreCommit` or `Decide` this core sent as a termination leader.
     Ack {
@@ -180,10 +186,12 @@ pub struct InDoubtTxn {
     pub peers: Vec<NodeId>,
     /// Found in doubt at startup (3PC: never decides alone).
     pub recovered: bool,
-    /// 3PC: the current termination leader, while the termination protocol runs.
+    /// 3PC: the current termination leader, while the termination protocol runs (`None`
+    /// as well while no operational participant is up to lead it).
     pub leader: Option<NodeId>,
     /// Nobody reachable can resolve it now: 2PC with the coordinator down and every peer
-    /// down or in doubt too; 3PC recovered with the coordinator and every peer down.
+    /// down or in doubt too; 3PC recovered with the coordinator down and every peer down
+    /// or recovered too.
     pub blocked: bool,
 }
 
@@ -388,7 +396,12 @@ impl Participant {
                 stored,
             } => self.on_state_query(now, from, id, txn, stored),
             Input::DecisionAnswer { from, txn, answer } => self.on_answer(from, txn, answer),
-            Input::StateReply { from, txn, state } => self.on_state_reply(now, from, txn, state),
+            Input::StateReply {
+                from,
+                txn,
+                state,
+                recovered,
+            } => self.on_state_reply(now, from, txn, state, recovered),
             Input::Ack { from, txn, outcome } => self.on_ack(from, txn, outcome),
             Input::Persisted { lsn } => self.on_persisted(now, lsn),
             Input::PeerUp { peer } => self.on_peer_up(now, peer),
@@ -488,7 +501,7 @@ impl Participant {
                 state: active.target,
                 peers: active.peers.clone(),
                 recovered: active.recovered,
-                leader: active.termination.as_ref().map(|t| t.leader),
+                leader: active.termination.as_ref().and_then(|t| t.leader),
                 blocked: self.is_blocked(active),
             })
             .collect()
@@ -508,7 +521,13 @@ impl Participant {
                 .iter()
                 .all(|peer| !self.peers_up.contains(peer) || active.undecided_peers.contains(peer)),
             Protocol::ThreePhase => {
-                active.recovered && !active.peers.iter().any(|peer| self.peers_up.contains(peer))
+                active.recovered
+                    && !active.peers.iter().any(|peer| {
+                        self.peers_up.contains(peer)
+                            && !active.termination.as_ref().is_some_and(|t| {
+                                t.recovered.contains(peer) || t.non_voters.contains(peer)
+                            })
+                    })
             }
         }
     }
@@ -534,13 +553,8 @@ impl Participant {
         values: &BTreeMap<String, Option<Value>>,
         stored: Option<StoredTxn>,
     ) -> bool {
-        if let Some(active) = self.active.get_mut(&txn) {
-            if active.durable.is_none() {
-                push_waiter(&mut active.waiters, txn, from, id, Wants::Vote);
-            } else {
-                let reads = active.reads.clone();
-                self.reply(from, id, vote_msg(txn, Vote::Yes, reads));
-            }
+        if self.active.contains_key(&txn) {
+            self.answer_or_hold(txn, from, id, Wants::Vote);
             return true;
         }
         if let Some(done) = self.done.get_mut(&txn) {
@@ -601,7 +615,7 @@ impl Participant {
         if !participants.is_empty() && !participants.contains(&self.node_id) {
             warn!(%txn, peer = %coordinator, ?participants, "the Prepare's participants do not name this participant");
         }
-        match self.check_prepare(ops, participants, values) {
+        match self.check_prepare(protocol, ops, participants, &peers, values) {
             Err(reason) => {
                 info!(%txn, peer = %coordinator, %reason, "voting no");
                 let lsn = self.persist(Record::Aborted {
@@ -695,12 +709,14 @@ impl Participant {
         }
     }
 
-    /// The limits, the lock table, then the operations themselves: the reason for NO, or
-    /// what a YES (or ReadOnly) vote would log.
+    /// The limits, the lock table, the operations themselves, then (3PC) the mesh: the
+    /// reason for NO, or what a YES (or ReadOnly) vote would log.
     fn check_prepare(
         &self,
+        protocol: Protocol,
         ops: &[Op],
         participants: &[NodeId],
+        peers: &[NodeId],
         values: &BTreeMap<String, Option<Value>>,
     ) -> Result<eval::Evaluated, String> {
         let config = &self.config;
@@ -757,7 +773,23 @@ impl Participant {
                 ));
             }
         }
-        eval::evaluate(ops, values)
+        let evaluated = eval::evaluate(ops, values)?;
+        // A 3PC YES commits this participant to the termination protocol, whose failure
+        // detector is the mesh: a peer not up is taken as failed, and with none up the
+        // card's alone rules decide. Right after a restart (ours or the peer's) a live peer
+        // can be not up yet; a YES then could decide alone against it. With every peer up
+        // at the vote, under crash-only faults a channel only goes down when its peer
+        // crashes, so "not up" means "failed" for the rest of the txn. NO is always safe.
+        if protocol == Protocol::ThreePhase
+            && !evaluated.is_read_only()
+            && let Some(peer) = peers.iter().find(|peer| !self.peers_up.contains(peer))
+        {
+            return Err(format!(
+                "3pc needs the participant mesh: peer {peer} is not connected, so the \
+                 termination protocol could not reach it"
+            ));
+        }
+        Ok(evaluated)
     }
 
     fn on_precommit(
@@ -775,23 +807,20 @@ impl Participant {
                 self.reply(from, id, Msg::Error { reason });
                 return;
             }
-            match (active.durable, active.target) {
-                (None, _) => {
-                    error!(%txn, peer = %from.peer, "PreCommit before this participant voted");
-                    let reason = format!("PreCommit for txn {txn} before this participant voted");
-                    self.reply(from, id, Msg::Error { reason });
-                    return;
-                }
-                (Some(_), TxnState::Waiting) => {
-                    active.target = TxnState::PreCommitted;
-                    push_waiter(&mut active.waiters, txn, from, id, Wants::PreCommitAck);
-                    self.persist(Record::PreCommitted { txn });
-                }
-                (Some(TxnState::PreCommitted), TxnState::PreCommitted) => {
-                    self.reply(from, id, ack_msg(txn, Outcome::PreCommitted));
-                }
-                // `precommitted` or `committed` is pending: answer once durable.
-                _ => push_waiter(&mut active.waiters, txn, from, id, Wants::PreCommitAck),
+            if active.durable.is_none() {
+                error!(%txn, peer = %from.peer, "PreCommit before this participant voted");
+                let reason = format!("PreCommit for txn {txn} before this participant voted");
+                self.reply(from, id, Msg::Error { reason });
+                return;
+            }
+            if active.target == TxnState::Waiting {
+                active.target = TxnState::PreCommitted;
+                push_waiter(&mut active.waiters, txn, from, id, Wants::PreCommitAck);
+                self.persist(Record::PreCommitted { txn });
+            } else {
+                // Already moving to `precommitted` or `committed` (never back): acked now if
+                // `precommitted` is durable, else once the pending record is.
+                self.answer_or_hold(txn, from, id, Wants::PreCommitAck);
             }
             self.heard_from_leader(now, txn, from.peer);
             return;
@@ -857,7 +886,7 @@ impl Participant {
                     if decision == Decision::Abort {
                         error!(%txn, peer = %from.peer, "abort for a txn already committing");
                     }
-                    push_waiter(&mut active.waiters, txn, from, id, Wants::DecideAck);
+                    self.answer_or_hold(txn, from, id, Wants::DecideAck);
                 }
                 (Some(_), _, Decision::Commit) => {
                     self.commit(txn, Some((from, id)));
@@ -940,7 +969,8 @@ impl Participant {
                     self.reply_aborted(txn, from, id, Wants::State);
                 }
                 Some(state) if state == active.target => {
-                    self.reply(from, id, Msg::StateReply { txn, state });
+                    let msg = state_msg(txn, state, active.recovered);
+                    self.reply(from, id, msg);
                     self.heard_from_leader(now, txn, from.peer);
                 }
                 // A record is pending: tell the state it makes durable.
@@ -953,14 +983,7 @@ impl Participant {
         }
         if let Some(done) = self.done.get_mut(&txn) {
             match done.end {
-                End::Committed => self.reply(
-                    from,
-                    id,
-                    Msg::StateReply {
-                        txn,
-                        state: TxnState::Committed,
-                    },
-                ),
+                End::Committed => self.reply(from, id, state_msg(txn, TxnState::Committed, false)),
                 End::Aborted { .. } => self.reply_aborted(txn, from, id, Wants::State),
                 End::ReadOnly if done.pending.is_some() => {
                     push_waiter(&mut done.waiters, txn, from, id, Wants::State);
@@ -1003,7 +1026,7 @@ impl Participant {
                 return;
             }
         };
-        self.reply(from, id, Msg::StateReply { txn, state });
+        self.reply(from, id, state_msg(txn, state, false));
     }
 
     /// Recovery hands the core every in-doubt txn, so the store cannot hold one the core
@@ -1348,6 +1371,23 @@ impl Participant {
         Some(lsn)
     }
 
+    /// Answers a request (a vote or an Ack) about an active txn from its durable state if
+    /// that answers it, else holds it until the pending record is durable, when
+    /// [`Participant::advance`] answers it. One rule, the one `check_invariants` holds
+    /// waiters to: no request waits for a record once what is durable already answers it.
+    fn answer_or_hold(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, wants: Wants) {
+        let Some(active) = self.active.get_mut(&txn) else {
+            return;
+        };
+        let answer = active
+            .durable
+            .and_then(|durable| active_answer(txn, active, wants, durable));
+        match answer {
+            Some(msg) => self.reply(to, id, msg),
+            None => push_waiter(&mut active.waiters, txn, to, id, wants),
+        }
+    }
+
     /// Answers a request about an aborted txn: at once, or once `Aborted` is durable (see
     /// [`holds_abort`]).
     fn reply_aborted(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, wants: Wants) {
@@ -1529,7 +1569,7 @@ impl Participant {
             "txn {txn}: termination protocol under 2PC"
         );
         if let Some(termination) = &active.termination {
-            termination.check(self.node_id, &active.peers);
+            termination.check(self.node_id, active.recovered, &active.peers);
         }
         assert!(active.waiters.len() <= WAITERS_PER_TXN_MAX);
         for waiter in &active.waiters {
@@ -1597,7 +1637,7 @@ fn active_answer(txn: TxnId, active: &Active, wants: Wants, state: TxnState) -> 
             Some(ack_msg(txn, outcome_of(state)))
         }
         (Wants::DecideAck, TxnState::Committed) => Some(ack_msg(txn, Outcome::Committed)),
-        (Wants::State, state) => Some(Msg::StateReply { txn, state }),
+        (Wants::State, state) => Some(state_msg(txn, state, active.recovered)),
         _ => None,
     }
 }
@@ -1609,18 +1649,12 @@ fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
         (End::Aborted { .. }, Wants::PreCommitAck | Wants::DecideAck) => {
             ack_msg(txn, Outcome::Aborted)
         }
-        (End::Aborted { .. }, Wants::State) => Msg::StateReply {
-            txn,
-            state: TxnState::Aborted,
-        },
+        (End::Aborted { .. }, Wants::State) => state_msg(txn, TxnState::Aborted, false),
         (End::Committed, Wants::Vote) => vote_msg(txn, Vote::Yes, done.reads.clone()),
         (End::Committed, Wants::PreCommitAck | Wants::DecideAck) => {
             ack_msg(txn, Outcome::Committed)
         }
-        (End::Committed, Wants::State) => Msg::StateReply {
-            txn,
-            state: TxnState::Committed,
-        },
+        (End::Committed, Wants::State) => state_msg(txn, TxnState::Committed, false),
         (End::ReadOnly, Wants::Vote) => vote_msg(txn, Vote::ReadOnly, done.reads.clone()),
         (End::ReadOnly, Wants::State) => read_only_state(txn),
         (End::ReadOnly, Wants::PreCommitAck | Wants::DecideAck) => Msg::Error {
@@ -1632,9 +1666,17 @@ fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
 /// A read-only voter does not know the outcome: it answers like a 2PC participant in doubt
 /// (`Prepared`), which resolves nothing and which a termination leader leaves out.
 fn read_only_state(txn: TxnId) -> Msg {
+    state_msg(txn, TxnState::Prepared, false)
+}
+
+/// A `StateReply`: `recovered` only while the txn is undecided after a restart (a decided
+/// state is final whoever tells it).
+fn state_msg(txn: TxnId, state: TxnState, recovered: bool) -> Msg {
+    let decided = matches!(state, TxnState::Committed | TxnState::Aborted);
     Msg::StateReply {
         txn,
-        state: TxnState::Prepared,
+        state,
+        recovered: recovered && !decided,
     }
 }
 

@@ -1,24 +1,38 @@
 //! The 3PC termination protocol (Skeen) for one txn: run when the txn's `waiting` or
 //! `precommitted` timeout fires or its coordinator goes down, and by a txn recovered in
-//! doubt (which asks, and never applies the alone rules).
+//! doubt (which asks, and never decides from states).
 //!
-//! Each round, the live set is this node plus the txn's peers that are up (and not known to
-//! be non-voters); its lowest id leads. Everyone in the round asks every other live member
-//! for its state (and the coordinator, if up, for the decision), and adopts any decided
-//! outcome it hears. The leader decides on the states it got when all have answered or the
-//! round ends (a silent peer is treated as failed):
+//! A member is *operational* if it has not restarted since it voted, *recovered* if it
+//! has (and is still undecided). Only operational members carry the protocol: Skeen's
+//! rules are sound because the states of the sites that never failed reflect every
+//! decision taken so far (nobody commits before every operational site is precommitted,
+//! nobody aborts while an operational site is precommitted). A recovered member's state
+//! may predate a decision taken while it was down: `waiting` while a peer committed alone
+//! and crashed, or `precommitted` while the operational sites aborted. So a recovered
+//! member never leads, and its undecided state is no evidence; it learns the outcome.
+//!
+//! Each round, the live set is this node plus the txn's peers that are up (and not known
+//! to be non-voters); its lowest *operational* id leads (a peer is taken as operational
+//! until its `StateReply` says it is recovered). Everyone in the round asks every other
+//! live member for its state (and the coordinator, if up, for the decision), and adopts
+//! any decided outcome it hears. The leader decides on the states it got when all have
+//! answered or the round ends (a silent peer is treated as failed):
 //!
 //! - any `committed` -> commit; any `aborted` (a peer that never voted YES aborts when
 //!   asked, so this includes it) -> abort;
-//! - any `precommitted`, the leader's own state included -> PreCommit the `waiting` peers,
-//!   collect their Acks for one more round, then commit;
-//! - all `waiting` -> abort.
+//! - any operational `precommitted`, the leader's own state included -> PreCommit the
+//!   `waiting` peers (recovered ones too), collect their Acks for one more round, then
+//!   commit;
+//! - otherwise (every operational member `waiting`) -> abort.
 //!
 //! The decision is made durable here, then sent as `Decide` to the live peers. A follower
-//! that hears nothing from its leader for a round, or sees it go down, elects again.
-//! With no live peer at all the card's rules apply (`waiting` -> abort, `precommitted` ->
-//! commit), except for a txn recovered after a restart: it keeps asking, with backoff,
-//! since the others may have decided anything while it was down.
+//! that hears nothing from its leader for a round, sees it go down, or hears that it is
+//! recovered (or not a voter), elects again. With no live peer at all an operational
+//! member applies the card's rules (`waiting` -> abort, `precommitted` -> commit). A round
+//! with no operational member decides nothing: the txn stays in doubt, visibly blocked,
+//! asking the coordinator and its peers with backoff until one that knows answers (a
+//! decided peer, the coordinator, or an operational peer that leads). After a total
+//! failure that is the coordinator's recovery, or a peer that decided.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,7 +46,8 @@ use super::{Millis, Participant, set_timer};
 pub(super) struct Termination {
     /// Rounds started so far (for logs).
     pub(super) round: u32,
-    pub(super) leader: NodeId,
+    /// The lowest live operational member; `None`: none is live, so nobody decides.
+    pub(super) leader: Option<NodeId>,
     /// How long the current round (or PreCommit collection) lasts.
     pub(super) round_ms: u64,
     /// Leader: peers asked this round that have not answered.
@@ -44,30 +59,55 @@ pub(super) struct Termination {
     /// Peers that answered they are not voters of this txn (they voted read-only): never
     /// leaders, and their state does not count.
     pub(super) non_voters: BTreeSet<NodeId>,
+    /// Peers that answered they restarted since their vote: never leaders, and their
+    /// undecided state is no evidence. A restart is forever, so the set only grows.
+    pub(super) recovered: BTreeSet<NodeId>,
 }
 
 impl Termination {
-    fn new(me: NodeId) -> Termination {
+    /// Before its first election (`start_round` elects at once).
+    fn new() -> Termination {
         Termination {
             round: 0,
-            leader: me,
+            leader: None,
             round_ms: 0,
             awaiting: BTreeSet::new(),
             replies: BTreeMap::new(),
             precommit_unacked: None,
             non_voters: BTreeSet::new(),
+            recovered: BTreeSet::new(),
         }
     }
 
-    pub(super) fn check(&self, me: NodeId, peers: &[NodeId]) {
+    pub(super) fn leads(&self, me: NodeId) -> bool {
+        self.leader == Some(me)
+    }
+
+    /// Whether `peer` may lead: not known to be recovered or a non-voter.
+    fn may_lead(&self, peer: &NodeId) -> bool {
+        !self.recovered.contains(peer) && !self.non_voters.contains(peer)
+    }
+
+    /// `me_recovered`: this node restarted since its vote.
+    pub(super) fn check(&self, me: NodeId, me_recovered: bool, peers: &[NodeId]) {
         let is_peer = |node: &NodeId| peers.contains(node);
-        assert!(
-            self.leader == me || is_peer(&self.leader),
-            "leader not a participant"
-        );
+        match self.leader {
+            Some(leader) if leader == me => {
+                assert!(!me_recovered, "a recovered participant leads")
+            }
+            Some(leader) => {
+                assert!(is_peer(&leader), "leader not a participant");
+                assert!(
+                    self.may_lead(&leader),
+                    "leader {leader} known to be recovered or not a voter"
+                );
+            }
+            None => assert!(me_recovered, "an operational participant elected nobody"),
+        }
         assert!(self.awaiting.iter().all(is_peer));
         assert!(self.replies.keys().all(is_peer));
         assert!(self.non_voters.iter().all(is_peer));
+        assert!(self.recovered.iter().all(is_peer));
         assert!(
             self.awaiting
                 .iter()
@@ -80,7 +120,7 @@ impl Termination {
             "decided or non-voter states are acted on, not collected"
         );
         if let Some(unacked) = &self.precommit_unacked {
-            assert_eq!(self.leader, me, "only the leader collects PreCommit acks");
+            assert!(self.leads(me), "only the leader collects PreCommit acks");
             assert!(unacked.iter().all(is_peer));
         }
     }
@@ -97,7 +137,14 @@ enum Verdict {
     PreCommitFirst(BTreeSet<NodeId>),
 }
 
-fn decide(mine: TxnState, replies: &BTreeMap<NodeId, TxnState>) -> Verdict {
+/// Skeen's rules over the leader's own state and its peers' `replies`; the states of the
+/// `recovered` peers are no evidence for commit (see the module docs), but their `waiting`
+/// ones are precommitted on the way to a commit like any other.
+fn decide(
+    mine: TxnState,
+    replies: &BTreeMap<NodeId, TxnState>,
+    recovered: &BTreeSet<NodeId>,
+) -> Verdict {
     if replies.values().any(|state| *state == TxnState::Committed) {
         return Verdict::Commit;
     }
@@ -111,11 +158,11 @@ fn decide(mine: TxnState, replies: &BTreeMap<NodeId, TxnState>) -> Verdict {
     }
     let precommitted = mine == TxnState::PreCommitted
         || replies
-            .values()
-            .any(|state| *state == TxnState::PreCommitted);
+            .iter()
+            .any(|(peer, state)| *state == TxnState::PreCommitted && !recovered.contains(peer));
     if !precommitted {
         return Verdict::Abort {
-            reason: "termination protocol: every live participant was waiting".to_string(),
+            reason: "termination protocol: every operational participant was waiting".to_string(),
         };
     }
     let waiting: BTreeSet<NodeId> = replies
@@ -150,16 +197,17 @@ impl Participant {
                 info!(%txn, why, "starting the termination protocol");
                 self.start_round(now, txn);
             }
-            Some(termination) if termination.leader == me => self.conclude_round(now, txn),
+            Some(termination) if termination.leads(me) => self.conclude_round(now, txn),
             Some(termination) => {
-                debug!(%txn, leader = %termination.leader, "no word from the termination leader; electing again");
+                debug!(%txn, leader = ?termination.leader, "no word from a termination leader; electing again");
                 self.start_round(now, txn);
             }
         }
     }
 
-    /// Elects a leader among the live participants and asks them all for their state; alone,
-    /// applies the card's rules (or, recovered, keeps asking the coordinator).
+    /// Elects a leader among the live operational participants and asks every live one for
+    /// its state (and the coordinator for the decision); operational and alone, applies the
+    /// card's rules.
     pub(super) fn start_round(&mut self, now: Millis, txn: TxnId) {
         let me = self.node_id;
         let round_ms = self.config.termination_round_ms;
@@ -170,9 +218,7 @@ impl Participant {
         if !active.is_undecided() {
             return;
         }
-        let termination = active
-            .termination
-            .get_or_insert_with(|| Termination::new(me));
+        let termination = active.termination.get_or_insert_with(Termination::new);
         let live: BTreeSet<NodeId> = active
             .peers
             .iter()
@@ -192,19 +238,29 @@ impl Participant {
             return;
         }
         termination.round += 1;
-        termination.leader = live.first().map_or(me, |lowest| me.min(*lowest));
+        let me_candidate = (!active.recovered).then_some(me);
+        termination.leader = live
+            .iter()
+            .copied()
+            .filter(|peer| termination.may_lead(peer))
+            .chain(me_candidate)
+            .min();
         termination.awaiting = live.clone();
         termination.replies.clear();
         termination.precommit_unacked = None;
         termination.round_ms = if active.recovered {
-            // Recovered: rounds back off, since nobody may be there to answer for long.
+            // Recovered: rounds back off, since nobody who knows may be there for long.
             let backoff_ms = active.backoff_ms;
             active.backoff_ms = backoff_ms.saturating_mul(2).min(backoff_max_ms);
             backoff_ms
         } else {
             round_ms
         };
-        info!(%txn, round = termination.round, leader = %termination.leader, live = live.len(), "termination round");
+        if termination.leader.is_none() {
+            info!(%txn, round = termination.round, live = live.len(), "termination round: no operational participant is up; in doubt, asking");
+        } else {
+            info!(%txn, round = termination.round, leader = ?termination.leader, live = live.len(), "termination round");
+        }
         let at = now.plus_ms(termination.round_ms);
         set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
         let coordinator = active.coordinator;
@@ -227,12 +283,7 @@ impl Participant {
             self.commit_and_tell(txn);
             return;
         }
-        if active.recovered && termination.replies.is_empty() {
-            debug!(%txn, "recovered and no peer answered: asking again rather than deciding alone");
-            self.start_round(now, txn);
-            return;
-        }
-        match decide(active.target, &termination.replies) {
+        match decide(active.target, &termination.replies, &termination.recovered) {
             Verdict::Commit => self.commit_and_tell(txn),
             Verdict::Abort { reason } => self.abort_and_tell(txn, &reason),
             Verdict::PreCommitFirst(waiting) => {
@@ -299,6 +350,7 @@ impl Participant {
         from: NodeId,
         txn: TxnId,
         state: TxnState,
+        recovered: bool,
     ) {
         let me = self.node_id;
         let Some(active) = self.active.get_mut(&txn) else {
@@ -312,7 +364,7 @@ impl Participant {
         let leading = active
             .termination
             .as_ref()
-            .is_some_and(|termination| termination.leader == me);
+            .is_some_and(|termination| termination.leads(me));
         match state {
             TxnState::Committed => {
                 info!(%txn, peer = %from, "a peer committed: adopting commit");
@@ -341,8 +393,10 @@ impl Participant {
                 if state == TxnState::Prepared {
                     debug!(%txn, peer = %from, "peer is not a voter of this txn");
                     termination.non_voters.insert(from);
+                } else if recovered && termination.recovered.insert(from) {
+                    debug!(%txn, peer = %from, "peer restarted since its vote: it does not lead, its state is no evidence");
                 }
-                if termination.leader == me {
+                if termination.leads(me) {
                     if termination.precommit_unacked.is_none() && termination.awaiting.remove(&from)
                     {
                         if state != TxnState::Prepared {
@@ -352,7 +406,7 @@ impl Participant {
                             self.conclude_round(now, txn);
                         }
                     }
-                } else if state == TxnState::Prepared && from == termination.leader {
+                } else if termination.leader == Some(from) && !termination.may_lead(&from) {
                     self.start_round(now, txn);
                 }
             }
@@ -366,7 +420,7 @@ impl Participant {
             .active
             .get_mut(&txn)
             .and_then(|active| active.termination.as_mut())
-            .filter(|termination| termination.leader == me)
+            .filter(|termination| termination.leads(me))
             .and_then(|termination| termination.precommit_unacked.as_mut())
             .filter(|unacked| unacked.contains(&from));
         let Some(unacked) = unacked else {
@@ -411,8 +465,8 @@ impl Participant {
                     self.start_round(now, txn);
                 }
             }
-            Some(termination) if termination.leader != me => {
-                if peer == termination.leader {
+            Some(termination) if !termination.leads(me) => {
+                if termination.leader == Some(peer) {
                     info!(%txn, %peer, "termination leader down: electing again");
                     self.start_round(now, txn);
                 }
@@ -439,7 +493,7 @@ impl Participant {
         let Some(termination) = &active.termination else {
             return;
         };
-        if termination.leader != me && termination.leader == peer && active.is_undecided() {
+        if peer != me && termination.leader == Some(peer) && active.is_undecided() {
             let at = now.plus_ms(termination.round_ms);
             set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
         }
@@ -457,15 +511,20 @@ mod tests {
             .collect()
     }
 
+    fn nodes(ids: &[u32]) -> BTreeSet<NodeId> {
+        ids.iter().map(|id| NodeId(*id)).collect()
+    }
+
     #[test]
     fn decide_follows_skeens_rules() {
         use TxnState::{Aborted, Committed, PreCommitted, Waiting};
+        let none = BTreeSet::new();
         assert_eq!(
-            decide(Waiting, &replies(&[(2, Committed), (3, Waiting)])),
+            decide(Waiting, &replies(&[(2, Committed), (3, Waiting)]), &none),
             Verdict::Commit
         );
         assert_eq!(
-            decide(PreCommitted, &replies(&[(2, Aborted)])),
+            decide(PreCommitted, &replies(&[(2, Aborted)]), &none),
             Verdict::Abort {
                 reason: "termination protocol: participant 2 had aborted".to_string()
             }
@@ -473,19 +532,62 @@ mod tests {
         assert_eq!(
             decide(
                 Waiting,
-                &replies(&[(2, Waiting), (3, PreCommitted), (4, Waiting)])
+                &replies(&[(2, Waiting), (3, PreCommitted), (4, Waiting)]),
+                &none
             ),
-            Verdict::PreCommitFirst([NodeId(2), NodeId(4)].into_iter().collect())
+            Verdict::PreCommitFirst(nodes(&[2, 4]))
         );
         assert_eq!(
-            decide(PreCommitted, &replies(&[(2, PreCommitted)])),
+            decide(PreCommitted, &replies(&[(2, PreCommitted)]), &none),
             Verdict::Commit
         );
-        assert_eq!(decide(PreCommitted, &replies(&[])), Verdict::Commit);
+        assert_eq!(decide(PreCommitted, &replies(&[]), &none), Verdict::Commit);
         assert_eq!(
-            decide(Waiting, &replies(&[(2, Waiting)])),
+            decide(Waiting, &replies(&[(2, Waiting)]), &none),
             Verdict::Abort {
-                reason: "termination protocol: every live participant was waiting".to_string()
+                reason: "termination protocol: every operational participant was waiting"
+                    .to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn decide_takes_no_evidence_from_recovered_peers_but_precommits_them() {
+        use TxnState::{Aborted, Committed, PreCommitted, Waiting};
+        let all_waiting = Verdict::Abort {
+            reason: "termination protocol: every operational participant was waiting".to_string(),
+        };
+        // A recovered peer's `precommitted` may predate an abort taken while it was down.
+        assert_eq!(
+            decide(
+                Waiting,
+                &replies(&[(2, PreCommitted), (3, Waiting)]),
+                &nodes(&[2])
+            ),
+            all_waiting
+        );
+        // An operational one's is evidence; the recovered waiting peer is precommitted too.
+        assert_eq!(
+            decide(
+                Waiting,
+                &replies(&[(2, Waiting), (3, PreCommitted)]),
+                &nodes(&[2])
+            ),
+            Verdict::PreCommitFirst(nodes(&[2]))
+        );
+        assert_eq!(
+            decide(PreCommitted, &replies(&[(2, Waiting)]), &nodes(&[2])),
+            Verdict::PreCommitFirst(nodes(&[2]))
+        );
+        // Decided states are final whoever tells them.
+        assert_eq!(
+            decide(Waiting, &replies(&[(2, Committed)]), &nodes(&[2])),
+            Verdict::Commit
+        );
+        assert_eq!(
+            decide(PreCommitted, &replies(&[(2, Aborted)]), &nodes(&[2])),
+            Verdict::Abort {
+                reason: "termination protocol: participant 2 had aborted".to_string()
             }
         );
     }

@@ -486,10 +486,15 @@ impl EventLoop {
                 txn,
                 answer,
             },
-            Msg::StateReply { txn, state } => Input::StateReply {
+            Msg::StateReply {
+                txn,
+                state,
+                recovered,
+            } => Input::StateReply {
                 from: peer,
                 txn,
                 state,
+                recovered,
             },
             Msg::Ack { txn, outcome } => Input::Ack {
                 from: peer,

@@ -263,7 +263,10 @@ fn crash_after_precommit_logged_recovers_precommitted_and_finishes_with_its_peer
     assert_eq!(stored_state(&db_2, t1), Some(StoredState::PreCommitted));
 
     // Restarted, participant 2 finds the txn precommitted and rejoins the mesh; then the
-    // coordinator dies too, and participant 1 (waiting) leads the termination protocol.
+    // coordinator dies too, and participant 1 (waiting, never failed) leads the termination
+    // protocol. A recovered participant's `precommitted` is no evidence (the operational
+    // ones may have aborted while it was down), so participant 1 decides on its own
+    // `waiting`: abort, which participant 2 applies.
     let peer = format!("1={}", one.addr);
     let two = serve(2, &db_2, &["--peer", &peer]);
     wait_until("participant 2 back in the mesh", || {
@@ -274,8 +277,8 @@ fn crash_after_precommit_logged_recovers_precommitted_and_finishes_with_its_peer
     assert!(status.contains("recovered"), "{status}");
     drop(link_1);
     let db_1 = dir.path().join("p1.db");
-    wait_until("both committed", || {
-        stored_state(&db_1, t1) == Some(StoredState::Committed)
-            && stored_state(&db_2, t1) == Some(StoredState::Committed)
+    wait_until("both aborted", || {
+        stored_state(&db_1, t1) == Some(StoredState::Aborted)
+            && stored_state(&db_2, t1) == Some(StoredState::Aborted)
     });
 }

@@ -1287,7 +1287,12 @@ fn ack_to(peer: NodeId, id: u64, txn: TxnId, outcome: Outcome) -> Output {
 }
 
 fn state_to(peer: NodeId, id: u64, txn: TxnId, state: TxnState) -> Output {
-    reply_to(peer, id, Msg::StateReply { txn, state })
+    reply_to(peer, id, state_msg(txn, state, false))
+}
+
+/// The state a participant recovered in doubt tells.
+fn recovered_state_to(peer: NodeId, id: u64, txn: TxnId, state: TxnState) -> Output {
+    reply_to(peer, id, state_msg(txn, state, true))
 }
 
 fn send(to: NodeId, msg: Msg) -> Output {
@@ -1330,8 +1335,24 @@ fn state_query_from(peer: NodeId, id: u64, txn: TxnId) -> Input {
     }
 }
 
+/// A state from an operational peer (it has not restarted since it voted).
 fn state_reply(from: NodeId, txn: TxnId, state: TxnState) -> Input {
-    Input::StateReply { from, txn, state }
+    Input::StateReply {
+        from,
+        txn,
+        state,
+        recovered: false,
+    }
+}
+
+/// A state from a peer recovered in doubt.
+fn recovered_reply(from: NodeId, txn: TxnId, state: TxnState) -> Input {
+    Input::StateReply {
+        from,
+        txn,
+        state,
+        recovered: true,
+    }
 }
 
 fn ack_from(from: NodeId, txn: TxnId, outcome: Outcome) -> Input {
@@ -1344,6 +1365,14 @@ fn up(peer: NodeId) -> Input {
 
 fn down(peer: NodeId) -> Input {
     Input::PeerDown { peer }
+}
+
+/// `peers` crash (their channels go down) at `now_ms`, after the vote: nothing happens
+/// until a timeout or the coordinator's failure starts the termination protocol.
+fn peers_crash(participant: &mut Participant, now_ms: u64, peers: &[NodeId]) {
+    for peer in peers {
+        check(participant, now_ms, down(*peer), vec![]);
+    }
 }
 
 /// Fires the timers due at `now_ms` and asserts the exact outputs and the invariants.

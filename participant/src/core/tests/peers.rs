@@ -120,6 +120,7 @@ fn state_query_on_a_stored_txn_answers_the_stored_outcome() {
 fn state_query_before_the_3pc_vote_is_durable_aborts_and_both_answers_wait() {
     let mut participant = participant();
     let t1 = txn(1);
+    check(&mut participant, 0, up(LOW), vec![]);
     check(
         &mut participant,
         0,
@@ -206,7 +207,7 @@ fn state_query_on_a_voted_txn_answers_its_durable_state() {
         ],
     );
     let mut participant = self::participant();
-    waiting_txn(&mut participant, t2, &[ME, LOW], &[]);
+    waiting_txn(&mut participant, t2, &[ME, LOW], &[LOW]);
     check(
         &mut participant,
         10,

@@ -12,7 +12,7 @@ const LEADING: [NodeId; 3] = [ME, HIGH, HIGHER];
 fn yes_vote_waits_for_the_waiting_record_and_starts_the_waiting_timeout() {
     let mut participant = participant();
     let t1 = txn(1);
-    waiting_txn(&mut participant, t1, &ALL, &[]);
+    waiting_txn(&mut participant, t1, &ALL, &[LOW, HIGH]);
     assert_eq!(participant.counts().waiting, 1);
     assert_eq!(participant.locks_held(), 1);
     assert_eq!(
@@ -138,11 +138,77 @@ fn precommit_is_acked_once_durable_then_docommit_commits() {
     );
 }
 
+/// The model checker's path (`mc --protocol 3pc --txns 1 --crashes 1
+/// --timer-firings-max 1`): a termination leader's commit is being persisted when the
+/// coordinator's PreCommit arrives. `precommitted` is durable, so that is the Ack, at once
+/// (the same a duplicate PreCommit gets); it used to wait on the commit's record.
+#[test]
+fn precommit_while_the_commit_is_persisted_is_acked_from_the_durable_precommit() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    precommitted_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
+    check(
+        &mut participant,
+        20,
+        decide_from(LOW, 3, t1, Decision::Commit),
+        vec![persist(3, Record::Committed { txn: t1 })],
+    );
+    check(
+        &mut participant,
+        30,
+        precommit_from(COORDINATOR, 4, t1),
+        vec![ack(4, t1, Outcome::PreCommitted)],
+    );
+    check(
+        &mut participant,
+        40,
+        Input::Persisted { lsn: Lsn(3) },
+        vec![ack_to(LOW, 3, t1, Outcome::Committed)],
+    );
+    check(
+        &mut participant,
+        50,
+        precommit_from(COORDINATOR, 5, t1),
+        vec![ack(5, t1, Outcome::Committed)],
+    );
+}
+
+/// Committing straight from `waiting` (a DoCommit from a termination leader): a PreCommit
+/// then has nothing durable to be answered from, so it waits for the commit and hears
+/// Committed; the state never goes back to `precommitted`.
+#[test]
+fn precommit_while_a_commit_from_waiting_is_persisted_hears_committed() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
+    check(
+        &mut participant,
+        20,
+        decide_from(LOW, 2, t1, Decision::Commit),
+        vec![persist(2, Record::Committed { txn: t1 })],
+    );
+    check(
+        &mut participant,
+        30,
+        precommit_from(COORDINATOR, 3, t1),
+        vec![],
+    );
+    check(
+        &mut participant,
+        40,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![
+            ack_to(LOW, 2, t1, Outcome::Committed),
+            ack(3, t1, Outcome::Committed),
+        ],
+    );
+}
+
 #[test]
 fn abort_in_waiting_is_acked_only_once_the_aborted_record_is_durable() {
     let mut participant = participant();
     let t1 = txn(1);
-    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR]);
+    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
     let reason = "aborted by the coordinator";
     check(
         &mut participant,
@@ -179,6 +245,54 @@ fn abort_in_waiting_is_acked_only_once_the_aborted_record_is_durable() {
         30,
         decide(6, t1, Decision::Commit),
         vec![ack(6, t1, Outcome::Aborted)],
+    );
+}
+
+/// Seeds 9209 and 13918 (3pc, crash-only): a participant that restarted had no channel to
+/// a live peer yet (the peer had not seen the old one go down); both voted YES, the
+/// coordinator crashed, and each, seeing no live peer, decided alone by the card's rules:
+/// one committed, the other aborted. A YES now needs every peer up on the mesh.
+#[test]
+fn three_pc_yes_needs_every_peer_up_on_the_mesh() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    check(&mut participant, 0, up(LOW), vec![]);
+    let reason = "3pc needs the participant mesh: peer 7 is not connected, so the termination \
+                  protocol could not reach it";
+    check(
+        &mut participant,
+        0,
+        prepare3(1, t1, &ALL),
+        vec![persist(1, aborted3(t1, reason)), no(1, t1, reason)],
+    );
+    assert_eq!(participant.locks_held(), 0);
+    // Read-only, it takes no part in the termination protocol: no mesh needed.
+    let t2 = txn(2);
+    let mut read_only = prepare3(2, t2, &ALL);
+    if let Input::Prepare { ops, .. } = &mut read_only {
+        *ops = vec![get("a")];
+    }
+    check(
+        &mut participant,
+        0,
+        read_only,
+        vec![persist(
+            2,
+            Record::ReadOnly {
+                txn: t2,
+                protocol: Protocol::ThreePhase,
+                coordinator: COORDINATOR,
+            },
+        )],
+    );
+    // With every peer up it votes YES.
+    check(&mut participant, 10, up(HIGH), vec![]);
+    let t3 = txn(3);
+    check(
+        &mut participant,
+        10,
+        prepare3(3, t3, &ALL),
+        vec![persist(3, waiting_record(t3, &ALL))],
     );
 }
 
@@ -254,8 +368,9 @@ fn precommit_for_a_forgotten_txn_answers_what_the_store_says() {
 fn alone_at_the_waiting_timeout_aborts_and_late_messages_get_aborted() {
     let mut participant = participant();
     let t1 = txn(1);
-    // The coordinator is up but silent; no peer is up.
-    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR]);
+    // The coordinator is up but silent; both peers crash after the vote.
+    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
+    peers_crash(&mut participant, 5, &[LOW, HIGH]);
     let reason = "termination protocol: no live peer while waiting (the card's rule)";
     fire(
         &mut participant,
@@ -288,7 +403,8 @@ fn alone_at_the_waiting_timeout_aborts_and_late_messages_get_aborted() {
 fn alone_when_the_coordinator_goes_down_aborts_a_waiting_txn_at_once() {
     let mut participant = participant();
     let t1 = txn(1);
-    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR]);
+    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
+    peers_crash(&mut participant, 5, &[LOW, HIGH]);
     check(
         &mut participant,
         10,
@@ -307,7 +423,8 @@ fn alone_when_the_coordinator_goes_down_aborts_a_waiting_txn_at_once() {
 fn alone_at_the_precommitted_timeout_commits() {
     let mut participant = participant();
     let t1 = txn(1);
-    precommitted_txn(&mut participant, t1, &[ME, LOW], &[COORDINATOR]);
+    precommitted_txn(&mut participant, t1, &[ME, LOW], &[COORDINATOR, LOW]);
+    peers_crash(&mut participant, 20, &[LOW]);
     fire(
         &mut participant,
         2_010,
@@ -413,7 +530,7 @@ fn follower_elects_again_when_its_leader_goes_down() {
             2,
             aborted3(
                 t1,
-                "termination protocol: every live participant was waiting",
+                "termination protocol: every operational participant was waiting",
             ),
         )],
     );
@@ -486,7 +603,7 @@ fn a_leader_that_is_not_a_voter_is_skipped() {
             2,
             aborted3(
                 t1,
-                "termination protocol: every live participant was waiting",
+                "termination protocol: every operational participant was waiting",
             ),
         )],
     );
@@ -529,7 +646,7 @@ fn leader_aborts_when_all_are_waiting_and_tells_them_once_durable() {
             2,
             aborted3(
                 t1,
-                "termination protocol: every live participant was waiting",
+                "termination protocol: every operational participant was waiting",
             ),
         )],
     );
@@ -756,7 +873,7 @@ fn leader_decides_at_once_when_the_last_awaited_peer_goes_down() {
             2,
             aborted3(
                 t1,
-                "termination protocol: every live participant was waiting",
+                "termination protocol: every operational participant was waiting",
             ),
         )],
     );
@@ -893,8 +1010,10 @@ fn recovered_txn_alone_never_decides_and_keeps_asking_with_backoff() {
     );
 }
 
+/// Recovered in doubt, this participant never leads: its peer, taken as operational until
+/// it says otherwise, leads, and its decision is applied.
 #[test]
-fn recovered_txn_with_a_silent_peer_asks_again_rather_than_deciding() {
+fn recovered_txn_never_leads_and_follows_an_operational_peer() {
     let mut participant = participant();
     let t1 = txn(1);
     check(
@@ -906,27 +1025,263 @@ fn recovered_txn_with_a_silent_peer_asks_again_rather_than_deciding() {
         vec![],
     );
     check(&mut participant, 10, up(HIGH), vec![ask_state(HIGH, t1)]);
-    assert_eq!(participant.in_doubt(Millis(10))[0].leader, Some(ME));
-    fire(&mut participant, 110, vec![ask_state(HIGH, t1)]);
-    fire(&mut participant, 310, vec![ask_state(HIGH, t1)]);
-    // A peer answering joins the protocol: all waiting, so abort.
+    assert_eq!(participant.in_doubt(Millis(10))[0].leader, Some(HIGH));
+    // HIGH never failed: its state is for HIGH to act on, not for a recovered follower.
     check(
         &mut participant,
-        320,
+        20,
         state_reply(HIGH, t1, TxnState::Waiting),
+        vec![],
+    );
+    fire(&mut participant, 110, vec![ask_state(HIGH, t1)]);
+    check(
+        &mut participant,
+        150,
+        decide_from(HIGH, 2, t1, Decision::Abort),
         vec![persist(
             1,
+            aborted3(t1, "aborted by participant 7 (termination protocol)"),
+        )],
+    );
+    check(
+        &mut participant,
+        160,
+        Input::Persisted { lsn: Lsn(1) },
+        vec![ack_to(HIGH, 2, t1, Outcome::Aborted)],
+    );
+}
+
+/// Seed 7108 (3pc, crash-only) in one core: a peer committed alone by the card's rule and
+/// crashed; the two others restarted `waiting`. Together they know nothing: "all waiting
+/// -> abort" would contradict the commit. They stay in doubt, visibly blocked, and ask
+/// until a participant that knows is back.
+#[test]
+fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    check(
+        &mut participant,
+        0,
+        Input::Recover {
+            txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
+        },
+        vec![],
+    );
+    check(&mut participant, 10, up(HIGH), vec![ask_state(HIGH, t1)]);
+    // Asked, it says it is recovered too.
+    check(
+        &mut participant,
+        15,
+        state_query_from(HIGH, 1, t1),
+        vec![recovered_state_to(HIGH, 1, t1, TxnState::Waiting)],
+    );
+    // Its presumed leader is recovered: nobody is left to lead; a new round just asks.
+    check(
+        &mut participant,
+        20,
+        recovered_reply(HIGH, t1, TxnState::Waiting),
+        vec![ask_state(HIGH, t1)],
+    );
+    let in_doubt = &participant.in_doubt(Millis(20))[0];
+    assert_eq!(
+        (in_doubt.leader, in_doubt.blocked, in_doubt.state),
+        (None, true, TxnState::Waiting)
+    );
+    check(
+        &mut participant,
+        30,
+        recovered_reply(HIGH, t1, TxnState::Waiting),
+        vec![],
+    );
+    fire(&mut participant, 220, vec![ask_state(HIGH, t1)]);
+    fire(&mut participant, 620, vec![ask_state(HIGH, t1)]);
+    assert_eq!(participant.counts().blocked, 1);
+    // The participant that committed is back: adopted.
+    check(
+        &mut participant,
+        700,
+        up(HIGHER),
+        vec![ask_state(HIGH, t1), ask_state(HIGHER, t1)],
+    );
+    assert_eq!(participant.in_doubt(Millis(700))[0].leader, Some(HIGHER));
+    assert_eq!(participant.counts().blocked, 0);
+    check(
+        &mut participant,
+        710,
+        state_reply(HIGHER, t1, TxnState::Committed),
+        vec![persist(1, Record::Committed { txn: t1 })],
+    );
+    check(
+        &mut participant,
+        720,
+        Input::Persisted { lsn: Lsn(1) },
+        vec![],
+    );
+}
+
+/// With the coordinator up, recovered peers take its answer, not their states: a recovered
+/// `precommitted` peer does not make them commit what the coordinator aborted.
+#[test]
+fn recovered_peers_take_the_coordinators_answer_over_their_states() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    check(
+        &mut participant,
+        0,
+        Input::Recover {
+            txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
+        },
+        vec![],
+    );
+    check(&mut participant, 0, up(COORDINATOR), vec![query(t1)]);
+    check(
+        &mut participant,
+        10,
+        up(HIGH),
+        vec![query(t1), ask_state(HIGH, t1)],
+    );
+    check(
+        &mut participant,
+        20,
+        recovered_reply(HIGH, t1, TxnState::PreCommitted),
+        vec![query(t1), ask_state(HIGH, t1)],
+    );
+    let in_doubt = &participant.in_doubt(Millis(20))[0];
+    assert_eq!((in_doubt.leader, in_doubt.blocked), (None, false));
+    check(
+        &mut participant,
+        30,
+        Input::DecisionAnswer {
+            from: COORDINATOR,
+            txn: t1,
+            answer: Answer::Abort,
+        },
+        vec![persist(1, aborted3(t1, "the coordinator answered abort"))],
+    );
+}
+
+/// The counterexample to counting a recovered peer's state: the operational peers aborted
+/// (all waiting) while HIGH was down `precommitted`; the leader of that abort crashed
+/// before telling this participant. Its own `waiting` shows nobody committed; HIGH's
+/// `precommitted` predates the abort, so it is no evidence: abort, and tell HIGH.
+#[test]
+fn operational_leader_takes_no_evidence_from_a_recovered_precommitted_peer() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    waiting_txn(&mut participant, t1, &LEADING, &[COORDINATOR, HIGH, HIGHER]);
+    check(
+        &mut participant,
+        10,
+        down(COORDINATOR),
+        vec![ask_state(HIGH, t1), ask_state(HIGHER, t1)],
+    );
+    check(
+        &mut participant,
+        20,
+        recovered_reply(HIGH, t1, TxnState::PreCommitted),
+        vec![],
+    );
+    check(
+        &mut participant,
+        30,
+        state_reply(HIGHER, t1, TxnState::Waiting),
+        vec![persist(
+            2,
             aborted3(
                 t1,
-                "termination protocol: every live participant was waiting",
+                "termination protocol: every operational participant was waiting",
             ),
         )],
     );
     check(
         &mut participant,
-        330,
-        Input::Persisted { lsn: Lsn(1) },
-        vec![tell(HIGH, t1, Decision::Abort)],
+        40,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![
+            tell(HIGH, t1, Decision::Abort),
+            tell(HIGHER, t1, Decision::Abort),
+        ],
+    );
+}
+
+/// An operational leader decides as usual with recovered peers in the round, and moves a
+/// recovered `waiting` peer through PreCommit on the way to a commit.
+#[test]
+fn operational_leader_precommits_a_recovered_waiting_peer_then_commits() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    precommitted_txn(&mut participant, t1, &[ME, HIGH], &[COORDINATOR, HIGH]);
+    check(
+        &mut participant,
+        20,
+        down(COORDINATOR),
+        vec![ask_state(HIGH, t1)],
+    );
+    check(
+        &mut participant,
+        30,
+        recovered_reply(HIGH, t1, TxnState::Waiting),
+        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+    );
+    check(
+        &mut participant,
+        40,
+        ack_from(HIGH, t1, Outcome::PreCommitted),
+        vec![persist(3, Record::Committed { txn: t1 })],
+    );
+    check(
+        &mut participant,
+        50,
+        Input::Persisted { lsn: Lsn(3) },
+        vec![tell(HIGH, t1, Decision::Commit)],
+    );
+}
+
+#[test]
+fn follower_elects_again_when_its_leader_turns_out_recovered() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
+    check(
+        &mut participant,
+        10,
+        down(COORDINATOR),
+        vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
+    );
+    assert_eq!(participant.in_doubt(Millis(10))[0].leader, Some(LOW));
+    check(
+        &mut participant,
+        20,
+        recovered_reply(LOW, t1, TxnState::Waiting),
+        vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
+    );
+    assert_eq!(participant.in_doubt(Millis(20))[0].leader, Some(ME));
+    check(
+        &mut participant,
+        30,
+        state_reply(HIGH, t1, TxnState::Waiting),
+        vec![],
+    );
+    check(
+        &mut participant,
+        40,
+        recovered_reply(LOW, t1, TxnState::Waiting),
+        vec![persist(
+            2,
+            aborted3(
+                t1,
+                "termination protocol: every operational participant was waiting",
+            ),
+        )],
+    );
+    check(
+        &mut participant,
+        50,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![
+            tell(LOW, t1, Decision::Abort),
+            tell(HIGH, t1, Decision::Abort),
+        ],
     );
 }
 
