@@ -88,7 +88,11 @@ impl FakeParticipant {
                                 } else {
                                     not_precommitted
                                 };
-                                Msg::StateReply { txn, state }
+                                Msg::StateReply {
+                                    txn,
+                                    state,
+                                    recovered: false,
+                                }
                             }
                             other => answer(&other, &seen_tx),
                         };
@@ -480,9 +484,10 @@ fn three_phase_precommit_logged_before_a_crash_becomes_the_abort_the_participant
         "the precommit is durable"
     );
 
+    // Restarted: it asks the states of whoever comes up first; the first Aborted reply is
+    // enough to adopt the abort, so the other participant may get the Abort without ever
+    // being asked. Only the durable outcome is certain.
     let server = Server::start(&serve_args(&db, &[&one, &two], None));
-    assert_eq!(one.next(), Seen::StateQueried(txn));
-    assert_eq!(two.next(), Seen::StateQueried(txn));
     wait_all_ended(&server);
     let (protocol, decision, reason, ended) = decision_row(&db, txn);
     assert_eq!(

@@ -70,6 +70,7 @@ fn state_reply(from: u32, txn: u128, state: TxnState) -> Input {
         msg: Msg::StateReply {
             txn: txn_id(txn),
             state,
+            recovered: false,
         },
     }
 }
@@ -364,16 +365,32 @@ fn three_phase_precommit_ack_before_the_precommit_is_durable_is_ignored() {
 }
 
 #[test]
-fn three_phase_committed_ack_to_precommit_counts_as_precommitted() {
+fn three_phase_committed_ack_to_precommit_counts_as_committed_there() {
     let mut core = coordinator();
     transfer3_precommitted(&mut core);
     step(&mut core, 25, pre_ack(1, T1));
+    // A termination leader committed it: DoCommit only to the one that has not.
     assert_eq!(
         step(&mut core, 26, ack_with(2, T1, Outcome::Committed)),
-        vec![
-            decide_to(1, T1, Decision::Commit),
-            decide_to(2, T1, Decision::Commit)
-        ]
+        vec![decide_to(1, T1, Decision::Commit)]
+    );
+    assert_eq!(
+        step(&mut core, 27, ack(1, T1)),
+        vec![committed(T1), persist_ended(2, T1)]
+    );
+}
+
+#[test]
+fn three_phase_every_precommit_answered_committed_ends_without_docommit() {
+    let mut core = coordinator();
+    transfer3_precommitted(&mut core);
+    assert_eq!(
+        step(&mut core, 25, ack_with(1, T1, Outcome::Committed)),
+        vec![]
+    );
+    assert_eq!(
+        step(&mut core, 26, ack_with(2, T1, Outcome::Committed)),
+        vec![committed(T1), persist_ended(2, T1)]
     );
 }
 
@@ -531,11 +548,63 @@ fn three_phase_unknown_ack_to_precommit_adopts_the_abort() {
     );
 }
 
+// ---- DoCommit acks: what the client hears and what is logged follow the participants ----
+
+/// Every YES voter of the transfer refused the DoCommit.
+const REFUSED_BY_1_2: &str = "no participant committed: participants 1, 2 refused the \
+                              DoCommit, having aborted (a termination protocol overrode the \
+                              logged precommit): the abort is adopted";
+
+fn split(committed: &str, aborted: &str) -> String {
+    format!(
+        "ATOMICITY VIOLATED, the outcome is split: {committed} committed, {aborted} aborted (a \
+         termination protocol overrode the logged precommit)"
+    )
+}
+
 #[test]
-fn three_phase_aborted_ack_after_docommit_cannot_undo_the_commit() {
+fn three_phase_every_docommit_ack_aborted_adopts_the_abort_and_tells_the_client_aborted() {
     let mut core = coordinator();
     transfer3_docommit_sent(&mut core);
-    // The documented partition limit: logged loudly, counted as an ack.
+    assert_eq!(
+        step(&mut core, 31, ack_with(1, T1, Outcome::Aborted)),
+        vec![]
+    );
+    // Nothing was applied anywhere: the precommit becomes an abort, durably first.
+    assert_eq!(
+        step(&mut core, 32, ack_with(2, T1, Outcome::Aborted)),
+        vec![persist_abort_adopted(2, T1, REFUSED_BY_1_2)]
+    );
+    assert_eq!(core.poll_timeout(), None);
+    assert_eq!(
+        step(&mut core, 33, Input::Persisted { lsn: Lsn(2) }),
+        vec![aborted(T1, REFUSED_BY_1_2)]
+    );
+    assert_eq!(core.txns_in_flight(), 0);
+    assert_eq!(
+        step(&mut core, 34, query(1, 1, T1)),
+        vec![answer(1, 1, T1, Answer::Abort)]
+    );
+}
+
+#[test]
+fn three_phase_unknown_docommit_ack_counts_as_not_committed() {
+    let mut core = coordinator();
+    transfer3_docommit_sent(&mut core);
+    assert_eq!(
+        step(&mut core, 31, ack_with(1, T1, Outcome::Unknown)),
+        vec![]
+    );
+    assert_eq!(
+        step(&mut core, 32, ack_with(2, T1, Outcome::Aborted)),
+        vec![persist_abort_adopted(2, T1, REFUSED_BY_1_2)]
+    );
+}
+
+#[test]
+fn three_phase_split_docommit_acks_are_reported_as_atomicity_violated_not_committed() {
+    let mut core = coordinator();
+    transfer3_docommit_sent(&mut core);
     assert_eq!(
         step(&mut core, 31, ack_with(1, T1, Outcome::Aborted)),
         vec![]
@@ -544,9 +613,126 @@ fn three_phase_aborted_ack_after_docommit_cannot_undo_the_commit() {
         step(&mut core, 32, state_reply(1, T1, TxnState::Aborted)),
         vec![]
     );
+    // The decision row keeps 'commit' (applied at 2) and ends; nothing more can be done.
     assert_eq!(
         step(&mut core, 33, ack(2, T1)),
-        vec![committed(T1), persist_ended(2, T1)]
+        vec![
+            aborted(T1, &split("participant 2", "participant 1")),
+            persist_ended(2, T1)
+        ]
+    );
+    assert_eq!(core.txns_in_flight(), 1);
+    assert_eq!(
+        step(&mut core, 34, Input::Persisted { lsn: Lsn(2) }),
+        vec![]
+    );
+    assert_eq!(core.txns_in_flight(), 0);
+}
+
+#[test]
+fn three_phase_client_hears_committed_at_its_timeout_only_once_a_participant_committed() {
+    let mut core = coordinator();
+    transfer3_precommitted(&mut core);
+    assert_eq!(step(&mut core, 25, Input::PeerDown { peer: n(1) }), vec![]);
+    // Both treated as failed: DoCommit is owed to both, nobody has confirmed anything.
+    assert_eq!(step(&mut core, 26, Input::PeerDown { peer: n(2) }), vec![]);
+    let client_due = 26 + TIMEOUT_MS;
+    assert_eq!(tick(&mut core, client_due), vec![]);
+    assert_eq!(
+        step(&mut core, client_due + 1, Input::PeerUp { peer: n(1) }),
+        vec![decide_to(1, T1, Decision::Commit)]
+    );
+    // The first confirmed commit, past the client's timeout: the client hears at once.
+    assert_eq!(
+        step(&mut core, client_due + 2, ack(1, T1)),
+        vec![committed(T1)]
+    );
+    assert_eq!(
+        step(&mut core, client_due + 3, Input::PeerUp { peer: n(2) }),
+        vec![decide_to(2, T1, Decision::Commit)]
+    );
+    assert_eq!(
+        step(&mut core, client_due + 4, ack(2, T1)),
+        vec![persist_ended(2, T1)]
+    );
+}
+
+/// 1, 2 and 3 each get 5: a 3PC transaction with three YES voters; DoCommit went out at
+/// time 30 (every PreCommit acked).
+fn three_way_docommit_sent(core: &mut Coordinator) {
+    let parts = (1..=3).map(|p| (p, vec![add("x", 5)])).collect();
+    step(core, 0, submit(T1, spec3(parts)));
+    for p in 1..=3 {
+        step(core, 10 + u64::from(p), vote(p, T1, Vote::Yes));
+    }
+    step(core, 20, Input::Persisted { lsn: Lsn(1) });
+    step(core, 21, pre_ack(1, T1));
+    step(core, 22, pre_ack(2, T1));
+    assert_eq!(
+        step(core, 30, pre_ack(3, T1)),
+        (1..=3)
+            .map(|p| decide_to(p, T1, Decision::Commit))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn three_phase_client_is_not_told_committed_at_its_timeout_once_a_participant_refused() {
+    let mut core = coordinator();
+    three_way_docommit_sent(&mut core);
+    step(&mut core, 31, ack(1, T1));
+    step(&mut core, 32, ack_with(2, T1, Outcome::Aborted));
+    assert_eq!(tick(&mut core, 30 + TIMEOUT_MS), vec![]);
+    assert_eq!(
+        step(&mut core, 30 + TIMEOUT_MS + 1, ack(3, T1)),
+        vec![
+            aborted(T1, &split("participants 1, 3", "participant 2")),
+            persist_ended(2, T1)
+        ]
+    );
+}
+
+#[test]
+fn three_phase_aborted_precommit_ack_after_a_committed_one_commits_the_rest() {
+    let mut core = coordinator();
+    let parts = (1..=3).map(|p| (p, vec![add("x", 5)])).collect();
+    step(&mut core, 0, submit(T1, spec3(parts)));
+    for p in 1..=3 {
+        step(&mut core, 10 + u64::from(p), vote(p, T1, Vote::Yes));
+    }
+    step(&mut core, 20, Input::Persisted { lsn: Lsn(1) });
+    step(&mut core, 21, ack_with(1, T1, Outcome::Committed));
+    // 1 committed, so no abort can be adopted: the others are told to commit.
+    assert_eq!(
+        step(&mut core, 22, ack_with(2, T1, Outcome::Aborted)),
+        vec![decide_to(3, T1, Decision::Commit)]
+    );
+    assert_eq!(
+        step(&mut core, 23, ack(3, T1)),
+        vec![
+            aborted(T1, &split("participants 1, 3", "participant 2")),
+            persist_ended(2, T1)
+        ]
+    );
+}
+
+#[test]
+fn three_phase_committed_ack_while_an_adopted_abort_is_logged_is_reported_as_split() {
+    let mut core = coordinator();
+    transfer3_precommitted(&mut core);
+    assert_eq!(
+        step(&mut core, 25, ack_with(2, T1, Outcome::Aborted)),
+        vec![persist_abort_adopted(2, T1, ABORTED_BY_2)]
+    );
+    // Too late to keep the row at 'commit'; the client still hears the truth, and the
+    // participant that committed is not told to abort.
+    assert_eq!(
+        step(&mut core, 26, ack_with(1, T1, Outcome::Committed)),
+        vec![]
+    );
+    assert_eq!(
+        step(&mut core, 27, Input::Persisted { lsn: Lsn(2) }),
+        vec![aborted(T1, &split("participant 1", "participant 2"))]
     );
 }
 
@@ -708,6 +894,19 @@ fn three_phase_recovery_commits_at_once_when_a_participant_committed() {
         step(&mut core, 2, query(1, 1, T1)),
         vec![answer(1, 1, T1, Answer::Commit)]
     );
+}
+
+#[test]
+fn three_phase_recovery_with_split_states_keeps_the_commit_row_and_ends_it() {
+    let mut core = coordinator();
+    recovered3(&mut core, &[1, 2]);
+    step(&mut core, 1, state_reply(1, T1, TxnState::Committed));
+    assert_eq!(
+        step(&mut core, 2, state_reply(2, T1, TxnState::Aborted)),
+        vec![]
+    );
+    // 1 committed: the row must not become 'abort'; it ends. No client to tell.
+    assert_eq!(step(&mut core, 3, ack(1, T1)), vec![persist_ended(1, T1)]);
 }
 
 #[test]
