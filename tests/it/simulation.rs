@@ -13,6 +13,21 @@ use tests::sim::{self, FaultOptions, Options, Planted, ProtocolMix, Report};
 const CI_SEEDS: Range<u64> = 0..300;
 /// Smaller batches for checks that only need some seed to trip.
 const PLANTED_SEEDS: Range<u64> = 0..200;
+/// 3PC under crash-only faults is where the termination protocol's corner cases live: a
+/// larger batch, about 8 s in a debug build.
+const THREE_PHASE_CRASH_ONLY_SEEDS: Range<u64> = 0..4_000;
+/// Seeds that once broke 3PC under crash-only faults: recovered participants deciding
+/// among themselves on states that predated a decision (7108, 8580, 13183, 15809), a YES
+/// given before the mesh was back after a restart (9209, 13918), and the coordinator
+/// reporting a commit its participants had aborted (4807, 10015, 17131). Traces move as
+/// the code changes, so these may no longer hit the same windows; they are cheap to keep.
+const THREE_PHASE_CRASH_ONLY_REGRESSION_SEEDS: [u64; 9] =
+    [4807, 7108, 8580, 9209, 10015, 13183, 13918, 15809, 17131];
+/// Seeds where a PreCommit arrived while the commit was being persisted and waited for a
+/// record it needed no longer (a participant invariant panic).
+const THREE_PHASE_SINGLE_CRASH_REGRESSION_SEEDS: [u64; 4] = [2699, 11563, 15309, 17534];
+/// The same bugs seen with both protocols under crash-only faults.
+const MIXED_CRASH_ONLY_REGRESSION_SEEDS: [u64; 3] = [3415, 4534, 6906];
 /// Trace lines shown for a failing seed (its replay prints them all).
 const TRACE_TAIL_LINES: usize = 60;
 
@@ -24,13 +39,20 @@ fn options(protocol: ProtocolMix, faults: FaultOptions) -> Options {
     }
 }
 
-fn run_seeds(options: &Options, seeds: Range<u64>) -> Vec<Report> {
-    seeds.map(|seed| sim::run(seed, options)).collect()
+fn run_seeds(options: &Options, seeds: impl IntoIterator<Item = u64>) -> Vec<Report> {
+    seeds
+        .into_iter()
+        .map(|seed| sim::run(seed, options))
+        .collect()
 }
 
 /// Fails with the first failing seed's violations, the tail of its trace and how to
 /// replay it.
-fn assert_no_violation(options: &Options, seeds: Range<u64>, replay_flags: &str) -> Vec<Report> {
+fn assert_no_violation(
+    options: &Options,
+    seeds: impl IntoIterator<Item = u64>,
+    replay_flags: &str,
+) -> Vec<Report> {
     let reports = run_seeds(options, seeds);
     let failed: Vec<&Report> = reports
         .iter()
@@ -120,7 +142,39 @@ fn mixed_protocols_under_crashes_keep_every_property() {
 #[test]
 fn three_phase_under_crash_only_faults_keeps_every_property() {
     let options = options(ProtocolMix::ThreePhase, FaultOptions::crash_only());
-    assert_no_violation(&options, CI_SEEDS, "--protocol 3pc --faults crash-only");
+    assert_no_violation(
+        &options,
+        THREE_PHASE_CRASH_ONLY_SEEDS,
+        "--protocol 3pc --faults crash-only",
+    );
+}
+
+#[test]
+fn seeds_that_once_broke_three_phase_keep_every_property() {
+    let cases = [
+        (
+            ProtocolMix::ThreePhase,
+            FaultOptions::crash_only(),
+            &THREE_PHASE_CRASH_ONLY_REGRESSION_SEEDS[..],
+            "--protocol 3pc --faults crash-only",
+        ),
+        (
+            ProtocolMix::ThreePhase,
+            FaultOptions::single_coordinator_crash(),
+            &THREE_PHASE_SINGLE_CRASH_REGRESSION_SEEDS[..],
+            "--protocol 3pc --faults single-coordinator-crash",
+        ),
+        (
+            ProtocolMix::Mixed,
+            FaultOptions::crash_only(),
+            &MIXED_CRASH_ONLY_REGRESSION_SEEDS[..],
+            "--protocol mixed --faults crash-only",
+        ),
+    ];
+    for (protocol, faults, seeds, replay_flags) in cases {
+        let options = options(protocol, faults);
+        assert_no_violation(&options, seeds.iter().copied(), replay_flags);
+    }
 }
 
 #[test]

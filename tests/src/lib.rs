@@ -244,6 +244,10 @@ impl Cluster {
 
     pub fn start_coordinator(&mut self, crash_at: &[&str]) {
         if let Some(old) = self.coordinator.take() {
+            // The end of a decision is written lazily: wait for it, or the new coordinator
+            // would recover the decision and re-send its Commit, which can trip the new
+            // crash points before the test has even started.
+            self.wait_decisions_ended();
             old.kill();
         }
         let mut args: Vec<String> = vec![
@@ -274,6 +278,16 @@ impl Cluster {
             self.dir.path(),
         );
         self.coordinator = Some(node);
+    }
+
+    /// Waits until the coordinator's decision log has no unfinished decision.
+    pub fn wait_decisions_ended(&self) {
+        let db = self.dir.path().join("coordinator.db");
+        let deadline = Instant::now() + CONVERGE_TIMEOUT;
+        while query_db(&db, "SELECT count(*) FROM unfinished") != vec![vec!["0".to_string()]] {
+            assert!(Instant::now() < deadline, "decisions never ended");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn coordinator_addr(&self) -> SocketAddr {

@@ -184,10 +184,16 @@ impl Clone for ParticipantInput {
                 txn: *txn,
                 answer: *answer,
             },
-            Input::StateReply { from, txn, state } => Input::StateReply {
+            Input::StateReply {
+                from,
+                txn,
+                state,
+                recovered,
+            } => Input::StateReply {
                 from: *from,
                 txn: *txn,
                 state: *state,
+                recovered: *recovered,
             },
             Input::Ack { from, txn, outcome } => Input::Ack {
                 from: *from,

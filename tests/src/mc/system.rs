@@ -718,7 +718,16 @@ impl System {
             },
             Frame::Response { msg, .. } => match msg {
                 Msg::DecisionAnswer { txn, answer } => Input::DecisionAnswer { from, txn, answer },
-                Msg::StateReply { txn, state } => Input::StateReply { from, txn, state },
+                Msg::StateReply {
+                    txn,
+                    state,
+                    recovered,
+                } => Input::StateReply {
+                    from,
+                    txn,
+                    state,
+                    recovered,
+                },
                 Msg::Ack { txn, outcome } => Input::Ack { from, txn, outcome },
                 _ => return,
             },

@@ -72,7 +72,16 @@ impl World {
                     Msg::DecisionAnswer { txn, answer } => {
                         Some(Input::DecisionAnswer { from, txn, answer })
                     }
-                    Msg::StateReply { txn, state } => Some(Input::StateReply { from, txn, state }),
+                    Msg::StateReply {
+                        txn,
+                        state,
+                        recovered,
+                    } => Some(Input::StateReply {
+                        from,
+                        txn,
+                        state,
+                        recovered,
+                    }),
                     Msg::Ack { txn, outcome } => Some(Input::Ack { from, txn, outcome }),
                     other => {
                         note!(self, "response {} dropped", other.kind());

@@ -81,6 +81,7 @@ impl CoordinatorCore for CommitBeforeDurable {
 /// them dropped), so when its coordinator fails or its timeout fires it finds no live
 /// peer and decides alone by the card's rules (`waiting` -> abort, `precommitted` ->
 /// commit). A single coordinator crash between two PreCommits then splits a transaction.
+/// Only while it votes does it see the txn's peers up: a 3PC YES needs them.
 pub struct TimeoutsWithoutTermination {
     inner: Participant,
     coordinator: NodeId,
@@ -98,6 +99,25 @@ impl ParticipantCore for TimeoutsWithoutTermination {
             participant_core::Input::PeerUp { peer }
             | participant_core::Input::PeerDown { peer }
                 if peer != self.coordinator => {}
+            participant_core::Input::Prepare {
+                ref participants, ..
+            } => {
+                let me = self.inner.node_id();
+                let peers: Vec<NodeId> = participants
+                    .iter()
+                    .copied()
+                    .filter(|peer| *peer != me && *peer != self.coordinator)
+                    .collect();
+                for &peer in &peers {
+                    self.inner
+                        .handle(now, participant_core::Input::PeerUp { peer });
+                }
+                self.inner.handle(now, input);
+                for peer in peers {
+                    self.inner
+                        .handle(now, participant_core::Input::PeerDown { peer });
+                }
+            }
             input => self.inner.handle(now, input),
         }
     }

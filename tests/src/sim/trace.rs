@@ -30,7 +30,12 @@ pub fn msg(msg: &Msg) -> String {
         Msg::Decide { decision, .. } => format!("Decide({txn} {})", decision_text(*decision)),
         Msg::Ack { outcome, .. } => format!("Ack({txn} {})", outcome_text(*outcome)),
         Msg::DecisionAnswer { answer, .. } => format!("Answer({txn} {})", answer_text(*answer)),
-        Msg::StateReply { state, .. } => format!("StateReply({txn} {state:?})"),
+        Msg::StateReply {
+            state, recovered, ..
+        } => {
+            let recovered = if *recovered { " recovered" } else { "" };
+            format!("StateReply({txn} {state:?}{recovered})")
+        }
         Msg::Error { reason } => format!("Error({reason})"),
         other => format!("{}({txn})", other.kind()),
     }
