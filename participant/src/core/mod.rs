@@ -86,7 +86,7 @@ pub struct ReplyTo {
     pub conn: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Input {
     /// A coordinator asks for a vote (3PC: CanCommit). `values` holds the committed value
     /// of every key the ops name (`None`: absent); `stored` is the store's record of `txn`,
