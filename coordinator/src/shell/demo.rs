@@ -111,13 +111,7 @@ pub fn run(config: DemoConfig) -> Result<bool, DemoError> {
     // ephemeral ports that means choosing them first: `reserve_ports` binds free ports
     // and releases them just before the participants bind them again.
     let participant_bin = config.bin_dir.join("participant");
-    let mesh = supports_peer_flag(&participant_bin);
-    let listen: Vec<SocketAddr> = if mesh {
-        reserve_ports(config.participants)?
-    } else {
-        tracing::warn!("this participant binary has no --peer flag: starting without a mesh");
-        vec![SocketAddr::from(([127, 0, 0, 1], 0)); config.participants as usize]
-    };
+    let listen = reserve_ports(config.participants)?;
     let mut participant_addrs = Vec::new();
     for (id, addr) in (1..=config.participants).zip(&listen) {
         let name = format!("participant-{id}");
@@ -132,12 +126,10 @@ pub fn run(config: DemoConfig) -> Result<bool, DemoError> {
             "--cluster".to_string(),
             CLUSTER_ID.to_string(),
         ];
-        if mesh {
-            for (peer, peer_addr) in (1..=config.participants).zip(&listen) {
-                if peer != id {
-                    args.push("--peer".to_string());
-                    args.push(format!("{peer}={peer_addr}"));
-                }
+        for (peer, peer_addr) in (1..=config.participants).zip(&listen) {
+            if peer != id {
+                args.push("--peer".to_string());
+                args.push(format!("{peer}={peer_addr}"));
             }
         }
         let addr = children.start(&name, &participant_bin, &args, &dir)?;
@@ -211,16 +203,6 @@ fn check(config: &DemoConfig) -> Result<(), DemoError> {
         }
     }
     Ok(())
-}
-
-/// Whether `participant serve` takes `--peer ID=ADDR` (the participant mesh).
-fn supports_peer_flag(bin: &Path) -> bool {
-    Command::new(bin)
-        .args(["serve", "--help"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--peer"))
 }
 
 /// `count` distinct free loopback addresses: all bound at once (so they differ), then
