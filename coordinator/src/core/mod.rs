@@ -416,7 +416,12 @@ enum PartState {
     /// 3PC recovery: StateQuery sent (or owed while it is down); no reply yet.
     AwaitingState,
     /// 3PC recovery: replied Waiting or PreCommitted (Prepared is taken as Waiting).
-    Reported(TxnState),
+    /// `recovered`: the participant restarted since its vote, so it never decides on its
+    /// own again (an operational one may still lead a termination round and decide).
+    Reported {
+        state: TxnState,
+        recovered: bool,
+    },
     /// 3PC: the participant reported that it aborted (or, answering a DoCommit, that it
     /// has no record of the transaction): it will never commit.
     Aborted,
@@ -444,6 +449,9 @@ enum Phase {
     },
     Logging {
         lsn: Lsn,
+        /// 3PC: the PreCommit deadline (`Collecting::votes_due`), kept while the
+        /// precommit is written: a record durable at or after it sends no PreCommit.
+        precommit_due: Option<Millis>,
     },
     PreCommitting {
         /// `None` in recovery: every PreCommit must be acked (nobody is presumed failed).
@@ -474,6 +482,9 @@ struct Txn {
     wake_at: Option<Millis>,
     /// 3PC: why the commit was turned into an abort (set in `LoggingAbort`).
     abort_reason: Option<String>,
+    /// 3PC: the precommit record became durable after the PreCommit deadline, so no
+    /// PreCommit went out and the abort is adopted with no participant reporting one.
+    precommit_late: bool,
 }
 
 impl Txn {
@@ -679,23 +690,28 @@ impl Coordinator {
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         let fail = |what: String| Err(InvariantViolation(what));
         for (&id, txn) in &self.txns {
-            let allowed: &[PartState] = match txn.phase {
-                Phase::Collecting { .. } => {
-                    &[PartState::AwaitingVote, PartState::Yes, PartState::ReadOnly]
-                }
-                Phase::Logging { lsn } => {
+            // The states each phase allows; `reports`: also undecided 3PC state reports.
+            let (allowed, reports): (&[PartState], bool) = match txn.phase {
+                Phase::Collecting { .. } => (
+                    &[PartState::AwaitingVote, PartState::Yes, PartState::ReadOnly],
+                    false,
+                ),
+                Phase::Logging { lsn, .. } => {
                     if self.pending.get(&lsn) != Some(&Pending::Decided(id)) {
                         return fail(format!("txn {id} logging but lsn {lsn:?} not pending"));
                     }
-                    &[PartState::Yes, PartState::ReadOnly]
+                    (&[PartState::Yes, PartState::ReadOnly], false)
                 }
-                Phase::PreCommitting { .. } => &[
-                    PartState::ReadOnly,
-                    PartState::AwaitingPreAck,
-                    PartState::PreAcked,
-                    PartState::Silent,
-                    PartState::Acked,
-                ],
+                Phase::PreCommitting { .. } => (
+                    &[
+                        PartState::ReadOnly,
+                        PartState::AwaitingPreAck,
+                        PartState::PreAcked,
+                        PartState::Silent,
+                        PartState::Acked,
+                    ],
+                    false,
+                ),
                 Phase::Committing { .. } => {
                     if !txn.parts.iter().any(|p| p.state == PartState::AwaitingAck) {
                         return fail(format!(
@@ -703,25 +719,26 @@ impl Coordinator {
                             txn.parts
                         ));
                     }
-                    &[
-                        PartState::ReadOnly,
-                        PartState::AwaitingAck,
-                        PartState::Acked,
-                        PartState::Aborted,
-                    ]
+                    (
+                        &[
+                            PartState::ReadOnly,
+                            PartState::AwaitingAck,
+                            PartState::Acked,
+                            PartState::Aborted,
+                        ],
+                        false,
+                    )
                 }
-                Phase::Resolving { .. } => &[
-                    PartState::AwaitingState,
-                    PartState::Reported(TxnState::Waiting),
-                    PartState::Reported(TxnState::PreCommitted),
-                ],
+                Phase::Resolving { .. } => (&[PartState::AwaitingState], true),
                 Phase::LoggingAbort { lsn } => {
                     if self.pending.get(&lsn) != Some(&Pending::AbortAdopted(id)) {
                         return fail(format!(
                             "txn {id} logging an abort but lsn {lsn:?} not pending"
                         ));
                     }
-                    if !txn.parts.iter().any(|p| p.state == PartState::Aborted) {
+                    if !txn.precommit_late
+                        && !txn.parts.iter().any(|p| p.state == PartState::Aborted)
+                    {
                         return fail(format!(
                             "txn {id} adopts an abort no participant reported: {:?}",
                             txn.parts
@@ -730,20 +747,25 @@ impl Coordinator {
                     if txn.abort_reason.is_none() {
                         return fail(format!("txn {id} adopts an abort without a reason"));
                     }
-                    &[
-                        PartState::ReadOnly,
-                        PartState::AwaitingPreAck,
-                        PartState::PreAcked,
-                        PartState::Silent,
-                        PartState::AwaitingState,
-                        PartState::Reported(TxnState::Waiting),
-                        PartState::Reported(TxnState::PreCommitted),
-                        PartState::Aborted,
-                        PartState::Acked,
-                    ]
+                    (
+                        &[
+                            PartState::Yes,
+                            PartState::ReadOnly,
+                            PartState::AwaitingPreAck,
+                            PartState::PreAcked,
+                            PartState::Silent,
+                            PartState::AwaitingState,
+                            PartState::Aborted,
+                            PartState::Acked,
+                        ],
+                        true,
+                    )
                 }
             };
-            if let Some(part) = txn.parts.iter().find(|p| !allowed.contains(&p.state)) {
+            let allows = |state: PartState| {
+                allowed.contains(&state) || (reports && is_undecided_report(state))
+            };
+            if let Some(part) = txn.parts.iter().find(|p| !allows(p.state)) {
                 return fail(format!(
                     "txn {id} in {:?} has participant {} in {:?} (a commit announced before \
                      durable, or a No voter committed?)",
@@ -786,7 +808,8 @@ impl Coordinator {
         for (lsn, pending) in &self.pending {
             let phase = |id: &TxnId| self.txns.get(id).map(|txn| txn.phase);
             match pending {
-                Pending::Decided(id) if phase(id) != Some(Phase::Logging { lsn: *lsn }) => {
+                Pending::Decided(id) if !matches!(phase(id), Some(Phase::Logging { lsn: at, .. }) if at == *lsn) =>
+                {
                     return fail(format!(
                         "decided record {lsn:?} pending for txn {id} not logging"
                     ));
@@ -870,6 +893,7 @@ impl Coordinator {
                 phase: Phase::Collecting { votes_due },
                 wake_at: None,
                 abort_reason: None,
+                precommit_late: false,
             },
         );
         self.arm(id, Some(votes_due));
@@ -879,7 +903,11 @@ impl Coordinator {
         match msg {
             Msg::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
             Msg::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
-            Msg::StateReply { txn, state, .. } => self.on_state_reply(now, from, txn, state),
+            Msg::StateReply {
+                txn,
+                state,
+                recovered,
+            } => self.on_state_reply(now, from, txn, state, recovered),
             Msg::Error { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
             }
@@ -938,20 +966,21 @@ impl Coordinator {
             return;
         }
         let (protocol, timeout_ms) = (txn.protocol, txn.timeout_ms);
-        match protocol {
-            Protocol::TwoPhase => {}
+        let precommit_due = match protocol {
+            Protocol::TwoPhase => None,
             Protocol::ThreePhase => {
                 if let Some(reason) = self.too_late_to_precommit(now, votes_due, timeout_ms) {
                     self.abort(id, reason);
                     return;
                 }
+                Some(votes_due)
             }
-        }
-        self.log_commit(id);
+        };
+        self.log_commit(id, precommit_due);
     }
 
     /// All voted Yes/ReadOnly (and, for 3PC, in time): hands out the commit record.
-    fn log_commit(&mut self, id: TxnId) {
+    fn log_commit(&mut self, id: TxnId, precommit_due: Option<Millis>) {
         let lsn = self.next_lsn();
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
@@ -966,7 +995,7 @@ impl Coordinator {
             .map(|p| p.node)
             .collect();
         let protocol = txn.protocol;
-        txn.phase = Phase::Logging { lsn };
+        txn.phase = Phase::Logging { lsn, precommit_due };
         // No deadline while logging: the store answers or the node dies (a failed write is fatal).
         self.arm(id, None);
         self.pending.insert(lsn, Pending::Decided(id));
@@ -1136,9 +1165,16 @@ impl Coordinator {
         let Some(txn) = self.txns.get(&id) else {
             return;
         };
+        let precommit_due = match txn.phase {
+            Phase::Logging { precommit_due, .. } => precommit_due,
+            _ => None,
+        };
         match txn.protocol {
             Protocol::TwoPhase => self.send_commit(now, id),
-            Protocol::ThreePhase => self.send_precommit(now, id),
+            Protocol::ThreePhase => match precommit_due {
+                Some(due) if now >= due => self.precommit_durable_too_late(id, due),
+                _ => self.send_precommit(now, id),
+            },
         }
     }
 
@@ -1157,7 +1193,7 @@ impl Coordinator {
                     | PartState::PreAcked
                     | PartState::Silent
                     | PartState::AwaitingState
-                    | PartState::Reported(_)
+                    | PartState::Reported { .. }
             ) {
                 part.state = PartState::AwaitingAck;
                 if self.up.contains(&part.node) {
@@ -1221,7 +1257,10 @@ impl Coordinator {
                     Msg::PreCommit { txn: id }
                 }
                 (Phase::Committing { .. }, PartState::AwaitingAck) => decide(id, Decision::Commit),
-                (Phase::Resolving { .. }, PartState::AwaitingState) => Msg::StateQuery { txn: id },
+                // A participant that reported an operational state may have restarted.
+                (Phase::Resolving { .. }, state) if asks_state(state) => {
+                    Msg::StateQuery { txn: id }
+                }
                 _ => continue,
             };
             self.outputs.push_back(Output::Send { to: peer, msg });
@@ -1315,6 +1354,7 @@ impl Coordinator {
                     phase,
                     wake_at: None,
                     abort_reason: None,
+                    precommit_late: false,
                 },
             );
             self.arm(id, Some(resend_at));
@@ -1471,6 +1511,31 @@ fn decide(txn: TxnId, decision: Decision) -> Msg {
 
 fn earliest(a: Option<Millis>, b: Millis) -> Millis {
     a.map_or(b, |a| a.min(b))
+}
+
+/// 3PC recovery: whether a participant in `state` is asked (again) for its state: until
+/// it answered, and while its answer came from an operational participant, which may
+/// still decide in a termination round.
+fn asks_state(state: PartState) -> bool {
+    matches!(
+        state,
+        PartState::AwaitingState
+            | PartState::Reported {
+                recovered: false,
+                ..
+            }
+    )
+}
+
+/// A 3PC recovery report of an undecided state (the only states kept as reports).
+fn is_undecided_report(state: PartState) -> bool {
+    matches!(
+        state,
+        PartState::Reported {
+            state: TxnState::Waiting | TxnState::PreCommitted,
+            ..
+        }
+    )
 }
 
 /// "participant 2" or "participants 2, 3".

@@ -165,7 +165,14 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn on_state_reply(&mut self, now: Millis, from: NodeId, id: TxnId, state: TxnState) {
+    pub(super) fn on_state_reply(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        id: TxnId,
+        state: TxnState,
+        recovered: bool,
+    ) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
@@ -182,7 +189,7 @@ impl Coordinator {
             (Phase::Resolving { .. }, _)
                 if matches!(
                     part.state,
-                    PartState::AwaitingState | PartState::Reported(_)
+                    PartState::AwaitingState | PartState::Reported { .. }
                 ) =>
             {
                 match state {
@@ -204,7 +211,7 @@ impl Coordinator {
                         } else {
                             state
                         };
-                        part.state = PartState::Reported(state);
+                        part.state = PartState::Reported { state, recovered };
                         self.finish_resolving(now, id);
                     }
                 }
@@ -230,40 +237,54 @@ impl Coordinator {
         }
     }
 
-    /// Recovery: once every participant said Waiting or PreCommitted, finish as commit:
-    /// PreCommit the Waiting ones and wait for ALL acks (nobody is presumed failed here:
-    /// one that stays silent may have aborted with its peers while we were down).
+    /// Recovery: the coordinator is a recovered site, and the participants' termination
+    /// protocol may be running (or have decided) without it. It decides only when no
+    /// termination can decide any more: every participant answered an undecided state
+    /// *and* had restarted since its vote (a recovered participant never leads, never
+    /// decides alone and only adopts a decision it hears). A participant that decided
+    /// made that durable before telling anyone, so it answers its decision, never an
+    /// undecided state; so with every participant recovered and undecided, nobody has
+    /// decided and nobody but the coordinator can: it commits (the logged precommit).
+    /// While some participant is operational, the coordinator waits for the outcome that
+    /// its termination round reaches, asking again (`asks_state`).
     fn finish_resolving(&mut self, now: Millis, id: TxnId) {
-        let resend_at = now.plus(self.config.decide_resend_ms);
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let all_recovered = txn.parts.iter().all(|p| {
+            matches!(
+                p.state,
+                PartState::Reported {
+                    recovered: true,
+                    ..
+                }
+            )
+        });
+        if all_recovered {
+            tracing::info!(txn_id = %id, "recovered precommit: every participant restarted since its vote and none decided; the coordinator commits");
+            self.send_commit(now, id);
+        }
+    }
+
+    /// The precommit became durable at or after the PreCommit deadline: a participant's
+    /// waiting timeout may have fired and its termination protocol aborted. No PreCommit
+    /// went out, so nobody can be precommitted: the abort is adopted durably (the
+    /// decision row becomes 'abort'), then the voters and the client hear it.
+    pub(super) fn precommit_durable_too_late(&mut self, id: TxnId, due: Millis) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        if txn
-            .parts
-            .iter()
-            .any(|p| !matches!(p.state, PartState::Reported(_)))
-        {
-            return;
-        }
-        for part in &mut txn.parts {
-            if part.state == PartState::Reported(TxnState::PreCommitted) {
-                part.state = PartState::PreAcked;
-            } else {
-                part.state = PartState::AwaitingPreAck;
-                if self.up.contains(&part.node) {
-                    self.outputs.push_back(Output::Send {
-                        to: part.node,
-                        msg: Msg::PreCommit { txn: id },
-                    });
-                }
-            }
-        }
-        txn.phase = Phase::PreCommitting {
-            acks_due: None,
-            resend_at,
-        };
-        self.arm(id, Some(resend_at));
-        self.commit_if_precommitted(now, id);
+        txn.precommit_late = true;
+        let reason = format!(
+            "the precommit record became durable after the PreCommit deadline ({} ms after \
+             CanCommit, {} ms before the participants' waiting timeout): a participant may \
+             have timed out, so no PreCommit was sent",
+            txn.timeout_ms
+                .saturating_sub(self.config.precommit_margin_ms),
+            self.config.precommit_margin_ms
+        );
+        tracing::warn!(txn_id = %id, due_ms = due.0, %reason, "adopting abort");
+        self.log_adopted_abort(id, reason);
     }
 
     /// PreCommitting with no ack missing (acked, or given up on): DoCommit.
@@ -337,7 +358,7 @@ impl Coordinator {
             Phase::Resolving { mut resend_at } => {
                 if resend_at <= now {
                     for part in &txn.parts {
-                        if part.state == PartState::AwaitingState && self.up.contains(&part.node) {
+                        if asks_state(part.state) && self.up.contains(&part.node) {
                             self.outputs.push_back(Output::Send {
                                 to: part.node,
                                 msg: Msg::StateQuery { txn: id },

@@ -615,7 +615,7 @@ impl Participant {
         if !participants.is_empty() && !participants.contains(&self.node_id) {
             warn!(%txn, peer = %coordinator, ?participants, "the Prepare's participants do not name this participant");
         }
-        match self.check_prepare(protocol, ops, participants, &peers, values) {
+        match self.check_prepare(protocol, ops, timeout_ms, participants, &peers, values) {
             Err(reason) => {
                 info!(%txn, peer = %coordinator, %reason, "voting no");
                 let lsn = self.persist(Record::Aborted {
@@ -670,9 +670,6 @@ impl Participant {
                     self.locks.insert(entry.key.clone(), txn);
                 }
                 let waiting_timeout_ms = self.config.waiting_timeout_ms(timeout_ms);
-                if protocol == Protocol::ThreePhase && waiting_timeout_ms < timeout_ms {
-                    warn!(%txn, requested_ms = timeout_ms, waiting_timeout_ms, "the coordinator's waiting timeout exceeds waiting_timeout_max_ms; this participant may give up first");
-                }
                 let lsn = self.persist(Record::Prepared {
                     txn,
                     protocol,
@@ -715,6 +712,7 @@ impl Participant {
         &self,
         protocol: Protocol,
         ops: &[Op],
+        timeout_ms: u64,
         participants: &[NodeId],
         peers: &[NodeId],
         values: &BTreeMap<String, Option<Value>>,
@@ -774,6 +772,21 @@ impl Participant {
             }
         }
         let evaluated = eval::evaluate(ops, values)?;
+        // The coordinator sends PreCommit only while a voter's waiting timeout cannot
+        // have fired, assuming that timeout is the one it asked for. A shorter one (our
+        // maximum clamps it) could fire first: this node would abort alone while the
+        // coordinator precommits the others. A longer wait is safe.
+        if protocol == Protocol::ThreePhase
+            && !evaluated.is_read_only()
+            && config.waiting_timeout_ms(timeout_ms) < timeout_ms
+        {
+            return Err(format!(
+                "the coordinator asks for a 3pc waiting timeout of {timeout_ms} ms, above this \
+                 participant's maximum of {} ms (--waiting-timeout-max-ms): it would give up \
+                 before the coordinator's PreCommit deadline",
+                config.waiting_timeout_max_ms
+            ));
+        }
         // A 3PC YES commits this participant to the termination protocol, whose failure
         // detector is the mesh: a peer not up is taken as failed, and with none up the
         // card's alone rules decide. Right after a restart (ours or the peer's) a live peer

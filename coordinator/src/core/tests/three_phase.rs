@@ -75,6 +75,18 @@ fn state_reply(from: u32, txn: u128, state: TxnState) -> Input {
     }
 }
 
+/// A StateReply from a participant that restarted since its vote.
+fn recovered_reply(from: u32, txn: u128, state: TxnState) -> Input {
+    Input::Response {
+        from: n(from),
+        msg: Msg::StateReply {
+            txn: txn_id(txn),
+            state,
+            recovered: true,
+        },
+    }
+}
+
 fn persist_precommit(lsn: u64, txn: u128, participants: &[u32]) -> Output {
     Output::Persist {
         lsn: Lsn(lsn),
@@ -215,6 +227,46 @@ fn three_phase_last_yes_just_before_the_precommit_deadline_logs_the_precommit() 
     assert_eq!(
         step(&mut core, VOTES_DUE - 1, vote(2, T1, Vote::Yes)),
         vec![persist_precommit(1, T1, &[1, 2])]
+    );
+}
+
+const LATE_PRECOMMIT: &str = "the precommit record became durable after the PreCommit \
+                              deadline (300 ms after CanCommit, 200 ms before the \
+                              participants' waiting timeout): a participant may have timed \
+                              out, so no PreCommit was sent";
+
+#[test]
+fn three_phase_precommit_durable_at_the_deadline_sends_no_precommit_and_adopts_abort() {
+    let mut core = coordinator();
+    transfer3_voted_yes(&mut core);
+    // A slow group commit (issue 7 bug 2): the record is durable only at the deadline.
+    // A participant's waiting timeout may fire before a PreCommit sent now arrives.
+    assert_eq!(
+        step(&mut core, VOTES_DUE, Input::Persisted { lsn: Lsn(1) }),
+        vec![persist_abort_adopted(2, T1, LATE_PRECOMMIT)]
+    );
+    assert_eq!(
+        step(&mut core, VOTES_DUE + 1, query(1, 1, T1)),
+        vec![answer(1, 1, T1, Answer::Undecided)]
+    );
+    assert_eq!(
+        step(&mut core, VOTES_DUE + 2, Input::Persisted { lsn: Lsn(2) }),
+        vec![
+            decide_to(1, T1, Decision::Abort),
+            decide_to(2, T1, Decision::Abort),
+            aborted(T1, LATE_PRECOMMIT),
+        ]
+    );
+    assert_eq!(core.txns_in_flight(), 0);
+}
+
+#[test]
+fn three_phase_precommit_durable_just_before_the_deadline_sends_precommit() {
+    let mut core = coordinator();
+    transfer3_voted_yes(&mut core);
+    assert_eq!(
+        step(&mut core, VOTES_DUE - 1, Input::Persisted { lsn: Lsn(1) }),
+        vec![precommit_to(1, T1), precommit_to(2, T1)]
     );
 }
 
@@ -816,13 +868,19 @@ fn three_phase_recovery_asks_every_participant_up_and_the_others_when_they_come_
 }
 
 #[test]
-fn three_phase_recovery_resends_state_queries_still_unanswered() {
+fn three_phase_recovery_resends_state_queries_to_the_silent_and_the_operational() {
     let mut core = coordinator();
-    recovered3(&mut core, &[1, 2]);
+    recovered3(&mut core, &[1, 2, 3]);
+    // 1 is operational: its termination round may still decide, so it is asked again;
+    // 2 restarted since its vote and never decides on its own: its answer stands.
     step(&mut core, 1, state_reply(1, T1, TxnState::Waiting));
+    step(&mut core, 1, recovered_reply(2, T1, TxnState::Waiting));
     let resend_at = DECIDE_RESEND_MS_DEFAULT;
     assert_eq!(core.poll_timeout(), Some(Millis(resend_at)));
-    assert_eq!(tick(&mut core, resend_at), vec![state_query_to(2, T1)]);
+    assert_eq!(
+        tick(&mut core, resend_at),
+        vec![state_query_to(1, T1), state_query_to(3, T1)]
+    );
 }
 
 #[test]
@@ -856,27 +914,91 @@ fn three_phase_recovery_adopts_an_abort_the_participants_decided() {
 }
 
 #[test]
-fn three_phase_recovery_finishes_as_commit_when_nobody_aborted() {
+fn three_phase_recovery_never_decides_while_an_operational_participant_may() {
     let mut core = coordinator();
     recovered3(&mut core, &[1, 2]);
+    // Both undecided and operational: their termination protocol decides, not us
+    // (issue 7 bug 1: a PreCommit here raced a leader's abort and split the outcome).
     assert_eq!(
         step(&mut core, 1, state_reply(1, T1, TxnState::Waiting)),
         vec![]
     );
-    // All states known, none aborted: PreCommit the waiting one; the other already is.
     assert_eq!(
         step(&mut core, 2, state_reply(2, T1, TxnState::PreCommitted)),
-        vec![precommit_to(1, T1)]
+        vec![]
     );
     assert_eq!(
-        step(&mut core, 3, pre_ack(1, T1)),
+        step(&mut core, 3, query(1, 1, T1)),
+        vec![answer(1, 1, T1, Answer::Undecided)]
+    );
+    // Their leader committed: adopted at once.
+    assert_eq!(
+        step(&mut core, 4, state_reply(2, T1, TxnState::Committed)),
         vec![
             decide_to(1, T1, Decision::Commit),
             decide_to(2, T1, Decision::Commit)
         ]
     );
-    assert_eq!(step(&mut core, 4, ack(1, T1)), vec![]);
-    assert_eq!(step(&mut core, 5, ack(2, T1)), vec![persist_ended(1, T1)]);
+    assert_eq!(step(&mut core, 5, ack(1, T1)), vec![]);
+    assert_eq!(step(&mut core, 6, ack(2, T1)), vec![persist_ended(1, T1)]);
+}
+
+#[test]
+fn three_phase_recovery_waits_for_the_termination_protocol_and_adopts_its_abort() {
+    let mut core = coordinator();
+    recovered3(&mut core, &[1, 2]);
+    step(&mut core, 1, state_reply(1, T1, TxnState::Waiting));
+    assert_eq!(
+        step(&mut core, 2, state_reply(2, T1, TxnState::Waiting)),
+        vec![]
+    );
+    // The leader decided "all waiting: abort"; asked again, it says so.
+    assert_eq!(
+        tick(&mut core, DECIDE_RESEND_MS_DEFAULT),
+        vec![state_query_to(1, T1), state_query_to(2, T1)]
+    );
+    let reason = "participant 1 aborted while the coordinator was down (its termination \
+                  protocol decided)";
+    assert_eq!(
+        step(&mut core, 1_001, state_reply(1, T1, TxnState::Aborted)),
+        vec![persist_abort_adopted(1, T1, reason)]
+    );
+    assert_eq!(
+        step(&mut core, 1_002, Input::Persisted { lsn: Lsn(1) }),
+        vec![decide_to(2, T1, Decision::Abort)]
+    );
+}
+
+#[test]
+fn three_phase_recovery_commits_once_every_participant_restarted_undecided() {
+    let mut core = coordinator();
+    recovered3(&mut core, &[1, 2]);
+    assert_eq!(
+        step(&mut core, 1, recovered_reply(1, T1, TxnState::Waiting)),
+        vec![]
+    );
+    // 2 reported as operational first: it may still lead, so nothing is decided.
+    assert_eq!(
+        step(&mut core, 2, state_reply(2, T1, TxnState::PreCommitted)),
+        vec![]
+    );
+    // It restarted (down, up: asked again) and is recovered now: nobody else can decide.
+    step(&mut core, 3, Input::PeerDown { peer: n(2) });
+    assert_eq!(
+        step(&mut core, 4, Input::PeerUp { peer: n(2) }),
+        vec![state_query_to(2, T1)]
+    );
+    assert_eq!(
+        step(&mut core, 5, recovered_reply(2, T1, TxnState::PreCommitted)),
+        vec![
+            decide_to(1, T1, Decision::Commit),
+            decide_to(2, T1, Decision::Commit)
+        ]
+    );
+    assert_eq!(
+        step(&mut core, 6, query(1, 1, T1)),
+        vec![answer(1, 1, T1, Answer::Commit)]
+    );
 }
 
 #[test]
@@ -910,43 +1032,12 @@ fn three_phase_recovery_with_split_states_keeps_the_commit_row_and_ends_it() {
 }
 
 #[test]
-fn three_phase_recovery_waits_for_every_precommit_ack_and_still_adopts_a_late_abort() {
-    let mut core = coordinator();
-    recovered3(&mut core, &[1, 2]);
-    step(&mut core, 1, state_reply(1, T1, TxnState::Waiting));
-    assert_eq!(
-        step(&mut core, 2, state_reply(2, T1, TxnState::Waiting)),
-        vec![precommit_to(1, T1), precommit_to(2, T1)]
-    );
-    step(&mut core, 3, pre_ack(1, T1));
-    // No ack timeout in recovery: a silent participant may have aborted with its peers.
-    assert_eq!(step(&mut core, 4, Input::PeerDown { peer: n(2) }), vec![]);
-    assert_eq!(
-        tick(&mut core, 10 * PRECOMMIT_ACK_TIMEOUT_MS_DEFAULT),
-        vec![]
-    );
-    assert_eq!(
-        step(&mut core, 10_001, Input::PeerUp { peer: n(2) }),
-        vec![precommit_to(2, T1)]
-    );
-    // Its termination protocol aborted in the meantime (it was waiting, alone).
-    assert_eq!(
-        step(&mut core, 10_002, ack_with(2, T1, Outcome::Aborted)),
-        vec![persist_abort_adopted(1, T1, ABORTED_BY_2)]
-    );
-    assert_eq!(
-        step(&mut core, 10_003, Input::Persisted { lsn: Lsn(1) }),
-        vec![decide_to(1, T1, Decision::Abort)]
-    );
-}
-
-#[test]
 fn three_phase_recovery_takes_a_prepared_state_as_waiting() {
     let mut core = coordinator();
     recovered3(&mut core, &[1]);
     assert_eq!(
-        step(&mut core, 1, state_reply(1, T1, TxnState::Prepared)),
-        vec![precommit_to(1, T1)]
+        step(&mut core, 1, recovered_reply(1, T1, TxnState::Prepared)),
+        vec![decide_to(1, T1, Decision::Commit)]
     );
 }
 

@@ -31,45 +31,63 @@ fn yes_vote_waits_for_the_waiting_record_and_starts_the_waiting_timeout() {
     );
 }
 
-#[test]
-fn the_waiting_timeout_is_the_prepares_clamped_to_the_configured_bounds() {
-    let mut participant = participant();
-    let (t1, t2) = (txn(1), txn(2));
-    for (n, t, timeout_ms, key) in [(1, t1, 60_000, "a"), (2, t2, 10, "b")] {
-        let mut input = prepare3(n, t, &[ME]);
-        if let Input::Prepare {
-            timeout_ms: requested,
-            ops,
-            values,
-            ..
-        } = &mut input
-        {
-            *requested = timeout_ms;
-            *ops = vec![put(key, 5)];
-            *values = [(key.to_string(), None)].into_iter().collect();
-        }
-        participant.handle(Millis(0), input);
-        participant.handle(Millis(0), Input::Persisted { lsn: Lsn(n) });
-        let _: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
-        participant.check_invariants();
+/// A 3PC Prepare of `put key 5` for `txn` asking for a waiting timeout of `timeout_ms`.
+fn prepare3_with_timeout(id: u64, txn: TxnId, timeout_ms: u64, key: &str) -> Input {
+    let mut input = prepare3(id, txn, &[ME]);
+    if let Input::Prepare {
+        timeout_ms: requested,
+        ops,
+        values,
+        ..
+    } = &mut input
+    {
+        *requested = timeout_ms;
+        *ops = vec![put(key, 5)];
+        *values = [(key.to_string(), None)].into_iter().collect();
     }
-    // The max (5000) for the first, the min (1000) for the second.
+    input
+}
+
+#[test]
+fn a_waiting_timeout_below_the_minimum_is_raised_to_it() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    // Waiting longer than the coordinator assumes is safe: its PreCommit deadline holds.
+    participant.handle(Millis(0), prepare3_with_timeout(1, t1, 10, "b"));
+    participant.handle(Millis(0), Input::Persisted { lsn: Lsn(1) });
+    let _: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
+    participant.check_invariants();
     assert_eq!(participant.poll_timeout(), Some(Millis(1_000)));
-    fire(
+}
+
+#[test]
+fn a_waiting_timeout_above_the_maximum_votes_no() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    // Clamped to 5000 ms, this node would abort alone while the coordinator, which
+    // assumes 60 s, still sends PreCommit to the others (issue 7 bug 3).
+    let reason = "the coordinator asks for a 3pc waiting timeout of 60000 ms, above this \
+                  participant's maximum of 5000 ms (--waiting-timeout-max-ms): it would give \
+                  up before the coordinator's PreCommit deadline";
+    check(
         &mut participant,
-        1_000,
-        vec![persist(
-            3,
-            Record::Aborted {
-                txn: t2,
-                protocol: Protocol::ThreePhase,
-                coordinator: COORDINATOR,
-                reason: "termination protocol: no live peer while waiting (the card's rule)"
-                    .to_string(),
-            },
-        )],
+        0,
+        prepare3_with_timeout(1, t1, 60_000, "a"),
+        vec![
+            persist(
+                1,
+                Record::Aborted {
+                    txn: t1,
+                    protocol: Protocol::ThreePhase,
+                    coordinator: COORDINATOR,
+                    reason: reason.to_string(),
+                },
+            ),
+            no(1, t1, reason),
+        ],
     );
-    assert_eq!(participant.poll_timeout(), Some(Millis(5_000)));
+    assert_eq!(participant.locks_held(), 0);
+    assert_eq!(participant.poll_timeout(), None);
 }
 
 #[test]
