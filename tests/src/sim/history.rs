@@ -68,6 +68,25 @@ pub struct Applied {
     pub commit_logged: bool,
 }
 
+/// A fault outside the model 3PC is safe in (a partition, a reset connection, a clock
+/// jump past the bounds), and the time it may affect the protocol.
+#[derive(Clone, Debug)]
+pub struct Breach {
+    pub from_ms: u64,
+    /// `u64::MAX` while a partition is not healed.
+    pub until_ms: u64,
+    pub what: String,
+    /// The partitioned link, until it heals.
+    pub cut_link: Option<(NodeId, NodeId)>,
+}
+
+impl Breach {
+    /// Whether it is the partition of the link between `x` and `y` (either way round).
+    pub fn cuts(&self, x: NodeId, y: NodeId) -> bool {
+        self.cut_link == Some((x, y)) || self.cut_link == Some((y, x))
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct History {
     pub txns: BTreeMap<TxnId, TxnInfo>,
@@ -77,6 +96,8 @@ pub struct History {
     pub no_delivered: BTreeSet<TxnId>,
     /// Every durable `Committed`/`Aborted` record, per transaction and participant.
     pub applied: BTreeMap<(TxnId, NodeId), Vec<Applied>>,
+    /// Faults outside 3PC's model, in the order they happened.
+    pub breaches: Vec<Breach>,
 }
 
 impl History {
@@ -93,6 +114,14 @@ impl History {
             .range((txn, NodeId(0))..=(txn, NodeId(u32::MAX)))
             .filter(|(_, applied)| applied.iter().any(|a| a.decision == decision))
             .map(|((_, node), _)| *node)
+            .collect()
+    }
+
+    /// The breaches that overlap `from_ms..=until_ms`.
+    pub fn breaches_during(&self, from_ms: u64, until_ms: u64) -> Vec<&Breach> {
+        self.breaches
+            .iter()
+            .filter(|breach| breach.from_ms <= until_ms && breach.until_ms >= from_ms)
             .collect()
     }
 

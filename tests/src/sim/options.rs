@@ -89,8 +89,16 @@ pub struct FaultOptions {
     /// `PreCommit`: aims at 3PC's window where some participants are precommitted and
     /// others still waiting.
     pub coordinator_crash_on_precommit_pct: u32,
+    /// Percent chance that a termination leader crashes within one network delay of
+    /// sending its decision (its record is durable, some peers may not have heard).
+    pub leader_crash_on_decide_pct: u32,
     /// At most this many crashes in a run (`None`: no limit).
     pub crashes_max: Option<u32>,
+    /// Percent chance that one group commit is slow (a busy disk): it takes
+    /// `slow_write_ms` instead of `Options::fsync_ms`. Inside 3PC's model: a write has no
+    /// bound the protocol may rely on.
+    pub slow_write_pct: u32,
+    pub slow_write_ms: RangeInclusive<u64>,
     /// Symmetric partitions of one link.
     pub partitions: bool,
     /// One direction of a link cut (the other side hears nothing back).
@@ -113,7 +121,10 @@ impl FaultOptions {
             participant_crash_on_persist_pct: 2,
             coordinator_crash_on_persist_pct: 2,
             coordinator_crash_on_precommit_pct: 2,
+            leader_crash_on_decide_pct: 2,
             crashes_max: None,
+            slow_write_pct: 1,
+            slow_write_ms: 200..=3_000,
             partitions: true,
             one_way_partitions: true,
             resets: true,
@@ -131,7 +142,41 @@ impl FaultOptions {
             resets: false,
             clock_jump_ms_max: 0,
             clock_drift_ppm_max: 0,
+            slow_write_pct: 0,
             ..FaultOptions::all()
+        }
+    }
+
+    /// Crash-only, with slow disks: one group commit in ten takes up to 3 s (the
+    /// coordinator's precommit write among them).
+    pub fn slow_disk() -> Self {
+        FaultOptions {
+            slow_write_pct: 10,
+            slow_write_ms: 200..=3_000,
+            ..FaultOptions::crash_only()
+        }
+    }
+
+    /// Crash-only, with clock drift and forward jumps kept inside the bounds 3PC's
+    /// timing relies on (`Options::clock_within_bounds` checks them).
+    pub fn clock() -> Self {
+        FaultOptions {
+            clock_jump_ms_max: 50,
+            clock_drift_ppm_max: 10_000,
+            ..FaultOptions::crash_only()
+        }
+    }
+
+    /// Crash-only, with crashes aimed at the windows that matter most: a termination
+    /// leader right after its decision is durable, the coordinator around its log writes
+    /// and PreCommits; often two or three crashes in one transaction.
+    pub fn aimed_crashes() -> Self {
+        FaultOptions {
+            participant_crash_on_persist_pct: 5,
+            coordinator_crash_on_persist_pct: 10,
+            coordinator_crash_on_precommit_pct: 10,
+            leader_crash_on_decide_pct: 40,
+            ..FaultOptions::crash_only()
         }
     }
 
@@ -152,6 +197,7 @@ impl FaultOptions {
             participant_crash_on_persist_pct: 0,
             coordinator_crash_on_persist_pct: 0,
             coordinator_crash_on_precommit_pct: 0,
+            leader_crash_on_decide_pct: 0,
             ..FaultOptions::all()
         }
     }
@@ -162,6 +208,8 @@ impl FaultOptions {
             participant_crash_on_persist_pct: 0,
             coordinator_crash_on_persist_pct: 0,
             coordinator_crash_on_precommit_pct: 0,
+            leader_crash_on_decide_pct: 0,
+            slow_write_pct: 0,
             partitions: false,
             one_way_partitions: false,
             resets: false,
@@ -240,6 +288,21 @@ impl Default for Options {
 }
 
 impl Options {
+    /// How far a clock jump may go before 3PC's timing assumption breaks: a voter's
+    /// waiting timeout must not fire before a PreCommit sent at the deadline arrives, so a
+    /// jump plus the worst drift over the longest timeout plus the longest network delay
+    /// must stay within the coordinator's precommit margin.
+    pub fn clock_jump_bound_ms(&self) -> u64 {
+        let margin = coordinator::core::PRECOMMIT_MARGIN_MS_DEFAULT;
+        let drift_ms = 2 * self.faults.clock_drift_ppm_max * self.txn_timeout_ms.end() / 1_000_000;
+        margin.saturating_sub(drift_ms + self.network.delay_ms.end())
+    }
+
+    /// Whether the clock faults stay inside 3PC's bounds (a split is then never excused).
+    pub fn clock_within_bounds(&self) -> bool {
+        self.faults.clock_jump_ms_max <= self.clock_jump_bound_ms()
+    }
+
     /// Checks the relationships the simulator relies on.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(n) = self.participants
@@ -257,6 +320,7 @@ impl Options {
             ("fault interval", &self.faults.interval_ms),
             ("outage", &self.faults.outage_ms),
             ("fsync", &self.fsync_ms),
+            ("slow write", &self.faults.slow_write_ms),
             ("submit interval", &self.submit_interval_ms),
             ("txn timeout", &self.txn_timeout_ms),
         ];
@@ -274,6 +338,8 @@ impl Options {
         if self.faults.participant_crash_on_persist_pct > 100
             || self.faults.coordinator_crash_on_persist_pct > 100
             || self.faults.coordinator_crash_on_precommit_pct > 100
+            || self.faults.leader_crash_on_decide_pct > 100
+            || self.faults.slow_write_pct > 100
         {
             return Err("crash percentages must be at most 100".to_string());
         }

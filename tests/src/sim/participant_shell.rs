@@ -318,6 +318,7 @@ impl World {
                 outputs.push(output);
             }
         }
+        let mut leader_crash_armed = false;
         for output in outputs {
             match output {
                 Output::Persist { lsn, record } => {
@@ -352,7 +353,15 @@ impl World {
                     }
                 }
                 Output::Send { to, msg } => match self.host(node).channels.get(&to).copied() {
-                    Some(epoch) => self.request(node, to, epoch, msg),
+                    Some(epoch) => {
+                        // Only a termination leader sends a participant's Decide.
+                        let decides = matches!(msg, Msg::Decide { .. });
+                        self.request(node, to, epoch, msg);
+                        if decides && !leader_crash_armed {
+                            leader_crash_armed = true;
+                            self.maybe_crash_leader_on_decide(node);
+                        }
+                    }
                     None => note!(
                         self,
                         "send {} to {} dropped: down",

@@ -13,7 +13,7 @@ use wire::{Msg, NodeId, TxnId};
 use super::check::{self, CoordinatorEnd, ParticipantEnd, View, Violation};
 use super::cores::{CoordinatorCore, ParticipantCore};
 use super::disk::{CoordinatorDisk, ParticipantDisk};
-use super::history::{ClientView, History, TxnInfo, txn_name};
+use super::history::{Breach, ClientView, History, TxnInfo, txn_name};
 use super::net::{Frame, Net, Side};
 use super::options::{Options, Planted};
 use super::trace::{self, COORDINATOR, node_name};
@@ -34,6 +34,8 @@ pub struct Report {
     /// Aborts by cause: `bounds`, `lock conflict`, `participant down`, `timeout`, `other`.
     pub aborted_by: BTreeMap<&'static str, u64>,
     pub violations: Vec<Violation>,
+    /// 3PC splits a fault outside 3PC's model allows, each naming that fault.
+    pub excused: Vec<String>,
     /// One line per event (empty unless `Options::trace`).
     pub trace: Vec<String>,
     pub events: u64,
@@ -56,6 +58,7 @@ pub fn run(seed: u64, options: &Options) -> Report {
                 checker: "setup",
                 detail: reason,
             }],
+            excused: Vec::new(),
             trace: Vec::new(),
             events: 0,
             end_ms: 0,
@@ -200,6 +203,8 @@ pub(super) struct World {
     pub net: Net,
     pub history: History,
     pub violations: Vec<Violation>,
+    /// The excused 3PC splits, filled at the end of the run.
+    excused: Vec<String>,
     trace: Option<Vec<String>>,
     line: String,
     pub healing: bool,
@@ -272,6 +277,7 @@ impl World {
             net,
             history: History::default(),
             violations: Vec::new(),
+            excused: Vec::new(),
             trace,
             line: String::new(),
             healing: false,
@@ -464,7 +470,20 @@ impl World {
         }
         host.flush_scheduled = true;
         let incarnation = host.incarnation;
-        let at = self.after(self.options.fsync_ms.clone());
+        let slow_pct = self.options.faults.slow_write_pct;
+        let slow = !self.healing && slow_pct > 0 && self.rng.random_range(0..100) < slow_pct;
+        let at = if slow {
+            let at = self.after(self.options.faults.slow_write_ms.clone());
+            note!(
+                self,
+                "SLOW WRITE {}: durable in {} ms",
+                node_name(node),
+                at - self.now_ms
+            );
+            at
+        } else {
+            self.after(self.options.fsync_ms.clone())
+        };
         self.schedule(at, Event::DiskFlush { node, incarnation });
     }
 
@@ -493,6 +512,28 @@ impl World {
         }
         let at = self.after(0..=*self.options.network.delay_ms.end());
         self.schedule(at, Event::Crash { node: COORDINATOR });
+    }
+
+    /// After a termination leader sends its decision, sometimes crash it before the
+    /// others arrive: decided and durable at the leader, unknown to some of its peers.
+    pub(super) fn maybe_crash_leader_on_decide(&mut self, node: NodeId) {
+        let pct = self.options.faults.leader_crash_on_decide_pct;
+        if self.healing || pct == 0 || self.rng.random_range(0..100) >= pct {
+            return;
+        }
+        let at = self.after(0..=*self.options.network.delay_ms.end());
+        self.schedule(at, Event::Crash { node });
+    }
+
+    /// Notes a fault outside the model 3PC is safe in (crash failures, bounded delays, a
+    /// detector that suspects only crashed nodes): a split it overlaps is excused.
+    fn breach(&mut self, what: String, until_ms: u64, cut_link: Option<(NodeId, NodeId)>) {
+        self.history.breaches.push(Breach {
+            from_ms: self.now_ms,
+            until_ms,
+            what,
+            cut_link,
+        });
     }
 
     pub(super) fn violation(&mut self, checker: &'static str, detail: String) {
@@ -827,6 +868,18 @@ impl World {
                         format!("RESET {}-{} e{epoch}", node_name(x), node_name(y)),
                     );
                     let notice = self.options.network.reset_notice_ms.clone();
+                    // Both sides see the peer go down while it is alive: a detector
+                    // suspecting a live node, outside the crash-only model.
+                    let until_ms = self.now_ms
+                        + self.options.network.reconnect_ms.end()
+                        + self.options.network.detect_ms_max();
+                    let what = format!(
+                        "connection reset {}-{} at {} ms",
+                        node_name(x),
+                        node_name(y),
+                        self.now_ms
+                    );
+                    self.breach(what, until_ms, None);
                     self.break_conn(epoch, [true, true], notice);
                 }
             }
@@ -834,6 +887,17 @@ impl World {
                 if self.host(node).alive {
                     let jump = self.random(1..=self.options.faults.clock_jump_ms_max);
                     self.begin(&node_name(node), format!("CLOCK JUMP +{jump} ms"));
+                    let bound = self.options.clock_jump_bound_ms();
+                    if jump > bound {
+                        let what = format!(
+                            "clock jump +{jump} ms on {} at {} ms (bound {bound} ms)",
+                            node_name(node),
+                            self.now_ms
+                        );
+                        // Timers it shortens fire within the longest transaction timeout.
+                        let until_ms = self.now_ms + self.options.txn_timeout_ms.end();
+                        self.breach(what, until_ms, None);
+                    }
                     let host = self.host_mut(node);
                     host.clock.jumps_ms += jump;
                     host.timer_ms = None;
@@ -857,6 +921,13 @@ impl World {
             [true, false] => "->",
             _ => "<-",
         };
+        let what = format!(
+            "partition {} {arrow} {} from {} ms",
+            node_name(dialler),
+            node_name(acceptor),
+            self.now_ms
+        );
+        self.breach(what, u64::MAX, Some((dialler, acceptor)));
         self.begin(
             "net",
             format!(
@@ -882,6 +953,16 @@ impl World {
         }
         pair.cut = [false, false];
         self.begin("net", format!("HEAL {}-{}", node_name(x), node_name(y)));
+        // The partition's breach lasts until the new connection is up and heartbeating.
+        let until_ms = self.now_ms
+            + self.options.network.reconnect_ms.end()
+            + self.options.network.detect_ms_max();
+        for breach in &mut self.history.breaches {
+            if breach.until_ms == u64::MAX && breach.cuts(x, y) {
+                breach.cut_link = None;
+                breach.until_ms = until_ms;
+            }
+        }
         let at = self.after(self.options.network.reconnect_ms.clone());
         self.schedule(at, Event::Connect { x, y });
     }
@@ -1045,8 +1126,13 @@ impl World {
                     .map_or(0, |core| core.txns_in_flight()),
             },
             bank_total: workload::initial_total(self.participants.len()),
+            excused: check::atomicity::excused_txns(&self.history),
         };
         let found = check::check_all(&view);
+        self.excused = check::atomicity::excused(&self.history);
+        for line in self.excused.clone() {
+            note!(self, "EXCUSED 3pc split: {line}");
+        }
         for violation in found {
             self.violation(violation.checker, violation.detail);
         }
@@ -1093,6 +1179,7 @@ impl World {
             unknown: count(|view| *view == ClientView::Unknown),
             aborted_by: self.abort_causes(),
             violations: self.violations,
+            excused: self.excused,
             trace: self.trace.unwrap_or_default(),
             events: self.events,
             end_ms: self.now_ms,

@@ -2,7 +2,7 @@
 //! was observed, the durable state of every node, what the cores still hold) and returns
 //! what it found wrong.
 
-mod atomicity;
+pub mod atomicity;
 mod conservation;
 mod durability;
 mod locks;
@@ -10,7 +10,9 @@ mod termination;
 mod validity;
 
 use participant::core::TxnCounts;
-use wire::NodeId;
+use std::collections::BTreeSet;
+
+use wire::{NodeId, TxnId};
 
 use super::disk::{CoordinatorDisk, ParticipantDisk};
 use super::history::History;
@@ -65,6 +67,9 @@ pub struct View<'a> {
     pub coordinator: CoordinatorEnd<'a>,
     /// The bank's total, as it was before the run.
     pub bank_total: i64,
+    /// 3PC transactions whose split a fault outside the model excuses (see
+    /// `atomicity`): the other checkers do not count their effects against the run.
+    pub excused: BTreeSet<TxnId>,
 }
 
 /// A checker: a name and a function of the view.
