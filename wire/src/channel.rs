@@ -33,6 +33,11 @@ pub const DEFAULT_DEAD_AFTER_HEARTBEATS: u32 = 10;
 pub const DEFAULT_RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Generous: a request unanswered this long is lost (the peer dropped it or is stuck), and
+/// every protocol request is retried by its sender's core anyway.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest `request_timeout` a config may set (a deadline must stay representable).
+pub const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 /// Connections one listener serves at once; past that new ones are closed at accept.
 pub const CONNECTIONS_MAX: usize = 4096;
 /// Smallest `max_frame_len` a config may set: a `Hello` must always fit.
@@ -70,6 +75,9 @@ pub struct ChannelConfig {
     pub reconnect_backoff_min: Duration,
     pub reconnect_backoff_max: Duration,
     pub handshake_timeout: Duration,
+    /// A request in flight this long without a response expires: its slot is freed and a
+    /// late response is dropped. Checked once per heartbeat interval.
+    pub request_timeout: Duration,
 }
 
 impl ChannelConfig {
@@ -86,6 +94,7 @@ impl ChannelConfig {
             reconnect_backoff_min: DEFAULT_RECONNECT_BACKOFF_MIN,
             reconnect_backoff_max: DEFAULT_RECONNECT_BACKOFF_MAX,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -111,6 +120,15 @@ impl ChannelConfig {
         }
         if self.handshake_timeout.is_zero() {
             return Err("handshake_timeout must be non-zero".into());
+        }
+        // Expiry runs on the heartbeat tick, so a shorter timeout could not be honoured.
+        if self.request_timeout < self.heartbeat_interval
+            || self.request_timeout > REQUEST_TIMEOUT_MAX
+        {
+            return Err(format!(
+                "request_timeout {:?} outside heartbeat_interval ({:?})..={REQUEST_TIMEOUT_MAX:?}",
+                self.request_timeout, self.heartbeat_interval
+            ));
         }
         Ok(())
     }
@@ -311,6 +329,25 @@ impl Channel {
         self.shared.state().outbound.queued()
     }
 
+    /// The caller stopped waiting for request `id`: frees its slot now rather than at its
+    /// deadline; a response that still comes is dropped. A request still queued is sent
+    /// anyway (skipping it would leave a gap in the ids the peer checks).
+    pub fn abandon(&self, id: RequestId) {
+        let mut state = self.shared.state();
+        if state.outbound.complete(id) {
+            release_ready(&mut state);
+            drop(state);
+            self.wake_writer();
+        }
+    }
+
+    /// True while request `id` of this connection is queued or in flight: not answered,
+    /// not expired, and the channel not closed.
+    pub fn is_pending(&self, id: RequestId) -> bool {
+        let state = self.shared.state();
+        state.close_reason.is_none() && state.outbound.is_pending(id)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.shared.state().close_reason.is_some()
     }
@@ -412,7 +449,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Moves requests that now have an in-flight slot onto the wire queue.
 fn release_ready(state: &mut State) {
-    while let Some((_, bytes)) = state.outbound.pop_ready() {
+    let now = Instant::now();
+    while let Some((_, bytes)) = state.outbound.pop_ready(now) {
         state.outgoing.push_back(bytes);
     }
 }
@@ -622,7 +660,11 @@ async fn run_connection(
             stream: stream.clone(),
             local_addr,
             state: Mutex::new(State {
-                outbound: Outbound::new(config.in_flight_max, config.send_queue_max),
+                outbound: Outbound::new(
+                    config.in_flight_max,
+                    config.send_queue_max,
+                    config.request_timeout,
+                ),
                 outgoing: VecDeque::new(),
                 close_reason: None,
             }),
@@ -739,12 +781,19 @@ async fn heartbeat_loop(channel: Channel, closing: Receiver<()>) {
         if state.close_reason.is_some() {
             return;
         }
+        let expired = state.outbound.expire(Instant::now());
+        if let (Some(first), Some(last)) = (expired.first(), expired.last()) {
+            warn!(peer = %channel.peer(), addr = %channel.peer_addr(), epoch = %channel.epoch(),
+                count = expired.len(), first = first.0, last = last.0,
+                timeout = ?config.request_timeout, "requests unanswered past their deadline; slots freed");
+            release_ready(&mut state);
+        }
         // Anything already queued counts as a heartbeat to the peer.
         if state.outgoing.is_empty() {
             state.outgoing.push_back(heartbeat.clone());
-            drop(state);
-            channel.wake_writer();
         }
+        drop(state);
+        channel.wake_writer();
     }
 }
 
@@ -825,7 +874,7 @@ async fn handle_frame(
                 known
             };
             if !known {
-                warn!(%peer, %addr, %epoch, id = id.0, "response for a request not in flight; dropped");
+                warn!(%peer, %addr, %epoch, id = id.0, "response for a request not in flight (bogus, duplicate, or expired); dropped");
                 return Ok(());
             }
             channel.wake_writer();

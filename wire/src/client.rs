@@ -60,6 +60,10 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let config = Arc::new(ChannelConfig {
             handshake_timeout: timeout,
+            // Each call bounds its own wait and abandons its request when that ends, so
+            // the channel's deadline must not cut a long call (a Submit waits for the
+            // whole transaction) short.
+            request_timeout: channel::REQUEST_TIMEOUT_MAX,
             ..ChannelConfig::new(NodeId(0), Role::Client, cluster_id)
         });
         let (stop, stop_rx) = runtime::bounded(1);
@@ -96,6 +100,7 @@ impl Client {
             Some(Err(oneshot::Canceled)) => Err(ClientError::Closed),
             None => {
                 lock(&self.waiters).by_id.remove(&id);
+                self.channel.abandon(id);
                 Err(ClientError::Timeout)
             }
         }

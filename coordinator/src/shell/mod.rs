@@ -6,6 +6,7 @@ pub mod commands;
 pub mod demo;
 mod log_writer;
 mod node;
+mod outstanding;
 pub mod runtime;
 
 pub use log_writer::WRITE_BATCH_MAX;

@@ -16,6 +16,7 @@ use wire::{
 };
 
 use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
+use super::outstanding::Outstanding;
 use super::runtime::{self, Receiver, Sender};
 use crate::core::{
     ClientRef, Config, Coordinator, Input, Limits, Lsn, Millis, Output, Record, SendFailure,
@@ -125,6 +126,8 @@ struct PeerSlot {
     channel: Option<Channel>,
     /// When and why the last channel went down (`None`: never connected, or up).
     down: Option<(Instant, String)>,
+    /// Requests queued or in flight on `channel`, so a re-send does not queue a copy.
+    outstanding: Outstanding,
     /// Keeps the reconnect loop alive for the node's lifetime.
     _dial: DialHandle,
 }
@@ -174,6 +177,7 @@ impl Node {
             ..ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone())
         });
         channel_config.validate().map_err(ShellError::Config)?;
+        let outstanding_max = channel_config.in_flight_max + channel_config.send_queue_max;
         let peers = config
             .participants
             .iter()
@@ -191,6 +195,7 @@ impl Node {
                         addr,
                         channel: None,
                         down: None,
+                        outstanding: Outstanding::new(outstanding_max),
                         _dial: dial,
                     },
                 )
@@ -295,6 +300,7 @@ impl Node {
                     debug!(epoch = %epoch, %reason, "client disconnected");
                 } else if let Some(slot) = self.current_slot(peer, epoch) {
                     slot.channel = None;
+                    slot.outstanding.clear();
                     slot.down = Some((Instant::now(), reason.clone()));
                     warn!(peer = %peer, epoch = %epoch, %reason, "participant down");
                     self.core.handle(now, Input::PeerDown { peer });
@@ -324,8 +330,14 @@ impl Node {
                 }
             }
             ChannelEvent::Response {
-                peer, epoch, msg, ..
+                peer,
+                epoch,
+                id,
+                msg,
             } => {
+                if let Some(slot) = self.current_slot(peer, epoch) {
+                    slot.outstanding.answered(id);
+                }
                 // Votes and acks are facts about a transaction, whichever connection
                 // carried them: one from an older epoch is as true as a current one.
                 if self.peers.contains_key(&peer) && !self.clients.contains_key(&epoch) {
@@ -353,6 +365,7 @@ impl Node {
                 info!(peer = %peer, epoch = %channel.epoch(), addr = %channel.peer_addr(), "participant up");
                 if let Some(slot) = self.peers.get_mut(&peer) {
                     slot.down = None;
+                    slot.outstanding.clear();
                     if let Some(old) = slot.channel.replace(channel) {
                         old.close();
                     }
@@ -439,8 +452,10 @@ impl Node {
         }
     }
 
-    /// Queues a request to a participant; `Err` says which transaction it was for and why not.
-    fn send(&self, to: NodeId, msg: Msg) -> Result<(), (TxnId, SendFailure)> {
+    /// Queues a request to a participant, unless an identical one is still queued or in
+    /// flight on the current connection (that one will be answered, or expire and be
+    /// re-sent); `Err` says which transaction it was for and why not.
+    fn send(&mut self, to: NodeId, msg: Msg) -> Result<(), (TxnId, SendFailure)> {
         let txn = match &msg {
             Msg::Prepare { txn, .. }
             | Msg::PreCommit { txn }
@@ -451,6 +466,20 @@ impl Node {
                 return Ok(());
             }
         };
+        let Some(slot) = self.peers.get_mut(&to) else {
+            return Err((txn, SendFailure::Closed));
+        };
+        let Some(channel) = slot.channel.as_ref() else {
+            return Err((txn, SendFailure::Closed));
+        };
+        if let Some(earlier) = slot
+            .outstanding
+            .duplicate_of(&msg, |id| channel.is_pending(id))
+        {
+            debug!(txn_id = %txn, peer = %to, kind = msg.kind(), earlier = earlier.0,
+                "identical request still outstanding; not queued again");
+            return Ok(());
+        }
         if let Msg::Decide {
             decision: Decision::Commit,
             ..
@@ -458,10 +487,6 @@ impl Node {
         {
             debug!(txn_id = %txn, peer = %to, "commit sent");
         }
-        let channel = self.peers.get(&to).and_then(|slot| slot.channel.as_ref());
-        let Some(channel) = channel else {
-            return Err((txn, SendFailure::Closed));
-        };
         let crash_point = match &msg {
             Msg::PreCommit { .. } => Some(CRASH_AFTER_FIRST_PRECOMMIT_SENT),
             Msg::Decide {
@@ -470,8 +495,11 @@ impl Node {
             } => Some(CRASH_AFTER_FIRST_COMMIT_SENT),
             _ => None,
         };
-        match channel.request(msg) {
-            Ok(_) => {
+        match channel.request(msg.clone()) {
+            Ok(id) => {
+                if !slot.outstanding.sent(msg, id, |id| channel.is_pending(id)) {
+                    warn!(txn_id = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
+                }
                 if let Some(name) = crash_point {
                     wire::crash::point_after_send(name);
                 }

@@ -47,6 +47,16 @@ impl FakeParticipant {
     /// `not_precommitted`: the state it reports for a txn it got no PreCommit for
     /// (`Aborted`: as if its termination protocol aborted while the coordinator was down).
     fn start_with(id: u32, not_precommitted: TxnState) -> FakeParticipant {
+        Self::start_full(id, not_precommitted, true)
+    }
+
+    /// A fake that votes but never answers a Decide (stuck applying it), while its
+    /// channel stays up.
+    fn start_deaf_to_decide(id: u32) -> FakeParticipant {
+        Self::start_full(id, TxnState::Waiting, false)
+    }
+
+    fn start_full(id: u32, not_precommitted: TxnState, answers_decide: bool) -> FakeParticipant {
         let listener = runtime::block_on(Listener::bind("127.0.0.1:0".parse().expect("addr")))
             .expect("bind fake participant");
         let addr = listener.local_addr();
@@ -73,6 +83,10 @@ impl FakeParticipant {
                             continue;
                         };
                         let reply = match msg {
+                            Msg::Decide { txn, decision } if !answers_decide => {
+                                let _ = seen_tx.send(Seen::Decided(txn, decision));
+                                continue;
+                            }
                             Msg::PreCommit { txn } => {
                                 precommitted.insert(txn);
                                 let _ = seen_tx.send(Seen::PreCommitted(txn));
@@ -531,4 +545,52 @@ fn three_phase_crash_after_a_precommit_ack_finishes_as_commit_after_restart() {
         decision_row(&db, txn),
         ("3pc".to_string(), "commit".to_string(), None, true)
     );
+}
+
+/// `(in flight, queued)` of participant `id`'s channel, from a status report.
+fn channel_load(status: &str, id: u32) -> (usize, usize) {
+    let line = status
+        .lines()
+        .find(|line| line.trim_start().starts_with(&format!("{id} ")))
+        .unwrap_or_else(|| panic!("no line for participant {id}:\n{status}"));
+    let count_before = |label: &str| -> usize {
+        let head = line
+            .split(label)
+            .next()
+            .unwrap_or_else(|| panic!("no {label:?} in {line:?}"));
+        let number = head.split_whitespace().last().unwrap_or_default();
+        number
+            .parse()
+            .unwrap_or_else(|_| panic!("no count before {label:?} in {line:?}"))
+    };
+    (count_before(" requests in flight"), count_before(" queued"))
+}
+
+#[test]
+fn a_participant_that_stops_answering_gets_one_copy_of_each_request_not_one_per_resend() {
+    let deaf = FakeParticipant::start_deaf_to_decide(1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let mut args = serve_args(&db, &[&deaf], None);
+    args.extend(["--decide-resend-ms".to_string(), "50".to_string()]);
+    let server = Server::start(&args);
+    wait_all_up(&server);
+    // 2PC: the client hears "committed" at its timeout though the ack never comes.
+    let out = submit(&server, &["1:add alice 5"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let Seen::Prepared(txn) = deaf.next() else {
+        panic!("prepare expected")
+    };
+    assert_eq!(deaf.next(), Seen::Decided(txn, Decision::Commit));
+    // The submit alone took about 40 resend intervals; wait 10 more, then count.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = wait_all_up(&server);
+    assert!(status.contains("decided, not ended: 1"), "{status}");
+    assert_eq!(
+        channel_load(&status, 1),
+        (1, 0),
+        "only the first Commit is outstanding:\n{status}"
+    );
+    let resent: Vec<Seen> = deaf.seen.try_iter().collect();
+    assert_eq!(resent, vec![], "no copy reached the participant");
 }

@@ -57,8 +57,12 @@ pub use record::{LogEntry, Lsn, OpKind, Record, StoredState, StoredTxn};
 use termination::Termination;
 
 /// Requests for the same transaction waiting on one record (duplicates from retries);
-/// past it the oldest waiter is dropped (its sender retries or has gone).
+/// past it the oldest waiter is answered with [`SUPERSEDED_REASON`] (its sender retries
+/// or has gone). It is answered rather than forgotten because every request holds one of
+/// its sender's in-flight slots until a response frees it.
 pub const WAITERS_PER_TXN_MAX: usize = 16;
+/// The `Msg::Error` reason a waiter pushed out by [`WAITERS_PER_TXN_MAX`] hears.
+pub const SUPERSEDED_REASON: &str = "superseded by a newer duplicate of this request";
 /// Participants one txn may name; a Prepare naming more gets NO.
 pub const PARTICIPANTS_PER_TXN_MAX: usize = 1024;
 
@@ -562,7 +566,16 @@ impl Participant {
                 End::Committed => vote_msg(txn, Vote::Yes, done.reads.clone()),
                 End::Aborted { reason } => vote_msg(txn, no(reason), Vec::new()),
                 End::ReadOnly if done.pending.is_some() => {
-                    push_waiter(&mut done.waiters, txn, from, id, Wants::Vote);
+                    push_waiter(
+                        &mut done.waiters,
+                        &mut self.outputs,
+                        txn,
+                        Waiter {
+                            to: from,
+                            id,
+                            wants: Wants::Vote,
+                        },
+                    );
                     return true;
                 }
                 End::ReadOnly => vote_msg(txn, Vote::ReadOnly, done.reads.clone()),
@@ -828,7 +841,16 @@ impl Participant {
             }
             if active.target == TxnState::Waiting {
                 active.target = TxnState::PreCommitted;
-                push_waiter(&mut active.waiters, txn, from, id, Wants::PreCommitAck);
+                push_waiter(
+                    &mut active.waiters,
+                    &mut self.outputs,
+                    txn,
+                    Waiter {
+                        to: from,
+                        id,
+                        wants: Wants::PreCommitAck,
+                    },
+                );
                 self.persist(Record::PreCommitted { txn });
             } else {
                 // Already moving to `precommitted` or `committed` (never back): acked now if
@@ -988,7 +1010,16 @@ impl Participant {
                 }
                 // A record is pending: tell the state it makes durable.
                 Some(_) => {
-                    push_waiter(&mut active.waiters, txn, from, id, Wants::State);
+                    push_waiter(
+                        &mut active.waiters,
+                        &mut self.outputs,
+                        txn,
+                        Waiter {
+                            to: from,
+                            id,
+                            wants: Wants::State,
+                        },
+                    );
                     self.heard_from_leader(now, txn, from.peer);
                 }
             }
@@ -999,7 +1030,16 @@ impl Participant {
                 End::Committed => self.reply(from, id, state_msg(txn, TxnState::Committed, false)),
                 End::Aborted { .. } => self.reply_aborted(txn, from, id, Wants::State),
                 End::ReadOnly if done.pending.is_some() => {
-                    push_waiter(&mut done.waiters, txn, from, id, Wants::State);
+                    push_waiter(
+                        &mut done.waiters,
+                        &mut self.outputs,
+                        txn,
+                        Waiter {
+                            to: from,
+                            id,
+                            wants: Wants::State,
+                        },
+                    );
                 }
                 End::ReadOnly => self.reply(from, id, read_only_state(txn)),
             }
@@ -1330,16 +1370,29 @@ impl Participant {
 
     /// Persists `Committed` for an undecided txn; the locks and Acks wait for it.
     fn commit(&mut self, txn: TxnId, acker: Option<(ReplyTo, RequestId)>) -> Option<Lsn> {
-        let active = self.active.get_mut(&txn)?;
-        if !active.is_undecided() {
+        let undecided = self.active.get(&txn).map(Active::is_undecided);
+        if undecided != Some(true) {
             error!(%txn, "commit of a txn that is not in doubt");
+            if let Some((to, id)) = acker {
+                self.reply_internal_error(txn, to, id, "is not in doubt");
+            }
             return None;
         }
+        let active = self.active.get_mut(&txn)?;
         active.target = TxnState::Committed;
         active.termination = None;
         set_timer(&mut self.timers, txn, &mut active.timer_at, None);
         if let Some((to, id)) = acker {
-            push_waiter(&mut active.waiters, txn, to, id, Wants::DecideAck);
+            push_waiter(
+                &mut active.waiters,
+                &mut self.outputs,
+                txn,
+                Waiter {
+                    to,
+                    id,
+                    wants: Wants::DecideAck,
+                },
+            );
         }
         Some(self.persist(Record::Committed { txn }))
     }
@@ -1390,14 +1443,19 @@ impl Participant {
     /// waiters to: no request waits for a record once what is durable already answers it.
     fn answer_or_hold(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, wants: Wants) {
         let Some(active) = self.active.get_mut(&txn) else {
-            return;
+            return self.reply_internal_error(txn, to, id, "is not active");
         };
         let answer = active
             .durable
             .and_then(|durable| active_answer(txn, active, wants, durable));
         match answer {
             Some(msg) => self.reply(to, id, msg),
-            None => push_waiter(&mut active.waiters, txn, to, id, wants),
+            None => push_waiter(
+                &mut active.waiters,
+                &mut self.outputs,
+                txn,
+                Waiter { to, id, wants },
+            ),
         }
     }
 
@@ -1405,10 +1463,15 @@ impl Participant {
     /// [`holds_abort`]).
     fn reply_aborted(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, wants: Wants) {
         let Some(done) = self.done.get_mut(&txn) else {
-            return;
+            return self.reply_internal_error(txn, to, id, "is not finished");
         };
         if done.pending.is_some() && holds_abort(done.protocol, wants) {
-            push_waiter(&mut done.waiters, txn, to, id, wants);
+            push_waiter(
+                &mut done.waiters,
+                &mut self.outputs,
+                txn,
+                Waiter { to, id, wants },
+            );
         } else {
             let msg = done_answer(txn, done, wants);
             self.reply(to, id, msg);
@@ -1465,6 +1528,14 @@ impl Participant {
 
     fn reply(&mut self, to: ReplyTo, id: RequestId, msg: Msg) {
         self.outputs.push_back(Output::Reply { to, id, msg });
+    }
+
+    /// A request reached a state its handler's callers rule out (a bug here): it is still
+    /// answered, since an unanswered request pins one of its sender's in-flight slots.
+    fn reply_internal_error(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, problem: &str) {
+        error!(%txn, peer = %to.peer, problem, "request in an unexpected state; answered with an error");
+        let reason = format!("internal error: txn {txn} {problem}");
+        self.reply(to, id, Msg::Error { reason });
     }
 
     /// Panics if the core's state is inconsistent. Tests and the simulator call it after
@@ -1725,12 +1796,26 @@ fn set_timer(
     }
 }
 
-fn push_waiter(waiters: &mut Vec<Waiter>, txn: TxnId, to: ReplyTo, id: RequestId, wants: Wants) {
+/// Holds a request until its txn's next record is durable. Past `WAITERS_PER_TXN_MAX` the
+/// oldest waiter is answered with an error now (into `outputs`), so its sender's slot frees.
+fn push_waiter(
+    waiters: &mut Vec<Waiter>,
+    outputs: &mut VecDeque<Output>,
+    txn: TxnId,
+    waiter: Waiter,
+) {
     if waiters.len() >= WAITERS_PER_TXN_MAX {
-        let dropped = waiters.remove(0);
-        warn!(%txn, peer = %dropped.to.peer, "too many duplicate requests waiting; dropped the oldest");
+        let oldest = waiters.remove(0);
+        warn!(%txn, peer = %oldest.to.peer, "too many duplicate requests waiting; the oldest is answered as superseded");
+        outputs.push_back(Output::Reply {
+            to: oldest.to,
+            id: oldest.id,
+            msg: Msg::Error {
+                reason: SUPERSEDED_REASON.to_string(),
+            },
+        });
     }
-    waiters.push(Waiter { to, id, wants });
+    waiters.push(waiter);
 }
 
 fn reads_of(entries: &[LogEntry]) -> Vec<Read> {

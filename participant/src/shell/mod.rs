@@ -616,6 +616,8 @@ fn validate_peers(node_id: NodeId, peers: &BTreeMap<NodeId, SocketAddr>) -> Resu
     Ok(())
 }
 
+/// A response that cannot be queued (the channel closed, or the peer stopped reading and
+/// filled the send queue) is dropped: the requester's own request deadline frees its slot.
 fn respond(channel: &Channel, id: RequestId, msg: Msg) {
     if let Err(error) = channel.respond(id, msg) {
         debug!(peer = %channel.peer(), %error, "reply not sent");

@@ -141,6 +141,71 @@ fn a_full_send_queue_refuses_requests() {
     });
 }
 
+#[test]
+fn an_unanswered_request_expires_and_frees_its_slot() {
+    run(async {
+        // A raw peer that answers late: the slot must not wait for it.
+        let fake = async_std::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = fake.local_addr().unwrap();
+        let mut dialler_config = config(2, Role::Coordinator);
+        dialler_config.in_flight_max = 1;
+        dialler_config.request_timeout = Duration::from_millis(300);
+        // The raw peer sends no heartbeats; keep it from being declared dead meanwhile.
+        dialler_config.dead_after_heartbeats = 100;
+        let (events, events_rx) = event_queue(16);
+        let _dial = dial(
+            addr,
+            NodeId(1),
+            Role::Participant,
+            Arc::new(dialler_config),
+            events,
+        );
+        let (stream, _) = fake.accept().await.unwrap();
+        let mut peer = RawPeer::new(stream);
+        peer.recv().await.expect("Hello");
+        peer.send(&Frame::Hello(hello(1, Role::Participant))).await;
+        let channel = next_up(&events_rx).await;
+        assert_eq!(channel.request(text(1)), Ok(RequestId(1)));
+        assert_eq!(channel.request(text(2)), Ok(RequestId(2)));
+        let request = |id: u64, i: usize| Frame::Request {
+            id: RequestId(id),
+            msg: text(i),
+        };
+        assert_eq!(peer.recv().await, Some(request(1, 1)));
+        // Request 1 is never answered in time: once it expires, request 2 takes its slot.
+        assert_eq!(peer.recv().await, Some(request(2, 2)));
+        assert!(!channel.is_pending(RequestId(1)));
+        assert_eq!((channel.in_flight(), channel.queued()), (1, 0));
+        // The late response is dropped like a bogus one; the next is delivered.
+        for id in [1, 2] {
+            peer.send(&Frame::Response {
+                id: RequestId(id),
+                msg: text(id as usize),
+            })
+            .await;
+        }
+        match next(&events_rx).await {
+            ChannelEvent::Response { id, msg, .. } => {
+                assert_eq!((id, msg), (RequestId(2), text(2)))
+            }
+            other => panic!("expected the response to request 2, got {other:?}"),
+        }
+        assert_eq!((channel.in_flight(), channel.queued()), (0, 0));
+        assert!(!channel.is_closed(), "an expiry does not close the channel");
+    });
+}
+
+#[test]
+fn a_request_timeout_shorter_than_a_heartbeat_is_refused() {
+    let mut config = config(2, Role::Coordinator);
+    config.request_timeout = config.heartbeat_interval / 2;
+    assert!(config.validate().unwrap_err().contains("request_timeout"));
+    config.request_timeout = config.heartbeat_interval;
+    assert_eq!(config.validate(), Ok(()));
+}
+
 async fn bad_peer_is_closed_alone(bad_bytes: Vec<u8>, expected_reason: &str) {
     let server = echo_server(config(1, Role::Participant), vec![Role::Coordinator]).await;
     let (events, events_rx) = event_queue(64);

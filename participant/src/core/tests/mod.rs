@@ -1176,8 +1176,10 @@ fn an_unknown_persisted_lsn_is_logged_and_ignored() {
     );
 }
 
+/// The oldest waiter pushed out is answered, not forgotten: an unanswered request would
+/// hold one of the coordinator's in-flight slots for as long as the connection lives.
 #[test]
-fn too_many_duplicate_waiters_drop_the_oldest() {
+fn too_many_duplicate_waiters_answer_the_oldest_as_superseded() {
     let mut participant = participant();
     let t1 = txn(1);
     check(
@@ -1189,8 +1191,9 @@ fn too_many_duplicate_waiters_drop_the_oldest() {
             prepared(t1, vec![entry(0, "a", OpKind::Put, None, int(5))]),
         )],
     );
+    // Request 0 waits too: these fill the table up to the bound.
     let duplicates = WAITERS_PER_TXN_MAX as u64;
-    for id in 1..=duplicates {
+    for id in 1..duplicates {
         check(
             &mut participant,
             0,
@@ -1198,6 +1201,15 @@ fn too_many_duplicate_waiters_drop_the_oldest() {
             vec![],
         );
     }
+    let superseded = Msg::Error {
+        reason: SUPERSEDED_REASON.to_string(),
+    };
+    check(
+        &mut participant,
+        0,
+        prepare(duplicates, t1, vec![put("a", 5)], &[("a", None)]),
+        vec![reply(0, superseded)],
+    );
     check(
         &mut participant,
         0,
