@@ -47,16 +47,28 @@ impl FakeParticipant {
     /// `not_precommitted`: the state it reports for a txn it got no PreCommit for
     /// (`Aborted`: as if its termination protocol aborted while the coordinator was down).
     fn start_with(id: u32, not_precommitted: TxnState) -> FakeParticipant {
-        Self::start_full(id, not_precommitted, true)
+        Self::start_full(id, not_precommitted, true, true)
+    }
+
+    /// A fake that says it did not restart since its vote (so its termination protocol
+    /// could still decide, and a recovering coordinator must wait for it).
+    fn start_operational(id: u32) -> FakeParticipant {
+        Self::start_full(id, TxnState::Waiting, true, false)
     }
 
     /// A fake that votes but never answers a Decide (stuck applying it), while its
     /// channel stays up.
     fn start_deaf_to_decide(id: u32) -> FakeParticipant {
-        Self::start_full(id, TxnState::Waiting, false)
+        Self::start_full(id, TxnState::Waiting, false, true)
     }
 
-    fn start_full(id: u32, not_precommitted: TxnState, answers_decide: bool) -> FakeParticipant {
+    /// `recovered`: what its state replies say about a restart since its vote.
+    fn start_full(
+        id: u32,
+        not_precommitted: TxnState,
+        answers_decide: bool,
+        recovered: bool,
+    ) -> FakeParticipant {
         let listener = runtime::block_on(Listener::bind("127.0.0.1:0".parse().expect("addr")))
             .expect("bind fake participant");
         let addr = listener.local_addr();
@@ -105,7 +117,7 @@ impl FakeParticipant {
                                 Msg::StateReply {
                                     txn,
                                     state,
-                                    recovered: false,
+                                    recovered,
                                 }
                             }
                             other => answer(&other, &seen_tx),
@@ -534,7 +546,8 @@ fn three_phase_crash_after_a_precommit_ack_finishes_as_commit_after_restart() {
         panic!("CanCommit expected")
     };
 
-    // Restarted: asks the states, PreCommits whoever is still waiting, then commits all.
+    // Restarted: asks the states; both participants restarted since their vote too, so
+    // nobody else can decide: the coordinator commits.
     let server = Server::start(&serve_args(&db, &[&one, &two], None));
     for fake in [&one, &two] {
         wait_seen(fake, &Seen::StateQueried(txn));
@@ -545,6 +558,37 @@ fn three_phase_crash_after_a_precommit_ack_finishes_as_commit_after_restart() {
         decision_row(&db, txn),
         ("3pc".to_string(), "commit".to_string(), None, true)
     );
+}
+
+#[test]
+fn three_phase_recovery_waits_while_a_participant_may_still_decide() {
+    let one = FakeParticipant::start(1);
+    let two = FakeParticipant::start_operational(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("c.db").display().to_string();
+    let mut server = Server::start(&serve_args(
+        &db,
+        &[&one, &two],
+        Some("coordinator.after_first_precommit_acked"),
+    ));
+    wait_all_up(&server);
+    let out = submit_3pc(&server, &["1:add alice -5 min 0", "2:add bob 5"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_ne!(server.wait_exit(), Some(0));
+    let Seen::Prepared(txn) = one.next() else {
+        panic!("CanCommit expected")
+    };
+
+    // Participant 2 is operational: its termination protocol may be deciding, so the
+    // coordinator only asks (again and again), never PreCommits or decides itself.
+    let server = Server::start(&serve_args(&db, &[&one, &two], None));
+    wait_seen(&two, &Seen::StateQueried(txn));
+    wait_seen(&two, &Seen::StateQueried(txn));
+    let status = wait_all_up(&server);
+    assert!(status.contains("decided, not ended: 1"), "{status}");
+    while let Ok(seen) = two.seen.try_recv() {
+        assert_eq!(seen, Seen::StateQueried(txn), "the coordinator acted alone");
+    }
 }
 
 /// `(in flight, queued)` of participant `id`'s channel, from a status report.
