@@ -36,6 +36,7 @@
 
 mod config;
 mod eval;
+pub mod inbound;
 mod record;
 mod termination;
 #[cfg(test)]

@@ -32,6 +32,7 @@ use wire::{
     RequestId, Role, ServeHandle, TxnId,
 };
 
+use crate::core::inbound::{self, Needs, Plan, Reads};
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
 use crate::store::{Store, StoreError};
 use writer::{Durable, Pending, WRITER_QUEUE_MAX};
@@ -367,107 +368,61 @@ impl EventLoop {
             peer: channel.peer(),
             conn: channel.epoch().0,
         };
-        let role = channel.peer_role();
-        let protocol_peer = matches!(role, Role::Coordinator | Role::Participant);
-        let input = match (role, msg) {
-            (
-                Role::Coordinator,
-                Msg::Prepare {
-                    txn,
-                    protocol,
-                    ops,
-                    timeout_ms,
-                    participants,
-                },
-            ) => {
-                // Known txns are answered from memory; ops past the limit are refused by
-                // the core before any value matters, so they are not read.
-                let needs_values =
-                    !self.core.knows(txn) && ops.len() <= self.core.config().ops_per_txn_max;
-                let keys = ops.iter().map(|op| op.key());
-                let values = if needs_values {
-                    self.store.values(keys).await
-                } else {
-                    Ok(Default::default())
-                };
-                let stored = self.stored(txn).await;
-                match (values, stored) {
-                    (Ok(values), Ok(stored)) => Input::Prepare {
-                        from,
-                        id,
-                        txn,
-                        protocol,
-                        ops,
-                        timeout_ms,
-                        participants,
-                        values,
-                        stored,
-                    },
-                    (Err(error), _) | (_, Err(error)) => {
-                        return self.store_failed(&channel, id, txn, error);
-                    }
-                }
-            }
-            (_, Msg::PreCommit { txn }) if protocol_peer => match self.stored(txn).await {
-                Ok(stored) => Input::PreCommit {
-                    from,
-                    id,
-                    txn,
-                    stored,
-                },
-                Err(error) => return self.store_failed(&channel, id, txn, error),
-            },
-            (_, Msg::Decide { txn, decision }) if protocol_peer => match self.stored(txn).await {
-                Ok(stored) => Input::Decide {
-                    from,
-                    id,
-                    txn,
-                    decision,
-                    stored,
-                },
-                Err(error) => return self.store_failed(&channel, id, txn, error),
-            },
-            (_, Msg::StateQuery { txn }) if protocol_peer => match self.stored(txn).await {
-                Ok(stored) => Input::StateQuery {
-                    from,
-                    id,
-                    txn,
-                    stored,
-                },
-                Err(error) => return self.store_failed(&channel, id, txn, error),
-            },
-            (Role::Client, Msg::Status) => {
+        let needs = match inbound::plan(&self.core, channel.peer_role(), &msg) {
+            Plan::Protocol(needs) => needs,
+            Plan::Status => {
                 let text = self.status_report().await;
                 respond(&channel, id, Msg::StatusReport { text });
                 return;
             }
-            (role, msg) => {
-                let reason = format!(
-                    "participant {} does not serve {} requests from a {role:?}",
-                    self.node_id,
-                    msg.kind()
-                );
+            Plan::Refuse { reason } => {
                 warn!(peer = %channel.peer(), %reason, "unexpected request");
                 respond(&channel, id, Msg::Error { reason });
                 return;
             }
         };
-        let now = self.now();
-        self.core.handle(now, input);
-    }
-
-    /// The store's record of `txn`, read only when the core does not remember it.
-    async fn stored(&self, txn: TxnId) -> Result<Option<crate::core::StoredTxn>, StoreError> {
-        if self.core.knows(txn) {
-            Ok(None)
-        } else {
-            self.store.txn(txn).await
+        let txn = msg.txn();
+        let reads = match self.read(&needs).await {
+            Ok(reads) => reads,
+            Err(error) => return self.store_failed(&channel, id, txn, error),
+        };
+        match inbound::request_input(from, id, msg, reads) {
+            Ok(input) => {
+                let now = self.now();
+                self.core.handle(now, input);
+            }
+            Err(reason) => {
+                error!(peer = %channel.peer(), %reason, "planned request has no input");
+                respond(&channel, id, Msg::Error { reason });
+            }
         }
     }
 
+    /// Reads what a request needs from the store.
+    async fn read(&self, needs: &Needs) -> Result<Reads, StoreError> {
+        let values = if needs.keys.is_empty() {
+            Default::default()
+        } else {
+            self.store
+                .values(needs.keys.iter().map(String::as_str))
+                .await?
+        };
+        let stored = match needs.stored {
+            Some(txn) => self.store.txn(txn).await?,
+            None => None,
+        };
+        Ok(Reads { values, stored })
+    }
+
     /// A failed read changes nothing: answer with an error; the coordinator may retry.
-    fn store_failed(&self, channel: &Channel, id: RequestId, txn: TxnId, error: StoreError) {
-        error!(%txn, %error, "store read failed");
+    fn store_failed(
+        &self,
+        channel: &Channel,
+        id: RequestId,
+        txn: Option<TxnId>,
+        error: StoreError,
+    ) {
+        error!(txn = ?txn, %error, "store read failed");
         let reason = format!(
             "participant {} cannot read its store: {error}",
             self.node_id
@@ -480,33 +435,10 @@ impl EventLoop {
             debug!(%peer, %epoch, "response on a stale connection dropped");
             return;
         }
-        let input = match msg {
-            Msg::DecisionAnswer { txn, answer } => Input::DecisionAnswer {
-                from: peer,
-                txn,
-                answer,
-            },
-            Msg::StateReply {
-                txn,
-                state,
-                recovered,
-            } => Input::StateReply {
-                from: peer,
-                txn,
-                state,
-                recovered,
-            },
-            Msg::Ack { txn, outcome } => Input::Ack {
-                from: peer,
-                txn,
-                outcome,
-            },
-            Msg::Error { reason } => {
-                warn!(%peer, ?id, %reason, "peer refused a request");
-                return;
-            }
-            other => {
-                warn!(%peer, ?id, msg = other.kind(), "unexpected response dropped");
+        let input = match inbound::response_input(peer, msg) {
+            Ok(input) => input,
+            Err(reason) => {
+                warn!(%peer, ?id, %reason, "response not handled");
                 return;
             }
         };

@@ -13,8 +13,9 @@ use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hasher};
 
 use coordinator::core::{self as coordinator_core, ClientRef, Coordinator, SendFailure};
+use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, ReplyTo, StoredState};
-use wire::{Msg, NodeId, Op, RequestId, TxnId, TxnResult, TxnSpec};
+use wire::{Msg, NodeId, Op, RequestId, Role, TxnId, TxnResult, TxnSpec};
 
 use super::replay::{ParticipantInput, Replay, Shared, Step};
 use crate::sim::disk::{CoordinatorDisk, ParticipantDisk};
@@ -653,83 +654,42 @@ impl System {
             return;
         };
         let core = core.get();
-        let stored = |txn: TxnId| if core.knows(txn) { None } else { disk.txn(txn) };
-        use participant_core::Input;
+        // The only coordinator dials as one; everyone else is a peer participant.
+        let role = if from == COORDINATOR {
+            Role::Coordinator
+        } else {
+            Role::Participant
+        };
         let input = match message.frame {
-            Frame::Request { id, msg } => match msg {
-                Msg::Prepare {
-                    txn,
-                    protocol,
-                    ops,
-                    timeout_ms,
-                    participants,
-                } if from == COORDINATOR => {
-                    let values = if core.knows(txn) {
-                        Default::default()
-                    } else {
-                        disk.values(ops.iter().map(Op::key))
-                    };
-                    Input::Prepare {
-                        from: reply_to,
-                        id,
-                        txn,
-                        protocol,
-                        ops,
-                        timeout_ms,
-                        participants,
-                        values,
-                        stored: stored(txn),
+            Frame::Request { id, msg } => {
+                let translated = match inbound::plan(core, role, &msg) {
+                    Plan::Protocol(needs) => {
+                        inbound::request_input(reply_to, id, msg, disk.read(&needs))
+                    }
+                    Plan::Status => Err("no status in the model".to_string()),
+                    Plan::Refuse { reason } => Err(reason),
+                };
+                match translated {
+                    Ok(input) => input,
+                    Err(reason) => {
+                        let epoch = message.epoch;
+                        self.send(
+                            node,
+                            from,
+                            epoch,
+                            Frame::Response {
+                                id,
+                                msg: Msg::Error { reason },
+                            },
+                            line,
+                        );
+                        return;
                     }
                 }
-                Msg::PreCommit { txn } => Input::PreCommit {
-                    from: reply_to,
-                    id,
-                    txn,
-                    stored: stored(txn),
-                },
-                Msg::Decide { txn, decision } => Input::Decide {
-                    from: reply_to,
-                    id,
-                    txn,
-                    decision,
-                    stored: stored(txn),
-                },
-                Msg::StateQuery { txn } => Input::StateQuery {
-                    from: reply_to,
-                    id,
-                    txn,
-                    stored: stored(txn),
-                },
-                other => {
-                    let reason = format!("unexpected {}", other.kind());
-                    let epoch = message.epoch;
-                    self.send(
-                        node,
-                        from,
-                        epoch,
-                        Frame::Response {
-                            id,
-                            msg: Msg::Error { reason },
-                        },
-                        line,
-                    );
-                    return;
-                }
-            },
-            Frame::Response { msg, .. } => match msg {
-                Msg::DecisionAnswer { txn, answer } => Input::DecisionAnswer { from, txn, answer },
-                Msg::StateReply {
-                    txn,
-                    state,
-                    recovered,
-                } => Input::StateReply {
-                    from,
-                    txn,
-                    state,
-                    recovered,
-                },
-                Msg::Ack { txn, outcome } => Input::Ack { from, txn, outcome },
-                _ => return,
+            }
+            Frame::Response { msg, .. } => match inbound::response_input(from, msg) {
+                Ok(input) => input,
+                Err(_) => return,
             },
         };
         self.participant_step(

@@ -2,8 +2,9 @@
 //! the planted-bug wrappers (`planted.rs`) implement them around a real core.
 
 use coordinator::core::{self as coordinator_core, Coordinator};
+use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, TxnCounts};
-use wire::TxnId;
+use wire::{Msg, Role};
 
 pub trait CoordinatorCore {
     fn handle(&mut self, now: coordinator_core::Millis, input: coordinator_core::Input);
@@ -48,8 +49,9 @@ pub trait ParticipantCore {
     fn handle_timeout(&mut self, now: participant_core::Millis);
     /// Panics on a broken invariant (the participant core's contract).
     fn check_invariants(&self);
-    fn knows(&self, txn: TxnId) -> bool;
-    fn ops_per_txn_max(&self) -> usize;
+    /// What the shell must read before a request becomes an input (the product's
+    /// `participant::core::inbound::plan`).
+    fn plan(&self, role: Role, msg: &Msg) -> Plan;
     fn locks_held(&self) -> usize;
     fn counts(&self) -> TxnCounts;
 }
@@ -75,12 +77,8 @@ impl ParticipantCore for Participant {
         Participant::check_invariants(self);
     }
 
-    fn knows(&self, txn: TxnId) -> bool {
-        Participant::knows(self, txn)
-    }
-
-    fn ops_per_txn_max(&self) -> usize {
-        self.config().ops_per_txn_max
+    fn plan(&self, role: Role, msg: &Msg) -> Plan {
+        inbound::plan(self, role, msg)
     }
 
     fn locks_held(&self) -> usize {

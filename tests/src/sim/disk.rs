@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use coordinator::core::{
     Lsn as CoordinatorLsn, Record as CoordinatorRecord, RecoveredTxn, unfinished,
 };
+use participant::core::inbound::{Needs, Reads};
 use participant::core::{
     LogEntry, Lsn as ParticipantLsn, OpKind, Record as ParticipantRecord, StoredState, StoredTxn,
 };
@@ -57,6 +58,14 @@ impl ParticipantDisk {
     }
 
     /// `Store::txn`: the `txn` row, else a `read_only_vote` row as `ReadOnly`.
+    /// What a request's `Needs` names, as the real shell reads it from SQLite.
+    pub fn read(&self, needs: &Needs) -> Reads {
+        Reads {
+            values: self.values(needs.keys.iter().map(String::as_str)),
+            stored: needs.stored.and_then(|txn| self.txn(txn)),
+        }
+    }
+
     pub fn txn(&self, txn: TxnId) -> Option<StoredTxn> {
         if let Some(row) = self.txns.get(&txn) {
             return Some(stored(txn, row));

@@ -3,11 +3,11 @@
 //! Prepare or Decide, replies routed to the connection the request came on, and each
 //! durable record reported `Persisted` in order.
 
+use participant::core::inbound::{self, Plan};
 use participant::core::{Config, Input, Millis, Output, Participant, Record, ReplyTo};
-use wire::{Decision, Msg, NodeId};
+use wire::{Decision, Msg, NodeId, Role};
 
 use super::cores::ParticipantCore;
-use super::disk::ParticipantDisk;
 use super::history::{Applied, VoteKind, txn_name};
 use super::net::Frame;
 use super::options::Planted;
@@ -67,31 +67,10 @@ impl World {
         }
         match frame {
             Frame::Request { id, msg } => self.participant_request(node, from, epoch, id, msg),
-            Frame::Response { msg, .. } => {
-                let input = match msg {
-                    Msg::DecisionAnswer { txn, answer } => {
-                        Some(Input::DecisionAnswer { from, txn, answer })
-                    }
-                    Msg::StateReply {
-                        txn,
-                        state,
-                        recovered,
-                    } => Some(Input::StateReply {
-                        from,
-                        txn,
-                        state,
-                        recovered,
-                    }),
-                    Msg::Ack { txn, outcome } => Some(Input::Ack { from, txn, outcome }),
-                    other => {
-                        note!(self, "response {} dropped", other.kind());
-                        None
-                    }
-                };
-                if let Some(input) = input {
-                    self.participant_input(node, input);
-                }
-            }
+            Frame::Response { msg, .. } => match inbound::response_input(from, msg) {
+                Ok(input) => self.participant_input(node, input),
+                Err(reason) => note!(self, "{reason}"),
+            },
         }
         self.participant_outputs(node);
         self.participant_schedule_timer(node);
@@ -113,75 +92,35 @@ impl World {
         let Some(core) = participant.core.as_ref() else {
             return;
         };
-        let input = match msg {
-            Msg::Prepare {
-                txn,
-                protocol,
-                ops,
-                timeout_ms,
-                participants,
-            } if from == COORDINATOR => {
-                let knows = core.knows(txn);
-                let values = if !knows && ops.len() <= core.ops_per_txn_max() {
-                    participant.disk.values(ops.iter().map(|op| op.key()))
-                } else {
-                    Default::default()
-                };
-                let stored = if knows {
-                    None
-                } else {
-                    participant.disk.txn(txn)
-                };
-                Input::Prepare {
-                    from: reply_to,
-                    id,
-                    txn,
-                    protocol,
-                    ops,
-                    timeout_ms,
-                    participants,
-                    values,
-                    stored,
+        // The simulated cluster's only coordinator dials as one; everyone else is a peer.
+        let role = if from == COORDINATOR {
+            Role::Coordinator
+        } else {
+            Role::Participant
+        };
+        let refused = match core.plan(role, &msg) {
+            Plan::Protocol(needs) => {
+                let reads = participant.disk.read(&needs);
+                match inbound::request_input(reply_to, id, msg, reads) {
+                    Ok(input) => {
+                        self.participant_input(node, input);
+                        return;
+                    }
+                    Err(reason) => reason,
                 }
             }
-            // From the coordinator or a peer participant (a termination leader).
-            Msg::PreCommit { txn } => Input::PreCommit {
-                from: reply_to,
-                id,
-                txn,
-                stored: stored_unless_known(core.as_ref(), &participant.disk, txn),
-            },
-            Msg::Decide { txn, decision } => Input::Decide {
-                from: reply_to,
-                id,
-                txn,
-                decision,
-                stored: stored_unless_known(core.as_ref(), &participant.disk, txn),
-            },
-            Msg::StateQuery { txn } => Input::StateQuery {
-                from: reply_to,
-                id,
-                txn,
-                stored: stored_unless_known(core.as_ref(), &participant.disk, txn),
-            },
-            other => {
-                let reason = format!(
-                    "participant {node} does not serve {} requests from {from}",
-                    other.kind()
-                );
-                self.transmit(
-                    node,
-                    from,
-                    epoch,
-                    Frame::Response {
-                        id,
-                        msg: Msg::Error { reason },
-                    },
-                );
-                return;
-            }
+            Plan::Status => format!("participant {node} has no status in the simulator"),
+            Plan::Refuse { reason } => reason,
         };
-        self.participant_input(node, input);
+        self.transmit(
+            node,
+            from,
+            epoch,
+            Frame::Response {
+                id,
+                msg: Msg::Error { reason: refused },
+            },
+        );
     }
 
     pub(super) fn participant_up(&mut self, node: NodeId, peer: NodeId, epoch: u64) {
@@ -372,13 +311,4 @@ impl World {
             }
         }
     }
-}
-
-/// The store's record of `txn`, read only when the core does not remember it.
-fn stored_unless_known(
-    core: &dyn ParticipantCore,
-    disk: &ParticipantDisk,
-    txn: wire::TxnId,
-) -> Option<participant::core::StoredTxn> {
-    if core.knows(txn) { None } else { disk.txn(txn) }
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use coordinator::core::{Coordinator, Input, Millis, Output, Record};
 use participant::core::{self as participant_core, Participant, TxnCounts};
-use wire::{Decision, Msg, NodeId, TxnId};
+use wire::{Decision, Msg, NodeId};
 
 use super::cores::{CoordinatorCore, ParticipantCore};
 
@@ -143,12 +143,8 @@ impl ParticipantCore for TimeoutsWithoutTermination {
         self.inner.check_invariants();
     }
 
-    fn knows(&self, txn: TxnId) -> bool {
-        self.inner.knows(txn)
-    }
-
-    fn ops_per_txn_max(&self) -> usize {
-        self.inner.config().ops_per_txn_max
+    fn plan(&self, role: wire::Role, msg: &wire::Msg) -> participant::core::inbound::Plan {
+        participant::core::inbound::plan(&self.inner, role, msg)
     }
 
     fn locks_held(&self) -> usize {
