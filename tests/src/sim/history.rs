@@ -98,6 +98,10 @@ pub struct History {
     pub applied: BTreeMap<(TxnId, NodeId), Vec<Applied>>,
     /// Faults outside 3PC's model, in the order they happened.
     pub breaches: Vec<Breach>,
+    /// When each participant first sent a YES vote on each transaction.
+    pub voted_yes_ms: BTreeMap<(TxnId, NodeId), u64>,
+    /// When each node crashed.
+    pub crashed_ms: BTreeMap<NodeId, Vec<u64>>,
 }
 
 impl History {
@@ -115,6 +119,13 @@ impl History {
             .filter(|(_, applied)| applied.iter().any(|a| a.decision == decision))
             .map(|((_, node), _)| *node)
             .collect()
+    }
+
+    /// Whether `node` crashed within `from_ms..=until_ms`.
+    pub fn crashed_during(&self, node: NodeId, from_ms: u64, until_ms: u64) -> bool {
+        self.crashed_ms
+            .get(&node)
+            .is_some_and(|times| times.iter().any(|t| (from_ms..=until_ms).contains(t)))
     }
 
     /// The breaches that overlap `from_ms..=until_ms`.

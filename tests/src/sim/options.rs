@@ -298,6 +298,28 @@ impl Options {
         margin.saturating_sub(drift_ms + self.network.delay_ms.end())
     }
 
+    /// How long after its YES vote a 3PC participant that does not crash decides, while
+    /// crashes go on around it and nothing breaches the model: its waiting timeout (or a
+    /// PreCommit at the latest then, a write, and the precommitted timeout), then one
+    /// termination round per participant that may lead and crash (each: the detector's
+    /// bound, a round of states, a round of PreCommits, a write), then its own write.
+    /// The README states it for the default settings.
+    pub fn three_phase_decision_bound_ms(&self) -> u64 {
+        let participant = participant::core::Config::default();
+        let write_ms = (*self.fsync_ms.end()).max(if self.faults.slow_write_pct > 0 {
+            *self.faults.slow_write_ms.end()
+        } else {
+            0
+        });
+        let timeout_ms = *self.txn_timeout_ms.end();
+        let leaders = PARTICIPANTS_MAX as u64;
+        let round_ms = self.network.detect_ms_max()
+            + 2 * participant.termination_round_ms
+            + write_ms
+            + self.network.delay_ms.end();
+        timeout_ms + write_ms + participant.precommitted_timeout_ms + leaders * round_ms + write_ms
+    }
+
     /// Whether the clock faults stay inside 3PC's bounds (a split is then never excused).
     pub fn clock_within_bounds(&self) -> bool {
         self.faults.clock_jump_ms_max <= self.clock_jump_bound_ms()

@@ -280,6 +280,12 @@ impl World {
                             .entry((*txn, node))
                             .or_default()
                             .push(VoteKind::of(vote));
+                        if VoteKind::of(vote) == VoteKind::Yes {
+                            self.history
+                                .voted_yes_ms
+                                .entry((*txn, node))
+                                .or_insert(self.now_ms);
+                        }
                     }
                     if self.host(node).channels.get(&to.peer) == Some(&to.conn) {
                         self.transmit(node, to.peer, to.conn, Frame::Response { id, msg });

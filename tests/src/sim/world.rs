@@ -978,6 +978,11 @@ impl World {
             return;
         }
         self.crashes += 1;
+        self.history
+            .crashed_ms
+            .entry(node)
+            .or_default()
+            .push(self.now_ms);
         self.begin(&node_name(node), "CRASH".to_string());
         let host = self.host_mut(node);
         host.alive = false;
@@ -1127,6 +1132,8 @@ impl World {
             },
             bank_total: workload::initial_total(self.participants.len()),
             excused: check::atomicity::excused_txns(&self.history),
+            decision_bound_ms: self.options.three_phase_decision_bound_ms(),
+            end_ms: self.now_ms,
         };
         let found = check::check_all(&view);
         self.excused = check::atomicity::excused(&self.history);

@@ -5,6 +5,7 @@
 pub mod atomicity;
 mod conservation;
 mod durability;
+mod liveness;
 mod locks;
 mod termination;
 mod validity;
@@ -70,17 +71,23 @@ pub struct View<'a> {
     /// 3PC transactions whose split a fault outside the model excuses (see
     /// `atomicity`): the other checkers do not count their effects against the run.
     pub excused: BTreeSet<TxnId>,
+    /// 3PC's liveness bound: an operational participant decides within this long of its
+    /// YES vote (`Options::three_phase_decision_bound_ms`).
+    pub decision_bound_ms: u64,
+    /// Virtual time at the end of the run.
+    pub end_ms: u64,
 }
 
 /// A checker: a name and a function of the view.
 pub type Checker = (&'static str, fn(&View<'_>) -> Vec<String>);
 
-pub const CHECKERS: [Checker; 6] = [
+pub const CHECKERS: [Checker; 7] = [
     ("atomicity", atomicity::check),
     ("validity", validity::check),
     ("durability", durability::check),
     ("conservation", conservation::check),
     ("termination", termination::check),
+    ("liveness", liveness::check),
     ("locks", locks::check),
 ];
 
