@@ -61,11 +61,12 @@ struct ServeArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     heartbeat_ms: u64,
     /// 3PC: the shortest wait for PreCommit after a YES vote before the termination protocol
-    /// starts. The wait is the coordinator's Prepare timeout, clamped to [min, max].
+    /// starts. The wait is the coordinator's Prepare timeout, raised to at least this.
     #[arg(long, default_value_t = Config::default().waiting_timeout_min_ms)]
     waiting_timeout_min_ms: u64,
-    /// 3PC: the longest wait for PreCommit after a YES vote (a shorter one than the
-    /// coordinator's makes this participant give up first; a warning is logged).
+    /// 3PC: the longest wait for PreCommit after a YES vote. A transaction whose timeout
+    /// exceeds it gets a NO vote (this participant would give up before the coordinator's
+    /// PreCommit deadline).
     #[arg(long, default_value_t = Config::default().waiting_timeout_max_ms)]
     waiting_timeout_max_ms: u64,
     /// 3PC: how long a precommitted transaction waits for DoCommit before the termination

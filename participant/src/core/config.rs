@@ -28,11 +28,11 @@ pub struct Config {
     /// ...then doubling up to this.
     pub decision_query_backoff_max_ms: u64,
     /// 3PC: the `waiting` timeout is the Prepare's `timeout_ms` (the coordinator's view of
-    /// it), clamped to `[waiting_timeout_min_ms, waiting_timeout_max_ms]`. Past it without
-    /// a PreCommit the termination protocol starts.
+    /// it), raised to at least `waiting_timeout_min_ms` (waiting longer is safe). Past it
+    /// without a PreCommit the termination protocol starts.
     pub waiting_timeout_min_ms: u64,
-    /// Clamping the Prepare's timeout down makes this participant give up before the
-    /// coordinator expects it to (logged as a warning), so keep it generous.
+    /// A Prepare asking for more gets a NO vote: clamping it down would make this
+    /// participant give up before the coordinator's PreCommit deadline.
     pub waiting_timeout_max_ms: u64,
     /// 3PC: `precommitted` this long without DoCommit starts the termination protocol.
     pub precommitted_timeout_ms: u64,
