@@ -15,8 +15,10 @@
 //! to be non-voters); its lowest *operational* id leads (a peer is taken as operational
 //! until its `StateReply` says it is recovered). Everyone in the round asks every other
 //! live member for its state (and the coordinator, if up, for the decision), and adopts
-//! any decided outcome it hears. The leader decides on the states it got when all have
-//! answered or the round ends (a silent peer is treated as failed):
+//! any decided outcome it hears. The leader decides on the states it got once every live
+//! peer answered or went down: a peer the failure detector still sees up is waited for,
+//! round after round, since taking a slow site for a failed one splits the outcome (the
+//! simulator found it with a slow disk):
 //!
 //! - any `committed` -> commit; any `aborted` (a peer that never voted YES aborts when
 //!   asked, so this includes it) -> abort;
@@ -197,7 +199,42 @@ impl Participant {
                 info!(%txn, why, "starting the termination protocol");
                 self.start_round(now, txn);
             }
-            Some(termination) if termination.leads(me) => self.conclude_round(now, txn),
+            Some(termination) if termination.leads(me) => {
+                // A peer that is still up has not failed, only not answered yet (a slow
+                // disk holds its reply until its pending record is durable). Deciding
+                // without it would take a live site for a failed one: the leader could
+                // abort while that peer, precommitted, later commits alone. Only the
+                // failure detector (PeerDown) takes a peer out of the round.
+                // It is asked again: a reconnect may have lost the first request (every
+                // message is idempotent, and its waiters are bounded).
+                let precommitting = termination.precommit_unacked.is_some();
+                let unanswered = termination
+                    .precommit_unacked
+                    .as_ref()
+                    .unwrap_or(&termination.awaiting);
+                let live: Vec<NodeId> = unanswered
+                    .iter()
+                    .copied()
+                    .filter(|peer| self.peers_up.contains(peer))
+                    .collect();
+                if live.is_empty() {
+                    self.conclude_round(now, txn);
+                    return;
+                }
+                debug!(%txn, live = live.len(), "termination round: live peers have not answered yet; asking again");
+                let at = now.plus_ms(termination.round_ms);
+                if let Some(active) = self.active.get_mut(&txn) {
+                    set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
+                }
+                for peer in live {
+                    let msg = if precommitting {
+                        Msg::PreCommit { txn }
+                    } else {
+                        Msg::StateQuery { txn }
+                    };
+                    self.send(peer, msg);
+                }
+            }
             Some(termination) => {
                 debug!(%txn, leader = ?termination.leader, "no word from a termination leader; electing again");
                 self.start_round(now, txn);
