@@ -36,12 +36,13 @@
 
 mod config;
 mod eval;
+mod locks;
 mod record;
 mod termination;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tracing::{debug, error, info, warn};
 use wire::{
@@ -53,6 +54,7 @@ pub use config::{
     Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT,
     TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS,
 };
+use locks::{LockTable, Mode};
 pub use record::{LogEntry, Lsn, OpKind, Record, StoredState, StoredTxn};
 use termination::Termination;
 
@@ -314,7 +316,8 @@ pub struct Participant {
     done: BTreeMap<TxnId, Done>,
     /// `done` entries whose record is durable, oldest first: evicted past `finished_txns_max`.
     finished: VecDeque<TxnId>,
-    locks: HashMap<String, TxnId>,
+    /// Key -> shared (readers) or exclusive (the writer); see `locks.rs`.
+    locks: LockTable,
     /// One timer per undecided txn (`Active::timer_at`).
     timers: BTreeSet<(Millis, TxnId)>,
     /// Records emitted and not yet reported durable, with the state each moves its txn to
@@ -339,7 +342,7 @@ impl Participant {
             active: BTreeMap::new(),
             done: BTreeMap::new(),
             finished: VecDeque::new(),
-            locks: HashMap::new(),
+            locks: LockTable::default(),
             timers: BTreeSet::new(),
             pending: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -615,7 +618,7 @@ impl Participant {
         if !participants.is_empty() && !participants.contains(&self.node_id) {
             warn!(%txn, peer = %coordinator, ?participants, "the Prepare's participants do not name this participant");
         }
-        match self.check_prepare(protocol, ops, participants, &peers, values) {
+        match self.check_prepare(txn, protocol, ops, participants, &peers, values) {
             Err(reason) => {
                 info!(%txn, peer = %coordinator, %reason, "voting no");
                 let lsn = self.persist(Record::Aborted {
@@ -666,8 +669,8 @@ impl Participant {
             }
             Ok(evaluated) => {
                 debug!(%txn, peer = %coordinator, "voting yes; the vote waits for its record");
-                for entry in &evaluated.entries {
-                    self.locks.insert(entry.key.clone(), txn);
+                for (key, mode) in locks::modes_of_entries(&evaluated.entries) {
+                    self.locks.acquire(txn, &key, mode);
                 }
                 let waiting_timeout_ms = self.config.waiting_timeout_ms(timeout_ms);
                 if protocol == Protocol::ThreePhase && waiting_timeout_ms < timeout_ms {
@@ -713,6 +716,7 @@ impl Participant {
     /// reason for NO, or what a YES (or ReadOnly) vote would log.
     fn check_prepare(
         &self,
+        txn: TxnId,
         protocol: Protocol,
         ops: &[Op],
         participants: &[NodeId],
@@ -765,12 +769,9 @@ impl Participant {
                 config.active_txns_max
             ));
         }
-        for op in ops {
-            if let Some(holder) = self.locks.get(op.key()) {
-                return Err(format!(
-                    "lock conflict on key {:?} held by txn {holder}",
-                    op.key()
-                ));
+        for (key, mode) in locks::modes_of_ops(ops) {
+            if let Some(holder) = self.locks.conflict(txn, &key, mode) {
+                return Err(format!("lock conflict on key {key:?} held by txn {holder}"));
             }
         }
         let evaluated = eval::evaluate(ops, values)?;
@@ -1240,12 +1241,12 @@ impl Participant {
                 warn!(%txn, "recovery skipped a txn already known");
                 continue;
             }
-            for entry in &stored.entries {
-                let holder = self.locks.entry(entry.key.clone()).or_insert(txn);
-                if *holder != txn {
-                    // Durability is prefix-closed, so two in-doubt holders of one key mean
-                    // the store was edited by hand. Keep both in doubt; the first keeps it.
-                    error!(%txn, key = %entry.key, holder = %holder, "recovered txns share a key");
+            for (key, mode) in locks::modes_of_entries(&stored.entries) {
+                if let Some(holder) = self.locks.acquire(txn, &key, mode) {
+                    // Durability is prefix-closed, so two in-doubt txns conflicting on one
+                    // key mean the store was edited by hand. Keep both in doubt; the first
+                    // keeps the key.
+                    error!(%txn, %key, %holder, "recovered txns conflict on a key");
                 }
             }
             let timer_at = now.plus_ms(backoff_ms);
@@ -1404,9 +1405,7 @@ impl Participant {
 
     fn release_locks(&mut self, txn: TxnId, entries: &[LogEntry]) {
         for entry in entries {
-            if self.locks.get(&entry.key) == Some(&txn) {
-                self.locks.remove(&entry.key);
-            }
+            self.locks.release(txn, &entry.key);
         }
     }
 
@@ -1457,29 +1456,13 @@ impl Participant {
     /// Panics if the core's state is inconsistent. Tests and the simulator call it after
     /// every input.
     pub fn check_invariants(&self) {
-        for (key, holder) in &self.locks {
-            let active = self
-                .active
-                .get(holder)
-                .unwrap_or_else(|| panic!("lock on {key:?} held by inactive txn {holder}"));
-            assert!(
-                active.entries.iter().any(|entry| &entry.key == key),
-                "txn {holder} holds a lock on {key:?} it does not touch"
-            );
-        }
+        self.check_locks();
         let mut timers = BTreeSet::new();
         for (txn, active) in &self.active {
             assert!(
                 !self.done.contains_key(txn),
                 "txn {txn} both active and done"
             );
-            for entry in &active.entries {
-                assert!(
-                    self.locks.contains_key(&entry.key),
-                    "active txn {txn} left {:?} unlocked",
-                    entry.key
-                );
-            }
             self.check_active(*txn, active);
             if let Some(at) = active.timer_at {
                 timers.insert((at, *txn));
@@ -1520,6 +1503,53 @@ impl Participant {
         }
         assert_eq!(durable, self.finished.len(), "finished list out of step");
         assert!(self.finished.len() <= self.config.finished_txns_max);
+    }
+
+    /// The lock table holds exactly what the lock holders need: each active txn holds every
+    /// key it touches, exclusively iff it writes it, and nothing else holds a lock.
+    fn check_locks(&self) {
+        let mut expected: BTreeMap<String, (BTreeSet<TxnId>, Option<TxnId>)> = BTreeMap::new();
+        for (txn, active) in &self.active {
+            for (key, mode) in locks::modes_of_entries(&active.entries) {
+                let slot = expected.entry(key).or_default();
+                match mode {
+                    Mode::Shared => {
+                        slot.0.insert(*txn);
+                    }
+                    Mode::Exclusive => slot.1 = Some(*txn),
+                }
+            }
+        }
+        let mut seen = 0;
+        for (key, lock) in self.locks.iter() {
+            let (readers, writer) = expected
+                .get(key)
+                .unwrap_or_else(|| panic!("lock on {key:?} held by no txn that touches it"));
+            match lock {
+                locks::Lock::Exclusive(holder) => {
+                    assert!(
+                        readers.is_empty(),
+                        "{key:?}: readers {readers:?} beside writer {holder}"
+                    );
+                    assert_eq!(writer, &Some(*holder), "{key:?}: exclusive holder");
+                }
+                locks::Lock::Shared(holders) => {
+                    assert!(!holders.is_empty(), "{key:?}: empty shared lock kept");
+                    assert_eq!(writer, &None, "{key:?}: writer holds no exclusive lock");
+                    assert_eq!(holders, readers, "{key:?}: shared holders");
+                }
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, expected.len(), "some touched key is not locked");
+        assert!(
+            self.locks.len()
+                <= self
+                    .config
+                    .active_txns_max
+                    .saturating_mul(self.config.ops_per_txn_max),
+            "lock table beyond its bound"
+        );
     }
 
     fn check_active(&self, txn: TxnId, active: &Active) {
