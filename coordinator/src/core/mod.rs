@@ -474,6 +474,8 @@ struct Txn {
     wake_at: Option<Millis>,
     /// 3PC: why the commit was turned into an abort (set in `LoggingAbort`).
     abort_reason: Option<String>,
+    /// `Release` went to the ReadOnly voters (every vote was in): not sent again at an abort.
+    released: bool,
 }
 
 impl Txn {
@@ -870,6 +872,7 @@ impl Coordinator {
                 phase: Phase::Collecting { votes_due },
                 wake_at: None,
                 abort_reason: None,
+                released: false,
             },
         );
         self.arm(id, Some(votes_due));
@@ -880,6 +883,8 @@ impl Coordinator {
             Msg::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
             Msg::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
             Msg::StateReply { txn, state, .. } => self.on_state_reply(now, from, txn, state),
+            // Nothing waits for a release: it only shortens a read-only voter's hold.
+            Msg::Released { .. } => {}
             Msg::Error { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
             }
@@ -923,6 +928,12 @@ impl Coordinator {
         if txn.parts.iter().any(|p| p.state == PartState::AwaitingVote) {
             return;
         }
+        // The lock point: every participant holds its locks now, so the read-only voters
+        // may drop theirs (the writers keep theirs until the outcome).
+        self.release_read_only(id);
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
         if txn.parts.iter().all(|p| p.state == PartState::ReadOnly) {
             // Nothing to apply anywhere: committed without a log record.
             let result = TxnResult::Committed { reads: txn.reads() };
@@ -1238,6 +1249,11 @@ impl Coordinator {
             };
             match (txn.phase, part.state, txn.protocol) {
                 (Phase::Collecting { .. }, PartState::AwaitingVote, _) => aborts.push(id),
+                // A read-only voter that went down may have restarted and lost its shared
+                // locks (they are in memory only) before every vote is in: no lock point.
+                (Phase::Collecting { .. }, PartState::ReadOnly, _) if txn.parts.len() > 1 => {
+                    aborts.push(id);
+                }
                 // 3PC: a YES voter that is down could not get its PreCommit in time.
                 (Phase::Collecting { .. }, PartState::Yes, Protocol::ThreePhase) => {
                     aborts.push(id);
@@ -1315,6 +1331,7 @@ impl Coordinator {
                     phase,
                     wake_at: None,
                     abort_reason: None,
+                    released: true,
                 },
             );
             self.arm(id, Some(resend_at));
@@ -1414,6 +1431,10 @@ impl Coordinator {
                 });
             }
         }
+        // A read-only voter of an aborted txn holds its shared locks for nothing.
+        if !txn.released {
+            self.send_release(id, &txn);
+        }
         if let Some(client) = txn.client {
             self.outputs.push_back(Output::ClientResult {
                 client,
@@ -1421,6 +1442,28 @@ impl Coordinator {
                 result: TxnResult::Aborted { reason },
             });
         }
+    }
+
+    /// Every vote is in: `Release` to each ReadOnly voter that is up (one that is not, or
+    /// misses it, releases at its own timeout). Once per txn.
+    fn release_read_only(&mut self, id: TxnId) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        if txn.released {
+            return;
+        }
+        txn.released = true;
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let sends = release_sends(id, txn, &self.up);
+        self.outputs.extend(sends);
+    }
+
+    fn send_release(&mut self, id: TxnId, txn: &Txn) {
+        let sends = release_sends(id, txn, &self.up);
+        self.outputs.extend(sends);
     }
 
     fn forget(&mut self, id: TxnId) -> Option<Txn> {
@@ -1463,6 +1506,22 @@ fn prepare(
         timeout_ms,
         participants: participants.to_vec(),
     }
+}
+
+/// `Release` for each ReadOnly voter of `txn` that is up. A txn on one participant has no
+/// hold to release (its participant keeps no locks after a ReadOnly vote).
+fn release_sends(id: TxnId, txn: &Txn, up: &BTreeSet<NodeId>) -> Vec<Output> {
+    if txn.parts.len() < 2 {
+        return Vec::new();
+    }
+    txn.parts
+        .iter()
+        .filter(|part| part.state == PartState::ReadOnly && up.contains(&part.node))
+        .map(|part| Output::Send {
+            to: part.node,
+            msg: Msg::Release { txn: id },
+        })
+        .collect()
 }
 
 fn decide(txn: TxnId, decision: Decision) -> Msg {

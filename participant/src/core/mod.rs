@@ -29,6 +29,15 @@
 //! peers instead (`StateQuery`): a peer that committed or aborted (or never voted YES, and
 //! so aborts when asked) resolves it; otherwise it stays blocked, and says so.
 //!
+//! Isolation is serializable by global two-phase locking: a txn's locks at every
+//! participant are held from its vote until every participant has voted (the lock point),
+//! writers' until the outcome. A ReadOnly voter of a txn with other participants therefore
+//! keeps its shared locks (in memory only: a "read hold") until the coordinator's
+//! `Release` (sent once every vote is in, or at the abort), a `Decide`, or, if neither
+//! comes, the txn's `timeout_ms` after the vote: the coordinator gives up collecting votes
+//! by then, so no vote can arrive after the hold ends. A txn on this participant alone
+//! holds nothing: its vote is its whole lock interval.
+//!
 //! A ReadOnly vote on a txn with other participants is made durable first (a
 //! `read_only_vote` row): a peer asking about a txn this node does not know is told
 //! "aborted" (and the txn is aborted here, so a later Prepare votes NO), which would be a
@@ -120,6 +129,12 @@ pub enum Input {
         txn: TxnId,
         decision: Decision,
         stored: Option<StoredTxn>,
+    },
+    /// The coordinator has every vote of `txn` (or aborted it): a read hold may go.
+    Release {
+        from: ReplyTo,
+        id: RequestId,
+        txn: TxnId,
     },
     /// A peer (or a recovering coordinator) asks for this participant's state of `txn`.
     /// `stored` as for `Prepare`.
@@ -282,6 +297,15 @@ impl Active {
     }
 }
 
+/// A ReadOnly vote on a txn with other participants, holding shared locks on the keys it
+/// read until every vote is in (see the module docs).
+#[derive(Debug)]
+struct ReadHold {
+    keys: Vec<String>,
+    /// When it releases by itself: the vote plus the txn's `timeout_ms`.
+    until: Millis,
+}
+
 /// How a finished transaction ended.
 #[derive(Clone, PartialEq, Eq, Debug)]
 enum End {
@@ -320,6 +344,10 @@ pub struct Participant {
     locks: LockTable,
     /// One timer per undecided txn (`Active::timer_at`).
     timers: BTreeSet<(Millis, TxnId)>,
+    /// Read holds, counted with `active` against `active_txns_max`.
+    read_holds: BTreeMap<TxnId, ReadHold>,
+    /// One entry per read hold: `(until, txn)`.
+    hold_timers: BTreeSet<(Millis, TxnId)>,
     /// Records emitted and not yet reported durable, with the state each moves its txn to
     /// (`None`: a ReadOnly record).
     pending: BTreeMap<Lsn, (TxnId, Option<TxnState>)>,
@@ -344,6 +372,8 @@ impl Participant {
             finished: VecDeque::new(),
             locks: LockTable::default(),
             timers: BTreeSet::new(),
+            read_holds: BTreeMap::new(),
+            hold_timers: BTreeSet::new(),
             pending: BTreeMap::new(),
             held: BTreeMap::new(),
             next_lsn: Lsn(1),
@@ -392,6 +422,10 @@ impl Participant {
                 decision,
                 stored,
             } => self.on_decide(from, id, txn, decision, stored),
+            Input::Release { from, id, txn } => {
+                self.release_hold(txn);
+                self.reply(from, id, Msg::Released { txn });
+            }
             Input::StateQuery {
                 from,
                 id,
@@ -419,12 +453,24 @@ impl Participant {
 
     /// When [`Participant::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.timers.first().map(|(at, _)| *at)
+        let txn_at = self.timers.first().map(|(at, _)| *at);
+        let hold_at = self.hold_timers.first().map(|(at, _)| *at);
+        match (txn_at, hold_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs every timer whose time has come: 2PC in-doubt txns ask the coordinator and
     /// their peers again; 3PC txns start or advance the termination protocol.
     pub fn handle_timeout(&mut self, now: Millis) {
+        while let Some(&(at, txn)) = self.hold_timers.first() {
+            if at > now {
+                break;
+            }
+            debug!(%txn, "read hold timed out: released");
+            self.release_hold(txn);
+        }
         while let Some(&(at, txn)) = self.timers.first() {
             if at > now {
                 break;
@@ -456,6 +502,11 @@ impl Participant {
 
     pub fn locks_held(&self) -> usize {
         self.locks.len()
+    }
+
+    /// ReadOnly votes still holding their shared locks.
+    pub fn read_holds(&self) -> usize {
+        self.read_holds.len()
     }
 
     pub fn counts(&self) -> TxnCounts {
@@ -646,7 +697,24 @@ impl Participant {
                 self.reply(from, id, vote_msg(txn, Vote::ReadOnly, evaluated.reads));
             }
             Ok(evaluated) if evaluated.is_read_only() => {
-                debug!(%txn, peer = %coordinator, "read-only; vote waits for its record");
+                debug!(%txn, peer = %coordinator, "read-only; vote waits for its record, locks held until every vote is in");
+                let keys: BTreeSet<String> = evaluated
+                    .entries
+                    .iter()
+                    .map(|entry| entry.key.clone())
+                    .collect();
+                for key in &keys {
+                    self.locks.acquire(txn, key, Mode::Shared);
+                }
+                let until = now.plus_ms(timeout_ms);
+                self.hold_timers.insert((until, txn));
+                self.read_holds.insert(
+                    txn,
+                    ReadHold {
+                        keys: keys.into_iter().collect(),
+                        until,
+                    },
+                );
                 let lsn = self.persist(Record::ReadOnly {
                     txn,
                     protocol,
@@ -762,10 +830,11 @@ impl Participant {
                 ));
             }
         }
-        if self.active.len() >= config.active_txns_max {
+        // Read holds count too: they keep locks, and so bound the lock table with `active`.
+        let holding = self.active.len() + self.read_holds.len();
+        if holding >= config.active_txns_max {
             return Err(format!(
-                "participant overloaded: {} active txns (limit {})",
-                self.active.len(),
+                "participant overloaded: {holding} active txns (limit {})",
                 config.active_txns_max
             ));
         }
@@ -866,6 +935,8 @@ impl Participant {
         decision: Decision,
         stored: Option<StoredTxn>,
     ) {
+        // A decision means every vote is in (or the txn is over): a read hold may go.
+        self.release_hold(txn);
         if let Some(active) = self.active.get_mut(&txn) {
             let by_coordinator = from.peer == active.coordinator;
             match (active.durable, active.target, decision) {
@@ -1409,6 +1480,16 @@ impl Participant {
         }
     }
 
+    /// Drops the read hold of `txn`, if any (a duplicate or unknown release does nothing).
+    fn release_hold(&mut self, txn: TxnId) {
+        if let Some(hold) = self.read_holds.remove(&txn) {
+            self.hold_timers.remove(&(hold.until, txn));
+            for key in &hold.keys {
+                self.locks.release(txn, key);
+            }
+        }
+    }
+
     /// `txn` is done and its record durable: remember it, forgetting the oldest beyond the
     /// bound (the store still answers for them).
     fn finish(&mut self, txn: TxnId) {
@@ -1506,7 +1587,8 @@ impl Participant {
     }
 
     /// The lock table holds exactly what the lock holders need: each active txn holds every
-    /// key it touches, exclusively iff it writes it, and nothing else holds a lock.
+    /// key it touches, exclusively iff it writes it; each read hold its keys, shared; and
+    /// nothing else holds a lock.
     fn check_locks(&self) {
         let mut expected: BTreeMap<String, (BTreeSet<TxnId>, Option<TxnId>)> = BTreeMap::new();
         for (txn, active) in &self.active {
@@ -1520,6 +1602,28 @@ impl Participant {
                 }
             }
         }
+        for (txn, hold) in &self.read_holds {
+            assert!(
+                !self.active.contains_key(txn),
+                "txn {txn} both active and read-holding"
+            );
+            for key in &hold.keys {
+                expected.entry(key.clone()).or_default().0.insert(*txn);
+            }
+        }
+        let hold_timers: BTreeSet<(Millis, TxnId)> = self
+            .read_holds
+            .iter()
+            .map(|(txn, hold)| (hold.until, *txn))
+            .collect();
+        assert_eq!(
+            hold_timers, self.hold_timers,
+            "hold timers differ from the holds"
+        );
+        assert!(
+            self.active.len() + self.read_holds.len() <= self.config.active_txns_max,
+            "more lock holders than active_txns_max"
+        );
         let mut seen = 0;
         for (key, lock) in self.locks.iter() {
             let (readers, writer) = expected

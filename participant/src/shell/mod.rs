@@ -427,6 +427,8 @@ impl EventLoop {
                 },
                 Err(error) => return self.store_failed(&channel, id, txn, error),
             },
+            // Only memory is involved: no stored state to read.
+            (_, Msg::Release { txn }) if protocol_peer => Input::Release { from, id, txn },
             (_, Msg::StateQuery { txn }) if protocol_peer => match self.stored(txn).await {
                 Ok(stored) => Input::StateQuery {
                     from,

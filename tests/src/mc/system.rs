@@ -694,6 +694,11 @@ impl System {
                     decision,
                     stored: stored(txn),
                 },
+                Msg::Release { txn } => Input::Release {
+                    from: reply_to,
+                    id,
+                    txn,
+                },
                 Msg::StateQuery { txn } => Input::StateQuery {
                     from: reply_to,
                     id,

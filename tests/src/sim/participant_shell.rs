@@ -158,6 +158,11 @@ impl World {
                 decision,
                 stored: stored_unless_known(core.as_ref(), &participant.disk, txn),
             },
+            Msg::Release { txn } => Input::Release {
+                from: reply_to,
+                id,
+                txn,
+            },
             Msg::StateQuery { txn } => Input::StateQuery {
                 from: reply_to,
                 id,

@@ -4,6 +4,7 @@
 
 mod locks;
 mod peers;
+mod read_holds;
 mod three_phase;
 
 use std::collections::BTreeMap;
