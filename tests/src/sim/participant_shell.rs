@@ -3,15 +3,17 @@
 //! Prepare or Decide, replies routed to the connection the request came on, and each
 //! durable record reported `Persisted` in order.
 
+use std::collections::BTreeSet;
+
 use participant::core::{Config, Input, Millis, Output, Participant, Record, ReplyTo};
-use wire::{Decision, Msg, NodeId};
+use wire::{Decision, Msg, NodeId, Op, TxnId};
 
 use super::cores::ParticipantCore;
 use super::disk::ParticipantDisk;
-use super::history::{Applied, VoteKind, txn_name};
+use super::history::{Applied, Observed, VoteKind, txn_name};
 use super::net::Frame;
 use super::options::Planted;
-use super::planted::TimeoutsWithoutTermination;
+use super::planted::{ReleaseReadLocksAtVote, TimeoutsWithoutTermination};
 use super::trace::{self, COORDINATOR, node_name};
 use super::world::World;
 
@@ -34,6 +36,7 @@ impl World {
             Planted::TimeoutsWithoutTermination => {
                 Box::new(TimeoutsWithoutTermination::new(core, COORDINATOR))
             }
+            Planted::ReleaseReadLocksAtVote => Box::new(ReleaseReadLocksAtVote::new(core)),
             _ => Box::new(core),
         };
         let participant = self.participants.get_mut(&node).expect("known node");
@@ -120,13 +123,33 @@ impl World {
                 ops,
                 timeout_ms,
                 participants,
-            } if from == COORDINATOR => {
+            } if self.is_coordinator(from) => {
                 let knows = core.knows(txn);
                 let values = if !knows && ops.len() <= core.ops_per_txn_max() {
                     participant.disk.values(ops.iter().map(|op| op.key()))
                 } else {
                     Default::default()
                 };
+                if !values.is_empty() {
+                    let observed = values
+                        .iter()
+                        .map(|(key, value)| Observed {
+                            key: key.clone(),
+                            value: value.clone(),
+                            writer: self
+                                .history
+                                .versions
+                                .get(&(node, key.clone()))
+                                .and_then(|versions| versions.last().copied()),
+                        })
+                        .collect();
+                    self.history
+                        .observed
+                        .entry((txn, node))
+                        .or_default()
+                        .push(observed);
+                }
+                let participant = &self.participants[&node];
                 let stored = if knows {
                     None
                 } else {
@@ -234,6 +257,28 @@ impl World {
 
     /// One group commit: a prefix of the write queue becomes durable; each record is
     /// reported `Persisted` (and its outputs carried out) in order.
+    /// `txn`'s commit is durable on `node`: it is the newest version of every key it
+    /// writes there.
+    fn record_versions(&mut self, node: NodeId, txn: TxnId) {
+        let Some(info) = self.history.txns.get(&txn) else {
+            return;
+        };
+        let written: BTreeSet<String> = info
+            .parts
+            .iter()
+            .filter(|(part, _)| *part == node)
+            .flat_map(|(_, ops)| ops.iter())
+            .filter(|op| !matches!(op, Op::Get { .. }))
+            .map(|op| op.key().to_string())
+            .collect();
+        for key in written {
+            let versions = self.history.versions.entry((node, key)).or_default();
+            if !versions.contains(&txn) {
+                versions.push(txn);
+            }
+        }
+    }
+
     pub(super) fn participant_flush_disk(&mut self, node: NodeId) {
         let len = self.participants[&node].disk.queue.len();
         if len == 0 {
@@ -260,10 +305,17 @@ impl World {
             };
             if let Some(decision) = decision {
                 let txn = record.txn();
+                if decision == Decision::Commit {
+                    self.record_versions(node, txn);
+                }
                 let applied = Applied {
                     decision,
                     at_ms: self.now_ms,
-                    commit_logged: self.coordinator.disk.commit_logged(txn),
+                    // Txn ids are unique over the coordinators: at most one logs it.
+                    commit_logged: self
+                        .coordinators
+                        .values()
+                        .any(|coordinator| coordinator.disk.commit_logged(txn)),
                 };
                 self.history
                     .applied

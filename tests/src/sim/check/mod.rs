@@ -6,6 +6,8 @@ mod atomicity;
 mod conservation;
 mod durability;
 mod locks;
+mod read_all;
+mod serializability;
 mod termination;
 mod validity;
 
@@ -52,8 +54,9 @@ impl ParticipantEnd<'_> {
     }
 }
 
-/// The coordinator at the end of the run.
+/// A coordinator at the end of the run.
 pub struct CoordinatorEnd<'a> {
+    pub id: NodeId,
     pub disk: &'a CoordinatorDisk,
     pub txns_in_flight: usize,
 }
@@ -62,7 +65,8 @@ pub struct CoordinatorEnd<'a> {
 pub struct View<'a> {
     pub history: &'a History,
     pub participants: Vec<ParticipantEnd<'a>>,
-    pub coordinator: CoordinatorEnd<'a>,
+    /// Every coordinator (each with its own decision log).
+    pub coordinators: Vec<CoordinatorEnd<'a>>,
     /// The bank's total, as it was before the run.
     pub bank_total: i64,
 }
@@ -70,13 +74,15 @@ pub struct View<'a> {
 /// A checker: a name and a function of the view.
 pub type Checker = (&'static str, fn(&View<'_>) -> Vec<String>);
 
-pub const CHECKERS: [Checker; 6] = [
+pub const CHECKERS: [Checker; 8] = [
     ("atomicity", atomicity::check),
     ("validity", validity::check),
     ("durability", durability::check),
     ("conservation", conservation::check),
     ("termination", termination::check),
     ("locks", locks::check),
+    ("serializability", serializability::check),
+    ("read-all", read_all::check),
 ];
 
 pub fn check_all(view: &View<'_>) -> Vec<Violation> {

@@ -1,0 +1,43 @@
+//! The read-all bank transaction: a committed read of every account on every participant
+//! sees the conserved total (transfers keep it; seeing half of one breaks it).
+
+use wire::Value;
+
+use super::View;
+use crate::sim::history::{ClientView, TxnKind};
+use crate::sim::workload::ACCOUNTS;
+
+pub fn check(view: &View<'_>) -> Vec<String> {
+    let history = view.history;
+    let mut found = Vec::new();
+    let expected_reads = ACCOUNTS.len() * view.participants.len();
+    for (txn, info) in &history.txns {
+        if info.kind != TxnKind::ReadAll || info.client != ClientView::Committed {
+            continue;
+        }
+        let reads: Vec<&wire::Read> = info.reads.iter().flat_map(|(_, reads)| reads).collect();
+        if reads.len() != expected_reads {
+            found.push(format!(
+                "{} read {} accounts, not {expected_reads}",
+                history.name(*txn),
+                reads.len()
+            ));
+            continue;
+        }
+        let total: i64 = reads
+            .iter()
+            .map(|read| match read.value {
+                Some(Value::Int(balance)) => balance,
+                _ => 0,
+            })
+            .sum();
+        if total != view.bank_total {
+            found.push(format!(
+                "{} saw a bank total of {total}, not {}",
+                history.name(*txn),
+                view.bank_total
+            ));
+        }
+    }
+    found
+}
