@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// First field of every `Hello`: a connection that does not start with it is not ours.
 pub const MAGIC: u32 = 0x4143_4D54; // "ACMT": atomic commit
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// A node of the cluster (coordinator or participant), unique within a cluster.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -222,6 +222,7 @@ pub enum TxnResult {
 /// - participant → coordinator `DecisionQuery` → `DecisionAnswer`
 /// - participant ↔ participant (mesh), coordinator → participant (3PC recovery)
 ///   `StateQuery` → `StateReply`
+/// - coordinator → read-only voter `Release` → `Released`
 /// - client → coordinator `Submit` → `Result`; `Status` → `StatusReport`
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub enum Msg {
@@ -268,6 +269,17 @@ pub enum Msg {
         /// undecided state may predate a decision taken while it was down, so it never
         /// leads the termination protocol and its state is no evidence for one.
         recovered: bool,
+    },
+    /// Every vote of the transaction is in (or it aborted): a participant that voted
+    /// ReadOnly may drop the shared locks it kept since its vote. Until then they keep the
+    /// transaction's lock point (see ARCHITECTURE.md, isolation). Idempotent: a release
+    /// of a transaction the participant holds nothing for is answered the same.
+    Release {
+        txn: TxnId,
+    },
+    /// The answer to `Release` (nothing depends on it; the coordinator ignores it).
+    Released {
+        txn: TxnId,
     },
     /// The client names the transaction (a fresh v7 id), so it can print the id before it
     /// waits and look the transaction up if the answer never comes.
@@ -337,6 +349,8 @@ impl Msg {
             Msg::DecisionAnswer { .. } => "DecisionAnswer",
             Msg::StateQuery { .. } => "StateQuery",
             Msg::StateReply { .. } => "StateReply",
+            Msg::Release { .. } => "Release",
+            Msg::Released { .. } => "Released",
             Msg::Submit { .. } => "Submit",
             Msg::Result { .. } => "Result",
             Msg::Status => "Status",
@@ -357,6 +371,8 @@ impl Msg {
             | Msg::DecisionAnswer { txn, .. }
             | Msg::StateQuery { txn }
             | Msg::StateReply { txn, .. }
+            | Msg::Release { txn }
+            | Msg::Released { txn }
             | Msg::Submit { txn, .. }
             | Msg::Result { txn, .. } => Some(*txn),
             Msg::Status | Msg::StatusReport { .. } | Msg::Error { .. } => None,

@@ -82,6 +82,8 @@ fn msgs() -> Vec<(&'static str, Msg)> {
                 recovered: true,
             },
         ),
+        ("Release", Msg::Release { txn: txn() }),
+        ("Released", Msg::Released { txn: txn() }),
         (
             "Submit",
             Msg::Submit {
@@ -174,7 +176,7 @@ fn samples() -> Vec<(&'static str, Frame)> {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "Hello",
-        "0000004d81a548656c6c6f85a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e01a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331",
+        "0000004d81a548656c6c6f85a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e02a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331",
     ),
     ("Reject", "0000001481a652656a65637481a6726561736f6ea3626164"),
     ("Heartbeat", "0000000aa9486561727462656174"),
@@ -225,6 +227,14 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "StateReply",
         "0000005381a75265717565737482a2696409a36d736781aa53746174655265706c7983a374786ec41001900000000070008000000000000001a57374617465ac507265436f6d6d6974746564a97265636f7665726564c3",
+    ),
+    (
+        "Release",
+        "0000003281a75265717565737482a2696409a36d736781a752656c6561736581a374786ec41001900000000070008000000000000001",
+    ),
+    (
+        "Released",
+        "0000003381a75265717565737482a2696409a36d736781a852656c656173656481a374786ec41001900000000070008000000000000001",
     ),
     (
         "Submit",
@@ -305,6 +315,8 @@ fn samples_cover_every_variant() {
             Msg::DecisionAnswer { .. } => "DecisionAnswer",
             Msg::StateQuery { .. } => "StateQuery",
             Msg::StateReply { .. } => "StateReply",
+            Msg::Release { .. } => "Release",
+            Msg::Released { .. } => "Released",
             Msg::Submit { .. } => "Submit",
             Msg::Result { .. } => "Result",
             Msg::Status => "Status",
@@ -313,7 +325,7 @@ fn samples_cover_every_variant() {
         })
         .collect();
     assert_eq!(msg_names, expected);
-    assert_eq!(msg_names.len(), 14);
+    assert_eq!(msg_names.len(), 16);
 }
 
 #[test]
@@ -332,6 +344,8 @@ fn msg_kind_and_txn_of_every_variant() {
         ("DecisionAnswer", Some(txn())),
         ("StateQuery", Some(txn())),
         ("StateReply", Some(txn())),
+        ("Release", Some(txn())),
+        ("Released", Some(txn())),
         ("Submit", Some(txn())),
         ("Result", Some(txn())),
         ("Status", None),

@@ -485,6 +485,8 @@ struct Txn {
     /// 3PC: the precommit record became durable after the PreCommit deadline, so no
     /// PreCommit went out and the abort is adopted with no participant reporting one.
     precommit_late: bool,
+    /// `Release` went to the ReadOnly voters (every vote was in): not sent again at an abort.
+    released: bool,
 }
 
 impl Txn {
@@ -894,6 +896,7 @@ impl Coordinator {
                 wake_at: None,
                 abort_reason: None,
                 precommit_late: false,
+                released: false,
             },
         );
         self.arm(id, Some(votes_due));
@@ -908,6 +911,8 @@ impl Coordinator {
                 state,
                 recovered,
             } => self.on_state_reply(now, from, txn, state, recovered),
+            // Nothing waits for a release: it only shortens a read-only voter's hold.
+            Msg::Released { .. } => {}
             Msg::Error { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
             }
@@ -951,6 +956,12 @@ impl Coordinator {
         if txn.parts.iter().any(|p| p.state == PartState::AwaitingVote) {
             return;
         }
+        // The lock point: every participant holds its locks now, so the read-only voters
+        // may drop theirs (the writers keep theirs until the outcome).
+        self.release_read_only(id);
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
         if txn.parts.iter().all(|p| p.state == PartState::ReadOnly) {
             // Nothing to apply anywhere: committed without a log record.
             let result = TxnResult::Committed { reads: txn.reads() };
@@ -1277,6 +1288,11 @@ impl Coordinator {
             };
             match (txn.phase, part.state, txn.protocol) {
                 (Phase::Collecting { .. }, PartState::AwaitingVote, _) => aborts.push(id),
+                // A read-only voter that went down may have restarted and lost its shared
+                // locks (they are in memory only) before every vote is in: no lock point.
+                (Phase::Collecting { .. }, PartState::ReadOnly, _) if txn.parts.len() > 1 => {
+                    aborts.push(id);
+                }
                 // 3PC: a YES voter that is down could not get its PreCommit in time.
                 (Phase::Collecting { .. }, PartState::Yes, Protocol::ThreePhase) => {
                     aborts.push(id);
@@ -1355,6 +1371,7 @@ impl Coordinator {
                     wake_at: None,
                     abort_reason: None,
                     precommit_late: false,
+                    released: true,
                 },
             );
             self.arm(id, Some(resend_at));
@@ -1454,6 +1471,10 @@ impl Coordinator {
                 });
             }
         }
+        // A read-only voter of an aborted txn holds its shared locks for nothing.
+        if !txn.released {
+            self.send_release(id, &txn);
+        }
         if let Some(client) = txn.client {
             self.outputs.push_back(Output::ClientResult {
                 client,
@@ -1461,6 +1482,28 @@ impl Coordinator {
                 result: TxnResult::Aborted { reason },
             });
         }
+    }
+
+    /// Every vote is in: `Release` to each ReadOnly voter that is up (one that is not, or
+    /// misses it, releases at its own timeout). Once per txn.
+    fn release_read_only(&mut self, id: TxnId) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        if txn.released {
+            return;
+        }
+        txn.released = true;
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let sends = release_sends(id, txn, &self.up);
+        self.outputs.extend(sends);
+    }
+
+    fn send_release(&mut self, id: TxnId, txn: &Txn) {
+        let sends = release_sends(id, txn, &self.up);
+        self.outputs.extend(sends);
     }
 
     fn forget(&mut self, id: TxnId) -> Option<Txn> {
@@ -1503,6 +1546,22 @@ fn prepare(
         timeout_ms,
         participants: participants.to_vec(),
     }
+}
+
+/// `Release` for each ReadOnly voter of `txn` that is up. A txn on one participant has no
+/// hold to release (its participant keeps no locks after a ReadOnly vote).
+fn release_sends(id: TxnId, txn: &Txn, up: &BTreeSet<NodeId>) -> Vec<Output> {
+    if txn.parts.len() < 2 {
+        return Vec::new();
+    }
+    txn.parts
+        .iter()
+        .filter(|part| part.state == PartState::ReadOnly && up.contains(&part.node))
+        .map(|part| Output::Send {
+            to: part.node,
+            msg: Msg::Release { txn: id },
+        })
+        .collect()
 }
 
 fn decide(txn: TxnId, decision: Decision) -> Msg {

@@ -105,6 +105,13 @@ fn prepare_to(to: u32, txn: u128, ops: Vec<Op>) -> Output {
     }
 }
 
+fn release_to(to: u32, txn: u128) -> Output {
+    Output::Send {
+        to: n(to),
+        msg: Msg::Release { txn: txn_id(txn) },
+    }
+}
+
 fn decide_to(to: u32, txn: u128, decision: Decision) -> Output {
     Output::Send {
         to: n(to),
@@ -364,7 +371,7 @@ fn no_vote_aborts_and_tells_only_those_that_may_have_prepared() {
 }
 
 #[test]
-fn read_only_voter_is_left_out_of_abort() {
+fn read_only_voter_gets_release_not_decide_at_abort() {
     let mut core = coordinator();
     step(
         &mut core,
@@ -384,7 +391,10 @@ fn read_only_voter_is_left_out_of_abort() {
                 }
             )
         ),
-        vec![aborted(T1, "participant 2 voted no: lock conflict")]
+        vec![
+            release_to(1, T1),
+            aborted(T1, "participant 2 voted no: lock conflict")
+        ]
     );
 }
 
@@ -488,18 +498,22 @@ fn all_read_only_commits_with_reads_and_logs_nothing() {
             2,
             vote_reads(2, T1, Vote::ReadOnly, vec![read("b", 2)])
         ),
-        vec![result(
-            T1,
-            TxnResult::Committed {
-                reads: vec![(n(1), vec![read("a", 1)]), (n(2), vec![read("b", 2)])]
-            }
-        )]
+        vec![
+            release_to(1, T1),
+            release_to(2, T1),
+            result(
+                T1,
+                TxnResult::Committed {
+                    reads: vec![(n(1), vec![read("a", 1)]), (n(2), vec![read("b", 2)])]
+                }
+            )
+        ]
     );
     assert_eq!(core.txns_in_flight(), 0);
 }
 
 #[test]
-fn read_only_voter_is_not_logged_or_sent_commit() {
+fn read_only_voter_is_released_when_the_last_vote_arrives_not_logged_or_sent_commit() {
     let mut core = coordinator();
     step(
         &mut core,
@@ -507,9 +521,10 @@ fn read_only_voter_is_not_logged_or_sent_commit() {
         submit(T1, spec(vec![(1, vec![get("a")]), (2, vec![add("b", 5)])])),
     );
     step(&mut core, 1, vote(1, T1, Vote::ReadOnly));
+    // The lock point: the release goes before the commit record is even asked for.
     assert_eq!(
         step(&mut core, 2, vote(2, T1, Vote::Yes)),
-        vec![persist_decided(1, T1, &[2])]
+        vec![release_to(1, T1), persist_decided(1, T1, &[2])]
     );
     assert_eq!(
         step(&mut core, 3, Input::Persisted { lsn: Lsn(1) }),
@@ -1039,4 +1054,69 @@ fn check_invariants_catches_a_committing_txn_with_a_no_vote() {
         txn.parts[0].state = PartState::No;
     }
     assert!(core.check_invariants().is_err());
+}
+
+#[test]
+fn read_only_voter_is_released_at_a_timeout_abort() {
+    let mut core = coordinator();
+    step(
+        &mut core,
+        0,
+        submit(T1, spec(vec![(1, vec![get("a")]), (2, vec![add("b", 5)])])),
+    );
+    step(&mut core, 1, vote(1, T1, Vote::ReadOnly));
+    assert_eq!(
+        tick(&mut core, TIMEOUT_MS),
+        vec![
+            decide_to(2, T1, Decision::Abort),
+            release_to(1, T1),
+            aborted(T1, "timeout waiting for votes from participant 2"),
+        ]
+    );
+}
+
+#[test]
+fn read_only_voter_down_before_the_last_vote_aborts() {
+    // Its shared locks live in memory only: after a restart it holds nothing, so the
+    // other votes could no longer form a lock point with its reads.
+    let mut core = coordinator();
+    step(
+        &mut core,
+        0,
+        submit(T1, spec(vec![(1, vec![get("a")]), (2, vec![add("b", 5)])])),
+    );
+    step(&mut core, 1, vote(1, T1, Vote::ReadOnly));
+    assert_eq!(
+        step(&mut core, 2, Input::PeerDown { peer: n(1) }),
+        vec![
+            decide_to(2, T1, Decision::Abort),
+            aborted(T1, "participant 1 is down"),
+        ]
+    );
+}
+
+#[test]
+fn a_single_participant_read_gets_no_release() {
+    let mut core = coordinator();
+    step(&mut core, 0, submit(T1, spec(vec![(1, vec![get("a")])])));
+    assert_eq!(
+        step(&mut core, 1, vote(1, T1, Vote::ReadOnly)),
+        vec![result(T1, TxnResult::Committed { reads: vec![] })]
+    );
+}
+
+#[test]
+fn released_answers_are_ignored() {
+    let mut core = coordinator();
+    assert_eq!(
+        step(
+            &mut core,
+            0,
+            Input::Response {
+                from: n(1),
+                msg: Msg::Released { txn: txn_id(T1) },
+            }
+        ),
+        vec![]
+    );
 }

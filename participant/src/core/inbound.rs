@@ -68,6 +68,8 @@ pub fn plan(core: &Participant, role: Role, msg: &Msg) -> Plan {
                 stored: stored_of(*txn),
             })
         }
+        // Only memory is involved: no stored state to read.
+        (_, Msg::Release { .. }) if protocol_peer => Plan::Protocol(Needs::default()),
         (Role::Client, Msg::Status) => Plan::Status,
         (role, msg) => Plan::Refuse {
             reason: format!(
@@ -125,6 +127,7 @@ pub fn request_input(
             txn,
             stored,
         },
+        Msg::Release { txn } => Input::Release { from, id, txn },
         other => return Err(format!("{} is not a protocol request", other.kind())),
     })
 }

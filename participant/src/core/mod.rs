@@ -29,6 +29,15 @@
 //! peers instead (`StateQuery`): a peer that committed or aborted (or never voted YES, and
 //! so aborts when asked) resolves it; otherwise it stays blocked, and says so.
 //!
+//! Isolation is serializable by global two-phase locking: a txn's locks at every
+//! participant are held from its vote until every participant has voted (the lock point),
+//! writers' until the outcome. A ReadOnly voter of a txn with other participants therefore
+//! keeps its shared locks (in memory only: a "read hold") until the coordinator's
+//! `Release` (sent once every vote is in, or at the abort), a `Decide`, or, if neither
+//! comes, the txn's `timeout_ms` after the vote: the coordinator gives up collecting votes
+//! by then, so no vote can arrive after the hold ends. A txn on this participant alone
+//! holds nothing: its vote is its whole lock interval.
+//!
 //! A ReadOnly vote on a txn with other participants is made durable first (a
 //! `read_only_vote` row): a peer asking about a txn this node does not know is told
 //! "aborted" (and the txn is aborted here, so a later Prepare votes NO), which would be a
@@ -37,12 +46,13 @@
 mod config;
 mod eval;
 pub mod inbound;
+mod locks;
 mod record;
 mod termination;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tracing::{debug, error, info, warn};
 use wire::{
@@ -54,6 +64,7 @@ pub use config::{
     Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT,
     TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS,
 };
+use locks::{LockTable, Mode};
 pub use record::{LogEntry, Lsn, OpKind, Record, StoredState, StoredTxn};
 use termination::Termination;
 
@@ -123,6 +134,12 @@ pub enum Input {
         txn: TxnId,
         decision: Decision,
         stored: Option<StoredTxn>,
+    },
+    /// The coordinator has every vote of `txn` (or aborted it): a read hold may go.
+    Release {
+        from: ReplyTo,
+        id: RequestId,
+        txn: TxnId,
     },
     /// A peer (or a recovering coordinator) asks for this participant's state of `txn`.
     /// `stored` as for `Prepare`.
@@ -285,6 +302,15 @@ impl Active {
     }
 }
 
+/// A ReadOnly vote on a txn with other participants, holding shared locks on the keys it
+/// read until every vote is in (see the module docs).
+#[derive(Debug)]
+struct ReadHold {
+    keys: Vec<String>,
+    /// When it releases by itself: the vote plus the txn's `timeout_ms`.
+    until: Millis,
+}
+
 /// How a finished transaction ended.
 #[derive(Clone, PartialEq, Eq, Debug)]
 enum End {
@@ -319,9 +345,14 @@ pub struct Participant {
     done: BTreeMap<TxnId, Done>,
     /// `done` entries whose record is durable, oldest first: evicted past `finished_txns_max`.
     finished: VecDeque<TxnId>,
-    locks: HashMap<String, TxnId>,
+    /// Key -> shared (readers) or exclusive (the writer); see `locks.rs`.
+    locks: LockTable,
     /// One timer per undecided txn (`Active::timer_at`).
     timers: BTreeSet<(Millis, TxnId)>,
+    /// Read holds, counted with `active` against `active_txns_max`.
+    read_holds: BTreeMap<TxnId, ReadHold>,
+    /// One entry per read hold: `(until, txn)`.
+    hold_timers: BTreeSet<(Millis, TxnId)>,
     /// Records emitted and not yet reported durable, with the state each moves its txn to
     /// (`None`: a ReadOnly record).
     pending: BTreeMap<Lsn, (TxnId, Option<TxnState>)>,
@@ -344,8 +375,10 @@ impl Participant {
             active: BTreeMap::new(),
             done: BTreeMap::new(),
             finished: VecDeque::new(),
-            locks: HashMap::new(),
+            locks: LockTable::default(),
             timers: BTreeSet::new(),
+            read_holds: BTreeMap::new(),
+            hold_timers: BTreeSet::new(),
             pending: BTreeMap::new(),
             held: BTreeMap::new(),
             next_lsn: Lsn(1),
@@ -394,6 +427,10 @@ impl Participant {
                 decision,
                 stored,
             } => self.on_decide(from, id, txn, decision, stored),
+            Input::Release { from, id, txn } => {
+                self.release_hold(txn);
+                self.reply(from, id, Msg::Released { txn });
+            }
             Input::StateQuery {
                 from,
                 id,
@@ -421,12 +458,24 @@ impl Participant {
 
     /// When [`Participant::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.timers.first().map(|(at, _)| *at)
+        let txn_at = self.timers.first().map(|(at, _)| *at);
+        let hold_at = self.hold_timers.first().map(|(at, _)| *at);
+        match (txn_at, hold_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs every timer whose time has come: 2PC in-doubt txns ask the coordinator and
     /// their peers again; 3PC txns start or advance the termination protocol.
     pub fn handle_timeout(&mut self, now: Millis) {
+        while let Some(&(at, txn)) = self.hold_timers.first() {
+            if at > now {
+                break;
+            }
+            debug!(%txn, "read hold timed out: released");
+            self.release_hold(txn);
+        }
         while let Some(&(at, txn)) = self.timers.first() {
             if at > now {
                 break;
@@ -458,6 +507,11 @@ impl Participant {
 
     pub fn locks_held(&self) -> usize {
         self.locks.len()
+    }
+
+    /// ReadOnly votes still holding their shared locks.
+    pub fn read_holds(&self) -> usize {
+        self.read_holds.len()
     }
 
     pub fn counts(&self) -> TxnCounts {
@@ -629,7 +683,7 @@ impl Participant {
         if !participants.is_empty() && !participants.contains(&self.node_id) {
             warn!(%txn, peer = %coordinator, ?participants, "the Prepare's participants do not name this participant");
         }
-        match self.check_prepare(protocol, ops, timeout_ms, participants, &peers, values) {
+        match self.check_prepare(txn, protocol, ops, timeout_ms, participants, &peers, values) {
             Err(reason) => {
                 info!(%txn, peer = %coordinator, %reason, "voting no");
                 let lsn = self.persist(Record::Aborted {
@@ -657,7 +711,24 @@ impl Participant {
                 self.reply(from, id, vote_msg(txn, Vote::ReadOnly, evaluated.reads));
             }
             Ok(evaluated) if evaluated.is_read_only() => {
-                debug!(%txn, peer = %coordinator, "read-only; vote waits for its record");
+                debug!(%txn, peer = %coordinator, "read-only; vote waits for its record, locks held until every vote is in");
+                let keys: BTreeSet<String> = evaluated
+                    .entries
+                    .iter()
+                    .map(|entry| entry.key.clone())
+                    .collect();
+                for key in &keys {
+                    self.locks.acquire(txn, key, Mode::Shared);
+                }
+                let until = now.plus_ms(timeout_ms);
+                self.hold_timers.insert((until, txn));
+                self.read_holds.insert(
+                    txn,
+                    ReadHold {
+                        keys: keys.into_iter().collect(),
+                        until,
+                    },
+                );
                 let lsn = self.persist(Record::ReadOnly {
                     txn,
                     protocol,
@@ -680,8 +751,8 @@ impl Participant {
             }
             Ok(evaluated) => {
                 debug!(%txn, peer = %coordinator, "voting yes; the vote waits for its record");
-                for entry in &evaluated.entries {
-                    self.locks.insert(entry.key.clone(), txn);
+                for (key, mode) in locks::modes_of_entries(&evaluated.entries) {
+                    self.locks.acquire(txn, &key, mode);
                 }
                 let waiting_timeout_ms = self.config.waiting_timeout_ms(timeout_ms);
                 let lsn = self.persist(Record::Prepared {
@@ -724,6 +795,7 @@ impl Participant {
     /// reason for NO, or what a YES (or ReadOnly) vote would log.
     fn check_prepare(
         &self,
+        txn: TxnId,
         protocol: Protocol,
         ops: &[Op],
         timeout_ms: u64,
@@ -770,19 +842,17 @@ impl Participant {
                 ));
             }
         }
-        if self.active.len() >= config.active_txns_max {
+        // Read holds count too: they keep locks, and so bound the lock table with `active`.
+        let holding = self.active.len() + self.read_holds.len();
+        if holding >= config.active_txns_max {
             return Err(format!(
-                "participant overloaded: {} active txns (limit {})",
-                self.active.len(),
+                "participant overloaded: {holding} active txns (limit {})",
                 config.active_txns_max
             ));
         }
-        for op in ops {
-            if let Some(holder) = self.locks.get(op.key()) {
-                return Err(format!(
-                    "lock conflict on key {:?} held by txn {holder}",
-                    op.key()
-                ));
+        for (key, mode) in locks::modes_of_ops(ops) {
+            if let Some(holder) = self.locks.conflict(txn, &key, mode) {
+                return Err(format!("lock conflict on key {key:?} held by txn {holder}"));
             }
         }
         let evaluated = eval::evaluate(ops, values)?;
@@ -901,6 +971,8 @@ impl Participant {
         decision: Decision,
         stored: Option<StoredTxn>,
     ) {
+        // A decision means every vote is in (or the txn is over): a read hold may go.
+        self.release_hold(txn);
         if let Some(active) = self.active.get_mut(&txn) {
             let by_coordinator = from.peer == active.coordinator;
             match (active.durable, active.target, decision) {
@@ -1294,12 +1366,12 @@ impl Participant {
                 warn!(%txn, "recovery skipped a txn already known");
                 continue;
             }
-            for entry in &stored.entries {
-                let holder = self.locks.entry(entry.key.clone()).or_insert(txn);
-                if *holder != txn {
-                    // Durability is prefix-closed, so two in-doubt holders of one key mean
-                    // the store was edited by hand. Keep both in doubt; the first keeps it.
-                    error!(%txn, key = %entry.key, holder = %holder, "recovered txns share a key");
+            for (key, mode) in locks::modes_of_entries(&stored.entries) {
+                if let Some(holder) = self.locks.acquire(txn, &key, mode) {
+                    // Durability is prefix-closed, so two in-doubt txns conflicting on one
+                    // key mean the store was edited by hand. Keep both in doubt; the first
+                    // keeps the key.
+                    error!(%txn, %key, %holder, "recovered txns conflict on a key");
                 }
             }
             let timer_at = now.plus_ms(backoff_ms);
@@ -1481,8 +1553,16 @@ impl Participant {
 
     fn release_locks(&mut self, txn: TxnId, entries: &[LogEntry]) {
         for entry in entries {
-            if self.locks.get(&entry.key) == Some(&txn) {
-                self.locks.remove(&entry.key);
+            self.locks.release(txn, &entry.key);
+        }
+    }
+
+    /// Drops the read hold of `txn`, if any (a duplicate or unknown release does nothing).
+    fn release_hold(&mut self, txn: TxnId) {
+        if let Some(hold) = self.read_holds.remove(&txn) {
+            self.hold_timers.remove(&(hold.until, txn));
+            for key in &hold.keys {
+                self.locks.release(txn, key);
             }
         }
     }
@@ -1542,29 +1622,13 @@ impl Participant {
     /// Panics if the core's state is inconsistent. Tests and the simulator call it after
     /// every input.
     pub fn check_invariants(&self) {
-        for (key, holder) in &self.locks {
-            let active = self
-                .active
-                .get(holder)
-                .unwrap_or_else(|| panic!("lock on {key:?} held by inactive txn {holder}"));
-            assert!(
-                active.entries.iter().any(|entry| &entry.key == key),
-                "txn {holder} holds a lock on {key:?} it does not touch"
-            );
-        }
+        self.check_locks();
         let mut timers = BTreeSet::new();
         for (txn, active) in &self.active {
             assert!(
                 !self.done.contains_key(txn),
                 "txn {txn} both active and done"
             );
-            for entry in &active.entries {
-                assert!(
-                    self.locks.contains_key(&entry.key),
-                    "active txn {txn} left {:?} unlocked",
-                    entry.key
-                );
-            }
             self.check_active(*txn, active);
             if let Some(at) = active.timer_at {
                 timers.insert((at, *txn));
@@ -1605,6 +1669,76 @@ impl Participant {
         }
         assert_eq!(durable, self.finished.len(), "finished list out of step");
         assert!(self.finished.len() <= self.config.finished_txns_max);
+    }
+
+    /// The lock table holds exactly what the lock holders need: each active txn holds every
+    /// key it touches, exclusively iff it writes it; each read hold its keys, shared; and
+    /// nothing else holds a lock.
+    fn check_locks(&self) {
+        let mut expected: BTreeMap<String, (BTreeSet<TxnId>, Option<TxnId>)> = BTreeMap::new();
+        for (txn, active) in &self.active {
+            for (key, mode) in locks::modes_of_entries(&active.entries) {
+                let slot = expected.entry(key).or_default();
+                match mode {
+                    Mode::Shared => {
+                        slot.0.insert(*txn);
+                    }
+                    Mode::Exclusive => slot.1 = Some(*txn),
+                }
+            }
+        }
+        for (txn, hold) in &self.read_holds {
+            assert!(
+                !self.active.contains_key(txn),
+                "txn {txn} both active and read-holding"
+            );
+            for key in &hold.keys {
+                expected.entry(key.clone()).or_default().0.insert(*txn);
+            }
+        }
+        let hold_timers: BTreeSet<(Millis, TxnId)> = self
+            .read_holds
+            .iter()
+            .map(|(txn, hold)| (hold.until, *txn))
+            .collect();
+        assert_eq!(
+            hold_timers, self.hold_timers,
+            "hold timers differ from the holds"
+        );
+        assert!(
+            self.active.len() + self.read_holds.len() <= self.config.active_txns_max,
+            "more lock holders than active_txns_max"
+        );
+        let mut seen = 0;
+        for (key, lock) in self.locks.iter() {
+            let (readers, writer) = expected
+                .get(key)
+                .unwrap_or_else(|| panic!("lock on {key:?} held by no txn that touches it"));
+            match lock {
+                locks::Lock::Exclusive(holder) => {
+                    assert!(
+                        readers.is_empty(),
+                        "{key:?}: readers {readers:?} beside writer {holder}"
+                    );
+                    assert_eq!(writer, &Some(*holder), "{key:?}: exclusive holder");
+                }
+                locks::Lock::Shared(holders) => {
+                    assert!(!holders.is_empty(), "{key:?}: empty shared lock kept");
+                    assert_eq!(writer, &None, "{key:?}: writer holds no exclusive lock");
+                    assert_eq!(holders, readers, "{key:?}: shared holders");
+                }
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, expected.len(), "some touched key is not locked");
+        assert!(
+            self.locks.len()
+                <= self
+                    .config
+                    .active_txns_max
+                    .saturating_mul(self.config.ops_per_txn_max),
+            "lock table beyond its bound"
+        );
     }
 
     fn check_active(&self, txn: TxnId, active: &Active) {

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use tests::sim::{
-    self, FaultOptions, Options, PARTICIPANTS_MAX, PARTICIPANTS_MIN, Planted, ProtocolMix, Report,
+    self, COORDINATORS_MAX, FaultOptions, Options, PARTICIPANTS_MAX, PARTICIPANTS_MIN, Planted,
+    ProtocolMix, Report,
 };
 
 /// Violations printed per failing seed in batch mode (the replay shows them all).
@@ -35,6 +36,10 @@ struct Args {
     /// Participants per cluster (default: each seed picks one).
     #[arg(long, value_parser = clap::value_parser!(u64).range(PARTICIPANTS_MIN as u64..=PARTICIPANTS_MAX as u64))]
     participants: Option<u64>,
+    /// Coordinators, each with its own channels and decision log; transactions spread
+    /// over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=COORDINATORS_MAX as u64))]
+    coordinators: u64,
     #[arg(long, value_enum, default_value_t = FaultsArg::All)]
     faults: FaultsArg,
     /// Override the chance (percent) that a coordinator log write makes it crash around
@@ -115,6 +120,7 @@ enum PlantedArg {
     CommitBeforeDurable,
     ForgetPrepared,
     TimeoutsWithoutTermination,
+    ReleaseReadLocksAtVote,
 }
 
 fn options(args: &Args, faults: FaultsArg) -> Options {
@@ -131,7 +137,9 @@ fn options(args: &Args, faults: FaultsArg) -> Options {
             PlantedArg::CommitBeforeDurable => Planted::CommitBeforeDurable,
             PlantedArg::ForgetPrepared => Planted::ForgetPreparedOnRestart,
             PlantedArg::TimeoutsWithoutTermination => Planted::TimeoutsWithoutTermination,
+            PlantedArg::ReleaseReadLocksAtVote => Planted::ReleaseReadLocksAtVote,
         },
+        coordinators: args.coordinators as usize,
         ..Options::default()
     };
     if let Some(pct) = args.coordinator_crash_on_persist_pct {
@@ -312,6 +320,9 @@ fn replay_command(seed: u64, args: &Args, mode: FaultsArg) -> String {
     }
     if let Some(participants) = args.participants {
         command.push_str(&format!(" --participants {participants}"));
+    }
+    if args.coordinators > 1 {
+        command.push_str(&format!(" --coordinators {}", args.coordinators));
     }
     if let Some(planted) = args.planted.to_possible_value()
         && !matches!(args.planted, PlantedArg::None)

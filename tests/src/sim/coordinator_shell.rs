@@ -10,12 +10,12 @@ use super::history::{ClientView, txn_name};
 use super::net::Frame;
 use super::options::Planted;
 use super::planted::CommitBeforeDurable;
-use super::trace::{self, COORDINATOR, node_name};
+use super::trace::{self, node_name};
 use super::world::World;
 
 impl World {
     /// A fresh core, recovered from the decision log (what `Node::start` does).
-    pub(super) fn start_coordinator(&mut self) {
+    pub(super) fn start_coordinator(&mut self, node: NodeId) {
         let mut config = Config::new(self.participant_ids());
         config.heartbeat_interval_ms = self.options.network.heartbeat_interval_ms;
         if let Err(error) = config.validate() {
@@ -28,35 +28,53 @@ impl World {
             Planted::CommitBeforeDurable => Box::new(CommitBeforeDurable::new(core)),
             _ => Box::new(core),
         };
-        self.coordinator.core = Some(core);
-        let txns = self.coordinator.disk.recover();
+        self.coord_mut(node).core = Some(core);
+        let txns = self.coord_mut(node).disk.recover();
         note!(self, "c recovers {} unfinished commits", txns.len());
-        self.coordinator_input(Input::Recovered { txns });
-        self.coordinator_settle();
+        self.coordinator_input(node, Input::Recovered { txns });
+        self.coordinator_settle(node);
     }
 
-    pub(super) fn coordinator_submit(&mut self, number: u64, txn: TxnId, spec: TxnSpec) {
+    pub(super) fn coordinator_submit(
+        &mut self,
+        node: NodeId,
+        number: u64,
+        txn: TxnId,
+        spec: TxnSpec,
+    ) {
         let client = ClientRef {
-            channel: self.coordinator.host.incarnation,
+            channel: self.coord_mut(node).host.incarnation,
             request: number,
         };
-        self.coordinator.clients.insert(number, txn);
-        self.coordinator_input(Input::Submit { client, txn, spec });
-        self.coordinator_settle();
+        self.coord_mut(node).clients.insert(number, txn);
+        self.coordinator_input(node, Input::Submit { client, txn, spec });
+        self.coordinator_settle(node);
     }
 
-    pub(super) fn coordinator_receive(&mut self, from: NodeId, epoch: u64, frame: Frame) {
+    pub(super) fn coordinator_receive(
+        &mut self,
+        node: NodeId,
+        from: NodeId,
+        epoch: u64,
+        frame: Frame,
+    ) {
         match frame {
             Frame::Request { id, msg } => {
-                self.begin("c", format!("<- {} {}", node_name(from), trace::msg(&msg)));
-                if self.coordinator.host.channels.get(&from) == Some(&epoch) {
-                    self.coordinator_input(Input::Request { from, id, msg });
+                self.begin(
+                    &node_name(node),
+                    format!("<- {} {}", node_name(from), trace::msg(&msg)),
+                );
+                if self.coord_mut(node).host.channels.get(&from) == Some(&epoch) {
+                    self.coordinator_input(node, Input::Request { from, id, msg });
                 } else {
                     note!(self, "stale channel: dropped");
                 }
             }
             Frame::Response { msg, .. } => {
-                self.begin("c", format!("<- {} {}", node_name(from), trace::msg(&msg)));
+                self.begin(
+                    &node_name(node),
+                    format!("<- {} {}", node_name(from), trace::msg(&msg)),
+                );
                 // Votes and acks are facts whichever connection carried them (the shell
                 // accepts responses from any epoch of a configured participant).
                 if let Msg::Vote {
@@ -67,49 +85,52 @@ impl World {
                 {
                     self.history.no_delivered.insert(*txn);
                 }
-                self.coordinator_input(Input::Response { from, msg });
+                self.coordinator_input(node, Input::Response { from, msg });
             }
         }
-        self.coordinator_settle();
+        self.coordinator_settle(node);
     }
 
-    pub(super) fn coordinator_up(&mut self, peer: NodeId, epoch: u64) {
-        self.begin("c", format!("up {} e{epoch}", node_name(peer)));
-        if let Some(old) = self.coordinator.host.channels.insert(peer, epoch)
+    pub(super) fn coordinator_up(&mut self, node: NodeId, peer: NodeId, epoch: u64) {
+        self.begin(&node_name(node), format!("up {} e{epoch}", node_name(peer)));
+        if let Some(old) = self.coord_mut(node).host.channels.insert(peer, epoch)
             && old != epoch
         {
             self.close_replaced(old);
         }
-        self.coordinator_input(Input::PeerUp { peer });
-        self.coordinator_settle();
+        self.coordinator_input(node, Input::PeerUp { peer });
+        self.coordinator_settle(node);
     }
 
-    pub(super) fn coordinator_down(&mut self, peer: NodeId, epoch: u64) {
-        self.begin("c", format!("down {} e{epoch}", node_name(peer)));
-        if self.coordinator.host.channels.get(&peer) == Some(&epoch) {
-            self.coordinator.host.channels.remove(&peer);
-            self.coordinator_input(Input::PeerDown { peer });
+    pub(super) fn coordinator_down(&mut self, node: NodeId, peer: NodeId, epoch: u64) {
+        self.begin(
+            &node_name(node),
+            format!("down {} e{epoch}", node_name(peer)),
+        );
+        if self.coord_mut(node).host.channels.get(&peer) == Some(&epoch) {
+            self.coord_mut(node).host.channels.remove(&peer);
+            self.coordinator_input(node, Input::PeerDown { peer });
         } else {
             note!(self, "stale");
         }
-        self.coordinator_settle();
+        self.coordinator_settle(node);
     }
 
     /// One group commit: a prefix of the write queue becomes durable, then each record
     /// is reported `Persisted`.
-    pub(super) fn coordinator_flush_disk(&mut self) {
-        let len = self.coordinator.disk.queue.len();
+    pub(super) fn coordinator_flush_disk(&mut self, node: NodeId) {
+        let len = self.coord_mut(node).disk.queue.len();
         if len == 0 {
             return;
         }
         let count = self.batch_len(len);
-        self.begin("c", format!("durable {count} of {len}"));
+        self.begin(&node_name(node), format!("durable {count} of {len}"));
         let mut lsns = Vec::with_capacity(count);
         for _ in 0..count {
-            let Some((lsn, record)) = self.coordinator.disk.queue.pop_front() else {
+            let Some((lsn, record)) = self.coord_mut(node).disk.queue.pop_front() else {
                 break;
             };
-            if let Err(reason) = self.coordinator.disk.apply(&record) {
+            if let Err(reason) = self.coord_mut(node).disk.apply(&record) {
                 self.violation("store", reason);
                 self.stopped = true;
                 return;
@@ -117,11 +138,11 @@ impl World {
             lsns.push(lsn);
         }
         for lsn in lsns {
-            self.coordinator_input(Input::Persisted { lsn });
+            self.coordinator_input(node, Input::Persisted { lsn });
         }
-        self.coordinator_settle();
-        if !self.coordinator.disk.queue.is_empty() {
-            self.schedule_flush(COORDINATOR);
+        self.coordinator_settle(node);
+        if !self.coord_mut(node).disk.queue.is_empty() {
+            self.schedule_flush(node);
         }
     }
 
@@ -136,67 +157,67 @@ impl World {
     }
 
     /// After every wake the shell runs due timers, then carries out the outputs.
-    pub(super) fn coordinator_settle(&mut self) {
-        if !self.coordinator.host.alive || self.stopped {
+    pub(super) fn coordinator_settle(&mut self, node: NodeId) {
+        if !self.coord_mut(node).host.alive || self.stopped {
             return;
         }
-        let now = Millis(self.local_ms(COORDINATOR));
+        let now = Millis(self.local_ms(node));
         let due = self
-            .coordinator
+            .coord_mut(node)
             .core
             .as_ref()
             .and_then(|core| core.poll_timeout())
             .is_some_and(|at| at <= now);
         if due {
-            let Some(mut core) = self.coordinator.core.take() else {
+            let Some(mut core) = self.coord_mut(node).core.take() else {
                 return;
             };
             let checked = self.guarded("coordinator panic", || {
                 core.handle_timeout(now);
                 core.check_invariants()
             });
-            self.coordinator.core = Some(core);
+            self.coord_mut(node).core = Some(core);
             if let Some(Err(text)) = checked {
                 self.violation("coordinator invariant", text);
             }
         }
-        self.coordinator_outputs();
-        self.coordinator_schedule_timer();
+        self.coordinator_outputs(node);
+        self.coordinator_schedule_timer(node);
     }
 
-    pub(super) fn coordinator_schedule_timer(&mut self) {
+    pub(super) fn coordinator_schedule_timer(&mut self, node: NodeId) {
         let deadline = self
-            .coordinator
+            .coord_mut(node)
             .core
             .as_ref()
             .and_then(|core| core.poll_timeout())
             .map(|at| at.0);
-        self.schedule_timer(COORDINATOR, deadline);
+        self.schedule_timer(node, deadline);
     }
 
-    fn coordinator_input(&mut self, input: Input) {
+    fn coordinator_input(&mut self, node: NodeId, input: Input) {
         if self.stopped {
             return;
         }
-        let now = Millis(self.local_ms(COORDINATOR));
-        let Some(mut core) = self.coordinator.core.take() else {
+        let now = Millis(self.local_ms(node));
+        let Some(mut core) = self.coord_mut(node).core.take() else {
             return;
         };
         let checked = self.guarded("coordinator panic", || {
             core.handle(now, input);
             core.check_invariants()
         });
-        self.coordinator.core = Some(core);
+        self.coord_mut(node).core = Some(core);
         if let Some(Err(text)) = checked {
             self.violation("coordinator invariant", text);
         }
     }
 
     /// `Node::flush`: every output, then the sends that failed fed back as inputs.
-    fn coordinator_outputs(&mut self) {
+    fn coordinator_outputs(&mut self, node: NodeId) {
         loop {
             let mut outputs = Vec::new();
-            if let Some(core) = self.coordinator.core.as_mut() {
+            if let Some(core) = self.coord_mut(node).core.as_mut() {
                 while let Some(output) = core.poll_output() {
                     outputs.push(output);
                 }
@@ -210,11 +231,11 @@ impl World {
                             continue;
                         };
                         let precommit = matches!(msg, Msg::PreCommit { .. });
-                        match self.coordinator.host.channels.get(&to).copied() {
+                        match self.coord_mut(node).host.channels.get(&to).copied() {
                             Some(epoch) => {
-                                self.request(COORDINATOR, to, epoch, msg);
+                                self.request(node, to, epoch, msg);
                                 if precommit {
-                                    self.maybe_crash_on_precommit();
+                                    self.maybe_crash_on_precommit(node);
                                 }
                             }
                             None => {
@@ -233,9 +254,9 @@ impl World {
                         }
                     }
                     Output::Reply { to, id, msg } => {
-                        match self.coordinator.host.channels.get(&to).copied() {
+                        match self.coord_mut(node).host.channels.get(&to).copied() {
                             Some(epoch) => {
-                                self.transmit(COORDINATOR, to, epoch, Frame::Response { id, msg });
+                                self.transmit(node, to, epoch, Frame::Response { id, msg });
                             }
                             None => note!(self, "reply to {} dropped: down", node_name(to)),
                         }
@@ -247,9 +268,9 @@ impl World {
                             lsn.0,
                             trace::coordinator_record(&record)
                         );
-                        self.coordinator.disk.queue.push_back((lsn, record));
-                        self.schedule_flush(COORDINATOR);
-                        self.maybe_crash_on_persist(COORDINATOR);
+                        self.coord_mut(node).disk.queue.push_back((lsn, record));
+                        self.schedule_flush(node);
+                        self.maybe_crash_on_persist(node);
                     }
                     Output::ClientResult {
                         client,
@@ -262,10 +283,13 @@ impl World {
                             txn_name(txn),
                             trace::result_text(&result)
                         );
-                        self.coordinator.clients.remove(&client.request);
+                        self.coord_mut(node).clients.remove(&client.request);
                         if let Some(info) = self.history.txns.get_mut(&txn) {
                             info.client = match result {
-                                TxnResult::Committed { .. } => ClientView::Committed,
+                                TxnResult::Committed { reads } => {
+                                    info.reads = reads;
+                                    ClientView::Committed
+                                }
                                 TxnResult::Aborted { reason } => ClientView::Aborted(reason),
                                 TxnResult::Rejected { reason } => ClientView::Rejected(reason),
                             };
@@ -277,7 +301,7 @@ impl World {
                 return;
             }
             for input in failed {
-                self.coordinator_input(input);
+                self.coordinator_input(node, input);
             }
         }
     }

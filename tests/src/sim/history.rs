@@ -1,10 +1,12 @@
 //! What the simulator observed during a run, for the checkers: every transaction the
 //! client submitted and what it was told, every vote a participant emitted, every NO vote
-//! the coordinator received, and every outcome a participant made durable.
+//! the coordinator received, every outcome a participant made durable, and what the
+//! serializability checker needs: each key's committed versions in order, which version
+//! each evaluation of a Prepare read, and the reads each client was told.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use wire::{Decision, NodeId, Op, Protocol, TxnId, Vote};
+use wire::{Decision, NodeId, Op, Protocol, Read, TxnId, Value, Vote};
 
 /// What the client knows about its transaction. A client that lost its coordinator
 /// treats the outcome as unknown, never as aborted.
@@ -27,6 +29,8 @@ pub enum TxnKind {
     Mixed,
     /// Gets only.
     ReadOnly,
+    /// A Get of every account on every participant: its reads must sum to the bank total.
+    ReadAll,
 }
 
 #[derive(Clone, Debug)]
@@ -40,6 +44,17 @@ pub struct TxnInfo {
     /// Submitted in the healing phase, when no fault can happen.
     pub in_healing: bool,
     pub client: ClientView,
+    /// The reads the client was told with `Committed`.
+    pub reads: Vec<(NodeId, Vec<Read>)>,
+}
+
+/// One key's value as a Prepare read it, and the committed txn that wrote it (`None`: the
+/// initial value).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Observed {
+    pub key: String,
+    pub value: Option<Value>,
+    pub writer: Option<TxnId>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -102,6 +117,12 @@ pub struct History {
     pub voted_yes_ms: BTreeMap<(TxnId, NodeId), u64>,
     /// When each node crashed.
     pub crashed_ms: BTreeMap<NodeId, Vec<u64>>,
+    /// Each key's committed writers, per participant, in the order their `Committed`
+    /// records became durable there (exclusive locks make that the order they held it).
+    pub versions: BTreeMap<(NodeId, String), Vec<TxnId>>,
+    /// Every evaluation of a Prepare on committed values (a repeated Prepare the core no
+    /// longer remembers reads again): the values and their writers, in evaluation order.
+    pub observed: BTreeMap<(TxnId, NodeId), Vec<Vec<Observed>>>,
 }
 
 impl History {

@@ -34,6 +34,7 @@ mod world;
 
 pub use check::Violation;
 pub use options::{
-    FaultOptions, NetworkOptions, Options, PARTICIPANTS_MAX, PARTICIPANTS_MIN, Planted, ProtocolMix,
+    COORDINATORS_MAX, FaultOptions, NetworkOptions, Options, PARTICIPANTS_MAX, PARTICIPANTS_MIN,
+    Planted, ProtocolMix,
 };
 pub use world::{Report, run};

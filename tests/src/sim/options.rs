@@ -50,6 +50,11 @@ pub struct NetworkOptions {
     pub handshake_ms: RangeInclusive<u64>,
     /// How soon both sides see a reset connection go down (an RST, not a timeout).
     pub reset_notice_ms: RangeInclusive<u64>,
+    /// The chance (percent) that a message lags by a further `lag_ms` (and, FIFO, holds up
+    /// what follows it on its link): one slow channel among fast ones, as a read's
+    /// Prepare behind a backlog. 0 draws nothing, so runs without it are unchanged.
+    pub lag_pct: u32,
+    pub lag_ms: RangeInclusive<u64>,
 }
 
 impl NetworkOptions {
@@ -68,6 +73,8 @@ impl Default for NetworkOptions {
             reconnect_ms: 20..=500,
             handshake_ms: 1..=5,
             reset_notice_ms: 0..=5,
+            lag_pct: 0,
+            lag_ms: 0..=0,
         }
     }
 }
@@ -241,13 +248,24 @@ pub enum Planted {
     ForgetPreparedOnRestart,
     /// 3PC participants apply the timeout rules alone, without the termination protocol.
     TimeoutsWithoutTermination,
+    /// A read-only participant releases its shared locks at its vote (the old behaviour),
+    /// not when every vote is in: a read across participants can see half a transfer.
+    ReleaseReadLocksAtVote,
 }
+
+/// Most coordinators a run may have (their ids stay below the participants' never).
+pub const COORDINATORS_MAX: usize = 3;
 
 /// One run's settings. `Options::default()` is the CI configuration for 2PC.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// `None`: each seed picks 2..=4.
     pub participants: Option<usize>,
+    /// Coordinators, `1..=COORDINATORS_MAX`, ids `COORDINATOR`, `COORDINATOR + 1`, ...:
+    /// each has its own channel to every participant and its own decision log, and the
+    /// client spreads its transactions over them. With one, every participant sees the
+    /// Prepares in one channel's order, which hides some isolation bugs.
+    pub coordinators: usize,
     pub protocol: ProtocolMix,
     pub network: NetworkOptions,
     pub faults: FaultOptions,
@@ -272,6 +290,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             participants: None,
+            coordinators: 1,
             protocol: ProtocolMix::TwoPhase,
             network: NetworkOptions::default(),
             faults: FaultOptions::all(),
@@ -334,11 +353,18 @@ impl Options {
                 "participants must be {PARTICIPANTS_MIN}..={PARTICIPANTS_MAX}, got {n}"
             ));
         }
+        if !(1..=COORDINATORS_MAX).contains(&self.coordinators) {
+            return Err(format!(
+                "coordinators must be 1..={COORDINATORS_MAX}, got {}",
+                self.coordinators
+            ));
+        }
         let ranges = [
             ("network delay", &self.network.delay_ms),
             ("reconnect", &self.network.reconnect_ms),
             ("handshake", &self.network.handshake_ms),
             ("reset notice", &self.network.reset_notice_ms),
+            ("lag", &self.network.lag_ms),
             ("fault interval", &self.faults.interval_ms),
             ("outage", &self.faults.outage_ms),
             ("fsync", &self.fsync_ms),
@@ -356,6 +382,9 @@ impl Options {
         }
         if self.network.heartbeat_interval_ms == 0 || self.network.dead_after_heartbeats == 0 {
             return Err("the failure detector needs a positive heartbeat and count".to_string());
+        }
+        if self.network.lag_pct > 100 {
+            return Err("the lag percentage must be at most 100".to_string());
         }
         if self.faults.participant_crash_on_persist_pct > 100
             || self.faults.coordinator_crash_on_persist_pct > 100

@@ -3,15 +3,17 @@
 //! Prepare or Decide, replies routed to the connection the request came on, and each
 //! durable record reported `Persisted` in order.
 
+use std::collections::BTreeSet;
+
 use participant::core::inbound::{self, Plan};
 use participant::core::{Config, Input, Millis, Output, Participant, Record, ReplyTo};
-use wire::{Decision, Msg, NodeId, Role};
+use wire::{Decision, Msg, NodeId, Op, Role, TxnId};
 
 use super::cores::ParticipantCore;
-use super::history::{Applied, VoteKind, txn_name};
+use super::history::{Applied, Observed, VoteKind, txn_name};
 use super::net::Frame;
 use super::options::Planted;
-use super::planted::TimeoutsWithoutTermination;
+use super::planted::{ReleaseReadLocksAtVote, TimeoutsWithoutTermination};
 use super::trace::{self, COORDINATOR, node_name};
 use super::world::World;
 
@@ -34,6 +36,7 @@ impl World {
             Planted::TimeoutsWithoutTermination => {
                 Box::new(TimeoutsWithoutTermination::new(core, COORDINATOR))
             }
+            Planted::ReleaseReadLocksAtVote => Box::new(ReleaseReadLocksAtVote::new(core)),
             _ => Box::new(core),
         };
         let participant = self.participants.get_mut(&node).expect("known node");
@@ -92,8 +95,8 @@ impl World {
         let Some(core) = participant.core.as_ref() else {
             return;
         };
-        // The simulated cluster's only coordinator dials as one; everyone else is a peer.
-        let role = if from == COORDINATOR {
+        // Coordinators dial as coordinators; everyone else is a peer participant.
+        let role = if self.is_coordinator(from) {
             Role::Coordinator
         } else {
             Role::Participant
@@ -101,6 +104,9 @@ impl World {
         let refused = match core.plan(role, &msg) {
             Plan::Protocol(needs) => {
                 let reads = participant.disk.read(&needs);
+                if let Msg::Prepare { txn, .. } = &msg {
+                    self.observe(node, *txn, &reads.values);
+                }
                 match inbound::request_input(reply_to, id, msg, reads) {
                     Ok(input) => {
                         self.participant_input(node, input);
@@ -121,6 +127,36 @@ impl World {
                 msg: Msg::Error { reason: refused },
             },
         );
+    }
+
+    /// Records which committed version of each key a Prepare's evaluation read (for the
+    /// serializability checker).
+    fn observe(
+        &mut self,
+        node: NodeId,
+        txn: TxnId,
+        values: &std::collections::BTreeMap<String, Option<wire::Value>>,
+    ) {
+        if values.is_empty() {
+            return;
+        }
+        let observed = values
+            .iter()
+            .map(|(key, value)| Observed {
+                key: key.clone(),
+                value: value.clone(),
+                writer: self
+                    .history
+                    .versions
+                    .get(&(node, key.clone()))
+                    .and_then(|versions| versions.last().copied()),
+            })
+            .collect();
+        self.history
+            .observed
+            .entry((txn, node))
+            .or_default()
+            .push(observed);
     }
 
     pub(super) fn participant_up(&mut self, node: NodeId, peer: NodeId, epoch: u64) {
@@ -168,6 +204,28 @@ impl World {
 
     /// One group commit: a prefix of the write queue becomes durable; each record is
     /// reported `Persisted` (and its outputs carried out) in order.
+    /// `txn`'s commit is durable on `node`: it is the newest version of every key it
+    /// writes there.
+    fn record_versions(&mut self, node: NodeId, txn: TxnId) {
+        let Some(info) = self.history.txns.get(&txn) else {
+            return;
+        };
+        let written: BTreeSet<String> = info
+            .parts
+            .iter()
+            .filter(|(part, _)| *part == node)
+            .flat_map(|(_, ops)| ops.iter())
+            .filter(|op| !matches!(op, Op::Get { .. }))
+            .map(|op| op.key().to_string())
+            .collect();
+        for key in written {
+            let versions = self.history.versions.entry((node, key)).or_default();
+            if !versions.contains(&txn) {
+                versions.push(txn);
+            }
+        }
+    }
+
     pub(super) fn participant_flush_disk(&mut self, node: NodeId) {
         let len = self.participants[&node].disk.queue.len();
         if len == 0 {
@@ -194,10 +252,17 @@ impl World {
             };
             if let Some(decision) = decision {
                 let txn = record.txn();
+                if decision == Decision::Commit {
+                    self.record_versions(node, txn);
+                }
                 let applied = Applied {
                     decision,
                     at_ms: self.now_ms,
-                    commit_logged: self.coordinator.disk.commit_logged(txn),
+                    // Txn ids are unique over the coordinators: at most one logs it.
+                    commit_logged: self
+                        .coordinators
+                        .values()
+                        .any(|coordinator| coordinator.disk.commit_logged(txn)),
                 };
                 self.history
                     .applied

@@ -155,3 +155,87 @@ impl ParticipantCore for TimeoutsWithoutTermination {
         self.inner.counts()
     }
 }
+
+/// A participant that releases a read-only vote's shared locks as the vote goes out (what
+/// every participant did before read holds): there is then no lock point across
+/// participants, and with several coordinators a read can see half of a transfer.
+pub struct ReleaseReadLocksAtVote {
+    inner: Participant,
+    now: participant_core::Millis,
+}
+
+/// The request id of the planted bug's own `Release`: its `Released` reply is swallowed.
+const PLANTED_RELEASE_ID: wire::RequestId = wire::RequestId(u64::MAX);
+
+impl ReleaseReadLocksAtVote {
+    pub fn new(inner: Participant) -> Self {
+        ReleaseReadLocksAtVote {
+            inner,
+            now: participant_core::Millis(0),
+        }
+    }
+}
+
+impl ParticipantCore for ReleaseReadLocksAtVote {
+    fn handle(&mut self, now: participant_core::Millis, input: participant_core::Input) {
+        self.now = now;
+        self.inner.handle(now, input);
+    }
+
+    fn poll_output(&mut self) -> Option<participant_core::Output> {
+        loop {
+            let output = self.inner.poll_output()?;
+            match &output {
+                participant_core::Output::Reply {
+                    to,
+                    msg:
+                        Msg::Vote {
+                            txn,
+                            vote: wire::Vote::ReadOnly,
+                            ..
+                        },
+                    ..
+                } => {
+                    let release = participant_core::Input::Release {
+                        from: *to,
+                        id: PLANTED_RELEASE_ID,
+                        txn: *txn,
+                    };
+                    self.inner.handle(self.now, release);
+                }
+                participant_core::Output::Reply {
+                    id: PLANTED_RELEASE_ID,
+                    msg: Msg::Released { .. },
+                    ..
+                } => continue,
+                _ => {}
+            }
+            return Some(output);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<participant_core::Millis> {
+        self.inner.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: participant_core::Millis) {
+        self.now = now;
+        self.inner.handle_timeout(now);
+    }
+
+    fn check_invariants(&self) {
+        self.inner.check_invariants();
+    }
+
+    fn plan(&self, role: wire::Role, msg: &wire::Msg) -> participant::core::inbound::Plan {
+        participant::core::inbound::plan(&self.inner, role, msg)
+    }
+
+    fn locks_held(&self) -> usize {
+        self.inner.locks_held()
+    }
+
+    fn counts(&self) -> TxnCounts {
+        self.inner.counts()
+    }
+}

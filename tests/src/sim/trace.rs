@@ -9,12 +9,16 @@ use coordinator::core::Record as CoordinatorRecord;
 
 use super::history::txn_name;
 
-/// The simulated coordinator's node id (as the real-process harness uses).
+/// The simulated coordinator's node id (as the real-process harness uses); further
+/// coordinators take the next ids.
 pub const COORDINATOR: NodeId = NodeId(100);
 
+/// `c` for the first coordinator, `c1`, `c2` for the next ones, `p3` for participant 3.
 pub fn node_name(node: NodeId) -> String {
     if node == COORDINATOR {
         "c".to_string()
+    } else if node.0 > COORDINATOR.0 {
+        format!("c{}", node.0 - COORDINATOR.0)
     } else {
         format!("p{}", node.0)
     }

@@ -1,6 +1,7 @@
 //! The client's workload: bank transfers across random participants (which vote NO when
 //! the source account would go below zero), mixed put/get/delete/add on a few scratch
-//! keys (lock conflicts are frequent), and read-only transactions.
+//! keys (lock conflicts are frequent), read-only transactions, and read-all bank
+//! transactions (every account on every participant) that must see the conserved total.
 
 use std::collections::BTreeMap;
 
@@ -51,8 +52,10 @@ pub fn next_txn(rng: &mut StdRng, options: &Options, nodes: &[NodeId]) -> (TxnKi
         (TxnKind::Transfer, transfer(rng, nodes))
     } else if roll < 88 {
         (TxnKind::Mixed, mixed(rng, nodes))
-    } else {
+    } else if roll < 94 {
         (TxnKind::ReadOnly, read_only(rng, nodes))
+    } else {
+        (TxnKind::ReadAll, read_all(nodes))
     };
     let spec = TxnSpec {
         protocol,
@@ -139,6 +142,22 @@ fn read_only(rng: &mut StdRng, nodes: &[NodeId]) -> Vec<(NodeId, Vec<Op>)> {
                     key: key.to_string(),
                 }],
             )
+        })
+        .collect()
+}
+
+/// Every account on every participant: the bank's total, if the read is serializable.
+fn read_all(nodes: &[NodeId]) -> Vec<(NodeId, Vec<Op>)> {
+    nodes
+        .iter()
+        .map(|node| {
+            let ops = ACCOUNTS
+                .iter()
+                .map(|key| Op::Get {
+                    key: key.to_string(),
+                })
+                .collect();
+            (*node, ops)
         })
         .collect()
 }

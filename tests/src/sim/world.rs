@@ -13,7 +13,7 @@ use wire::{Msg, NodeId, TxnId};
 use super::check::{self, CoordinatorEnd, ParticipantEnd, View, Violation};
 use super::cores::{CoordinatorCore, ParticipantCore};
 use super::disk::{CoordinatorDisk, ParticipantDisk};
-use super::history::{Breach, ClientView, History, TxnInfo, txn_name};
+use super::history::{Breach, ClientView, History, TxnInfo, TxnKind, txn_name};
 use super::net::{Frame, Net, Side};
 use super::options::{Options, Planted};
 use super::trace::{self, COORDINATOR, node_name};
@@ -33,6 +33,9 @@ pub struct Report {
     pub unknown: u64,
     /// Aborts by cause: `bounds`, `lock conflict`, `participant down`, `timeout`, `other`.
     pub aborted_by: BTreeMap<&'static str, u64>,
+    /// Read-all bank transactions committed and aborted (the read abort rate).
+    pub read_all_committed: u64,
+    pub read_all_aborted: u64,
     pub violations: Vec<Violation>,
     /// 3PC splits a fault outside 3PC's model allows, each naming that fault.
     pub excused: Vec<String>,
@@ -54,6 +57,8 @@ pub fn run(seed: u64, options: &Options) -> Report {
             aborted: 0,
             unknown: 0,
             aborted_by: BTreeMap::new(),
+            read_all_committed: 0,
+            read_all_aborted: 0,
             violations: vec![Violation {
                 checker: "setup",
                 detail: reason,
@@ -198,7 +203,8 @@ pub(super) struct World {
     pub now_ms: u64,
     queue: BinaryHeap<Scheduled>,
     seq: u64,
-    pub coordinator: CoordinatorNode,
+    /// By node id: `COORDINATOR`, then the next ids (`Options::coordinators` of them).
+    pub coordinators: BTreeMap<NodeId, CoordinatorNode>,
     pub participants: BTreeMap<NodeId, ParticipantNode>,
     pub net: Net,
     pub history: History,
@@ -239,12 +245,17 @@ impl World {
         });
         let drift = options.faults.clock_drift_ppm_max;
         let rate = |rng: &mut StdRng| rng.random_range(PPM - drift..=PPM + drift);
-        let coordinator = CoordinatorNode {
-            host: host(rate(&mut rng)),
+        let coordinator_node = |rng: &mut StdRng| CoordinatorNode {
+            host: host(rate(rng)),
             core: None,
             disk: CoordinatorDisk::default(),
             clients: BTreeMap::new(),
         };
+        let mut coordinators = BTreeMap::new();
+        coordinators.insert(COORDINATOR, coordinator_node(&mut rng));
+        let coordinator_ids: Vec<NodeId> = (0..options.coordinators)
+            .map(|index| NodeId(COORDINATOR.0 + index as u32))
+            .collect();
         let mut participants = BTreeMap::new();
         let mut net = Net::default();
         for index in 1..=count {
@@ -257,13 +268,20 @@ impl World {
                     disk: ParticipantDisk::with_data(workload::initial_data()),
                 },
             );
-            net.add_pair(COORDINATOR, id);
+            // Each coordinator has its own channel to every participant.
+            for &coordinator in &coordinator_ids {
+                net.add_pair(coordinator, id);
+            }
         }
         // The participant mesh: one channel per pair, dialled by the larger id.
         for larger in 1..=count {
             for smaller in 1..larger {
                 net.add_pair(NodeId(larger as u32), NodeId(smaller as u32));
             }
+        }
+        // Drawn after the rest, so a one-coordinator run draws what it always drew.
+        for &coordinator in &coordinator_ids[1..] {
+            coordinators.insert(coordinator, coordinator_node(&mut rng));
         }
         let trace = options.trace.then(Vec::new);
         World {
@@ -272,7 +290,7 @@ impl World {
             now_ms: 0,
             queue: BinaryHeap::new(),
             seq: 0,
-            coordinator,
+            coordinators,
             participants,
             net,
             history: History::default(),
@@ -300,7 +318,9 @@ impl World {
                 self.options.planted
             ),
         );
-        self.start_coordinator();
+        for node in self.coordinator_ids() {
+            self.start_coordinator(node);
+        }
         for node in self.participant_ids() {
             self.start_participant(node);
         }
@@ -360,8 +380,8 @@ impl World {
             Event::DiskFlush { node, incarnation } => {
                 if self.alive_as(node, incarnation) {
                     self.host_mut(node).flush_scheduled = false;
-                    if node == COORDINATOR {
-                        self.coordinator_flush_disk();
+                    if self.is_coordinator(node) {
+                        self.coordinator_flush_disk(node);
                     } else {
                         self.participant_flush_disk(node);
                     }
@@ -374,9 +394,9 @@ impl World {
                     if host.timer_ms.is_some_and(|at| at <= now_ms) {
                         host.timer_ms = None;
                     }
-                    if node == COORDINATOR {
-                        self.begin("c", "timer".to_string());
-                        self.coordinator_settle();
+                    if self.is_coordinator(node) {
+                        self.begin(&node_name(node), "timer".to_string());
+                        self.coordinator_settle(node);
                     } else {
                         self.begin(&node_name(node), "timer".to_string());
                         self.participant_timer(node);
@@ -418,17 +438,29 @@ impl World {
         self.participants.keys().copied().collect()
     }
 
+    pub(super) fn coordinator_ids(&self) -> Vec<NodeId> {
+        self.coordinators.keys().copied().collect()
+    }
+
+    pub(super) fn is_coordinator(&self, node: NodeId) -> bool {
+        self.coordinators.contains_key(&node)
+    }
+
+    pub(super) fn coord_mut(&mut self, node: NodeId) -> &mut CoordinatorNode {
+        self.coordinators.get_mut(&node).expect("known coordinator")
+    }
+
     pub(super) fn host(&self, node: NodeId) -> &Host {
-        if node == COORDINATOR {
-            &self.coordinator.host
+        if let Some(coordinator) = self.coordinators.get(&node) {
+            &coordinator.host
         } else {
             &self.participants[&node].host
         }
     }
 
     pub(super) fn host_mut(&mut self, node: NodeId) -> &mut Host {
-        if node == COORDINATOR {
-            &mut self.coordinator.host
+        if self.is_coordinator(node) {
+            &mut self.coord_mut(node).host
         } else {
             &mut self.participants.get_mut(&node).expect("known node").host
         }
@@ -491,7 +523,7 @@ impl World {
     /// durable: the windows "durable before visible" is about.
     pub(super) fn maybe_crash_on_persist(&mut self, node: NodeId) {
         let faults = &self.options.faults;
-        let pct = if node == COORDINATOR {
+        let pct = if self.coordinators.contains_key(&node) {
             faults.coordinator_crash_on_persist_pct
         } else {
             faults.participant_crash_on_persist_pct
@@ -505,13 +537,13 @@ impl World {
 
     /// After the coordinator sends a PreCommit, sometimes crash it before the others go
     /// out or arrive: some participants precommitted, the others still waiting.
-    pub(super) fn maybe_crash_on_precommit(&mut self) {
+    pub(super) fn maybe_crash_on_precommit(&mut self, node: NodeId) {
         let pct = self.options.faults.coordinator_crash_on_precommit_pct;
         if self.healing || pct == 0 || self.rng.random_range(0..100) >= pct {
             return;
         }
         let at = self.after(0..=*self.options.network.delay_ms.end());
-        self.schedule(at, Event::Crash { node: COORDINATOR });
+        self.schedule(at, Event::Crash { node });
     }
 
     /// After a termination leader sends its decision, sometimes crash it before the
@@ -592,8 +624,16 @@ impl World {
         }
         let next = self.after(self.options.submit_interval_ms.clone());
         self.schedule(next, Event::Submit);
-        if !self.coordinator.host.alive {
-            self.begin("cli", "coordinator down: not submitted".to_string());
+        // Transactions spread over the coordinators (a one-coordinator run draws nothing).
+        let coordinator = match self.coordinators.len() {
+            1 => COORDINATOR,
+            count => NodeId(COORDINATOR.0 + self.rng.random_range(0..count) as u32),
+        };
+        if !self.host(coordinator).alive {
+            self.begin(
+                "cli",
+                format!("{} down: not submitted", node_name(coordinator)),
+            );
             return;
         }
         self.next_txn += 1;
@@ -608,7 +648,7 @@ impl World {
                 .map(|(node, ops)| format!("{}[{}]", node_name(*node), trace::ops_text(ops)))
                 .collect();
             self.begin(
-                "c",
+                &node_name(coordinator),
                 format!(
                     "submit {} {} timeout {} {}",
                     txn_name(txn),
@@ -628,9 +668,10 @@ impl World {
                 submitted_ms: self.now_ms,
                 in_healing: self.healing,
                 client: ClientView::Pending,
+                reads: Vec::new(),
             },
         );
-        self.coordinator_submit(number, txn, spec);
+        self.coordinator_submit(coordinator, number, txn, spec);
     }
 
     // ---- the network ----
@@ -664,7 +705,11 @@ impl World {
             return;
         }
         note!(self, "-> {} {}", node_name(to), trace::msg(msg));
-        let delay = self.random(self.options.network.delay_ms.clone());
+        let mut delay = self.random(self.options.network.delay_ms.clone());
+        let lag_pct = self.options.network.lag_pct;
+        if lag_pct > 0 && self.rng.random_range(0..100) < lag_pct {
+            delay += self.random(self.options.network.lag_ms.clone());
+        }
         let at = self.net.arrival_ms(from, to, self.now_ms, delay);
         self.schedule(
             at,
@@ -696,8 +741,8 @@ impl World {
         if !self.host(to).alive {
             return;
         }
-        if to == COORDINATOR {
-            self.coordinator_receive(from, epoch, frame);
+        if self.is_coordinator(to) {
+            self.coordinator_receive(to, from, epoch, frame);
         } else {
             self.participant_receive(to, from, epoch, frame);
         }
@@ -724,8 +769,8 @@ impl World {
         }
         conn.set_side(node, Side::Up);
         let peer = conn.peer_of(node);
-        if node == COORDINATOR {
-            self.coordinator_up(peer, epoch);
+        if self.is_coordinator(node) {
+            self.coordinator_up(node, peer, epoch);
         } else {
             self.participant_up(node, peer, epoch);
         }
@@ -742,8 +787,8 @@ impl World {
         let peer = conn.peer_of(node);
         let dialler = conn.a == node;
         if self.host(node).alive {
-            if node == COORDINATOR {
-                self.coordinator_down(peer, epoch);
+            if self.is_coordinator(node) {
+                self.coordinator_down(node, peer, epoch);
             } else {
                 self.participant_down(node, peer, epoch);
             }
@@ -838,7 +883,7 @@ impl World {
             return;
         }
         let kind = kinds[self.rng.random_range(0..kinds.len())];
-        let mut nodes = vec![COORDINATOR];
+        let mut nodes = self.coordinator_ids();
         nodes.extend(self.participant_ids());
         let node = nodes[self.rng.random_range(0..nodes.len())];
         match kind {
@@ -989,12 +1034,14 @@ impl World {
         host.channels.clear();
         host.timer_ms = None;
         host.flush_scheduled = false;
-        if node == COORDINATOR {
-            self.coordinator.core = None;
-            let lost = self.coordinator.disk.queue.len();
-            self.coordinator.disk.queue.clear();
+        if self.is_coordinator(node) {
+            let coordinator = self.coord_mut(node);
+            coordinator.core = None;
+            let lost = coordinator.disk.queue.len();
+            coordinator.disk.queue.clear();
+            let clients = std::mem::take(&mut coordinator.clients);
             note!(self, "{lost} records not durable lost");
-            for (_, txn) in std::mem::take(&mut self.coordinator.clients) {
+            for (_, txn) in clients {
                 if let Some(info) = self.history.txns.get_mut(&txn) {
                     info.client = ClientView::Unknown;
                 }
@@ -1035,8 +1082,8 @@ impl World {
             jumps_ms: 0,
             rate_ppm,
         };
-        if node == COORDINATOR {
-            self.start_coordinator();
+        if self.is_coordinator(node) {
+            self.start_coordinator(node);
         } else {
             if self.options.planted == Planted::ForgetPreparedOnRestart {
                 let participant = self.participants.get_mut(&node).expect("known node");
@@ -1069,7 +1116,7 @@ impl World {
             "HEALING: faults off, every crashed node restarts, every partition heals".to_string(),
         );
         self.healing = true;
-        let mut nodes = vec![COORDINATOR];
+        let mut nodes = self.coordinator_ids();
         nodes.extend(self.participant_ids());
         for node in nodes {
             self.restart(node);
@@ -1087,8 +1134,8 @@ impl World {
     }
 
     pub(super) fn schedule_node_timer(&mut self, node: NodeId) {
-        if node == COORDINATOR {
-            self.coordinator_schedule_timer();
+        if self.is_coordinator(node) {
+            self.coordinator_schedule_timer(node);
         } else {
             self.participant_schedule_timer(node);
         }
@@ -1122,14 +1169,15 @@ impl World {
         let view = View {
             history: &self.history,
             participants,
-            coordinator: CoordinatorEnd {
-                disk: &self.coordinator.disk,
-                txns_in_flight: self
-                    .coordinator
-                    .core
-                    .as_ref()
-                    .map_or(0, |core| core.txns_in_flight()),
-            },
+            coordinators: self
+                .coordinators
+                .iter()
+                .map(|(id, node)| CoordinatorEnd {
+                    id: *id,
+                    disk: &node.disk,
+                    txns_in_flight: node.core.as_ref().map_or(0, |core| core.txns_in_flight()),
+                })
+                .collect(),
             bank_total: workload::initial_total(self.participants.len()),
             excused: check::atomicity::excused_txns(&self.history),
             decision_bound_ms: self.options.three_phase_decision_bound_ms(),
@@ -1177,9 +1225,18 @@ impl World {
                 .filter(|info| wanted(&info.client))
                 .count() as u64
         };
+        let read_all = |wanted: fn(&ClientView) -> bool| {
+            self.history
+                .txns
+                .values()
+                .filter(|info| info.kind == TxnKind::ReadAll && wanted(&info.client))
+                .count() as u64
+        };
         Report {
             seed: self.seed,
             participants: self.participants.len(),
+            read_all_committed: read_all(|view| *view == ClientView::Committed),
+            read_all_aborted: read_all(|view| matches!(view, ClientView::Aborted(_))),
             txns: self.next_txn,
             committed: count(|view| *view == ClientView::Committed),
             aborted: count(|view| matches!(view, ClientView::Aborted(_))),

@@ -337,7 +337,7 @@ fn three_phase_read_only_voter_gets_no_precommit() {
     step(&mut core, 1, vote(1, T1, Vote::ReadOnly));
     assert_eq!(
         step(&mut core, 2, vote(2, T1, Vote::Yes)),
-        vec![persist_precommit(1, T1, &[2])]
+        vec![release_to(1, T1), persist_precommit(1, T1, &[2])]
     );
     assert_eq!(
         step(&mut core, 3, Input::Persisted { lsn: Lsn(1) }),

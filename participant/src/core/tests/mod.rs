@@ -2,7 +2,9 @@
 //! This file: shared helpers and 2PC; `three_phase.rs`: 3PC and the termination protocol;
 //! `peers.rs`: peers asking each other (StateQuery), read-only votes, 2PC peer resolution.
 
+mod locks;
 mod peers;
+mod read_holds;
 mod three_phase;
 
 use std::collections::BTreeMap;
@@ -1068,11 +1070,12 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
             blocked: true,
         }]
     );
+    // The recovered txn read g (shared) and wrote a (exclusive): a writer of g conflicts.
     let reason = format!("lock conflict on key \"g\" held by txn {t1}");
     check(
         &mut participant,
         0,
-        prepare(1, t2, vec![get("g")], &[("g", int(4))]),
+        prepare(1, t2, vec![put("g", 1)], &[("g", int(4))]),
         vec![persist(1, aborted(t2, &reason)), no(1, t2, &reason)],
     );
     // The coordinator, not having seen the vote, asks again: same vote, same reads.

@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn prepare2_with(id: u64, txn: TxnId, ops: Vec<Op>, participants: &[NodeId]) -> Input {
+pub(super) fn prepare2_with(id: u64, txn: TxnId, ops: Vec<Op>, participants: &[NodeId]) -> Input {
     let values = ops
         .iter()
         .map(|op| (op.key().to_string(), int(1)))
@@ -314,7 +314,8 @@ fn read_only_vote_with_other_participants_waits_for_its_record() {
             },
         )],
     );
-    assert_eq!(participant.locks_held(), 0);
+    // Its shared lock is taken at once, before the vote is durable.
+    assert_eq!(participant.locks_held(), 1);
     check(
         &mut participant,
         0,
@@ -334,13 +335,14 @@ fn read_only_vote_with_other_participants_waits_for_its_record() {
         ],
     );
     assert_eq!(participant.counts().read_only, 1);
-    // Whatever the others decided is fine with a reader.
+    // Whatever the others decided is fine with a reader; the decision releases its lock.
     check(
         &mut participant,
         0,
         decide(4, t1, Decision::Commit),
         vec![ack(4, t1, Outcome::Committed)],
     );
+    assert_eq!(participant.locks_held(), 0);
     check(
         &mut participant,
         0,

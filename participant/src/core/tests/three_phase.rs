@@ -303,6 +303,17 @@ fn three_pc_yes_needs_every_peer_up_on_the_mesh() {
             },
         )],
     );
+    // Its shared lock on a goes once every vote is in.
+    check(
+        &mut participant,
+        5,
+        Input::Release {
+            from: from_coordinator(),
+            id: RequestId(9),
+            txn: t2,
+        },
+        vec![reply(9, Msg::Released { txn: t2 })],
+    );
     // With every peer up it votes YES.
     check(&mut participant, 10, up(HIGH), vec![]);
     let t3 = txn(3);

@@ -61,8 +61,6 @@ mod tests {
     use wire::{Decision, NodeId, TxnId};
 
     use super::*;
-    use crate::sim::check::CoordinatorEnd;
-    use crate::sim::disk::CoordinatorDisk;
     use crate::sim::history::{Applied, ClientView, History, TxnInfo, TxnKind};
 
     /// A 3PC txn that p1 voted YES on at 100 ms and decided at `decided_ms`.
@@ -79,6 +77,7 @@ mod tests {
                 submitted_ms: 90,
                 in_healing: false,
                 client: ClientView::Pending,
+                reads: Vec::new(),
             },
         );
         history.voted_yes_ms.insert((txn, NodeId(1)), 100);
@@ -99,14 +98,10 @@ mod tests {
     }
 
     fn found(history: &History) -> Vec<String> {
-        let disk = CoordinatorDisk::default();
         let view = View {
             history,
             participants: Vec::new(),
-            coordinator: CoordinatorEnd {
-                disk: &disk,
-                txns_in_flight: 0,
-            },
+            coordinators: Vec::new(),
             bank_total: 0,
             excused: BTreeSet::new(),
             decision_bound_ms: 1_000,

@@ -7,6 +7,8 @@ mod conservation;
 mod durability;
 mod liveness;
 mod locks;
+mod read_all;
+mod serializability;
 mod termination;
 mod validity;
 
@@ -55,8 +57,9 @@ impl ParticipantEnd<'_> {
     }
 }
 
-/// The coordinator at the end of the run.
+/// A coordinator at the end of the run.
 pub struct CoordinatorEnd<'a> {
+    pub id: NodeId,
     pub disk: &'a CoordinatorDisk,
     pub txns_in_flight: usize,
 }
@@ -65,7 +68,8 @@ pub struct CoordinatorEnd<'a> {
 pub struct View<'a> {
     pub history: &'a History,
     pub participants: Vec<ParticipantEnd<'a>>,
-    pub coordinator: CoordinatorEnd<'a>,
+    /// Every coordinator (each with its own decision log).
+    pub coordinators: Vec<CoordinatorEnd<'a>>,
     /// The bank's total, as it was before the run.
     pub bank_total: i64,
     /// 3PC transactions whose split a fault outside the model excuses (see
@@ -81,7 +85,7 @@ pub struct View<'a> {
 /// A checker: a name and a function of the view.
 pub type Checker = (&'static str, fn(&View<'_>) -> Vec<String>);
 
-pub const CHECKERS: [Checker; 7] = [
+pub const CHECKERS: [Checker; 9] = [
     ("atomicity", atomicity::check),
     ("validity", validity::check),
     ("durability", durability::check),
@@ -89,6 +93,8 @@ pub const CHECKERS: [Checker; 7] = [
     ("termination", termination::check),
     ("liveness", liveness::check),
     ("locks", locks::check),
+    ("serializability", serializability::check),
+    ("read-all", read_all::check),
 ];
 
 pub fn check_all(view: &View<'_>) -> Vec<Violation> {

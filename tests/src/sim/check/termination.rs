@@ -30,19 +30,21 @@ pub fn check(view: &View<'_>) -> Vec<String> {
             ));
         }
     }
-    let coordinator = &view.coordinator;
-    if coordinator.txns_in_flight > 0 {
-        found.push(format!(
-            "the coordinator still tracks {} txns after healing",
-            coordinator.txns_in_flight
-        ));
-    }
-    for (txn, row) in &coordinator.disk.decisions {
-        if !row.ended && row.decision == wire::Decision::Commit {
+    for coordinator in &view.coordinators {
+        let name = node_name(coordinator.id);
+        if coordinator.txns_in_flight > 0 {
             found.push(format!(
-                "the coordinator's commit of {} never ended",
-                history.name(*txn)
+                "coordinator {name} still tracks {} txns after healing",
+                coordinator.txns_in_flight
             ));
+        }
+        for (txn, row) in &coordinator.disk.decisions {
+            if !row.ended && row.decision == wire::Decision::Commit {
+                found.push(format!(
+                    "coordinator {name}'s commit of {} never ended",
+                    history.name(*txn)
+                ));
+            }
         }
     }
     for (txn, info) in &history.txns {
