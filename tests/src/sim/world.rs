@@ -986,8 +986,7 @@ impl World {
         host.flush_scheduled = false;
         if node == COORDINATOR {
             self.coordinator.core = None;
-            let lost = self.coordinator.disk.queue.len();
-            self.coordinator.disk.queue.clear();
+            let lost = self.coordinator.disk.crash();
             note!(self, "{lost} records not durable lost");
             for (_, txn) in std::mem::take(&mut self.coordinator.clients) {
                 if let Some(info) = self.history.txns.get_mut(&txn) {
@@ -997,8 +996,7 @@ impl World {
         } else {
             let participant = self.participants.get_mut(&node).expect("known node");
             participant.core = None;
-            let lost = participant.disk.queue.len();
-            participant.disk.queue.clear();
+            let lost = participant.disk.crash();
             note!(self, "{lost} records not durable lost");
         }
         let detect = 1..=self.options.network.detect_ms_max();
