@@ -1,6 +1,7 @@
 //! Workspace integration tests: one test binary (see STYLE.md), one module per area.
 
 mod demo;
+mod disk_contract;
 mod model_check;
 mod simulation;
 mod three_phase_processes;

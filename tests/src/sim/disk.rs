@@ -214,6 +214,25 @@ impl ParticipantDisk {
         Ok(())
     }
 
+    /// `Writer::write`: one SQLite transaction, so a refused record leaves nothing of the
+    /// batch behind (the records before it in the batch are rolled back too).
+    pub fn apply_batch(&mut self, records: &[ParticipantRecord]) -> Result<(), String> {
+        let mut next = self.clone();
+        for record in records {
+            next.apply(record)?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// A crash: the records handed to the writer and not yet committed are lost, the
+    /// rest stays. Returns how many were lost.
+    pub fn crash(&mut self) -> usize {
+        let lost = self.queue.len();
+        self.queue.clear();
+        lost
+    }
+
     /// The planted bug: a restart that loses every transaction voted YES and not
     /// decided (`prepared`, `waiting`, `precommitted`).
     pub fn forget_prepared(&mut self) {
@@ -306,6 +325,24 @@ impl CoordinatorDisk {
         }
         self.log.push(record.clone());
         Ok(())
+    }
+
+    /// `Store::append`: one SQLite transaction, so a refused record leaves nothing of the
+    /// batch behind.
+    pub fn apply_batch(&mut self, records: &[CoordinatorRecord]) -> Result<(), String> {
+        let mut next = self.clone();
+        for record in records {
+            next.apply(record)?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// A crash: the records not yet committed are lost. Returns how many.
+    pub fn crash(&mut self) -> usize {
+        let lost = self.queue.len();
+        self.queue.clear();
+        lost
     }
 
     /// `Store::recover`: logged commits (3PC: precommits) without an end, by txn id.

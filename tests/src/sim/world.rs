@@ -1037,8 +1037,7 @@ impl World {
         if self.is_coordinator(node) {
             let coordinator = self.coord_mut(node);
             coordinator.core = None;
-            let lost = coordinator.disk.queue.len();
-            coordinator.disk.queue.clear();
+            let lost = coordinator.disk.crash();
             let clients = std::mem::take(&mut coordinator.clients);
             note!(self, "{lost} records not durable lost");
             for (_, txn) in clients {
@@ -1049,8 +1048,7 @@ impl World {
         } else {
             let participant = self.participants.get_mut(&node).expect("known node");
             participant.core = None;
-            let lost = participant.disk.queue.len();
-            participant.disk.queue.clear();
+            let lost = participant.disk.crash();
             note!(self, "{lost} records not durable lost");
         }
         let detect = 1..=self.options.network.detect_ms_max();
