@@ -668,22 +668,22 @@ impl Participant {
     /// has no other participant, else once its record is durable), or YES (locks taken,
     /// `Prepared` persisted, the vote held until it is durable).
     fn vote(&mut self, now: Millis, request: PrepareRequest<'_>) {
+        let peers = self.peers_of(request.participants);
+        let checked = self.check_prepare(&request, &peers);
         let PrepareRequest {
             from,
             id,
             txn,
             protocol,
-            ops,
             timeout_ms,
             participants,
-            values,
+            ..
         } = request;
         let coordinator = from.peer;
-        let peers = self.peers_of(participants);
         if !participants.is_empty() && !participants.contains(&self.node_id) {
             warn!(%txn, peer = %coordinator, ?participants, "the Prepare's participants do not name this participant");
         }
-        match self.check_prepare(txn, protocol, ops, timeout_ms, participants, &peers, values) {
+        match checked {
             Err(reason) => {
                 info!(%txn, peer = %coordinator, %reason, "voting no");
                 let lsn = self.persist(Record::Aborted {
@@ -795,14 +795,18 @@ impl Participant {
     /// reason for NO, or what a YES (or ReadOnly) vote would log.
     fn check_prepare(
         &self,
-        txn: TxnId,
-        protocol: Protocol,
-        ops: &[Op],
-        timeout_ms: u64,
-        participants: &[NodeId],
+        request: &PrepareRequest<'_>,
         peers: &[NodeId],
-        values: &BTreeMap<String, Option<Value>>,
     ) -> Result<eval::Evaluated, String> {
+        let &PrepareRequest {
+            txn,
+            protocol,
+            ops,
+            timeout_ms,
+            participants,
+            values,
+            ..
+        } = request;
         let config = &self.config;
         if participants.len() > PARTICIPANTS_PER_TXN_MAX {
             return Err(format!(
