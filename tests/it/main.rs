@@ -2,6 +2,7 @@
 
 mod demo;
 mod disk_contract;
+mod isolation_processes;
 mod model_check;
 mod simulation;
 mod three_phase_processes;

@@ -250,14 +250,31 @@ impl Cluster {
             self.wait_decisions_ended();
             old.kill();
         }
+        let node = self.spawn_coordinator(COORDINATOR_ID, crash_at);
+        self.coordinator = Some(node);
+    }
+
+    /// Starts one more coordinator, `id`, with its own decision log, dialling every
+    /// participant (several coordinators may serve one cluster). The caller owns it.
+    pub fn start_extra_coordinator(&self, id: u32) -> Node {
+        assert_ne!(id, COORDINATOR_ID, "coordinator ids must differ");
+        self.spawn_coordinator(id, &[])
+    }
+
+    fn spawn_coordinator(&self, id: u32, crash_at: &[&str]) -> Node {
+        let db_name = if id == COORDINATOR_ID {
+            "coordinator.db".to_string()
+        } else {
+            format!("coordinator-{id}.db")
+        };
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--id".into(),
-            COORDINATOR_ID.to_string(),
+            id.to_string(),
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--db".into(),
-            self.dir.path().join("coordinator.db").display().to_string(),
+            self.dir.path().join(db_name).display().to_string(),
             "--cluster".into(),
             CLUSTER.into(),
             "--heartbeat-ms".into(),
@@ -271,13 +288,12 @@ impl Cluster {
             args.push("--crash-at".into());
             args.push(point.to_string());
         }
-        let node = Node::start(
-            "coordinator",
-            &binary("coordinator"),
-            &args,
-            self.dir.path(),
-        );
-        self.coordinator = Some(node);
+        let name = if id == COORDINATOR_ID {
+            "coordinator".to_string()
+        } else {
+            format!("coordinator-{id}")
+        };
+        Node::start(&name, &binary("coordinator"), &args, self.dir.path())
     }
 
     /// Waits until the coordinator's decision log has no unfinished decision.
@@ -301,23 +317,7 @@ impl Cluster {
 
     /// Runs `coordinator submit --protocol PROTOCOL` with the given ops.
     pub fn submit_with(&self, protocol: &str, ops: &[&str]) -> Output {
-        let mut args: Vec<String> = vec![
-            "submit".into(),
-            "--addr".into(),
-            self.coordinator_addr().to_string(),
-            "--cluster".into(),
-            CLUSTER.into(),
-            "--protocol".into(),
-            protocol.into(),
-            "--timeout-ms".into(),
-            SUBMIT_TIMEOUT_MS.to_string(),
-        ];
-        args.extend(ops.iter().map(|op| op.to_string()));
-        Command::new(binary("coordinator"))
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run coordinator submit")
+        submit_to(self.coordinator_addr(), protocol, ops)
     }
 
     /// Waits until a read-only transaction touching every participant commits, i.e. the
@@ -370,6 +370,27 @@ impl Cluster {
 }
 
 /// A loopback address with a port that was free a moment ago.
+/// Runs `coordinator submit --protocol PROTOCOL` against the coordinator at `addr`.
+pub fn submit_to(addr: SocketAddr, protocol: &str, ops: &[&str]) -> Output {
+    let mut args: Vec<String> = vec![
+        "submit".into(),
+        "--addr".into(),
+        addr.to_string(),
+        "--cluster".into(),
+        CLUSTER.into(),
+        "--protocol".into(),
+        protocol.into(),
+        "--timeout-ms".into(),
+        SUBMIT_TIMEOUT_MS.to_string(),
+    ];
+    args.extend(ops.iter().map(|op| op.to_string()));
+    Command::new(binary("coordinator"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run coordinator submit")
+}
+
 pub fn free_loopback_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr")

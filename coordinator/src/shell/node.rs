@@ -460,7 +460,8 @@ impl Node {
             Msg::Prepare { txn, .. }
             | Msg::PreCommit { txn }
             | Msg::Decide { txn, .. }
-            | Msg::StateQuery { txn } => *txn,
+            | Msg::StateQuery { txn }
+            | Msg::Release { txn } => *txn,
             other => {
                 warn!(peer = %to, kind = other.kind(), "core sent an unexpected request; dropped");
                 return Ok(());

@@ -554,6 +554,15 @@ fn three_phase_crash_after_a_precommit_ack_finishes_as_commit_after_restart() {
         wait_seen(fake, &Seen::Decided(txn, Decision::Commit));
     }
     wait_all_ended(&server);
+    // The end record is written lazily, after the transaction is forgotten: poll for it.
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    while !decision_row(&db, txn).3 {
+        assert!(
+            Instant::now() < deadline,
+            "the end record never became durable"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         decision_row(&db, txn),
         ("3pc".to_string(), "commit".to_string(), None, true)
