@@ -42,7 +42,7 @@ mod termination;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tracing::{debug, error, info, warn};
 use wire::{
@@ -163,7 +163,7 @@ pub enum Input {
     Recover { txns: Vec<StoredTxn> },
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Output {
     /// Make `record` durable, then report `Persisted { lsn }`. Records must become durable
     /// in lsn order.
@@ -179,7 +179,7 @@ pub enum Output {
 }
 
 /// A transaction voted YES with no outcome yet, as status reports show it.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct InDoubtTxn {
     pub txn: TxnId,
     pub coordinator: NodeId,
@@ -225,7 +225,7 @@ pub struct TxnCounts {
 }
 
 /// What a request held on a record wants to hear once the record is durable.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Wants {
     Vote,
     /// `Ack` to a PreCommit: once `precommitted` (or beyond) is durable.
@@ -236,7 +236,7 @@ enum Wants {
     State,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Waiter {
     to: ReplyTo,
     id: RequestId,
@@ -244,7 +244,7 @@ struct Waiter {
 }
 
 /// A transaction holding locks: voting, in doubt, or committing.
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Active {
     protocol: Protocol,
     coordinator: NodeId,
@@ -286,7 +286,7 @@ impl Active {
 }
 
 /// How a finished transaction ended.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 enum End {
     Committed,
     Aborted {
@@ -297,7 +297,7 @@ enum End {
 }
 
 /// A finished transaction, remembered to answer duplicates.
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Done {
     protocol: Protocol,
     end: End,
@@ -311,7 +311,9 @@ struct Done {
     waiters: Vec<Waiter>,
 }
 
-#[derive(Debug)]
+/// The participant state machine. `Clone`, `Eq` and `Hash` (every map ordered) let the
+/// model checker copy a state and recognise one it has seen.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Participant {
     node_id: NodeId,
     config: Config,
@@ -319,7 +321,7 @@ pub struct Participant {
     done: BTreeMap<TxnId, Done>,
     /// `done` entries whose record is durable, oldest first: evicted past `finished_txns_max`.
     finished: VecDeque<TxnId>,
-    locks: HashMap<String, TxnId>,
+    locks: BTreeMap<String, TxnId>,
     /// One timer per undecided txn (`Active::timer_at`).
     timers: BTreeSet<(Millis, TxnId)>,
     /// Records emitted and not yet reported durable, with the state each moves its txn to
@@ -344,7 +346,7 @@ impl Participant {
             active: BTreeMap::new(),
             done: BTreeMap::new(),
             finished: VecDeque::new(),
-            locks: HashMap::new(),
+            locks: BTreeMap::new(),
             timers: BTreeSet::new(),
             pending: BTreeMap::new(),
             held: BTreeMap::new(),
