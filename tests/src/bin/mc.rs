@@ -21,15 +21,17 @@ struct Args {
     /// Links may lose messages (otherwise only a crash loses them).
     #[arg(long)]
     lossy: bool,
-    #[arg(long, default_value_t = 4)]
-    timer_firings_max: u32,
+    /// Default: `mc::default_timer_firings_max` (fewer with two 3PC crashes).
+    #[arg(long)]
+    timer_firings_max: Option<u32>,
     #[arg(long, default_value_t = 200)]
     depth_max: usize,
     #[arg(long, default_value_t = 500_000_000)]
     transitions_max: usize,
-    /// Depth-first search (less memory, longer violation paths).
+    /// Breadth-first search: the shortest violation path, but memory grows with the
+    /// frontier (tens of GB for two crashes); depth-first by default.
     #[arg(long)]
-    dfs: bool,
+    bfs: bool,
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     threads: usize,
     /// Run the coordinator with planted bug 1 of issue 7 (a recovering 3PC coordinator
@@ -48,18 +50,21 @@ enum ProtocolArg {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let protocol = match args.protocol {
+        ProtocolArg::TwoPc => Protocol::TwoPhase,
+        ProtocolArg::ThreePc => Protocol::ThreePhase,
+    };
     let options = McOptions {
-        protocol: match args.protocol {
-            ProtocolArg::TwoPc => Protocol::TwoPhase,
-            ProtocolArg::ThreePc => Protocol::ThreePhase,
-        },
+        protocol,
         txns: args.txns as usize,
         crashes_max: args.crashes,
         lossy: args.lossy,
-        timer_firings_max: args.timer_firings_max,
+        timer_firings_max: args
+            .timer_firings_max
+            .unwrap_or_else(|| mc::default_timer_firings_max(protocol, args.crashes)),
         depth_max: args.depth_max,
         transitions_max: args.transitions_max,
-        depth_first: args.dfs,
+        depth_first: !args.bfs,
         threads: args.threads,
         planted_second_decider: args.planted_second_decider,
     };
@@ -71,7 +76,8 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "states={} transitions={} depth={} exhausted={} all_committed={} all_aborted={} violations={} seconds={:.1}",
+        "timer_firings_max={} states={} transitions={} depth={} exhausted={} all_committed={} all_aborted={} violations={} seconds={:.1}",
+        options.timer_firings_max,
         report.states,
         report.transitions,
         report.depth,

@@ -116,6 +116,18 @@ impl Cluster {
     }
 }
 
+/// Timer firings per execution that keep a configuration exhaustive within minutes on two
+/// cores. Four cover retries, timeouts and a termination round; with two 3PC crashes
+/// there are none (17M states with none, 26M with one): every reaction to a crash, the
+/// termination protocol and the coordinator's recovery included, starts from a channel's
+/// Down or Up notice, not from a timer, and the timeout paths are explored with one crash.
+pub fn default_timer_firings_max(protocol: Protocol, crashes_max: u32) -> u32 {
+    match (protocol, crashes_max) {
+        (Protocol::ThreePhase, 2..) => 0,
+        _ => 4,
+    }
+}
+
 pub fn explore(options: &McOptions) -> McReport {
     let limits = Limits {
         txns: model_txns(options.protocol, options.txns),
