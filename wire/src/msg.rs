@@ -92,7 +92,7 @@ impl fmt::Display for Value {
 }
 
 /// One operation of a transaction on one participant.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Op {
     Get {
         key: String,
@@ -127,7 +127,7 @@ impl Op {
 }
 
 /// The value a `Get` saw (`None`: no such key), in operation order.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Read {
     pub key: String,
     pub value: Option<Value>,
@@ -141,7 +141,7 @@ pub enum Decision {
 }
 
 /// A participant's vote.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Vote {
     /// Prepared durably; locks held until the decision.
     Yes,
@@ -152,7 +152,7 @@ pub enum Vote {
 }
 
 /// The coordinator's answer to a `DecisionQuery`.
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Answer {
     Commit,
     Abort,
@@ -161,7 +161,7 @@ pub enum Answer {
 }
 
 /// The state a participant reports for a transaction in an `Ack`.
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Outcome {
     Committed,
     Aborted,
@@ -174,7 +174,7 @@ pub enum Outcome {
 /// A participant's durable state for a transaction, as told to a peer or a recovering
 /// coordinator (`StateReply`). States only move forward: `Waiting` -> `PreCommitted` ->
 /// `Committed`, or -> `Aborted`.
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum TxnState {
     /// 2PC: voted YES, in doubt.
     Prepared,
@@ -189,7 +189,7 @@ pub enum TxnState {
 }
 
 /// A transaction as a client submits it.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct TxnSpec {
     pub protocol: Protocol,
     /// Vote collection deadline, in milliseconds from submission.
@@ -199,7 +199,7 @@ pub struct TxnSpec {
 }
 
 /// Why the coordinator did not commit, as the client sees it.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum TxnResult {
     Committed {
         reads: Vec<(NodeId, Vec<Read>)>,
@@ -224,7 +224,7 @@ pub enum TxnResult {
 ///   `StateQuery` → `StateReply`
 /// - coordinator → read-only voter `Release` → `Released`
 /// - client → coordinator `Submit` → `Result`; `Status` → `StatusReport`
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Msg {
     Prepare {
         txn: TxnId,

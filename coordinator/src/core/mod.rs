@@ -57,7 +57,7 @@ pub struct ClientRef {
 }
 
 /// Bounds on what one client may ask for (DESIGN §10).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Hash, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Transactions the core tracks at once, including decided ones awaiting acks and
     /// `Ended` records not yet durable; past it a Submit is rejected as overload.
@@ -127,7 +127,7 @@ impl Default for Limits {
 }
 
 /// What the core needs to know about its cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Config {
     /// Every participant a transaction may name.
     pub participants: BTreeSet<NodeId>,
@@ -298,7 +298,7 @@ pub enum Input {
 }
 
 /// A decision-log record.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Record {
     /// The commit decision (3PC: the precommit). Only commits are logged.
     Decided {
@@ -348,7 +348,7 @@ pub fn unfinished(records: &[Record]) -> Vec<RecoveredTxn> {
 }
 
 /// Everything the core asks the shell to do.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Output {
     /// A request to a participant (`Prepare`, `PreCommit`, `Decide`, `StateQuery`).
     Send { to: NodeId, msg: Msg },
@@ -398,7 +398,7 @@ impl TxnPhase {
 #[error("coordinator invariant violated: {0}")]
 pub struct InvariantViolation(pub String);
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum PartState {
     /// The Prepare never reached the channel: the participant cannot have prepared.
     Unsent,
@@ -431,7 +431,7 @@ enum PartState {
     Acked,
 }
 
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Part {
     node: NodeId,
     /// Kept while collecting votes (for a re-sent Prepare), dropped at the decision.
@@ -440,7 +440,7 @@ struct Part {
     reads: Vec<Read>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Phase {
     Collecting {
         /// 2PC: submission + timeout. 3PC: CanCommit + timeout - precommit margin, the
@@ -470,7 +470,7 @@ enum Phase {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Txn {
     protocol: Protocol,
     timeout_ms: u64,
@@ -541,15 +541,16 @@ impl Txn {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Pending {
     Decided(TxnId),
     Ended(TxnId),
     AbortAdopted(TxnId),
 }
 
-/// The coordinator state machine.
-#[derive(Debug)]
+/// The coordinator state machine. `Clone`, `Eq` and `Hash` (every map ordered) let the
+/// model checker copy a state and recognise one it has seen.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Coordinator {
     config: Config,
     /// Ordered by id so every iteration (and so every output order) is deterministic.

@@ -12,7 +12,7 @@ pub const TIMEOUT_LIMIT_MS: u64 = 24 * 60 * 60 * 1000;
 /// or late is not yet a failure) and a dead one is usually reported down before they fire.
 pub const TIMEOUT_HEARTBEATS_MIN: u64 = 3;
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Config {
     /// Transactions holding locks (voting, in doubt or committing); beyond it a Prepare
     /// gets NO "participant overloaded".

@@ -1,14 +1,14 @@
 //! The participant's lock table: per key, shared by the txns that only read it or held
 //! exclusively by the one txn that writes it. No-wait: a conflict is reported, never queued.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use wire::{Op, TxnId};
 
 use super::record::{LogEntry, OpKind};
 
 /// How a txn holds a key.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) enum Mode {
     /// The txn only reads the key: other readers may hold it too.
     Shared,
@@ -17,7 +17,7 @@ pub(crate) enum Mode {
 }
 
 /// One key's lock.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(crate) enum Lock {
     /// Never empty: the last reader's release removes the key.
     Shared(BTreeSet<TxnId>),
@@ -61,9 +61,9 @@ fn merge(modes: &mut BTreeMap<String, Mode>, key: &str, mode: Mode) {
 
 /// Key -> lock. Bounded by its holders: every holder is an active txn or a read-only hold,
 /// both bounded by `active_txns_max`, each naming at most `ops_per_txn_max` keys.
-#[derive(Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub(crate) struct LockTable {
-    locks: HashMap<String, Lock>,
+    locks: BTreeMap<String, Lock>,
 }
 
 impl LockTable {

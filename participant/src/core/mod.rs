@@ -180,7 +180,7 @@ pub enum Input {
     Recover { txns: Vec<StoredTxn> },
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Output {
     /// Make `record` durable, then report `Persisted { lsn }`. Records must become durable
     /// in lsn order.
@@ -196,7 +196,7 @@ pub enum Output {
 }
 
 /// A transaction voted YES with no outcome yet, as status reports show it.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct InDoubtTxn {
     pub txn: TxnId,
     pub coordinator: NodeId,
@@ -242,7 +242,7 @@ pub struct TxnCounts {
 }
 
 /// What a request held on a record wants to hear once the record is durable.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Wants {
     Vote,
     /// `Ack` to a PreCommit: once `precommitted` (or beyond) is durable.
@@ -253,7 +253,7 @@ enum Wants {
     State,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Waiter {
     to: ReplyTo,
     id: RequestId,
@@ -261,7 +261,7 @@ struct Waiter {
 }
 
 /// A transaction holding locks: voting, in doubt, or committing.
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Active {
     protocol: Protocol,
     coordinator: NodeId,
@@ -304,7 +304,7 @@ impl Active {
 
 /// A ReadOnly vote on a txn with other participants, holding shared locks on the keys it
 /// read until every vote is in (see the module docs).
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct ReadHold {
     keys: Vec<String>,
     /// When it releases by itself: the vote plus the txn's `timeout_ms`.
@@ -312,7 +312,7 @@ struct ReadHold {
 }
 
 /// How a finished transaction ended.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 enum End {
     Committed,
     Aborted {
@@ -323,7 +323,7 @@ enum End {
 }
 
 /// A finished transaction, remembered to answer duplicates.
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Done {
     protocol: Protocol,
     end: End,
@@ -337,7 +337,9 @@ struct Done {
     waiters: Vec<Waiter>,
 }
 
-#[derive(Debug)]
+/// The participant state machine. `Clone`, `Eq` and `Hash` (every map ordered) let the
+/// model checker copy a state and recognise one it has seen.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Participant {
     node_id: NodeId,
     config: Config,

@@ -50,7 +50,7 @@ impl OpKind {
 
 /// One operation of a prepared transaction with its before (`undo`) and after (`redo`)
 /// images of the key; `None` means the key is absent.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct LogEntry {
     /// The operation's index in the `Prepare`'s op list.
     pub seq: u32,
@@ -61,7 +61,7 @@ pub struct LogEntry {
 }
 
 /// What the core asks the store to make durable.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Record {
     /// Voted YES: state `prepared` (2PC) or `waiting` (3PC), every operation's images and
     /// the txn's participants, in one SQLite transaction.
@@ -187,7 +187,7 @@ impl StoredState {
 }
 
 /// A transaction as the store knows it.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct StoredTxn {
     pub txn: TxnId,
     pub protocol: Protocol,

@@ -44,7 +44,7 @@ use wire::{Decision, Msg, NodeId, Outcome, TxnId, TxnState};
 use super::{Millis, Participant, set_timer};
 
 /// One txn's termination protocol state at this participant.
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(super) struct Termination {
     /// Rounds started so far (for logs).
     pub(super) round: u32,

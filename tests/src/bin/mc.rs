@@ -1,9 +1,8 @@
 //! The model checker's command line: explores one small configuration exhaustively and
 //! prints `states=S transitions=T depth=D exhausted=E all_committed=.. all_aborted=..
-//! violations=V`; on a violation, the path to it first (exit status 1).
+//! violations=V seconds=..`; on a violation, the path to it first (exit status 1).
 
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use tests::mc::{self, McOptions};
@@ -16,17 +15,29 @@ struct Args {
     protocol: ProtocolArg,
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=2))]
     txns: u64,
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
+    /// Crashes in one execution (of any nodes; each crashed node may restart).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=2))]
     crashes: u32,
     /// Links may lose messages (otherwise only a crash loses them).
     #[arg(long)]
     lossy: bool,
-    #[arg(long, default_value_t = 4)]
-    timer_firings_max: u32,
-    #[arg(long, default_value_t = 60)]
+    /// Default: `mc::default_timer_firings_max` (fewer with two 3PC crashes).
+    #[arg(long)]
+    timer_firings_max: Option<u32>,
+    #[arg(long, default_value_t = 200)]
     depth_max: usize,
-    #[arg(long, default_value_t = 2_000_000)]
-    states_max: usize,
+    #[arg(long, default_value_t = 500_000_000)]
+    transitions_max: usize,
+    /// Breadth-first search: the shortest violation path, but memory grows with the
+    /// frontier (tens of GB for two crashes); depth-first by default.
+    #[arg(long)]
+    bfs: bool,
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    threads: usize,
+    /// Run the coordinator with planted bug 1 of issue 7 (a recovering 3PC coordinator
+    /// that decides beside the participants' termination protocol).
+    #[arg(long)]
+    planted_second_decider: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -39,19 +50,24 @@ enum ProtocolArg {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let protocol = match args.protocol {
+        ProtocolArg::TwoPc => Protocol::TwoPhase,
+        ProtocolArg::ThreePc => Protocol::ThreePhase,
+    };
     let options = McOptions {
-        protocol: match args.protocol {
-            ProtocolArg::TwoPc => Protocol::TwoPhase,
-            ProtocolArg::ThreePc => Protocol::ThreePhase,
-        },
+        protocol,
         txns: args.txns as usize,
         crashes_max: args.crashes,
         lossy: args.lossy,
-        timer_firings_max: args.timer_firings_max,
+        timer_firings_max: args
+            .timer_firings_max
+            .unwrap_or_else(|| mc::default_timer_firings_max(protocol, args.crashes)),
         depth_max: args.depth_max,
-        states_max: args.states_max,
+        transitions_max: args.transitions_max,
+        depth_first: !args.bfs,
+        threads: args.threads,
+        planted_second_decider: args.planted_second_decider,
     };
-    let started = Instant::now();
     let report = mc::explore(&options);
     if let Some((detail, path)) = &report.violation {
         println!("VIOLATION: {detail}");
@@ -60,7 +76,8 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "states={} transitions={} depth={} exhausted={} all_committed={} all_aborted={} violations={} seconds={:.1}",
+        "timer_firings_max={} states={} transitions={} depth={} exhausted={} all_committed={} all_aborted={} violations={} seconds={:.1}",
+        options.timer_firings_max,
         report.states,
         report.transitions,
         report.depth,
@@ -68,7 +85,7 @@ fn main() -> ExitCode {
         report.all_committed_reachable,
         report.all_aborted_reachable,
         usize::from(report.violation.is_some()),
-        started.elapsed().as_secs_f64()
+        report.elapsed.as_secs_f64()
     );
     if report.violation.is_some() {
         ExitCode::FAILURE

@@ -10,20 +10,47 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::hash::{DefaultHasher, Hasher};
 
 use coordinator::core::{self as coordinator_core, ClientRef, Coordinator, SendFailure};
 use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, ReplyTo, StoredState};
 use wire::{Msg, NodeId, Op, RequestId, Role, TxnId, TxnResult, TxnSpec};
 
-use super::replay::{ParticipantInput, Replay, Shared, Step};
+use crate::sim::cores::CoordinatorCore;
 use crate::sim::disk::{CoordinatorDisk, ParticipantDisk};
 use crate::sim::history::txn_name;
 use crate::sim::net::Frame;
 use crate::sim::panics::guarded;
+use crate::sim::planted::SecondDecider;
 use crate::sim::trace::{self, COORDINATOR, node_name};
 use crate::sim::workload;
+
+/// What one transition did, in words. Written only when a path is printed: formatting
+/// every transition of a search would cost about as much as the transition itself.
+pub struct Line(Option<String>);
+
+impl Line {
+    pub fn on() -> Line {
+        Line(Some(String::new()))
+    }
+
+    pub fn off() -> Line {
+        Line(None)
+    }
+
+    pub fn into_text(self) -> String {
+        self.0.unwrap_or_default()
+    }
+}
+
+/// `write!` to a `Line`; the arguments are evaluated only if it is on.
+macro_rules! note {
+    ($line:expr, $($arg:tt)*) => {
+        if let Some(text) = $line.0.as_mut() {
+            let _ = write!(text, $($arg)*);
+        }
+    };
+}
 
 /// A message may be in flight this long before it must be delivered (or lost).
 pub const DELAY_MAX_MS: u64 = 20;
@@ -37,7 +64,7 @@ pub const RECONNECT_MAX_MS: u64 = 100;
 pub const PARTICIPANTS: [NodeId; 2] = [NodeId(1), NodeId(2)];
 
 /// A channel notice for one side: its peer came up or went down (with the channel epoch).
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Notice {
     deadline_ms: u64,
     peer: NodeId,
@@ -45,33 +72,63 @@ struct Notice {
     up: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct InFlight {
     deadline_ms: u64,
     epoch: u64,
     frame: Frame,
 }
 
-struct Node<C: Replay> {
-    core: Option<Shared<C>>,
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+struct Node<C> {
+    core: Option<C>,
     /// The current channel epoch to each peer that is up, as this node's shell sees it.
     channels: BTreeMap<NodeId, u64>,
     /// Deadlines of the queued (not yet durable) log records, in order.
     write_deadlines: VecDeque<u64>,
 }
 
-impl<C: Replay> Clone for Node<C> {
-    fn clone(&self) -> Self {
-        Node {
-            core: self.core.clone(),
-            channels: self.channels.clone(),
-            write_deadlines: self.write_deadlines.clone(),
+/// The coordinator core under test: the real one, or a planted-bug wrapper around it
+/// (an enum rather than a trait object, so that the state stays `Clone + Eq + Hash`).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum CoordinatorUnderTest {
+    Real(Coordinator),
+    SecondDecider(SecondDecider),
+}
+
+impl CoordinatorUnderTest {
+    fn new(limits: &Limits) -> Self {
+        let core = Coordinator::new(coordinator_core::Config::new(PARTICIPANTS));
+        if limits.planted_second_decider {
+            CoordinatorUnderTest::SecondDecider(SecondDecider::new(core))
+        } else {
+            CoordinatorUnderTest::Real(core)
+        }
+    }
+
+    fn get(&self) -> &dyn CoordinatorCore {
+        match self {
+            CoordinatorUnderTest::Real(core) => core,
+            CoordinatorUnderTest::SecondDecider(core) => core,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn CoordinatorCore {
+        match self {
+            CoordinatorUnderTest::Real(core) => core,
+            CoordinatorUnderTest::SecondDecider(core) => core,
         }
     }
 }
 
+/// One thing that happens to a core at the current time.
+enum Step<I> {
+    Input(I),
+    Timeout,
+}
+
 /// What the client was told about each transaction.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Told {
     Nothing,
     Committed,
@@ -79,7 +136,7 @@ pub enum Told {
 }
 
 /// One transition.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Choice {
     Submit,
     Deliver(NodeId, NodeId),
@@ -99,12 +156,16 @@ pub struct Limits {
     /// Links may lose the message at their head (otherwise only crashes lose messages).
     pub lossy: bool,
     pub timer_firings_max: u32,
+    /// Run the coordinator as `planted::SecondDecider` (a checker must then find a split).
+    pub planted_second_decider: bool,
 }
 
-#[derive(Clone)]
+/// The whole cluster. Equal states are equal as values (every map is ordered), so the
+/// derived `Hash` is what the checker deduplicates by.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct System {
     now_ms: u64,
-    coordinator: Node<Coordinator>,
+    coordinator: Node<CoordinatorUnderTest>,
     coordinator_disk: CoordinatorDisk,
     participants: BTreeMap<NodeId, (Node<Participant>, ParticipantDisk)>,
     links: BTreeMap<(NodeId, NodeId), VecDeque<InFlight>>,
@@ -135,11 +196,11 @@ fn all_nodes() -> Vec<NodeId> {
 
 impl System {
     /// Every node up and connected, nothing submitted.
-    pub fn initial(limits: &Limits, coordinator_config: coordinator_core::Config) -> System {
+    pub fn initial(limits: &Limits) -> System {
         let mut system = System {
             now_ms: 0,
             coordinator: Node {
-                core: Some(Shared::new(Coordinator::new(coordinator_config))),
+                core: Some(CoordinatorUnderTest::new(limits)),
                 channels: BTreeMap::new(),
                 write_deadlines: VecDeque::new(),
             },
@@ -162,7 +223,7 @@ impl System {
                 node,
                 (
                     Node {
-                        core: Some(Shared::new(core)),
+                        core: Some(core),
                         channels: BTreeMap::new(),
                         write_deadlines: VecDeque::new(),
                     },
@@ -174,7 +235,7 @@ impl System {
         for (i, &x) in nodes.iter().enumerate() {
             for &y in &nodes[i + 1..] {
                 system.epochs.insert(pair(x, y), 1);
-                let mut line = String::new();
+                let mut line = Line::off();
                 for (node, peer) in [(x, y), (y, x)] {
                     system.up(node, peer, 1);
                     system.peer_event(node, PeerEvent::Up(peer), &mut line);
@@ -231,7 +292,7 @@ impl System {
             core.get().poll_timeout().map(|at| at.0)
         } else {
             let core = self.participants[&node].0.core.as_ref()?;
-            core.get().poll_timeout().map(|at| at.0)
+            core.poll_timeout().map(|at| at.0)
         }
     }
 
@@ -282,15 +343,20 @@ impl System {
         choices
     }
 
-    /// Applies one transition; returns a line describing it.
-    pub fn apply(&mut self, choice: Choice, limits: &Limits) -> String {
-        let mut line = format!("{:>6} ", self.now_ms);
+    /// Applies one transition, describing it in `line`.
+    pub fn apply(&mut self, choice: Choice, limits: &Limits, line: &mut Line) {
+        if let Choice::Timer(node) = choice {
+            // The only transition that moves time: to the timer's deadline.
+            let at = self.timer_deadline(node).expect("enabled");
+            self.now_ms = self.now_ms.max(at);
+        }
+        note!(line, "{:>6} ", self.now_ms);
         match choice {
             Choice::Submit => {
                 let index = self.submitted;
                 self.submitted += 1;
                 let txn = txn_id(index);
-                let _ = write!(line, "c submit {}", txn_name(txn));
+                note!(line, "c submit {}", txn_name(txn));
                 let input = coordinator_core::Input::Submit {
                     client: ClientRef {
                         channel: 0,
@@ -299,7 +365,7 @@ impl System {
                     txn,
                     spec: limits.txns[index].clone(),
                 };
-                self.coordinator_step(Step::Input(self.now_ms, input), &mut line);
+                self.coordinator_step(Step::Input(input), line);
             }
             Choice::Deliver(from, to) => {
                 let message = self
@@ -310,7 +376,7 @@ impl System {
                 let msg = match &message.frame {
                     Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
                 };
-                let _ = write!(
+                note!(
                     line,
                     "{} <- {} {}",
                     node_name(to),
@@ -318,9 +384,9 @@ impl System {
                     trace::msg(msg)
                 );
                 if to == COORDINATOR {
-                    self.coordinator_receive(from, message, &mut line);
+                    self.coordinator_receive(from, message, line);
                 } else {
-                    self.participant_receive(to, from, message, &mut line);
+                    self.participant_receive(to, from, message, line);
                 }
             }
             Choice::Lose(from, to) => {
@@ -332,7 +398,7 @@ impl System {
                 let msg = match &message.frame {
                     Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
                 };
-                let _ = write!(
+                note!(
                     line,
                     "LOSE {} -> {} {}",
                     node_name(from),
@@ -341,8 +407,8 @@ impl System {
                 );
             }
             Choice::Durable(node) => {
-                let _ = write!(line, "{} durable", node_name(node));
-                self.durable(node, &mut line);
+                note!(line, "{} durable", node_name(node));
+                self.durable(node, line);
             }
             Choice::Notice(node) => {
                 let notice = self
@@ -351,45 +417,42 @@ impl System {
                     .and_then(VecDeque::pop_front)
                     .expect("enabled");
                 let what = if notice.up { "up" } else { "down" };
-                let _ = write!(
+                note!(
                     line,
                     "{} {what} {} e{}",
                     node_name(node),
                     node_name(notice.peer),
                     notice.epoch
                 );
-                self.notice(node, notice, &mut line);
+                self.notice(node, notice, line);
             }
             Choice::Timer(node) => {
-                let at = self.timer_deadline(node).expect("enabled");
-                self.now_ms = self.now_ms.max(at);
                 self.timer_firings += 1;
-                line = format!("{:>6} {} timer", self.now_ms, node_name(node));
+                note!(line, "{} timer", node_name(node));
                 if node == COORDINATOR {
-                    self.coordinator_step(Step::Timeout(self.now_ms), &mut line);
+                    self.coordinator_step(Step::Timeout, line);
                 } else {
-                    self.participant_step(node, Step::Timeout(self.now_ms), &mut line);
+                    self.participant_step(node, Step::Timeout, line);
                 }
             }
             Choice::Crash(node) => {
-                let _ = write!(line, "{} CRASH", node_name(node));
+                note!(line, "{} CRASH", node_name(node));
                 self.crash(node);
             }
             Choice::Restart(node) => {
-                let _ = write!(line, "{} RESTART", node_name(node));
-                self.restart(node, &mut line);
+                note!(line, "{} RESTART", node_name(node));
+                self.restart(node, limits, line);
             }
         }
-        line
     }
 
     // ---- the network ----
 
-    fn send(&mut self, from: NodeId, to: NodeId, epoch: u64, frame: Frame, line: &mut String) {
+    fn send(&mut self, from: NodeId, to: NodeId, epoch: u64, frame: Frame, line: &mut Line) {
         let msg = match &frame {
             Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
         };
-        let _ = write!(line, " | -> {} {}", node_name(to), trace::msg(msg));
+        note!(line, " | -> {} {}", node_name(to), trace::msg(msg));
         self.links
             .entry((from, to))
             .or_default()
@@ -404,7 +467,7 @@ impl System {
         self.channels_mut(node).insert(peer, epoch);
     }
 
-    fn notice(&mut self, node: NodeId, notice: Notice, line: &mut String) {
+    fn notice(&mut self, node: NodeId, notice: Notice, line: &mut Line) {
         if notice.up {
             self.up(node, notice.peer, notice.epoch);
             let input = PeerEvent::Up(notice.peer);
@@ -413,24 +476,23 @@ impl System {
             self.channels_mut(node).remove(&notice.peer);
             self.peer_event(node, PeerEvent::Down(notice.peer), line);
         } else {
-            line.push_str(" | stale");
+            note!(line, " | stale");
         }
     }
 
-    fn peer_event(&mut self, node: NodeId, event: PeerEvent, line: &mut String) {
-        let now = self.now_ms;
+    fn peer_event(&mut self, node: NodeId, event: PeerEvent, line: &mut Line) {
         if node == COORDINATOR {
             let input = match event {
                 PeerEvent::Up(peer) => coordinator_core::Input::PeerUp { peer },
                 PeerEvent::Down(peer) => coordinator_core::Input::PeerDown { peer },
             };
-            self.coordinator_step(Step::Input(now, input), line);
+            self.coordinator_step(Step::Input(input), line);
         } else {
             let input = match event {
                 PeerEvent::Up(peer) => participant_core::Input::PeerUp { peer },
                 PeerEvent::Down(peer) => participant_core::Input::PeerDown { peer },
             };
-            self.participant_step(node, Step::Input(now, ParticipantInput(input)), line);
+            self.participant_step(node, Step::Input(input), line);
         }
     }
 
@@ -465,22 +527,21 @@ impl System {
         }
     }
 
-    fn restart(&mut self, node: NodeId, line: &mut String) {
+    fn restart(&mut self, node: NodeId, limits: &Limits, line: &mut Line) {
         self.restarts += 1;
         if node == COORDINATOR {
-            let config = coordinator_core::Config::new(PARTICIPANTS);
-            self.coordinator.core = Some(Shared::new(Coordinator::new(config)));
+            self.coordinator.core = Some(CoordinatorUnderTest::new(limits));
             let txns = self.coordinator_disk.recover();
             let input = coordinator_core::Input::Recovered { txns };
-            self.coordinator_step(Step::Input(self.now_ms, input), line);
+            self.coordinator_step(Step::Input(input), line);
         } else {
             let core = Participant::new(node, participant_core::Config::default())
                 .expect("the default participant config is valid");
             let (state, disk) = self.participants.get_mut(&node).expect("known");
-            state.core = Some(Shared::new(core));
+            state.core = Some(core);
             let txns = disk.in_doubt_txns();
-            let input = ParticipantInput(participant_core::Input::Recover { txns });
-            self.participant_step(node, Step::Input(self.now_ms, input), line);
+            let input = participant_core::Input::Recover { txns };
+            self.participant_step(node, Step::Input(input), line);
         }
         let deadline_ms = self.now_ms + RECONNECT_MAX_MS;
         for peer in all_nodes().into_iter().filter(|peer| *peer != node) {
@@ -503,52 +564,51 @@ impl System {
 
     // ---- durable records ----
 
-    fn durable(&mut self, node: NodeId, line: &mut String) {
+    fn durable(&mut self, node: NodeId, line: &mut Line) {
         if node == COORDINATOR {
             let (lsn, record) = self.coordinator_disk.queue.pop_front().expect("enabled");
             self.coordinator.write_deadlines.pop_front();
-            let _ = write!(line, " {}", trace::coordinator_record(&record));
+            note!(line, " {}", trace::coordinator_record(&record));
             if let Err(reason) = self.coordinator_disk.apply(&record) {
                 self.error = Some(reason);
                 return;
             }
             let input = coordinator_core::Input::Persisted { lsn };
-            self.coordinator_step(Step::Input(self.now_ms, input), line);
+            self.coordinator_step(Step::Input(input), line);
         } else {
             let (state, disk) = self.participants.get_mut(&node).expect("known");
             let (lsn, record) = disk.queue.pop_front().expect("enabled");
             state.write_deadlines.pop_front();
-            let _ = write!(line, " {} {}", record.kind(), txn_name(record.txn()));
+            note!(line, " {} {}", record.kind(), txn_name(record.txn()));
             if let Err(reason) = disk.apply(&record) {
                 self.error = Some(format!("participant {node}: {reason}"));
                 return;
             }
-            let input = ParticipantInput(participant_core::Input::Persisted { lsn });
-            self.participant_step(node, Step::Input(self.now_ms, input), line);
+            let input = participant_core::Input::Persisted { lsn };
+            self.participant_step(node, Step::Input(input), line);
         }
     }
 
     // ---- the coordinator's shell ----
 
-    fn coordinator_receive(&mut self, from: NodeId, message: InFlight, line: &mut String) {
-        let now = self.now_ms;
+    fn coordinator_receive(&mut self, from: NodeId, message: InFlight, line: &mut Line) {
         match message.frame {
             Frame::Request { id, msg } => {
                 if self.coordinator.channels.get(&from) == Some(&message.epoch) {
                     let input = coordinator_core::Input::Request { from, id, msg };
-                    self.coordinator_step(Step::Input(now, input), line);
+                    self.coordinator_step(Step::Input(input), line);
                 } else {
-                    line.push_str(" | stale");
+                    note!(line, " | stale");
                 }
             }
             Frame::Response { msg, .. } => {
                 let input = coordinator_core::Input::Response { from, msg };
-                self.coordinator_step(Step::Input(now, input), line);
+                self.coordinator_step(Step::Input(input), line);
             }
         }
     }
 
-    fn coordinator_step(&mut self, step: Step<coordinator_core::Input>, line: &mut String) {
+    fn coordinator_step(&mut self, step: Step<coordinator_core::Input>, line: &mut Line) {
         let mut pending = vec![step];
         while !pending.is_empty() {
             let mut failed = Vec::new();
@@ -556,12 +616,15 @@ impl System {
                 let Some(core) = self.coordinator.core.as_mut() else {
                     return;
                 };
+                let now = coordinator_core::Millis(self.now_ms);
                 let outcome = guarded(|| {
-                    let outputs = core.step(step);
-                    core.get()
-                        .check_invariants()
-                        .map(|()| outputs)
-                        .map_err(|violation| violation.to_string())
+                    let core = core.get_mut();
+                    match step {
+                        Step::Input(input) => core.handle(now, input),
+                        Step::Timeout => core.handle_timeout(now),
+                    }
+                    let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
+                    core.check_invariants().map(|()| outputs)
                 })
                 .and_then(|checked| checked);
                 let outputs = match outcome {
@@ -573,7 +636,7 @@ impl System {
                 };
                 for output in outputs {
                     if let Some(input) = self.coordinator_output(output, line) {
-                        failed.push(Step::Input(self.now_ms, input));
+                        failed.push(Step::Input(input));
                     }
                 }
             }
@@ -585,7 +648,7 @@ impl System {
     fn coordinator_output(
         &mut self,
         output: coordinator_core::Output,
-        line: &mut String,
+        line: &mut Line,
     ) -> Option<coordinator_core::Input> {
         match output {
             coordinator_core::Output::Send { to, msg } => {
@@ -613,7 +676,7 @@ impl System {
                 None
             }
             coordinator_core::Output::Persist { lsn, record } => {
-                let _ = write!(line, " | persist {}", trace::coordinator_record(&record));
+                note!(line, " | persist {}", trace::coordinator_record(&record));
                 self.coordinator_disk.queue.push_back((lsn, record));
                 self.coordinator
                     .write_deadlines
@@ -621,7 +684,7 @@ impl System {
                 None
             }
             coordinator_core::Output::ClientResult { client, result, .. } => {
-                let _ = write!(line, " | client {}", trace::result_text(&result));
+                note!(line, " | client {}", trace::result_text(&result));
                 let index = client.request as usize;
                 self.told[index] = match result {
                     TxnResult::Committed { .. } => Told::Committed,
@@ -639,10 +702,10 @@ impl System {
         node: NodeId,
         from: NodeId,
         message: InFlight,
-        line: &mut String,
+        line: &mut Line,
     ) {
         if self.channels(node).get(&from) != Some(&message.epoch) {
-            line.push_str(" | stale");
+            note!(line, " | stale");
             return;
         }
         let reply_to = ReplyTo {
@@ -653,7 +716,6 @@ impl System {
         let Some(core) = state.core.as_ref() else {
             return;
         };
-        let core = core.get();
         // The only coordinator dials as one; everyone else is a peer participant.
         let role = if from == COORDINATOR {
             Role::Coordinator
@@ -692,21 +754,27 @@ impl System {
                 Err(_) => return,
             },
         };
-        self.participant_step(
-            node,
-            Step::Input(self.now_ms, ParticipantInput(input)),
-            line,
-        );
+        self.participant_step(node, Step::Input(input), line);
     }
 
-    fn participant_step(&mut self, node: NodeId, step: Step<ParticipantInput>, line: &mut String) {
+    fn participant_step(
+        &mut self,
+        node: NodeId,
+        step: Step<participant_core::Input>,
+        line: &mut Line,
+    ) {
         let (state, _) = self.participants.get_mut(&node).expect("known");
         let Some(core) = state.core.as_mut() else {
             return;
         };
+        let now = participant_core::Millis(self.now_ms);
         let outcome = guarded(|| {
-            let outputs = core.step(step);
-            core.get().check_invariants();
+            match step {
+                Step::Input(input) => core.handle(now, input),
+                Step::Timeout => core.handle_timeout(now),
+            }
+            let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
+            core.check_invariants();
             outputs
         });
         let outputs = match outcome {
@@ -719,7 +787,7 @@ impl System {
         for output in outputs {
             match output {
                 participant_core::Output::Persist { lsn, record } => {
-                    let _ = write!(
+                    note!(
                         line,
                         " | persist {} {}",
                         record.kind(),
@@ -795,86 +863,11 @@ impl System {
                     })
             })
     }
-
-    /// A hash that is equal for equal states: of the full content (the cores' own
-    /// `Debug`, with the participant's one hash map's entries sorted).
-    pub fn fingerprint(&self) -> u64 {
-        let mut out = String::with_capacity(FINGERPRINT_CAPACITY_BYTES);
-        let _ = write!(
-            out,
-            "{} {} {} {} {} {:?} {:?} {:?} {:?}",
-            self.now_ms,
-            self.submitted,
-            self.crashes,
-            self.restarts,
-            self.timer_firings,
-            self.told,
-            self.links,
-            self.notices,
-            self.epochs
-        );
-        match &self.coordinator.core {
-            Some(core) => {
-                let _ = write!(out, " c {:?}", core.get());
-            }
-            None => out.push_str(" c -"),
-        }
-        let _ = write!(
-            out,
-            " {:?} {:?} {:?}",
-            self.coordinator.channels, self.coordinator_disk.decisions, self.coordinator_disk.queue
-        );
-        let mut core_text = String::new();
-        for (node, (state, disk)) in &self.participants {
-            let _ = write!(out, " p{}", node.0);
-            match &state.core {
-                Some(core) => {
-                    core_text.clear();
-                    let _ = write!(core_text, "{:?}", core.get());
-                    out.push_str(&sorted_hash_maps(&core_text));
-                }
-                None => out.push('-'),
-            }
-            let _ = write!(
-                out,
-                " {:?} {:?} {:?} {:?} {:?}",
-                state.channels, disk.kv, disk.txns, disk.read_only, disk.queue
-            );
-        }
-        let mut hasher = DefaultHasher::new();
-        hasher.write(out.as_bytes());
-        hasher.finish()
-    }
 }
-
-/// Room for one state's text (a few kB with two transactions), to avoid regrowing it.
-const FINGERPRINT_CAPACITY_BYTES: usize = 16 * 1024;
 
 enum PeerEvent {
     Up(NodeId),
     Down(NodeId),
-}
-
-/// The participant core's lock table is a `HashMap`, whose `Debug` order varies between
-/// equal maps: sorts the entries of `locks: {..}` so equal states print equally.
-fn sorted_hash_maps(debug: &str) -> String {
-    const FIELD: &str = "locks: {";
-    let Some(start) = debug.find(FIELD) else {
-        return debug.to_string();
-    };
-    let body_start = start + FIELD.len();
-    let Some(body_len) = debug[body_start..].find('}') else {
-        return debug.to_string();
-    };
-    let body = &debug[body_start..body_start + body_len];
-    let mut entries: Vec<&str> = body.split(", ").filter(|e| !e.is_empty()).collect();
-    entries.sort_unstable();
-    format!(
-        "{}{}{}",
-        &debug[..body_start],
-        entries.join(", "),
-        &debug[body_start + body_len..]
-    )
 }
 
 /// The model's transactions: a transfer p1 → p2, then a second debit on the same

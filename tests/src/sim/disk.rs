@@ -15,7 +15,7 @@ use participant::core::{
 use wire::{Decision, NodeId, Protocol, TxnId, Value};
 
 /// One `txn` row of a participant database, with its `txn_log` rows.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct TxnRow {
     pub protocol: Protocol,
     pub coordinator: NodeId,
@@ -28,7 +28,7 @@ pub struct TxnRow {
 }
 
 /// A participant's database: `kv`, `txn` and `txn_log`, plus records not yet durable.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub struct ParticipantDisk {
     pub kv: BTreeMap<String, Value>,
     pub txns: BTreeMap<TxnId, TxnRow>,
@@ -258,7 +258,7 @@ fn stored(txn: TxnId, row: &TxnRow) -> StoredTxn {
 }
 
 /// One `decision` row of the coordinator's log.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct DecisionRow {
     pub protocol: Protocol,
     pub decision: Decision,
@@ -269,7 +269,7 @@ pub struct DecisionRow {
 /// The coordinator's decision log: the durable records in log order (recovery is
 /// `coordinator::core::unfinished` of them, as the store's contract says) and the
 /// `decision` table they amount to; plus records not yet durable.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub struct CoordinatorDisk {
     pub log: Vec<CoordinatorRecord>,
     pub decisions: BTreeMap<TxnId, DecisionRow>,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use wire::{Msg, NodeId, RequestId};
 
 /// A request or a response on a connection.
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Frame {
     Request { id: RequestId, msg: Msg },
     Response { id: RequestId, msg: Msg },

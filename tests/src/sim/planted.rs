@@ -76,6 +76,63 @@ impl CoordinatorCore for CommitBeforeDurable {
     }
 }
 
+/// A recovering 3PC coordinator that takes every participant for restarted: it rewrites
+/// each `StateReply` it receives to say `recovered: true` before the real core sees it
+/// (only a coordinator resolving a recovered precommit acts on that flag). It then commits
+/// once every participant reported an undecided state, although an operational one may be
+/// leading a termination round that aborts: a second decision-maker beside the
+/// participants', the bug the `recovered` rule in `three_phase.rs` fixed.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct SecondDecider {
+    inner: Coordinator,
+}
+
+impl SecondDecider {
+    pub fn new(inner: Coordinator) -> Self {
+        SecondDecider { inner }
+    }
+}
+
+impl CoordinatorCore for SecondDecider {
+    fn handle(&mut self, now: Millis, input: Input) {
+        let input = match input {
+            Input::Response {
+                from,
+                msg: Msg::StateReply { txn, state, .. },
+            } => Input::Response {
+                from,
+                msg: Msg::StateReply {
+                    txn,
+                    state,
+                    recovered: true,
+                },
+            },
+            input => input,
+        };
+        self.inner.handle(now, input);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.inner.poll_output()
+    }
+
+    fn poll_timeout(&self) -> Option<Millis> {
+        self.inner.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn check_invariants(&self) -> Result<(), String> {
+        CoordinatorCore::check_invariants(&self.inner)
+    }
+
+    fn txns_in_flight(&self) -> usize {
+        self.inner.txns_in_flight()
+    }
+}
+
 /// A 3PC participant that applies the timeout rules without the termination protocol:
 /// it never sees its peers (their `PeerUp`/`PeerDown` are filtered out and requests to
 /// them dropped), so when its coordinator fails or its timeout fires it finds no live
