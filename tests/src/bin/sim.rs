@@ -84,7 +84,7 @@ enum FaultsArg {
     /// at the coordinator's log writes and PreCommits (often 2-3 crashes in a txn).
     AimedCrash,
     None,
-    /// Every mode above but `none`, one after another, each with `--seeds` seeds and
+    /// Every mode above, one after another, each with `--seeds` seeds and
     /// its own summary line.
     Every,
 }
