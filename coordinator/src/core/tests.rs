@@ -8,6 +8,7 @@ use wire::{
     TxnSpec, Value, Vote,
 };
 
+use super::txn::PartState;
 use super::*;
 
 mod three_phase;

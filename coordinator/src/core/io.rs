@@ -1,0 +1,121 @@
+//! What crosses the core's boundary: `Input` (what the shell feeds it), `Output` (what
+//! it asks the shell to do), the decision-log `Record`, and the small types they carry.
+
+use wire::{Decision, Msg, NodeId, Protocol, RequestId, TxnId, TxnResult, TxnSpec};
+
+/// A point in time in milliseconds, from a clock only the shell reads.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    pub fn plus(self, ms: u64) -> Millis {
+        Millis(self.0.saturating_add(ms))
+    }
+}
+
+/// Log sequence number: the order in which records were handed to the store.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Lsn(pub u64);
+
+/// The shell's opaque handle on a waiting client request; the core only hands it back.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ClientRef {
+    pub channel: u64,
+    pub request: u64,
+}
+
+/// Why the shell could not hand a message to a participant's channel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendFailure {
+    /// The channel's send queue is full: the participant is not keeping up.
+    Overloaded,
+    /// No open channel to the participant.
+    Closed,
+}
+
+/// A logged commit without an end, as the store recovers it at startup (3PC: a logged
+/// precommit; `unfinished` computes the same from a list of records).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RecoveredTxn {
+    pub txn: TxnId,
+    pub protocol: Protocol,
+    /// The participants that voted Yes and must apply the commit.
+    pub participants: Vec<NodeId>,
+}
+
+/// Everything that can happen to the coordinator.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Input {
+    /// A client submits a transaction; the shell made `txn` (a fresh v7 id).
+    Submit {
+        client: ClientRef,
+        txn: TxnId,
+        spec: TxnSpec,
+    },
+    /// A participant's response to one of our requests (`Vote`, `Ack`, `StateReply`).
+    Response {
+        from: NodeId,
+        msg: Msg,
+    },
+    /// A participant's request (`DecisionQuery`); answered with `Output::Reply`.
+    Request {
+        from: NodeId,
+        id: RequestId,
+        msg: Msg,
+    },
+    /// The record handed over as `Persist{lsn}` is durable.
+    Persisted {
+        lsn: Lsn,
+    },
+    /// A `Send` to `to` about `txn` did not reach the channel.
+    SendFailed {
+        to: NodeId,
+        txn: TxnId,
+        failure: SendFailure,
+    },
+    PeerUp {
+        peer: NodeId,
+    },
+    PeerDown {
+        peer: NodeId,
+    },
+    /// Startup: the log's commits without an end.
+    Recovered {
+        txns: Vec<RecoveredTxn>,
+    },
+}
+
+/// A decision-log record.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Record {
+    /// The commit decision (3PC: the precommit). Only commits are logged.
+    Decided {
+        txn: TxnId,
+        protocol: Protocol,
+        decision: Decision,
+        /// The participants that must learn the decision (the Yes voters).
+        participants: Vec<NodeId>,
+    },
+    /// Every participant acked: recovery can skip the transaction.
+    Ended { txn: TxnId },
+    /// 3PC: a participant reported that it aborted (its termination protocol decided
+    /// while the coordinator was down or cut off), so the logged precommit is turned
+    /// into an abort and the transaction ends (the decision row becomes 'abort', ended).
+    AbortAdopted { txn: TxnId, reason: String },
+}
+
+/// Everything the core asks the shell to do.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Output {
+    /// A request to a participant (`Prepare`, `PreCommit`, `Decide`, `StateQuery`).
+    Send { to: NodeId, msg: Msg },
+    /// The response to a participant's request.
+    Reply { to: NodeId, id: RequestId, msg: Msg },
+    /// Make `record` durable, then report `Persisted{lsn}` (in lsn order).
+    Persist { lsn: Lsn, record: Record },
+    ClientResult {
+        client: ClientRef,
+        txn: TxnId,
+        result: TxnResult,
+    },
+}

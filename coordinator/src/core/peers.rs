@@ -1,0 +1,101 @@
+//! Participants' channels: `PeerUp` (re-send what is unanswered: every message is
+//! idempotent), `PeerDown` (abort what cannot finish collecting, give up on a PreCommit ack)
+//! and `SendFailed` (a Prepare that never reached the channel aborts).
+
+use wire::{Decision, Msg, NodeId, Protocol, TxnId};
+
+use super::Coordinator;
+use super::io::{Millis, Output, SendFailure};
+use super::recovery::asks_state;
+use super::submit::prepare;
+use super::txn::{PartState, Phase, decide};
+
+impl Coordinator {
+    pub(super) fn on_send_failed(&mut self, to: NodeId, id: TxnId, failure: SendFailure) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        // A later-phase message that could not be queued is re-sent by the resend timer
+        // or on PeerUp.
+        if !matches!(txn.phase, Phase::Collecting { .. }) {
+            return;
+        }
+        let Some(part) = txn.part_mut(to) else {
+            return;
+        };
+        if part.state != PartState::AwaitingVote {
+            return;
+        }
+        part.state = PartState::Unsent;
+        let reason = match failure {
+            SendFailure::Overloaded => {
+                format!("participant {to} is overloaded: its send queue is full")
+            }
+            SendFailure::Closed => format!("participant {to} is down"),
+        };
+        self.abort(id, reason);
+    }
+
+    pub(super) fn on_peer_up(&mut self, peer: NodeId) {
+        self.up.insert(peer);
+        // A new connection: whatever the old one carried may be lost. Every message is
+        // idempotent at the participant, so re-send what is still unanswered.
+        for (&id, txn) in &self.txns {
+            let Some(part) = txn.parts.iter().find(|p| p.node == peer) else {
+                continue;
+            };
+            let msg = match (txn.phase, part.state) {
+                (Phase::Collecting { .. }, PartState::AwaitingVote) => {
+                    prepare(id, txn.protocol, txn.timeout_ms, &part.ops, &txn.nodes())
+                }
+                (Phase::PreCommitting { .. }, PartState::AwaitingPreAck | PartState::Silent) => {
+                    Msg::PreCommit { txn: id }
+                }
+                (Phase::Committing { .. }, PartState::AwaitingAck) => decide(id, Decision::Commit),
+                // A participant that reported an operational state may have restarted.
+                (Phase::Resolving { .. }, state) if asks_state(state) => {
+                    Msg::StateQuery { txn: id }
+                }
+                _ => continue,
+            };
+            self.outputs.push_back(Output::Send { to: peer, msg });
+        }
+    }
+
+    pub(super) fn on_peer_down(&mut self, now: Millis, peer: NodeId) {
+        self.up.remove(&peer);
+        let mut aborts = Vec::new();
+        let mut silent = Vec::new();
+        for (&id, txn) in &self.txns {
+            let Some(part) = txn.parts.iter().find(|p| p.node == peer) else {
+                continue;
+            };
+            match (txn.phase, part.state, txn.protocol) {
+                (Phase::Collecting { .. }, PartState::AwaitingVote, _) => aborts.push(id),
+                // A read-only voter that went down may have restarted and lost its shared
+                // locks (they are in memory only) before every vote is in: no lock point.
+                (Phase::Collecting { .. }, PartState::ReadOnly, _) if txn.parts.len() > 1 => {
+                    aborts.push(id);
+                }
+                // 3PC: a YES voter that is down could not get its PreCommit in time.
+                (Phase::Collecting { .. }, PartState::Yes, Protocol::ThreePhase) => {
+                    aborts.push(id);
+                }
+                (
+                    Phase::PreCommitting {
+                        acks_due: Some(_), ..
+                    },
+                    PartState::AwaitingPreAck,
+                    _,
+                ) => silent.push(id),
+                _ => {}
+            }
+        }
+        for id in aborts {
+            self.abort(id, format!("participant {peer} is down"));
+        }
+        for id in silent {
+            self.precommit_failed(now, id, peer);
+        }
+    }
+}
