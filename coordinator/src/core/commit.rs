@@ -15,9 +15,14 @@ impl Coordinator {
         let Some(txn) = self.txns.get(&id) else {
             return;
         };
+        // A pending commit record belongs to a transaction logging it (`check_invariants`).
         let precommit_due = match txn.phase {
             Phase::Logging { precommit_due, .. } => precommit_due,
-            _ => None,
+            Phase::Collecting { .. }
+            | Phase::PreCommitting { .. }
+            | Phase::Committing { .. }
+            | Phase::Resolving { .. }
+            | Phase::LoggingAbort { .. } => None,
         };
         match txn.protocol {
             Protocol::TwoPhase => self.send_commit(now, id),
@@ -83,13 +88,10 @@ impl Coordinator {
                 }
                 return;
             }
-            _ => return,
+            // No PreCommit or Decide{Commit} is out in these phases: the ack is stale.
+            Phase::Collecting { .. } | Phase::Logging { .. } | Phase::Resolving { .. } => return,
         }
         let protocol = txn.protocol;
-        if protocol == Protocol::ThreePhase && outcome == Outcome::PreCommitted {
-            // A late ack of the PreCommit, not of the DoCommit.
-            return;
-        }
         let Some(part) = txn.part_mut(from) else {
             return;
         };
@@ -98,14 +100,16 @@ impl Coordinator {
         }
         match (outcome, protocol) {
             (Outcome::Committed, _) => part.state = PartState::Acked,
+            // A late ack of the PreCommit, not of the DoCommit.
+            (Outcome::PreCommitted, Protocol::ThreePhase) => return,
             // The participant lost or overrode a Yes vote: its bug, not ours to repair.
             // Counted as acked so the commit can end; the error makes it visible.
-            (_, Protocol::TwoPhase) => {
+            (Outcome::Aborted | Outcome::PreCommitted | Outcome::Unknown, Protocol::TwoPhase) => {
                 tracing::error!(peer = %from, txn_id = %id, ?outcome, "participant acked a commit with another outcome");
                 part.state = PartState::Acked;
             }
             // A termination protocol aborted it: the client and the log must say so.
-            (_, Protocol::ThreePhase) => {
+            (Outcome::Aborted | Outcome::Unknown, Protocol::ThreePhase) => {
                 self.commit_refused(id, from, outcome);
                 return;
             }
@@ -235,11 +239,33 @@ impl Coordinator {
                 let answer = match self.txns.get(&txn).map(|t| t.phase) {
                     None => Answer::Abort,
                     Some(Phase::Committing { .. }) => Answer::Commit,
-                    Some(_) => Answer::Undecided,
+                    Some(
+                        Phase::Collecting { .. }
+                        | Phase::Logging { .. }
+                        | Phase::PreCommitting { .. }
+                        | Phase::Resolving { .. }
+                        | Phase::LoggingAbort { .. },
+                    ) => Answer::Undecided,
                 };
                 Msg::DecisionAnswer { txn, answer }
             }
-            other => Msg::Error {
+            // Participants send only DecisionQuery as a request; the rest are responses,
+            // requests to participants, or the client API (served on client channels).
+            other @ (Msg::Prepare { .. }
+            | Msg::PreCommit { .. }
+            | Msg::Vote { .. }
+            | Msg::Decide { .. }
+            | Msg::Ack { .. }
+            | Msg::DecisionAnswer { .. }
+            | Msg::StateQuery { .. }
+            | Msg::StateReply { .. }
+            | Msg::Release { .. }
+            | Msg::Released { .. }
+            | Msg::Submit { .. }
+            | Msg::Result { .. }
+            | Msg::Status
+            | Msg::StatusReport { .. }
+            | Msg::Error { .. }) => Msg::Error {
                 reason: format!(
                     "the coordinator serves only DecisionQuery from participants, got {}",
                     other.kind()

@@ -136,20 +136,24 @@ impl Coordinator {
         for (lsn, pending) in &self.pending {
             let phase = |id: &TxnId| self.txns.get(id).map(|txn| txn.phase);
             match pending {
-                Pending::Decided(id) if !matches!(phase(id), Some(Phase::Logging { lsn: at, .. }) if at == *lsn) =>
-                {
-                    return fail(format!(
-                        "decided record {lsn:?} pending for txn {id} not logging"
-                    ));
+                Pending::Decided(id) => {
+                    let logging =
+                        matches!(phase(id), Some(Phase::Logging { lsn: at, .. }) if at == *lsn);
+                    if !logging {
+                        return fail(format!(
+                            "decided record {lsn:?} pending for txn {id} not logging"
+                        ));
+                    }
                 }
-                Pending::AbortAdopted(id)
-                    if phase(id) != Some(Phase::LoggingAbort { lsn: *lsn }) =>
-                {
-                    return fail(format!(
-                        "abort record {lsn:?} pending for txn {id} not logging it"
-                    ));
+                Pending::AbortAdopted(id) => {
+                    if phase(id) != Some(Phase::LoggingAbort { lsn: *lsn }) {
+                        return fail(format!(
+                            "abort record {lsn:?} pending for txn {id} not logging it"
+                        ));
+                    }
                 }
-                _ => {}
+                // The transaction is forgotten by then; counted above.
+                Pending::Ended(_) => {}
             }
         }
         Ok(())

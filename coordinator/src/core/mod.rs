@@ -149,7 +149,18 @@ impl Coordinator {
             Msg::Error { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
             }
-            other => {
+            // Requests, or messages of the client API: no participant answers with these.
+            other @ (Msg::Prepare { .. }
+            | Msg::PreCommit { .. }
+            | Msg::Decide { .. }
+            | Msg::DecisionQuery { .. }
+            | Msg::DecisionAnswer { .. }
+            | Msg::StateQuery { .. }
+            | Msg::Release { .. }
+            | Msg::Submit { .. }
+            | Msg::Result { .. }
+            | Msg::Status
+            | Msg::StatusReport { .. }) => {
                 tracing::warn!(peer = %from, msg = ?other, "unexpected response from participant, ignored");
             }
         }

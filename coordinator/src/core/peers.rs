@@ -44,19 +44,26 @@ impl Coordinator {
             let Some(part) = txn.parts.iter().find(|p| p.node == peer) else {
                 continue;
             };
-            let msg = match (txn.phase, part.state) {
-                (Phase::Collecting { .. }, PartState::AwaitingVote) => {
-                    prepare(id, txn.protocol, txn.timeout_ms, &part.ops, &txn.nodes())
+            let msg = match txn.phase {
+                Phase::Collecting { .. } => (part.state == PartState::AwaitingVote)
+                    .then(|| prepare(id, txn.protocol, txn.timeout_ms, &part.ops, &txn.nodes())),
+                Phase::PreCommitting { .. } => {
+                    matches!(part.state, PartState::AwaitingPreAck | PartState::Silent)
+                        .then_some(Msg::PreCommit { txn: id })
                 }
-                (Phase::PreCommitting { .. }, PartState::AwaitingPreAck | PartState::Silent) => {
-                    Msg::PreCommit { txn: id }
+                Phase::Committing { .. } => {
+                    (part.state == PartState::AwaitingAck).then(|| decide(id, Decision::Commit))
                 }
-                (Phase::Committing { .. }, PartState::AwaitingAck) => decide(id, Decision::Commit),
                 // A participant that reported an operational state may have restarted.
-                (Phase::Resolving { .. }, state) if asks_state(state) => {
-                    Msg::StateQuery { txn: id }
+                Phase::Resolving { .. } => {
+                    asks_state(part.state).then_some(Msg::StateQuery { txn: id })
                 }
-                _ => continue,
+                // Nothing is owed while a record is written: its `Persisted` sends what
+                // follows to every participant that is up then.
+                Phase::Logging { .. } | Phase::LoggingAbort { .. } => None,
+            };
+            let Some(msg) = msg else {
+                continue;
             };
             self.outputs.push_back(Output::Send { to: peer, msg });
         }
@@ -70,25 +77,47 @@ impl Coordinator {
             let Some(part) = txn.parts.iter().find(|p| p.node == peer) else {
                 continue;
             };
-            match (txn.phase, part.state, txn.protocol) {
-                (Phase::Collecting { .. }, PartState::AwaitingVote, _) => aborts.push(id),
-                // A read-only voter that went down may have restarted and lost its shared
-                // locks (they are in memory only) before every vote is in: no lock point.
-                (Phase::Collecting { .. }, PartState::ReadOnly, _) if txn.parts.len() > 1 => {
-                    aborts.push(id);
+            match txn.phase {
+                Phase::Collecting { .. } => {
+                    let aborts_now = match part.state {
+                        PartState::AwaitingVote => true,
+                        // A read-only voter that went down may have restarted and lost its
+                        // shared locks (they are in memory only) before every vote is in:
+                        // no lock point.
+                        PartState::ReadOnly => txn.parts.len() > 1,
+                        PartState::Yes => match txn.protocol {
+                            // Prepared durably: it learns the outcome when it is back.
+                            Protocol::TwoPhase => false,
+                            // A YES voter that is down could not get its PreCommit in time.
+                            Protocol::ThreePhase => true,
+                        },
+                        // Not states of a collecting transaction between inputs.
+                        PartState::Unsent
+                        | PartState::No
+                        | PartState::AwaitingPreAck
+                        | PartState::PreAcked
+                        | PartState::Silent
+                        | PartState::AwaitingState
+                        | PartState::Reported { .. }
+                        | PartState::Aborted
+                        | PartState::AwaitingAck
+                        | PartState::Acked => false,
+                    };
+                    if aborts_now {
+                        aborts.push(id);
+                    }
                 }
-                // 3PC: a YES voter that is down could not get its PreCommit in time.
-                (Phase::Collecting { .. }, PartState::Yes, Protocol::ThreePhase) => {
-                    aborts.push(id);
+                Phase::PreCommitting { acks_due, .. } => {
+                    if acks_due.is_some() && part.state == PartState::AwaitingPreAck {
+                        silent.push(id);
+                    }
                 }
-                (
-                    Phase::PreCommitting {
-                        acks_due: Some(_), ..
-                    },
-                    PartState::AwaitingPreAck,
-                    _,
-                ) => silent.push(id),
-                _ => {}
+                // Past the votes: what it still needs is re-sent when it is back
+                // (`on_peer_up`, the resend timer).
+                Phase::Logging { .. }
+                | Phase::Committing { .. }
+                | Phase::Resolving { .. }
+                | Phase::LoggingAbort { .. } => {}
             }
         }
         for id in aborts {

@@ -33,7 +33,11 @@ pub fn unfinished(records: &[Record]) -> Vec<RecoveredTxn> {
                     },
                 );
             }
-            Record::Decided { .. } => {}
+            // The core logs only commits (presumed abort): an abort record opens nothing.
+            Record::Decided {
+                decision: Decision::Abort,
+                ..
+            } => {}
             Record::Ended { txn } | Record::AbortAdopted { txn, .. } => {
                 open.remove(txn);
             }

@@ -8,7 +8,7 @@ use std::fmt;
 use wire::{NodeId, TxnId};
 
 use super::Coordinator;
-use super::txn::{PartState, Phase};
+use super::txn::PartState;
 
 /// Where a transaction stands, for status reports.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -97,9 +97,7 @@ impl Coordinator {
     pub fn undecided(&self) -> impl Iterator<Item = TxnId> + '_ {
         self.txns
             .iter()
-            .filter(|(_, txn)| {
-                matches!(txn.phase, Phase::Collecting { .. } | Phase::Logging { .. })
-            })
+            .filter(|(_, txn)| !txn.phase.is_decided())
             .map(|(id, _)| *id)
     }
 
@@ -108,9 +106,7 @@ impl Coordinator {
     pub fn decided_not_ended(&self) -> impl Iterator<Item = TxnId> + '_ {
         self.txns
             .iter()
-            .filter(|(_, txn)| {
-                !matches!(txn.phase, Phase::Collecting { .. } | Phase::Logging { .. })
-            })
+            .filter(|(_, txn)| txn.phase.is_decided())
             .map(|(id, _)| *id)
     }
 }

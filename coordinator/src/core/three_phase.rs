@@ -162,22 +162,26 @@ impl Coordinator {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        if txn.protocol != Protocol::ThreePhase {
-            tracing::warn!(peer = %from, txn_id = %id, ?state, "state reply for a 2pc transaction, ignored");
-            return;
+        match txn.protocol {
+            Protocol::TwoPhase => {
+                tracing::warn!(peer = %from, txn_id = %id, ?state, "state reply for a 2pc transaction, ignored");
+                return;
+            }
+            Protocol::ThreePhase => {}
         }
         let phase = txn.phase;
         let Some(part) = txn.part_mut(from) else {
             tracing::warn!(peer = %from, txn_id = %id, "state reply from a non-participant, ignored");
             return;
         };
-        match (phase, state) {
-            (Phase::Resolving { .. }, _)
-                if matches!(
+        match phase {
+            Phase::Resolving { .. } => {
+                if !matches!(
                     part.state,
                     PartState::AwaitingState | PartState::Reported { .. }
-                ) =>
-            {
+                ) {
+                    return;
+                }
                 match state {
                     TxnState::Aborted => self.adopt_abort(
                         now,
@@ -202,24 +206,46 @@ impl Coordinator {
                     }
                 }
             }
-            (Phase::PreCommitting { .. }, TxnState::Aborted)
-                if matches!(
-                    part.state,
-                    PartState::AwaitingPreAck | PartState::PreAcked | PartState::Silent
-                ) =>
-            {
-                self.on_precommit_ack(now, from, id, Outcome::Aborted);
-            }
-            // Its answer to the DoCommit will say the same: states only move forward.
-            (Phase::Committing { .. }, TxnState::Aborted)
-                if part.state == PartState::AwaitingAck =>
-            {
-                self.commit_refused(id, from, Outcome::Aborted);
-            }
-            (Phase::LoggingAbort { .. }, TxnState::Committed) => {
-                self.committed_while_logging_abort(id, from);
-            }
-            _ => {}
+            Phase::PreCommitting { .. } => match state {
+                TxnState::Aborted => {
+                    if matches!(
+                        part.state,
+                        PartState::AwaitingPreAck | PartState::PreAcked | PartState::Silent
+                    ) {
+                        self.on_precommit_ack(now, from, id, Outcome::Aborted);
+                    }
+                }
+                // Only an abort changes anything before DoCommit: the PreCommit's ack
+                // reports the rest.
+                TxnState::Prepared
+                | TxnState::Waiting
+                | TxnState::PreCommitted
+                | TxnState::Committed => {}
+            },
+            Phase::Committing { .. } => match state {
+                // Its answer to the DoCommit will say the same: states only move forward.
+                TxnState::Aborted => {
+                    if part.state == PartState::AwaitingAck {
+                        self.commit_refused(id, from, Outcome::Aborted);
+                    }
+                }
+                // The DoCommit's ack reports the rest.
+                TxnState::Prepared
+                | TxnState::Waiting
+                | TxnState::PreCommitted
+                | TxnState::Committed => {}
+            },
+            Phase::LoggingAbort { .. } => match state {
+                TxnState::Committed => self.committed_while_logging_abort(id, from),
+                // The abort is already being logged: only a commit changes what the client
+                // hears.
+                TxnState::Prepared
+                | TxnState::Waiting
+                | TxnState::PreCommitted
+                | TxnState::Aborted => {}
+            },
+            // No StateQuery goes out before a logged precommit: a reply now is stale.
+            Phase::Collecting { .. } | Phase::Logging { .. } => {}
         }
     }
 

@@ -83,6 +83,19 @@ pub(super) enum Phase {
     },
 }
 
+impl Phase {
+    /// Whether the decision (3PC: the precommit) is durable: every phase after `Logging`.
+    pub(super) fn is_decided(self) -> bool {
+        match self {
+            Phase::Collecting { .. } | Phase::Logging { .. } => false,
+            Phase::PreCommitting { .. }
+            | Phase::Committing { .. }
+            | Phase::Resolving { .. }
+            | Phase::LoggingAbort { .. } => true,
+        }
+    }
+}
+
 /// A transaction the coordinator tracks, from Submit (or recovery) until it is forgotten.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(super) struct Txn {

@@ -62,19 +62,24 @@ fn validate_op(op: &Op, limits: &Limits) -> Result<(), String> {
         ));
     }
     match op {
-        Op::Put {
-            value: Value::Text(text),
-            ..
-        } if text.len() > limits.value_bytes_max => Err(format!(
-            "value is {} bytes, limit {}",
-            text.len(),
-            limits.value_bytes_max
-        )),
+        Op::Put { value, .. } => validate_value(value, limits),
         Op::Add {
             min: Some(min),
             max: Some(max),
             ..
         } if min > max => Err(format!("add bounds are empty: min {min} > max {max}")),
-        _ => Ok(()),
+        Op::Add { .. } | Op::Get { .. } | Op::Delete { .. } => Ok(()),
+    }
+}
+
+fn validate_value(value: &Value, limits: &Limits) -> Result<(), String> {
+    match value {
+        Value::Text(text) if text.len() > limits.value_bytes_max => Err(format!(
+            "value is {} bytes, limit {}",
+            text.len(),
+            limits.value_bytes_max
+        )),
+        // The byte limit is on text; an integer has a fixed size.
+        Value::Text(_) | Value::Int(_) => Ok(()),
     }
 }
