@@ -15,6 +15,7 @@ use wire::{
     Vote,
 };
 
+use super::answer::state_msg;
 use super::*;
 
 const COORDINATOR: NodeId = NodeId(1);
