@@ -1,4 +1,6 @@
-//! The core's invariants, checked by tests and the simulator after every input.
+//! The core's invariants, checked by tests and the simulator after every input. A broken
+//! one is reported as an [`InvariantViolation`] (the coordinator core's convention too),
+//! so the simulator and the model checker can report it with their trace.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,63 +11,101 @@ use super::locks::{self, Mode};
 use super::state::{Active, End, Wants, rank, voted_state};
 use super::{Millis, PARTICIPANTS_PER_TXN_MAX, Participant, WAITERS_PER_TXN_MAX};
 
+/// A broken core invariant: a bug, reported with what was seen.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("participant invariant violated: {0}")]
+pub struct InvariantViolation(pub String);
+
+/// Returns an [`InvariantViolation`] from the enclosing check unless `$holds`.
+macro_rules! ensure {
+    ($holds:expr, $($what:tt)+) => {
+        if !$holds {
+            return Err(InvariantViolation(format!($($what)+)));
+        }
+    };
+}
+pub(super) use ensure;
+
 impl Participant {
-    /// Panics if the core's state is inconsistent. Tests and the simulator call it after
+    /// Checks the core's state for consistency. Tests and the simulator call it after
     /// every input.
-    pub fn check_invariants(&self) {
-        self.check_locks();
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.check_locks()?;
         let mut timers = BTreeSet::new();
         for (txn, active) in &self.active {
-            assert!(
+            ensure!(
                 !self.done.contains_key(txn),
                 "txn {txn} both active and done"
             );
-            self.check_active(*txn, active);
+            self.check_active(*txn, active)?;
             if let Some(at) = active.timer_at {
                 timers.insert((at, *txn));
             }
         }
-        assert_eq!(timers, self.timers, "timers differ from the txns' timers");
+        ensure!(
+            timers == self.timers,
+            "timers differ from the txns' timers: {timers:?} != {:?}",
+            self.timers
+        );
         for (lsn, (txn, _)) in &self.pending {
-            assert!(*lsn < self.next_lsn, "lsn {lsn} pending but never issued");
-            assert!(self.knows(*txn), "pending record of forgotten txn {txn}");
+            ensure!(*lsn < self.next_lsn, "lsn {lsn} pending but never issued");
+            ensure!(self.knows(*txn), "pending record of forgotten txn {txn}");
         }
         for (lsn, sends) in &self.held {
-            assert!(
+            ensure!(
                 self.pending.contains_key(lsn),
                 "sends held on lsn {lsn}, which is not pending"
             );
-            assert!(sends.len() <= PARTICIPANTS_PER_TXN_MAX);
+            ensure!(
+                sends.len() <= PARTICIPANTS_PER_TXN_MAX,
+                "{} sends held on lsn {lsn}",
+                sends.len()
+            );
         }
         let mut durable = 0;
         for (txn, done) in &self.done {
-            assert!(done.waiters.len() <= WAITERS_PER_TXN_MAX);
+            ensure!(
+                done.waiters.len() <= WAITERS_PER_TXN_MAX,
+                "txn {txn}: {} waiters",
+                done.waiters.len()
+            );
             match done.pending {
                 Some(lsn) => {
-                    assert_eq!(
-                        self.pending.get(&lsn).map(|(txn, _)| txn),
-                        Some(txn),
-                        "done record not pending"
+                    ensure!(
+                        self.pending.get(&lsn).map(|(txn, _)| txn) == Some(txn),
+                        "txn {txn}: done record {lsn} not pending"
                     );
-                    assert!(
+                    ensure!(
                         done.end != End::Committed,
-                        "committed before its record was durable"
+                        "txn {txn} committed before its record was durable"
                     );
                 }
                 None => {
-                    assert!(done.waiters.is_empty(), "waiters on a durable outcome");
+                    ensure!(
+                        done.waiters.is_empty(),
+                        "txn {txn}: waiters on a durable outcome"
+                    );
                     durable += 1;
                 }
             }
         }
-        assert_eq!(durable, self.finished.len(), "finished list out of step");
-        assert!(self.finished.len() <= self.config.finished_txns_max);
+        ensure!(
+            durable == self.finished.len(),
+            "finished list out of step: {durable} durable, {} finished",
+            self.finished.len()
+        );
+        ensure!(
+            self.finished.len() <= self.config.finished_txns_max,
+            "{} finished txns remembered",
+            self.finished.len()
+        );
+        Ok(())
     }
 
     /// The lock table holds exactly what the lock holders need: each active txn holds every
     /// key it touches, exclusively iff it writes it; each read hold its keys, shared; and
     /// nothing else holds a lock.
-    fn check_locks(&self) {
+    fn check_locks(&self) -> Result<(), InvariantViolation> {
         let mut expected: BTreeMap<String, (BTreeSet<TxnId>, Option<TxnId>)> = BTreeMap::new();
         for (txn, active) in &self.active {
             for (key, mode) in locks::modes_of_entries(&active.entries) {
@@ -79,7 +119,7 @@ impl Participant {
             }
         }
         for (txn, hold) in &self.read_holds {
-            assert!(
+            ensure!(
                 !self.active.contains_key(txn),
                 "txn {txn} both active and read-holding"
             );
@@ -92,37 +132,53 @@ impl Participant {
             .iter()
             .map(|(txn, hold)| (hold.until, *txn))
             .collect();
-        assert_eq!(
-            hold_timers, self.hold_timers,
-            "hold timers differ from the holds"
+        ensure!(
+            hold_timers == self.hold_timers,
+            "hold timers differ from the holds: {hold_timers:?} != {:?}",
+            self.hold_timers
         );
-        assert!(
+        ensure!(
             self.active.len() + self.read_holds.len() <= self.config.active_txns_max,
             "more lock holders than active_txns_max"
         );
         let mut seen = 0;
         for (key, lock) in self.locks.iter() {
-            let (readers, writer) = expected
-                .get(key)
-                .unwrap_or_else(|| panic!("lock on {key:?} held by no txn that touches it"));
+            let Some((readers, writer)) = expected.get(key) else {
+                return Err(InvariantViolation(format!(
+                    "lock on {key:?} held by no txn that touches it"
+                )));
+            };
             match lock {
                 locks::Lock::Exclusive(holder) => {
-                    assert!(
+                    ensure!(
                         readers.is_empty(),
                         "{key:?}: readers {readers:?} beside writer {holder}"
                     );
-                    assert_eq!(writer, &Some(*holder), "{key:?}: exclusive holder");
+                    ensure!(
+                        writer == &Some(*holder),
+                        "{key:?}: exclusive holder {holder}, writer {writer:?}"
+                    );
                 }
                 locks::Lock::Shared(holders) => {
-                    assert!(!holders.is_empty(), "{key:?}: empty shared lock kept");
-                    assert_eq!(writer, &None, "{key:?}: writer holds no exclusive lock");
-                    assert_eq!(holders, readers, "{key:?}: shared holders");
+                    ensure!(!holders.is_empty(), "{key:?}: empty shared lock kept");
+                    ensure!(
+                        writer.is_none(),
+                        "{key:?}: writer {writer:?} holds no exclusive lock"
+                    );
+                    ensure!(
+                        holders == readers,
+                        "{key:?}: shared holders {holders:?}, readers {readers:?}"
+                    );
                 }
             }
             seen += 1;
         }
-        assert_eq!(seen, expected.len(), "some touched key is not locked");
-        assert!(
+        ensure!(
+            seen == expected.len(),
+            "some touched key is not locked: {seen} locked, {} touched",
+            expected.len()
+        );
+        ensure!(
             self.locks.len()
                 <= self
                     .config
@@ -130,9 +186,10 @@ impl Participant {
                     .saturating_mul(self.config.ops_per_txn_max),
             "lock table beyond its bound"
         );
+        Ok(())
     }
 
-    fn check_active(&self, txn: TxnId, active: &Active) {
+    fn check_active(&self, txn: TxnId, active: &Active) -> Result<(), InvariantViolation> {
         let allowed: &[TxnState] = match active.protocol {
             Protocol::TwoPhase => &[TxnState::Prepared, TxnState::Committed],
             Protocol::ThreePhase => &[
@@ -141,63 +198,83 @@ impl Participant {
                 TxnState::Committed,
             ],
         };
-        assert!(
+        ensure!(
             allowed.contains(&active.target),
             "txn {txn}: target {:?} not a {} state",
             active.target,
             active.protocol.as_str()
         );
         if let Some(durable) = active.durable {
-            assert!(allowed.contains(&durable), "txn {txn}: durable {durable:?}");
-            assert!(
+            ensure!(allowed.contains(&durable), "txn {txn}: durable {durable:?}");
+            ensure!(
                 rank(durable) <= rank(active.target),
                 "txn {txn}: durable {durable:?} beyond target {:?}",
                 active.target
             );
         } else {
-            assert_eq!(
-                active.target,
-                voted_state(active.protocol),
-                "txn {txn} moved on before its vote was durable"
+            ensure!(
+                active.target == voted_state(active.protocol),
+                "txn {txn} moved on to {:?} before its vote was durable",
+                active.target
             );
         }
         if active.durable != Some(active.target) {
-            assert!(
+            ensure!(
                 self.pending.values().any(|(pending, _)| *pending == txn),
                 "txn {txn} moving to {:?} with no record pending",
                 active.target
             );
         }
-        assert_eq!(
-            active.timer_at.is_some(),
-            active.is_undecided(),
+        ensure!(
+            active.timer_at.is_some() == active.is_undecided(),
             "txn {txn}: a timer iff voted and undecided"
         );
-        assert!(active.termination.is_none() || active.is_undecided());
-        assert!(
+        ensure!(
+            active.termination.is_none() || active.is_undecided(),
+            "txn {txn}: termination protocol of a decided txn"
+        );
+        ensure!(
             active.termination.is_none() || active.protocol == Protocol::ThreePhase,
             "txn {txn}: termination protocol under 2PC"
         );
         if let Some(termination) = &active.termination {
-            termination.check(self.node_id, active.recovered, &active.peers);
+            termination
+                .check(self.node_id, active.recovered, &active.peers)
+                .map_err(|InvariantViolation(what)| {
+                    InvariantViolation(format!("txn {txn}: {what}"))
+                })?;
         }
-        assert!(active.waiters.len() <= WAITERS_PER_TXN_MAX);
+        ensure!(
+            active.waiters.len() <= WAITERS_PER_TXN_MAX,
+            "txn {txn}: {} waiters",
+            active.waiters.len()
+        );
         for waiter in &active.waiters {
             if let Some(durable) = active.durable {
-                assert!(
+                ensure!(
                     waiter.wants == Wants::State
                         || active_answer(txn, active, waiter.wants, durable).is_none(),
                     "txn {txn}: waiter {waiter:?} could have been answered"
                 );
             }
         }
-        assert!(active.backoff_ms <= self.config.decision_query_backoff_max_ms);
-        assert!(!active.peers.contains(&self.node_id));
-        assert!(
+        ensure!(
+            active.backoff_ms <= self.config.decision_query_backoff_max_ms,
+            "txn {txn}: backoff {} ms beyond the max",
+            active.backoff_ms
+        );
+        ensure!(
+            !active.peers.contains(&self.node_id),
+            "txn {txn}: this node among its own peers"
+        );
+        ensure!(
             active
                 .undecided_peers
                 .iter()
-                .all(|p| active.peers.contains(p))
+                .all(|p| active.peers.contains(p)),
+            "txn {txn}: undecided peers {:?} not all peers",
+            active.undecided_peers
         );
+        Ok(())
     }
 }

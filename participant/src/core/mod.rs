@@ -83,6 +83,7 @@ pub use config::{
     Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT,
     TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS,
 };
+pub use invariants::InvariantViolation;
 pub use io::{
     Input, Millis, Output, PARTICIPANTS_PER_TXN_MAX, ReplyTo, SUPERSEDED_REASON,
     WAITERS_PER_TXN_MAX, asked_before_voting_reason,

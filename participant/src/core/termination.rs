@@ -45,6 +45,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use wire::{NodeId, TxnState};
 
+use super::invariants::{InvariantViolation, ensure};
+
 /// One txn's termination protocol state at this participant.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(super) struct Termination {
@@ -93,40 +95,68 @@ impl Termination {
     }
 
     /// `me_recovered`: this node restarted since its vote.
-    pub(super) fn check(&self, me: NodeId, me_recovered: bool, peers: &[NodeId]) {
+    pub(super) fn check(
+        &self,
+        me: NodeId,
+        me_recovered: bool,
+        peers: &[NodeId],
+    ) -> Result<(), InvariantViolation> {
         let is_peer = |node: &NodeId| peers.contains(node);
         match self.leader {
             Some(leader) if leader == me => {
-                assert!(!me_recovered, "a recovered participant leads")
+                ensure!(!me_recovered, "a recovered participant leads")
             }
             Some(leader) => {
-                assert!(is_peer(&leader), "leader not a participant");
-                assert!(
+                ensure!(is_peer(&leader), "leader {leader} not a participant");
+                ensure!(
                     self.may_lead(&leader),
                     "leader {leader} known to be recovered or not a voter"
                 );
             }
-            None => assert!(me_recovered, "an operational participant elected nobody"),
+            None => ensure!(me_recovered, "an operational participant elected nobody"),
         }
-        assert!(self.awaiting.iter().all(is_peer));
-        assert!(self.replies.keys().all(is_peer));
-        assert!(self.non_voters.iter().all(is_peer));
-        assert!(self.recovered.iter().all(is_peer));
-        assert!(
+        ensure!(
+            self.awaiting.iter().all(is_peer),
+            "awaiting {:?}: not all peers",
+            self.awaiting
+        );
+        ensure!(
+            self.replies.keys().all(is_peer),
+            "replies {:?}: not all from peers",
+            self.replies
+        );
+        ensure!(
+            self.non_voters.iter().all(is_peer),
+            "non-voters {:?}: not all peers",
+            self.non_voters
+        );
+        ensure!(
+            self.recovered.iter().all(is_peer),
+            "recovered {:?}: not all peers",
+            self.recovered
+        );
+        ensure!(
             self.awaiting
                 .iter()
-                .all(|node| !self.replies.contains_key(node))
+                .all(|node| !self.replies.contains_key(node)),
+            "a peer both awaited and answered"
         );
-        assert!(
+        ensure!(
+            self.replies.values().all(|state| match state {
+                TxnState::Waiting | TxnState::PreCommitted => true,
+                TxnState::Prepared | TxnState::Committed | TxnState::Aborted => false,
+            }),
+            "decided or non-voter states are acted on, not collected: {:?}",
             self.replies
-                .values()
-                .all(|state| matches!(state, TxnState::Waiting | TxnState::PreCommitted)),
-            "decided or non-voter states are acted on, not collected"
         );
         if let Some(unacked) = &self.precommit_unacked {
-            assert!(self.leads(me), "only the leader collects PreCommit acks");
-            assert!(unacked.iter().all(is_peer));
+            ensure!(self.leads(me), "only the leader collects PreCommit acks");
+            ensure!(
+                unacked.iter().all(is_peer),
+                "PreCommit unacked by {unacked:?}: not all peers"
+            );
         }
+        Ok(())
     }
 }
 

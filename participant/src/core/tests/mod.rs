@@ -56,7 +56,7 @@ fn config() -> Config {
 
 fn participant() -> Participant {
     let participant = Participant::new(ME, config()).expect("valid config");
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
     participant
 }
 
@@ -65,7 +65,7 @@ fn check(participant: &mut Participant, now_ms: u64, input: Input, expected: Vec
     participant.handle(Millis(now_ms), input);
     let outputs: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
     assert_eq!(outputs, expected);
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
 }
 
 fn int(value: i64) -> Option<Value> {
@@ -879,7 +879,7 @@ fn in_doubt_queries_back_off_from_min_to_max() {
         participant.handle_timeout(at);
         let outputs: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
         assert_eq!(outputs, vec![query(t1)]);
-        participant.check_invariants();
+        assert_eq!(participant.check_invariants(), Ok(()));
         fired.push(at.0);
     }
     assert_eq!(fired, vec![1100, 1300, 1700, 2100, 2500, 2900]);
@@ -903,7 +903,7 @@ fn no_query_while_the_coordinator_is_down() {
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
     participant.handle_timeout(Millis(100));
     assert_eq!(participant.poll_output(), None);
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
     assert_eq!(participant.poll_timeout(), Some(Millis(300)));
     check(
         &mut participant,
@@ -1396,7 +1396,7 @@ fn fire(participant: &mut Participant, now_ms: u64, expected: Vec<Output>) {
     participant.handle_timeout(Millis(now_ms));
     let outputs: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
     assert_eq!(outputs, expected);
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
 }
 
 /// Brings `up_peers` up, then `txn` (3PC, `participants`) to `waiting` at time 0 with
@@ -1496,4 +1496,31 @@ fn config_timings_must_span_three_heartbeats() {
         )
     );
     assert_eq!(Config::default().validate_for_heartbeat(100), Ok(()));
+}
+
+#[test]
+fn check_invariants_reports_a_lock_no_txn_holds() {
+    let mut participant = participant();
+    participant
+        .locks
+        .acquire(txn(1), "a", crate::core::locks::Mode::Exclusive);
+    assert_eq!(
+        participant.check_invariants(),
+        Err(InvariantViolation(
+            "lock on \"a\" held by no txn that touches it".to_string()
+        ))
+    );
+}
+
+#[test]
+fn check_invariants_reports_a_timer_of_no_txn() {
+    let mut participant = participant();
+    participant.timers.insert((Millis(5), txn(1)));
+    let violation = participant.check_invariants().expect_err("a stray timer");
+    assert!(
+        violation
+            .to_string()
+            .starts_with("participant invariant violated: timers differ from the txns' timers"),
+        "{violation}"
+    );
 }

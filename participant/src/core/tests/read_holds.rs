@@ -159,11 +159,11 @@ fn read_only_voter_releases_at_its_own_timeout_if_nothing_comes() {
     read_only_voted(&mut participant, 100, t1, 1, 1);
     assert_eq!(participant.poll_timeout(), Some(Millis(100 + HOLD_MS)));
     participant.handle_timeout(Millis(100 + HOLD_MS - 1));
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
     assert_eq!(participant.read_holds(), 1);
     writer_of_g_conflicts(&mut participant, 100 + HOLD_MS - 1, t1, t2, 2, 2);
     participant.handle_timeout(Millis(100 + HOLD_MS));
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
     assert_eq!(participant.poll_output(), None);
     assert_eq!((participant.locks_held(), participant.read_holds()), (0, 0));
     assert_eq!(participant.poll_timeout(), None);

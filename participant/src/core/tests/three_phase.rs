@@ -56,7 +56,7 @@ fn a_waiting_timeout_below_the_minimum_is_raised_to_it() {
     participant.handle(Millis(0), prepare3_with_timeout(1, t1, 10, "b"));
     participant.handle(Millis(0), Input::Persisted { lsn: Lsn(1) });
     let _: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
     assert_eq!(participant.poll_timeout(), Some(Millis(1_000)));
 }
 
