@@ -5,7 +5,7 @@
 use wire::{Decision, Msg, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Vote};
 
 use super::state::{Active, Done, End, Waiter, Wants, push_waiter};
-use super::{LogEntry, OpKind, Participant, ReplyTo};
+use super::{LogEntry, Participant, ReplyTo};
 
 impl Participant {
     /// Answers a request (a vote or an Ack) about an active txn from its durable state if
@@ -71,7 +71,11 @@ pub(super) fn active_answer(
         }
         (Wants::DecideAck, TxnState::Committed) => Some(ack_msg(txn, Outcome::Committed)),
         (Wants::State, state) => Some(state_msg(txn, state, active.recovered)),
-        _ => None,
+        (Wants::PreCommitAck, TxnState::Prepared | TxnState::Waiting | TxnState::Aborted)
+        | (
+            Wants::DecideAck,
+            TxnState::Prepared | TxnState::Waiting | TxnState::PreCommitted | TxnState::Aborted,
+        ) => None,
     }
 }
 
@@ -105,7 +109,10 @@ pub(super) fn read_only_state(txn: TxnId) -> Msg {
 /// A `StateReply`: `recovered` only while the txn is undecided after a restart (a decided
 /// state is final whoever tells it).
 pub(super) fn state_msg(txn: TxnId, state: TxnState, recovered: bool) -> Msg {
-    let decided = matches!(state, TxnState::Committed | TxnState::Aborted);
+    let decided = match state {
+        TxnState::Committed | TxnState::Aborted => true,
+        TxnState::Prepared | TxnState::Waiting | TxnState::PreCommitted => false,
+    };
     Msg::StateReply {
         txn,
         state,
@@ -132,7 +139,7 @@ pub(super) fn decided_outcome(decision: Decision) -> Outcome {
 pub(super) fn reads_of(entries: &[LogEntry]) -> Vec<Read> {
     entries
         .iter()
-        .filter(|entry| entry.op == OpKind::Get)
+        .filter(|entry| !entry.op.writes())
         .map(|entry| Read {
             key: entry.key.clone(),
             value: entry.redo.clone(),

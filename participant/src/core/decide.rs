@@ -79,7 +79,12 @@ impl Participant {
                 error!(%txn, peer = %from.peer, "PreCommit for a txn this participant aborted; answering aborted");
                 ack_msg(txn, Outcome::Aborted)
             }
-            Some(state) => self.unexpected_stored(txn, state),
+            Some(
+                state @ (StoredState::Prepared
+                | StoredState::Waiting
+                | StoredState::PreCommitted
+                | StoredState::ReadOnly),
+            ) => self.unexpected_stored(txn, state),
         };
         self.reply(from, id, msg);
     }
@@ -157,7 +162,11 @@ impl Participant {
                 Some(StoredState::Committed | StoredState::HeuristicCommit) => Outcome::Committed,
                 Some(StoredState::Aborted | StoredState::HeuristicAbort) => Outcome::Aborted,
                 Some(StoredState::ReadOnly) => decided_outcome(decision),
-                Some(state) => {
+                Some(
+                    state @ (StoredState::Prepared
+                    | StoredState::Waiting
+                    | StoredState::PreCommitted),
+                ) => {
                     let msg = self.unexpected_stored(txn, state);
                     self.reply(from, id, msg);
                     return;
@@ -175,7 +184,9 @@ impl Participant {
                 error!(%txn, peer = %from.peer, ?decision, ?outcome, "decision contradicts the outcome");
                 outcome
             }
-            (_, outcome) => outcome,
+            (Decision::Commit, Outcome::Committed)
+            | (Decision::Abort, Outcome::Aborted)
+            | (_, Outcome::PreCommitted) => outcome,
         };
         self.reply(from, id, ack_msg(txn, outcome));
     }

@@ -14,9 +14,20 @@ impl Participant {
             error!(%lsn, "persisted an lsn that is not pending");
             return;
         };
-        match (self.active.contains_key(&txn), brings) {
-            (true, Some(state)) if state != TxnState::Aborted => self.advance(now, txn, state),
-            _ => {
+        // The vote's, PreCommit's or commit's record moves an active txn on; an `Aborted` or
+        // `ReadOnly` record (or one of a txn aborted meanwhile) finishes a done one.
+        let advances = match brings {
+            Some(
+                state @ (TxnState::Prepared
+                | TxnState::Waiting
+                | TxnState::PreCommitted
+                | TxnState::Committed),
+            ) => self.active.contains_key(&txn).then_some(state),
+            Some(TxnState::Aborted) | None => None,
+        };
+        match advances {
+            Some(state) => self.advance(now, txn, state),
+            None => {
                 if let Some(done) = self.done.get_mut(&txn) {
                     if done.pending == Some(lsn) {
                         done.pending = None;

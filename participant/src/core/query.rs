@@ -75,7 +75,9 @@ impl Participant {
             Some(StoredState::Committed | StoredState::HeuristicCommit) => TxnState::Committed,
             Some(StoredState::Aborted | StoredState::HeuristicAbort) => TxnState::Aborted,
             Some(StoredState::ReadOnly) => return self.reply(from, id, read_only_state(txn)),
-            Some(state) => {
+            Some(
+                state @ (StoredState::Prepared | StoredState::Waiting | StoredState::PreCommitted),
+            ) => {
                 let msg = self.unexpected_stored(txn, state);
                 return self.reply(from, id, msg);
             }

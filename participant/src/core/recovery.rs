@@ -20,12 +20,23 @@ impl Participant {
                 (Protocol::TwoPhase, StoredState::Prepared) => TxnState::Prepared,
                 (Protocol::ThreePhase, StoredState::Waiting) => TxnState::Waiting,
                 (Protocol::ThreePhase, StoredState::PreCommitted) => TxnState::PreCommitted,
-                (protocol, state) => {
-                    if state.is_in_doubt() {
-                        error!(%txn, protocol = protocol.as_str(), state = state.as_str(), "recovered a state its protocol does not have; left alone");
-                    } else {
-                        warn!(%txn, state = state.as_str(), "recovery skipped a txn that is not in doubt");
-                    }
+                (
+                    protocol @ Protocol::TwoPhase,
+                    state @ (StoredState::Waiting | StoredState::PreCommitted),
+                )
+                | (protocol @ Protocol::ThreePhase, state @ StoredState::Prepared) => {
+                    error!(%txn, protocol = protocol.as_str(), state = state.as_str(), "recovered a state its protocol does not have; left alone");
+                    continue;
+                }
+                (
+                    _,
+                    state @ (StoredState::Committed
+                    | StoredState::Aborted
+                    | StoredState::HeuristicCommit
+                    | StoredState::HeuristicAbort
+                    | StoredState::ReadOnly),
+                ) => {
+                    warn!(%txn, state = state.as_str(), "recovery skipped a txn that is not in doubt");
                     continue;
                 }
             };

@@ -68,7 +68,10 @@ impl Participant {
             match active.target {
                 TxnState::Prepared => counts.prepared += 1,
                 TxnState::Waiting => counts.waiting += 1,
-                _ => counts.precommitted += 1,
+                TxnState::PreCommitted => counts.precommitted += 1,
+                // Committing is counted above; an active txn never targets `Aborted`
+                // (`check_invariants` holds it to its protocol's states).
+                TxnState::Committed | TxnState::Aborted => {}
             }
             if active.termination.is_some() {
                 counts.terminating += 1;

@@ -47,10 +47,12 @@ impl Participant {
                     self.abort_active(txn, &reason);
                 }
             }
-            _ if active.protocol == Protocol::TwoPhase => {
+            TxnState::Prepared | TxnState::Waiting | TxnState::PreCommitted
+                if active.protocol == Protocol::TwoPhase =>
+            {
                 active.undecided_peers.insert(from);
             }
-            state => {
+            state @ (TxnState::Prepared | TxnState::Waiting | TxnState::PreCommitted) => {
                 let Some(termination) = active.termination.as_mut() else {
                     debug!(%txn, peer = %from, ?state, "state reply outside the termination protocol ignored");
                     return;

@@ -258,15 +258,19 @@ impl Participant {
                     config.key_bytes_max
                 ));
             }
-            if let Op::Put {
-                value: Value::Text(text),
-                ..
-            } = op
-                && text.len() > config.value_bytes_max
+            // Integers are 8 bytes; only a text value written can be too long.
+            let value_bytes = match op {
+                Op::Put { value, .. } => match value {
+                    Value::Text(text) => Some(text.len()),
+                    Value::Int(_) => None,
+                },
+                Op::Get { .. } | Op::Delete { .. } | Op::Add { .. } => None,
+            };
+            if let Some(bytes) = value_bytes
+                && bytes > config.value_bytes_max
             {
                 return Err(format!(
-                    "value of {} bytes for key {key:?} exceeds the limit of {} bytes",
-                    text.len(),
+                    "value of {bytes} bytes for key {key:?} exceeds the limit of {} bytes",
                     config.value_bytes_max
                 ));
             }

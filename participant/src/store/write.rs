@@ -91,7 +91,14 @@ async fn write_record(
                     .execute(&mut **sql_txn)
                     .await?;
             }
-            Some(state) => return Err(conflict(state)),
+            Some(
+                state @ (StoredState::Prepared
+                | StoredState::Committed
+                | StoredState::Aborted
+                | StoredState::HeuristicCommit
+                | StoredState::HeuristicAbort
+                | StoredState::ReadOnly),
+            ) => return Err(conflict(state)),
             None => {
                 return Err(StoreError::Corrupt(format!(
                     "precommit of txn {txn}, which was never voted on"
@@ -120,7 +127,7 @@ async fn write_record(
         }
         Record::Committed { .. } => match state {
             Some(StoredState::Committed) => {}
-            Some(state) if state.is_in_doubt() => {
+            Some(StoredState::Prepared | StoredState::Waiting | StoredState::PreCommitted) => {
                 sqlx::query(
                     "UPDATE txn SET state = 'committed', \
                      decided_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE txn_id = ?",
@@ -130,7 +137,12 @@ async fn write_record(
                 .await?;
                 apply_redo(sql_txn, txn).await?;
             }
-            Some(state) => return Err(conflict(state)),
+            Some(
+                state @ (StoredState::Aborted
+                | StoredState::HeuristicCommit
+                | StoredState::HeuristicAbort
+                | StoredState::ReadOnly),
+            ) => return Err(conflict(state)),
             None => {
                 return Err(StoreError::Corrupt(format!(
                     "commit of txn {txn}, which was never prepared"
@@ -158,7 +170,7 @@ async fn write_record(
                 .await?;
             }
             Some(StoredState::Aborted) => {}
-            Some(state) if state.is_in_doubt() => {
+            Some(StoredState::Prepared | StoredState::Waiting | StoredState::PreCommitted) => {
                 sqlx::query(
                     "UPDATE txn SET state = 'aborted', reason = ?, \
                      decided_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE txn_id = ?",
@@ -168,7 +180,12 @@ async fn write_record(
                 .execute(&mut **sql_txn)
                 .await?;
             }
-            Some(state) => return Err(conflict(state)),
+            Some(
+                state @ (StoredState::Committed
+                | StoredState::HeuristicCommit
+                | StoredState::HeuristicAbort
+                | StoredState::ReadOnly),
+            ) => return Err(conflict(state)),
         },
     }
     Ok(())
