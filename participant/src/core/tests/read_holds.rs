@@ -40,7 +40,7 @@ fn read_only_voted(participant: &mut Participant, now_ms: u64, txn: TxnId, id: u
 }
 
 fn peers_prepare(id: u64, txn: TxnId, ops: Vec<Op>) -> Input {
-    super::peers::prepare2_with(id, txn, ops, &[ME, LOW])
+    prepare2_with(id, txn, ops, &[ME, LOW])
 }
 
 fn writer_of_g_conflicts(
@@ -176,7 +176,7 @@ fn a_single_participant_read_keeps_no_lock() {
     check(
         &mut participant,
         0,
-        super::peers::prepare2_with(1, txn(1), vec![get("g")], &[ME]),
+        prepare2_with(1, txn(1), vec![get("g")], &[ME]),
         vec![vote(1, txn(1), Vote::ReadOnly, vec![read("g", int(1))])],
     );
     assert_eq!((participant.locks_held(), participant.read_holds()), (0, 0));
