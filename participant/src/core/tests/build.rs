@@ -75,16 +75,6 @@ pub(super) fn decide(id: u64, txn: TxnId, decision: Decision) -> Input {
     }
 }
 
-pub(super) fn decide_stored(id: u64, txn: TxnId, decision: Decision, stored: StoredTxn) -> Input {
-    Input::Decide {
-        from: from_coordinator(),
-        id: RequestId(id),
-        txn,
-        decision,
-        stored: Some(stored),
-    }
-}
-
 pub(super) fn reply(id: u64, msg: Msg) -> Output {
     Output::Reply {
         to: from_coordinator(),

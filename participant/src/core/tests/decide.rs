@@ -8,7 +8,7 @@ fn commit_is_acked_and_locks_released_only_once_durable() {
     let mut participant = participant();
     let (t1, t2) = (txn(1), txn(2));
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         decide(2, t1, Decision::Commit),
@@ -16,13 +16,13 @@ fn commit_is_acked_and_locks_released_only_once_durable() {
     );
     assert_eq!(participant.locks_held(), 1);
     let reason = format!("lock conflict on key \"a\" held by txn {t1}");
-    check(
+    step(
         &mut participant,
         0,
         prepare(3, t2, vec![put("a", 7)], &[("a", int(1))]),
         vec![persist(3, aborted(t2, &reason)), no(3, t2, &reason)],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -37,14 +37,14 @@ fn decide_commit_twice_gets_the_same_ack() {
     let mut participant = participant();
     let t1 = txn(1);
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         decide(2, t1, Decision::Commit),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(&mut participant, 0, decide(3, t1, Decision::Commit), vec![]);
-    check(
+    step(&mut participant, 0, decide(3, t1, Decision::Commit), vec![]);
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -53,14 +53,14 @@ fn decide_commit_twice_gets_the_same_ack() {
             ack(3, t1, Outcome::Committed),
         ],
     );
-    check(
+    step(
         &mut participant,
         0,
         decide(4, t1, Decision::Commit),
         vec![ack(4, t1, Outcome::Committed)],
     );
     // A contradicting abort is logged and answered with the truth.
-    check(
+    step(
         &mut participant,
         0,
         decide(5, t1, Decision::Abort),
@@ -73,14 +73,14 @@ fn abort_while_committing_waits_for_the_commit_ack() {
     let mut participant = participant();
     let t1 = txn(1);
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         decide(2, t1, Decision::Commit),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(&mut participant, 0, decide(3, t1, Decision::Abort), vec![]);
-    check(
+    step(&mut participant, 0, decide(3, t1, Decision::Abort), vec![]);
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -96,7 +96,7 @@ fn abort_in_doubt_releases_locks_and_acks_at_once() {
     let mut participant = participant();
     let t1 = txn(1);
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         decide(2, t1, Decision::Abort),
@@ -107,25 +107,25 @@ fn abort_in_doubt_releases_locks_and_acks_at_once() {
     );
     assert_eq!(participant.locks_held(), 0);
     assert_eq!(participant.poll_timeout(), None);
-    check(
+    step(
         &mut participant,
         0,
         decide(3, t1, Decision::Abort),
         vec![ack(3, t1, Outcome::Aborted)],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         0,
         decide(4, t1, Decision::Commit),
         vec![ack(4, t1, Outcome::Aborted)],
     );
-    check(
+    step(
         &mut participant,
         0,
         prepare(5, t1, vec![put("a", 5)], &[("a", int(1))]),
@@ -137,7 +137,7 @@ fn abort_in_doubt_releases_locks_and_acks_at_once() {
 fn abort_during_pending_prepare_records_aborted_after_it_and_votes_no() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         prepare(1, t1, vec![put("a", 5)], &[("a", None)]),
@@ -147,7 +147,7 @@ fn abort_during_pending_prepare_records_aborted_after_it_and_votes_no() {
         )],
     );
     let reason = "aborted by the coordinator before the vote";
-    check(
+    step(
         &mut participant,
         0,
         decide(2, t1, Decision::Abort),
@@ -158,13 +158,13 @@ fn abort_during_pending_prepare_records_aborted_after_it_and_votes_no() {
         ],
     );
     assert_eq!(participant.locks_held(), 0);
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(1) },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -177,7 +177,7 @@ fn abort_during_pending_prepare_records_aborted_after_it_and_votes_no() {
 fn commit_before_the_vote_is_refused_with_an_error() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         prepare(1, t1, vec![put("a", 5)], &[("a", None)]),
@@ -186,7 +186,7 @@ fn commit_before_the_vote_is_refused_with_an_error() {
             prepared(t1, vec![entry(0, "a", OpKind::Put, None, int(5))]),
         )],
     );
-    check(
+    step(
         &mut participant,
         0,
         decide(2, t1, Decision::Commit),
@@ -200,65 +200,26 @@ fn commit_before_the_vote_is_refused_with_an_error() {
 }
 
 #[test]
-fn decide_for_an_unknown_txn_follows_presumed_abort_and_the_store() {
-    let mut participant = participant();
-    let t1 = txn(1);
-    check(
-        &mut participant,
-        0,
-        decide(1, t1, Decision::Abort),
-        vec![ack(1, t1, Outcome::Aborted)],
-    );
-    check(
-        &mut participant,
-        0,
-        decide(2, t1, Decision::Commit),
-        vec![ack(2, t1, Outcome::Unknown)],
-    );
-    let committed = stored(t1, StoredState::Committed, None, vec![]);
-    check(
-        &mut participant,
-        0,
-        decide_stored(3, t1, Decision::Commit, committed.clone()),
-        vec![ack(3, t1, Outcome::Committed)],
-    );
-    check(
-        &mut participant,
-        0,
-        decide_stored(4, t1, Decision::Abort, committed),
-        vec![ack(4, t1, Outcome::Committed)],
-    );
-    let aborted = stored(t1, StoredState::Aborted, Some("no"), vec![]);
-    check(
-        &mut participant,
-        0,
-        decide_stored(5, t1, Decision::Commit, aborted),
-        vec![ack(5, t1, Outcome::Aborted)],
-    );
-    assert!(!participant.knows(t1));
-}
-
-#[test]
 fn abort_in_waiting_is_acked_only_once_the_aborted_record_is_durable() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
     let reason = "aborted by the coordinator";
-    check(
+    step(
         &mut participant,
         10,
         decide(2, t1, Decision::Abort),
         vec![persist(2, aborted3(t1, reason))],
     );
     assert_eq!(participant.locks_held(), 0);
-    check(&mut participant, 10, decide(3, t1, Decision::Abort), vec![]);
-    check(
+    step(&mut participant, 10, decide(3, t1, Decision::Abort), vec![]);
+    step(
         &mut participant,
         10,
         precommit_from(COORDINATOR, 4, t1),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         20,
         Input::Persisted { lsn: Lsn(2) },
@@ -268,13 +229,13 @@ fn abort_in_waiting_is_acked_only_once_the_aborted_record_is_durable() {
             ack(4, t1, Outcome::Aborted),
         ],
     );
-    check(
+    step(
         &mut participant,
         30,
         prepare3(5, t1, &ALL),
         vec![no(5, t1, reason)],
     );
-    check(
+    step(
         &mut participant,
         30,
         decide(6, t1, Decision::Commit),

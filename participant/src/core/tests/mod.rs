@@ -17,12 +17,14 @@ mod read_holds;
 mod recovery;
 mod repeat_vote;
 mod state_query;
+mod stored_answers;
 mod termination_alone;
 mod termination_follower;
 mod termination_leader;
 mod termination_recovered;
 mod termination_rules;
 mod vote;
+mod vote_no;
 
 use std::collections::BTreeMap;
 
@@ -83,11 +85,70 @@ fn participant() -> Participant {
 }
 
 /// Feeds one input at `now_ms` and asserts the exact outputs and the invariants.
-fn check(participant: &mut Participant, now_ms: u64, input: Input, expected: Vec<Output>) {
+fn step(participant: &mut Participant, now_ms: u64, input: Input, expected: Vec<Output>) {
     participant.handle(Millis(now_ms), input);
     let outputs: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
     assert_eq!(outputs, expected);
     assert_eq!(participant.check_invariants(), Ok(()));
+}
+
+/// Table-driven: a fresh participant brought to a state by `setup`, then one `input` at 0;
+/// the outputs, one per line in the shape [`render`] gives them, must equal the snapshot
+/// `expected` (`UPDATE_EXPECT=1` rewrites snapshots after a deliberate change). The
+/// invariants hold after each step. Returns the participant for further assertions.
+fn check(
+    setup: impl FnOnce(&mut Participant),
+    input: Input,
+    expected: expect_test::Expect,
+) -> Participant {
+    let mut participant = participant();
+    setup(&mut participant);
+    assert_eq!(participant.check_invariants(), Ok(()));
+    participant.handle(Millis(0), input);
+    let outputs: Vec<Output> = std::iter::from_fn(|| participant.poll_output()).collect();
+    expected.assert_eq(&render(&outputs));
+    assert_eq!(participant.check_invariants(), Ok(()));
+    participant
+}
+
+/// No setup: a fresh participant.
+fn fresh(_: &mut Participant) {}
+
+/// Outputs as snapshot text, one per line: `persist LSN: RECORD`, `reply PEER#ID: MSG`
+/// (the connection only when it is not `CONN`), `send PEER: MSG`, with the tests' txn ids
+/// shortened to `tN` and node ids to `nN`.
+fn render(outputs: &[Output]) -> String {
+    let mut text = String::new();
+    for output in outputs {
+        let line = match output {
+            Output::Persist { lsn, record } => format!("persist {lsn}: {record:?}"),
+            Output::Reply { to, id, msg } if to.conn == CONN => {
+                format!("reply {}#{}: {msg:?}", to.peer, id.0)
+            }
+            Output::Reply { to, id, msg } => {
+                format!("reply {}/conn {}#{}: {msg:?}", to.peer, to.conn, id.0)
+            }
+            Output::Send { to, msg } => format!("send {to}: {msg:?}"),
+        };
+        text.push_str(&shorten(&line));
+        text.push('\n');
+    }
+    text
+}
+
+/// Txn ids `txn(0..=64)` become `tN`, node ids below 16 become `nN`.
+fn shorten(line: &str) -> String {
+    let mut line = line.to_string();
+    for n in 0..=64u128 {
+        let id = txn(n);
+        line = line
+            .replace(&format!("TxnId({})", id.0), &format!("t{n}"))
+            .replace(&id.to_string(), &format!("t{n}"));
+    }
+    for n in 0..16u32 {
+        line = line.replace(&format!("NodeId({n})"), &format!("n{n}"));
+    }
+    line
 }
 
 /// Fires the timers due at `now_ms` and asserts the exact outputs and the invariants.
@@ -100,7 +161,7 @@ fn fire(participant: &mut Participant, now_ms: u64, expected: Vec<Output>) {
 
 /// `txn` prepared on key `a` (Put 5 over 1) with lsn `lsn`, its YES vote sent at `now_ms`.
 fn in_doubt_on_a(participant: &mut Participant, now_ms: u64, txn: TxnId, id: u64, lsn: u64) {
-    check(
+    step(
         participant,
         now_ms,
         prepare(id, txn, vec![put("a", 5)], &[("a", int(1))]),
@@ -109,7 +170,7 @@ fn in_doubt_on_a(participant: &mut Participant, now_ms: u64, txn: TxnId, id: u64
             prepared(txn, vec![entry(0, "a", OpKind::Put, int(1), int(5))]),
         )],
     );
-    check(
+    step(
         participant,
         now_ms,
         Input::Persisted { lsn: Lsn(lsn) },
@@ -119,7 +180,7 @@ fn in_doubt_on_a(participant: &mut Participant, now_ms: u64, txn: TxnId, id: u64
 
 /// A 2PC txn on key `a`, participants ME, LOW and HIGH, its YES vote sent at 0 (lsn 1).
 fn in_doubt_with_peers(participant: &mut Participant, txn: TxnId) {
-    check(
+    step(
         participant,
         0,
         prepare2_with(1, txn, vec![put("a", 5)], &[ME, LOW, HIGH]),
@@ -134,7 +195,7 @@ fn in_doubt_with_peers(participant: &mut Participant, txn: TxnId) {
             },
         )],
     );
-    check(
+    step(
         participant,
         0,
         Input::Persisted { lsn: Lsn(1) },
@@ -146,7 +207,7 @@ fn in_doubt_with_peers(participant: &mut Participant, txn: TxnId) {
 /// until a timeout or the coordinator's failure starts the termination protocol.
 fn peers_crash(participant: &mut Participant, now_ms: u64, peers: &[NodeId]) {
     for peer in peers {
-        check(participant, now_ms, down(*peer), vec![]);
+        step(participant, now_ms, down(*peer), vec![]);
     }
 }
 
@@ -159,15 +220,15 @@ fn waiting_txn(
     up_peers: &[NodeId],
 ) {
     for peer in up_peers {
-        check(participant, 0, up(*peer), vec![]);
+        step(participant, 0, up(*peer), vec![]);
     }
-    check(
+    step(
         participant,
         0,
         prepare3(1, txn, participants),
         vec![persist(1, waiting_record(txn, participants))],
     );
-    check(
+    step(
         participant,
         0,
         Input::Persisted { lsn: Lsn(1) },
@@ -185,13 +246,13 @@ fn precommitted_txn(
     up_peers: &[NodeId],
 ) {
     waiting_txn(participant, txn, participants, up_peers);
-    check(
+    step(
         participant,
         10,
         precommit_from(COORDINATOR, 2, txn),
         vec![persist(2, Record::PreCommitted { txn })],
     );
-    check(
+    step(
         participant,
         10,
         Input::Persisted { lsn: Lsn(2) },

@@ -9,13 +9,13 @@ fn finished_txns_beyond_the_bound_are_left_to_the_store() {
     for n in 1..=3u64 {
         let t = txn(n.into());
         in_doubt_on_a(&mut participant, 0, t, n, 2 * n - 1);
-        check(
+        step(
             &mut participant,
             0,
             decide(n, t, Decision::Commit),
             vec![persist(2 * n, Record::Committed { txn: t })],
         );
-        check(
+        step(
             &mut participant,
             0,
             Input::Persisted { lsn: Lsn(2 * n) },
@@ -31,7 +31,7 @@ fn finished_txns_beyond_the_bound_are_left_to_the_store() {
 #[test]
 fn an_unknown_persisted_lsn_is_logged_and_ignored() {
     let mut participant = participant();
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(42) },

@@ -8,21 +8,21 @@ fn precommit_is_acked_once_durable_then_docommit_commits() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
-    check(
+    step(
         &mut participant,
         10,
         precommit_from(COORDINATOR, 2, t1),
         vec![persist(2, Record::PreCommitted { txn: t1 })],
     );
     // A duplicate waits for the same record; a peer asking hears the state it makes durable.
-    check(
+    step(
         &mut participant,
         10,
         precommit_from(COORDINATOR, 3, t1),
         vec![],
     );
-    check(&mut participant, 10, state_query_from(LOW, 4, t1), vec![]);
-    check(
+    step(&mut participant, 10, state_query_from(LOW, 4, t1), vec![]);
+    step(
         &mut participant,
         20,
         Input::Persisted { lsn: Lsn(2) },
@@ -34,19 +34,19 @@ fn precommit_is_acked_once_durable_then_docommit_commits() {
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(2_020)));
     assert_eq!(participant.counts().precommitted, 1);
-    check(
+    step(
         &mut participant,
         30,
         precommit_from(COORDINATOR, 5, t1),
         vec![ack(5, t1, Outcome::PreCommitted)],
     );
-    check(
+    step(
         &mut participant,
         40,
         decide(6, t1, Decision::Commit),
         vec![persist(3, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         50,
         Input::Persisted { lsn: Lsn(3) },
@@ -55,13 +55,13 @@ fn precommit_is_acked_once_durable_then_docommit_commits() {
     assert_eq!(participant.poll_timeout(), None);
     assert_eq!(participant.locks_held(), 0);
     // Late messages get the outcome.
-    check(
+    step(
         &mut participant,
         60,
         precommit_from(COORDINATOR, 7, t1),
         vec![ack(7, t1, Outcome::Committed)],
     );
-    check(
+    step(
         &mut participant,
         60,
         state_query_from(LOW, 8, t1),
@@ -78,25 +78,25 @@ fn precommit_while_the_commit_is_persisted_is_acked_from_the_durable_precommit()
     let mut participant = participant();
     let t1 = txn(1);
     precommitted_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
-    check(
+    step(
         &mut participant,
         20,
         decide_from(LOW, 3, t1, Decision::Commit),
         vec![persist(3, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         30,
         precommit_from(COORDINATOR, 4, t1),
         vec![ack(4, t1, Outcome::PreCommitted)],
     );
-    check(
+    step(
         &mut participant,
         40,
         Input::Persisted { lsn: Lsn(3) },
         vec![ack_to(LOW, 3, t1, Outcome::Committed)],
     );
-    check(
+    step(
         &mut participant,
         50,
         precommit_from(COORDINATOR, 5, t1),
@@ -112,19 +112,19 @@ fn precommit_while_a_commit_from_waiting_is_persisted_hears_committed() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
-    check(
+    step(
         &mut participant,
         20,
         decide_from(LOW, 2, t1, Decision::Commit),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         30,
         precommit_from(COORDINATOR, 3, t1),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         40,
         Input::Persisted { lsn: Lsn(2) },
@@ -139,13 +139,13 @@ fn precommit_while_a_commit_from_waiting_is_persisted_hears_committed() {
 fn precommit_before_the_vote_or_on_a_2pc_txn_is_refused() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         prepare3(1, t1, &[ME]),
         vec![persist(1, waiting_record(t1, &[ME]))],
     );
-    check(
+    step(
         &mut participant,
         0,
         precommit_from(COORDINATOR, 2, t1),
@@ -159,7 +159,7 @@ fn precommit_before_the_vote_or_on_a_2pc_txn_is_refused() {
     let mut participant = self::participant();
     let t2 = txn(2);
     in_doubt_on_a(&mut participant, 0, t2, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         precommit_from(COORDINATOR, 2, t2),
@@ -170,35 +170,4 @@ fn precommit_before_the_vote_or_on_a_2pc_txn_is_refused() {
             },
         )],
     );
-}
-
-#[test]
-fn precommit_for_a_forgotten_txn_answers_what_the_store_says() {
-    let mut participant = participant();
-    let t1 = txn(1);
-    let with = |id: u64, state: Option<StoredState>| Input::PreCommit {
-        from: from_coordinator(),
-        id: RequestId(id),
-        txn: t1,
-        stored: state.map(|state| stored3(t1, state, &ALL)),
-    };
-    check(
-        &mut participant,
-        0,
-        with(1, None),
-        vec![ack(1, t1, Outcome::Unknown)],
-    );
-    check(
-        &mut participant,
-        0,
-        with(2, Some(StoredState::Committed)),
-        vec![ack(2, t1, Outcome::Committed)],
-    );
-    check(
-        &mut participant,
-        0,
-        with(3, Some(StoredState::Aborted)),
-        vec![ack(3, t1, Outcome::Aborted)],
-    );
-    assert!(!participant.knows(t1));
 }

@@ -7,7 +7,7 @@ use super::*;
 fn in_doubt_queries_back_off_from_min_to_max() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         Input::PeerUp { peer: COORDINATOR },
@@ -25,7 +25,7 @@ fn in_doubt_queries_back_off_from_min_to_max() {
         fired.push(at.0);
     }
     assert_eq!(fired, vec![1100, 1300, 1700, 2100, 2500, 2900]);
-    check(
+    step(
         &mut participant,
         2950,
         Input::DecisionAnswer {
@@ -47,14 +47,14 @@ fn no_query_while_the_coordinator_is_down() {
     assert_eq!(participant.poll_output(), None);
     assert_eq!(participant.check_invariants(), Ok(()));
     assert_eq!(participant.poll_timeout(), Some(Millis(300)));
-    check(
+    step(
         &mut participant,
         150,
         Input::PeerUp { peer: COORDINATOR },
         vec![query(t1)],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(250)));
-    check(
+    step(
         &mut participant,
         160,
         Input::PeerDown { peer: COORDINATOR },
@@ -69,7 +69,7 @@ fn peer_up_queries_every_in_doubt_txn_of_that_coordinator() {
     let mut participant = participant();
     let (t1, t2) = (txn(1), txn(2));
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         prepare(2, t2, vec![put("b", 1)], &[("b", None)]),
@@ -79,20 +79,20 @@ fn peer_up_queries_every_in_doubt_txn_of_that_coordinator() {
         )],
     );
     // Still preparing: not in doubt, not queried.
-    check(&mut participant, 10, Input::PeerUp { peer: OTHER }, vec![]);
-    check(
+    step(&mut participant, 10, Input::PeerUp { peer: OTHER }, vec![]);
+    step(
         &mut participant,
         10,
         Input::PeerUp { peer: COORDINATOR },
         vec![query(t1)],
     );
-    check(
+    step(
         &mut participant,
         10,
         Input::Persisted { lsn: Lsn(2) },
         vec![vote(2, t2, Vote::Yes, vec![])],
     );
-    check(
+    step(
         &mut participant,
         20,
         Input::PeerUp { peer: COORDINATOR },
@@ -105,7 +105,7 @@ fn decision_answers_act_like_decide_without_a_reply() {
     let mut participant = participant();
     let (t1, t2) = (txn(1), txn(2));
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         Input::DecisionAnswer {
@@ -115,7 +115,7 @@ fn decision_answers_act_like_decide_without_a_reply() {
         },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::DecisionAnswer {
@@ -126,7 +126,7 @@ fn decision_answers_act_like_decide_without_a_reply() {
         vec![persist(2, Record::Committed { txn: t1 })],
     );
     // A late duplicate answer changes nothing.
-    check(
+    step(
         &mut participant,
         0,
         Input::DecisionAnswer {
@@ -136,7 +136,7 @@ fn decision_answers_act_like_decide_without_a_reply() {
         },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -144,7 +144,7 @@ fn decision_answers_act_like_decide_without_a_reply() {
     );
     assert_eq!(participant.locks_held(), 0);
 
-    check(
+    step(
         &mut participant,
         0,
         prepare(3, t2, vec![put("a", 9)], &[("a", int(5))]),
@@ -153,13 +153,13 @@ fn decision_answers_act_like_decide_without_a_reply() {
             prepared(t2, vec![entry(0, "a", OpKind::Put, int(5), int(9))]),
         )],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(3) },
         vec![vote(3, t2, Vote::Yes, vec![])],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::DecisionAnswer {
@@ -170,7 +170,7 @@ fn decision_answers_act_like_decide_without_a_reply() {
         vec![persist(4, aborted(t2, "the coordinator answered abort"))],
     );
     assert_eq!(participant.locks_held(), 0);
-    check(
+    step(
         &mut participant,
         0,
         Input::DecisionAnswer {
@@ -186,26 +186,26 @@ fn decision_answers_act_like_decide_without_a_reply() {
 fn in_doubt_2pc_asks_only_the_coordinator_while_it_is_up() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(&mut participant, 0, up(COORDINATOR), vec![]);
-    check(&mut participant, 0, up(LOW), vec![]);
+    step(&mut participant, 0, up(COORDINATOR), vec![]);
+    step(&mut participant, 0, up(LOW), vec![]);
     in_doubt_with_peers(&mut participant, t1);
     fire(&mut participant, 100, vec![query(t1)]);
-    check(&mut participant, 110, up(HIGH), vec![]);
+    step(&mut participant, 110, up(HIGH), vec![]);
     // The coordinator goes down: the peers are asked at once, and the backoff starts over.
-    check(
+    step(
         &mut participant,
         120,
         down(COORDINATOR),
         vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(220)));
-    check(
+    step(
         &mut participant,
         130,
         state_reply(LOW, t1, TxnState::Committed),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         140,
         Input::Persisted { lsn: Lsn(2) },
@@ -218,10 +218,10 @@ fn in_doubt_2pc_asks_only_the_coordinator_while_it_is_up() {
 fn in_doubt_2pc_adopts_a_peers_abort_including_one_that_never_voted() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(&mut participant, 0, up(HIGH), vec![]);
+    step(&mut participant, 0, up(HIGH), vec![]);
     in_doubt_with_peers(&mut participant, t1);
     fire(&mut participant, 100, vec![ask_state(HIGH, t1)]);
-    check(
+    step(
         &mut participant,
         110,
         state_reply(HIGH, t1, TxnState::Aborted),
@@ -237,11 +237,11 @@ fn in_doubt_2pc_adopts_a_peers_abort_including_one_that_never_voted() {
 fn in_doubt_2pc_stays_blocked_while_every_reachable_peer_is_in_doubt() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(&mut participant, 0, up(LOW), vec![]);
+    step(&mut participant, 0, up(LOW), vec![]);
     in_doubt_with_peers(&mut participant, t1);
     assert!(!participant.in_doubt(Millis(0))[0].blocked);
     fire(&mut participant, 100, vec![ask_state(LOW, t1)]);
-    check(
+    step(
         &mut participant,
         110,
         state_reply(LOW, t1, TxnState::Prepared),
@@ -251,10 +251,10 @@ fn in_doubt_2pc_stays_blocked_while_every_reachable_peer_is_in_doubt() {
     assert_eq!(participant.counts().blocked, 1);
     fire(&mut participant, 300, vec![ask_state(LOW, t1)]);
     // A peer coming up is asked at once, and the query backoff starts over.
-    check(&mut participant, 310, up(HIGH), vec![ask_state(HIGH, t1)]);
+    step(&mut participant, 310, up(HIGH), vec![ask_state(HIGH, t1)]);
     assert!(!participant.in_doubt(Millis(310))[0].blocked);
     assert_eq!(participant.poll_timeout(), Some(Millis(410)));
-    check(
+    step(
         &mut participant,
         320,
         state_reply(HIGH, t1, TxnState::Committed),

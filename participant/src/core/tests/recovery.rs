@@ -10,7 +10,7 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
         entry(0, "g", OpKind::Get, int(4), int(4)),
         entry(1, "a", OpKind::Put, None, int(5)),
     ];
-    check(
+    step(
         &mut participant,
         0,
         Input::Recover {
@@ -35,14 +35,14 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
     );
     // The recovered txn read g (shared) and wrote a (exclusive): a writer of g conflicts.
     let reason = format!("lock conflict on key \"g\" held by txn {t1}");
-    check(
+    step(
         &mut participant,
         0,
         prepare(1, t2, vec![put("g", 1)], &[("g", int(4))]),
         vec![persist(1, aborted(t2, &reason)), no(1, t2, &reason)],
     );
     // The coordinator, not having seen the vote, asks again: same vote, same reads.
-    check(
+    step(
         &mut participant,
         0,
         prepare(
@@ -53,13 +53,13 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
         ),
         vec![vote(2, t1, Vote::Yes, vec![read("g", int(4))])],
     );
-    check(
+    step(
         &mut participant,
         5,
         Input::PeerUp { peer: COORDINATOR },
         vec![query(t1)],
     );
-    check(
+    step(
         &mut participant,
         6,
         Input::DecisionAnswer {
@@ -69,13 +69,13 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
         },
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         7,
         Input::Persisted { lsn: Lsn(1) },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         7,
         Input::Persisted { lsn: Lsn(2) },
@@ -89,7 +89,7 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
 fn recovery_skips_txns_that_are_not_in_doubt() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         Input::Recover {

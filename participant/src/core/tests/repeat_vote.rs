@@ -8,7 +8,7 @@ fn duplicate_prepare_while_persisting_gets_yes_once_durable() {
     let mut participant = participant();
     let t1 = txn(1);
     let ops = vec![put("a", 5)];
-    check(
+    step(
         &mut participant,
         0,
         prepare(1, t1, ops.clone(), &[("a", None)]),
@@ -17,13 +17,13 @@ fn duplicate_prepare_while_persisting_gets_yes_once_durable() {
             prepared(t1, vec![entry(0, "a", OpKind::Put, None, int(5))]),
         )],
     );
-    check(
+    step(
         &mut participant,
         0,
         prepare(2, t1, ops, &[("a", None)]),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(1) },
@@ -39,20 +39,20 @@ fn duplicate_prepare_after_the_vote_repeats_it_without_a_record() {
     let mut participant = participant();
     let (t1, t2) = (txn(1), txn(2));
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         prepare(2, t1, vec![put("a", 5)], &[("a", int(1))]),
         vec![vote(2, t1, Vote::Yes, vec![])],
     );
     let reason = "adding -5 to key \"b\" would make it -5, below the minimum 0";
-    check(
+    step(
         &mut participant,
         0,
         prepare(3, t2, vec![add("b", -5, Some(0), None)], &[("b", None)]),
         vec![persist(2, aborted(t2, reason)), no(3, t2, reason)],
     );
-    check(
+    step(
         &mut participant,
         0,
         prepare(4, t2, vec![add("b", -5, Some(0), None)], &[("b", int(100))]),
@@ -64,7 +64,7 @@ fn duplicate_prepare_after_the_vote_repeats_it_without_a_record() {
 fn prepare_after_commit_repeats_yes_with_the_reads() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         prepare(
@@ -84,61 +84,30 @@ fn prepare_after_commit_repeats_yes_with_the_reads() {
             ),
         )],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(1) },
         vec![vote(1, t1, Vote::Yes, vec![read("g", int(2))])],
     );
-    check(
+    step(
         &mut participant,
         0,
         decide(2, t1, Decision::Commit),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
         vec![ack(2, t1, Outcome::Committed)],
     );
-    check(
+    step(
         &mut participant,
         0,
         prepare(3, t1, vec![], &[]),
         vec![vote(3, t1, Vote::Yes, vec![read("g", int(2))])],
     );
-}
-
-#[test]
-fn prepare_for_a_txn_the_store_decided_repeats_the_stored_vote() {
-    let mut participant = participant();
-    let (t1, t2) = (txn(1), txn(2));
-    let logged = vec![
-        entry(0, "g", OpKind::Get, int(2), int(2)),
-        entry(1, "a", OpKind::Put, None, int(5)),
-    ];
-    let mut input = prepare(1, t1, vec![put("a", 6)], &[("a", int(5))]);
-    if let Input::Prepare { stored, .. } = &mut input {
-        *stored = Some(self::stored(t1, StoredState::Committed, None, logged));
-    }
-    check(
-        &mut participant,
-        0,
-        input,
-        vec![vote(1, t1, Vote::Yes, vec![read("g", int(2))])],
-    );
-    let mut input = prepare(2, t2, vec![put("a", 6)], &[("a", int(5))]);
-    if let Input::Prepare { stored, .. } = &mut input {
-        *stored = Some(self::stored(
-            t2,
-            StoredState::Aborted,
-            Some("lock conflict"),
-            vec![],
-        ));
-    }
-    check(&mut participant, 0, input, vec![no(2, t2, "lock conflict")]);
-    assert_eq!(participant.locks_held(), 0);
 }
 
 #[test]
@@ -157,7 +126,7 @@ fn a_stored_read_only_vote_is_repeated_with_fresh_reads() {
             participants: vec![],
         });
     }
-    check(
+    step(
         &mut participant,
         0,
         input,
@@ -172,7 +141,7 @@ fn a_stored_read_only_vote_is_repeated_with_fresh_reads() {
 fn too_many_duplicate_waiters_answer_the_oldest_as_superseded() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         prepare(0, t1, vec![put("a", 5)], &[("a", None)]),
@@ -184,7 +153,7 @@ fn too_many_duplicate_waiters_answer_the_oldest_as_superseded() {
     // Request 0 waits too: these fill the table up to the bound.
     let duplicates = WAITERS_PER_TXN_MAX as u64;
     for id in 1..duplicates {
-        check(
+        step(
             &mut participant,
             0,
             prepare(id, t1, vec![put("a", 5)], &[("a", None)]),
@@ -194,13 +163,13 @@ fn too_many_duplicate_waiters_answer_the_oldest_as_superseded() {
     let superseded = Msg::Error {
         reason: SUPERSEDED_REASON.to_string(),
     };
-    check(
+    step(
         &mut participant,
         0,
         prepare(duplicates, t1, vec![put("a", 5)], &[("a", None)]),
         vec![reply(0, superseded)],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(1) },

@@ -8,7 +8,7 @@ fn state_query_on_an_unknown_txn_aborts_it_durably_before_answering() {
     let mut participant = participant();
     let t1 = txn(1);
     let reason = "aborted before voting: asked by peer 3";
-    check(
+    step(
         &mut participant,
         0,
         state_query_from(LOW, 1, t1),
@@ -22,8 +22,8 @@ fn state_query_on_an_unknown_txn_aborts_it_durably_before_answering() {
             },
         )],
     );
-    check(&mut participant, 0, state_query_from(HIGH, 2, t1), vec![]);
-    check(
+    step(&mut participant, 0, state_query_from(HIGH, 2, t1), vec![]);
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(1) },
@@ -33,7 +33,7 @@ fn state_query_on_an_unknown_txn_aborts_it_durably_before_answering() {
         ],
     );
     // The Prepare arriving later gets NO.
-    check(
+    step(
         &mut participant,
         0,
         prepare3(3, t1, &[ME, LOW, HIGH]),
@@ -43,62 +43,31 @@ fn state_query_on_an_unknown_txn_aborts_it_durably_before_answering() {
 }
 
 #[test]
-fn state_query_on_a_stored_txn_answers_the_stored_outcome() {
-    let mut participant = participant();
-    let t1 = txn(1);
-    let with = |id: u64, state: StoredState| Input::StateQuery {
-        from: from(LOW),
-        id: RequestId(id),
-        txn: t1,
-        stored: Some(stored3(t1, state, &[ME, LOW])),
-    };
-    check(
-        &mut participant,
-        0,
-        with(1, StoredState::Committed),
-        vec![state_to(LOW, 1, t1, TxnState::Committed)],
-    );
-    check(
-        &mut participant,
-        0,
-        with(2, StoredState::Aborted),
-        vec![state_to(LOW, 2, t1, TxnState::Aborted)],
-    );
-    check(
-        &mut participant,
-        0,
-        with(3, StoredState::ReadOnly),
-        vec![state_to(LOW, 3, t1, TxnState::Prepared)],
-    );
-    assert!(!participant.knows(t1));
-}
-
-#[test]
 fn state_query_before_the_3pc_vote_is_durable_aborts_and_both_answers_wait() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(&mut participant, 0, up(LOW), vec![]);
-    check(
+    step(&mut participant, 0, up(LOW), vec![]);
+    step(
         &mut participant,
         0,
         prepare3(1, t1, &[ME, LOW]),
         vec![persist(1, waiting_record(t1, &[ME, LOW]))],
     );
     let reason = "aborted before voting: asked by peer 3";
-    check(
+    step(
         &mut participant,
         0,
         state_query_from(LOW, 2, t1),
         vec![persist(2, aborted3(t1, reason))],
     );
     assert_eq!(participant.locks_held(), 0);
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(1) },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -110,7 +79,7 @@ fn state_query_before_the_3pc_vote_is_durable_aborts_and_both_answers_wait() {
 fn state_query_before_the_2pc_vote_is_durable_votes_no_at_once() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         prepare(1, t1, vec![put("a", 5)], &[("a", None)]),
@@ -121,13 +90,13 @@ fn state_query_before_the_2pc_vote_is_durable_votes_no_at_once() {
     );
     let reason = "aborted before voting: asked by peer 3";
     // Presumed abort lets the NO go at once; the state told to a peer waits.
-    check(
+    step(
         &mut participant,
         0,
         state_query_from(LOW, 2, t1),
         vec![persist(2, aborted(t1, reason)), no(1, t1, reason)],
     );
-    check(
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -140,21 +109,21 @@ fn state_query_on_a_voted_txn_answers_its_durable_state() {
     let mut participant = participant();
     let (t1, t2) = (txn(1), txn(2));
     in_doubt_on_a(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         0,
         state_query_from(LOW, 2, t1),
         vec![state_to(LOW, 2, t1, TxnState::Prepared)],
     );
     // Committing: the answer waits for the record.
-    check(
+    step(
         &mut participant,
         0,
         decide(3, t1, Decision::Commit),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(&mut participant, 0, state_query_from(LOW, 4, t1), vec![]);
-    check(
+    step(&mut participant, 0, state_query_from(LOW, 4, t1), vec![]);
+    step(
         &mut participant,
         0,
         Input::Persisted { lsn: Lsn(2) },
@@ -165,7 +134,7 @@ fn state_query_on_a_voted_txn_answers_its_durable_state() {
     );
     let mut participant = self::participant();
     waiting_txn(&mut participant, t2, &[ME, LOW], &[LOW]);
-    check(
+    step(
         &mut participant,
         10,
         state_query_from(LOW, 2, t2),

@@ -18,19 +18,19 @@ fn alone_at_the_waiting_timeout_aborts_and_late_messages_get_aborted() {
     );
     assert_eq!(participant.poll_timeout(), None);
     // The coordinator's PreCommit arrives late: it learns the truth once it is durable.
-    check(
+    step(
         &mut participant,
         2_010,
         precommit_from(COORDINATOR, 2, t1),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_020,
         Input::Persisted { lsn: Lsn(2) },
         vec![ack(2, t1, Outcome::Aborted)],
     );
-    check(
+    step(
         &mut participant,
         2_030,
         decide(3, t1, Decision::Commit),
@@ -44,7 +44,7 @@ fn alone_when_the_coordinator_goes_down_aborts_a_waiting_txn_at_once() {
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
     peers_crash(&mut participant, 5, &[LOW, HIGH]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
@@ -69,19 +69,19 @@ fn alone_at_the_precommitted_timeout_commits() {
         2_010,
         vec![persist(3, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         2_020,
         Input::Persisted { lsn: Lsn(3) },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_030,
         decide(3, t1, Decision::Commit),
         vec![ack(3, t1, Outcome::Committed)],
     );
-    check(
+    step(
         &mut participant,
         2_030,
         precommit_from(COORDINATOR, 4, t1),

@@ -8,7 +8,7 @@ fn follower_answers_its_leader_and_applies_the_leaders_precommit_and_commit() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
@@ -17,40 +17,40 @@ fn follower_answers_its_leader_and_applies_the_leaders_precommit_and_commit() {
     assert_eq!(participant.in_doubt(Millis(10))[0].leader, Some(LOW));
     assert_eq!(participant.poll_timeout(), Some(Millis(310)));
     // A request from the leader shows it alive: the follower's round starts over.
-    check(
+    step(
         &mut participant,
         100,
         state_query_from(LOW, 2, t1),
         vec![state_to(LOW, 2, t1, TxnState::Waiting)],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(400)));
-    check(
+    step(
         &mut participant,
         150,
         precommit_from(LOW, 3, t1),
         vec![persist(2, Record::PreCommitted { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         160,
         Input::Persisted { lsn: Lsn(2) },
         vec![ack_to(LOW, 3, t1, Outcome::PreCommitted)],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(450)));
-    check(
+    step(
         &mut participant,
         200,
         decide_from(LOW, 4, t1, Decision::Commit),
         vec![persist(3, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         210,
         Input::Persisted { lsn: Lsn(3) },
         vec![ack_to(LOW, 4, t1, Outcome::Committed)],
     );
     // Answers to our own round's queries, arriving late, change nothing.
-    check(
+    step(
         &mut participant,
         220,
         state_reply(HIGH, t1, TxnState::Waiting),
@@ -68,14 +68,14 @@ fn follower_elects_again_when_its_leader_goes_down() {
         2_000,
         vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
     );
-    check(
+    step(
         &mut participant,
         2_050,
         down(LOW),
         vec![ask_state(HIGH, t1)],
     );
     assert_eq!(participant.in_doubt(Millis(2_050))[0].leader, Some(ME));
-    check(
+    step(
         &mut participant,
         2_060,
         state_reply(HIGH, t1, TxnState::Waiting),
@@ -87,7 +87,7 @@ fn follower_elects_again_when_its_leader_goes_down() {
             ),
         )],
     );
-    check(
+    step(
         &mut participant,
         2_070,
         Input::Persisted { lsn: Lsn(2) },
@@ -110,20 +110,20 @@ fn follower_with_a_silent_leader_asks_again_each_round_and_adopts_an_outcome() {
         2_300,
         vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
     );
-    check(
+    step(
         &mut participant,
         2_310,
         state_reply(LOW, t1, TxnState::Waiting),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_320,
         state_reply(LOW, t1, TxnState::Committed),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
     // A follower does not tell anyone: the leader does.
-    check(
+    step(
         &mut participant,
         2_330,
         Input::Persisted { lsn: Lsn(2) },
@@ -142,13 +142,13 @@ fn a_leader_that_is_not_a_voter_is_skipped() {
         vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
     );
     // LOW voted read-only: it answers like an undecided 2PC participant.
-    check(
+    step(
         &mut participant,
         2_010,
         state_reply(LOW, t1, TxnState::Prepared),
         vec![ask_state(HIGH, t1)],
     );
-    check(
+    step(
         &mut participant,
         2_020,
         state_reply(HIGH, t1, TxnState::Waiting),
@@ -160,7 +160,7 @@ fn a_leader_that_is_not_a_voter_is_skipped() {
             ),
         )],
     );
-    check(
+    step(
         &mut participant,
         2_030,
         Input::Persisted { lsn: Lsn(2) },
@@ -173,27 +173,27 @@ fn follower_elects_again_when_its_leader_turns_out_recovered() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
         vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
     );
     assert_eq!(participant.in_doubt(Millis(10))[0].leader, Some(LOW));
-    check(
+    step(
         &mut participant,
         20,
         recovered_reply(LOW, t1, TxnState::Waiting),
         vec![ask_state(LOW, t1), ask_state(HIGH, t1)],
     );
     assert_eq!(participant.in_doubt(Millis(20))[0].leader, Some(ME));
-    check(
+    step(
         &mut participant,
         30,
         state_reply(HIGH, t1, TxnState::Waiting),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         40,
         recovered_reply(LOW, t1, TxnState::Waiting),
@@ -205,7 +205,7 @@ fn follower_elects_again_when_its_leader_turns_out_recovered() {
             ),
         )],
     );
-    check(
+    step(
         &mut participant,
         50,
         Input::Persisted { lsn: Lsn(2) },

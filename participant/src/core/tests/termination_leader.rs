@@ -15,19 +15,19 @@ fn leader_aborts_when_all_are_waiting_and_tells_them_once_durable() {
         vec![query(t1), ask_state(HIGH, t1), ask_state(HIGHER, t1)],
     );
     assert_eq!(participant.counts().terminating, 1);
-    check(
+    step(
         &mut participant,
         2_010,
         state_reply(HIGH, t1, TxnState::Waiting),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_010,
         state_reply(HIGH, t1, TxnState::Waiting),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_020,
         state_reply(HIGHER, t1, TxnState::Waiting),
@@ -39,7 +39,7 @@ fn leader_aborts_when_all_are_waiting_and_tells_them_once_durable() {
             ),
         )],
     );
-    check(
+    step(
         &mut participant,
         2_030,
         Input::Persisted { lsn: Lsn(2) },
@@ -49,19 +49,19 @@ fn leader_aborts_when_all_are_waiting_and_tells_them_once_durable() {
         ],
     );
     // Late and duplicate messages after the decision: the truth, no state change.
-    check(
+    step(
         &mut participant,
         2_040,
         ack_from(HIGH, t1, Outcome::Aborted),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_040,
         state_reply(HIGHER, t1, TxnState::PreCommitted),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_050,
         Input::DecisionAnswer {
@@ -71,13 +71,13 @@ fn leader_aborts_when_all_are_waiting_and_tells_them_once_durable() {
         },
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_050,
         precommit_from(COORDINATOR, 5, t1),
         vec![ack(5, t1, Outcome::Aborted)],
     );
-    check(
+    step(
         &mut participant,
         2_050,
         state_query_from(HIGH, 6, t1),
@@ -96,13 +96,13 @@ fn precommitted_leader_precommits_the_waiting_peers_then_commits() {
         2_010,
         vec![query(t1), ask_state(HIGH, t1), ask_state(HIGHER, t1)],
     );
-    check(
+    step(
         &mut participant,
         2_020,
         state_reply(HIGH, t1, TxnState::Waiting),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_030,
         state_reply(HIGHER, t1, TxnState::PreCommitted),
@@ -110,19 +110,19 @@ fn precommitted_leader_precommits_the_waiting_peers_then_commits() {
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(2_330)));
     // Only the peers sent PreCommit count.
-    check(
+    step(
         &mut participant,
         2_040,
         ack_from(HIGHER, t1, Outcome::PreCommitted),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         2_050,
         ack_from(HIGH, t1, Outcome::PreCommitted),
         vec![persist(3, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         2_060,
         Input::Persisted { lsn: Lsn(3) },
@@ -132,7 +132,7 @@ fn precommitted_leader_precommits_the_waiting_peers_then_commits() {
         ],
     );
     // The coordinator's DoCommit, late, is acked with the outcome.
-    check(
+    step(
         &mut participant,
         2_070,
         decide(4, t1, Decision::Commit),
@@ -145,19 +145,19 @@ fn waiting_leader_commits_when_a_peer_is_precommitted_and_none_is_waiting() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &[ME, HIGH], &[COORDINATOR, HIGH]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
         vec![ask_state(HIGH, t1)],
     );
-    check(
+    step(
         &mut participant,
         20,
         state_reply(HIGH, t1, TxnState::PreCommitted),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         30,
         Input::Persisted { lsn: Lsn(2) },
@@ -170,19 +170,19 @@ fn leader_waits_through_the_precommit_round_for_a_live_peer_and_commits_once_it_
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &LEADING, &[COORDINATOR, HIGH, HIGHER]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
         vec![ask_state(HIGH, t1), ask_state(HIGHER, t1)],
     );
-    check(
+    step(
         &mut participant,
         20,
         state_reply(HIGH, t1, TxnState::PreCommitted),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         30,
         state_reply(HIGHER, t1, TxnState::Waiting),
@@ -198,13 +198,13 @@ fn leader_waits_through_the_precommit_round_for_a_live_peer_and_commits_once_it_
         vec![send(HIGHER, Msg::PreCommit { txn: t1 })],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(630)));
-    check(
+    step(
         &mut participant,
         340,
         down(HIGHER),
         vec![persist(2, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         350,
         Input::Persisted { lsn: Lsn(2) },
@@ -217,13 +217,13 @@ fn leader_never_decides_without_a_live_peer_that_has_not_answered() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &LEADING, &[COORDINATOR, HIGH, HIGHER]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
         vec![ask_state(HIGH, t1), ask_state(HIGHER, t1)],
     );
-    check(
+    step(
         &mut participant,
         20,
         state_reply(HIGH, t1, TxnState::Waiting),
@@ -234,7 +234,7 @@ fn leader_never_decides_without_a_live_peer_that_has_not_answered() {
     fire(&mut participant, 310, vec![ask_state(HIGHER, t1)]);
     fire(&mut participant, 810, vec![ask_state(HIGHER, t1)]);
     assert_eq!(participant.counts().in_doubt, 1);
-    check(
+    step(
         &mut participant,
         900,
         state_reply(HIGHER, t1, TxnState::PreCommitted),
@@ -247,19 +247,19 @@ fn leader_decides_at_once_when_the_last_awaited_peer_goes_down() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &LEADING, &[COORDINATOR, HIGH, HIGHER]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
         vec![ask_state(HIGH, t1), ask_state(HIGHER, t1)],
     );
-    check(
+    step(
         &mut participant,
         20,
         state_reply(HIGH, t1, TxnState::Waiting),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         30,
         down(HIGHER),
@@ -271,7 +271,7 @@ fn leader_decides_at_once_when_the_last_awaited_peer_goes_down() {
             ),
         )],
     );
-    check(
+    step(
         &mut participant,
         40,
         Input::Persisted { lsn: Lsn(2) },
@@ -296,19 +296,19 @@ fn leader_adopts_a_decided_peer_and_tells_the_others() {
         let mut participant = participant();
         let t1 = txn(1);
         precommitted_txn(&mut participant, t1, &LEADING, &[COORDINATOR, HIGH, HIGHER]);
-        check(
+        step(
             &mut participant,
             20,
             down(COORDINATOR),
             vec![ask_state(HIGH, t1), ask_state(HIGHER, t1)],
         );
-        check(
+        step(
             &mut participant,
             30,
             state_reply(HIGH, t1, state),
             vec![persist(3, record)],
         );
-        check(
+        step(
             &mut participant,
             40,
             Input::Persisted { lsn: Lsn(3) },
@@ -322,19 +322,19 @@ fn a_peer_aborted_during_the_precommit_round_makes_the_leader_abort() {
     let mut participant = participant();
     let t1 = txn(1);
     precommitted_txn(&mut participant, t1, &[ME, HIGH], &[COORDINATOR, HIGH]);
-    check(
+    step(
         &mut participant,
         20,
         down(COORDINATOR),
         vec![ask_state(HIGH, t1)],
     );
-    check(
+    step(
         &mut participant,
         30,
         state_reply(HIGH, t1, TxnState::Waiting),
         vec![send(HIGH, Msg::PreCommit { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         40,
         ack_from(HIGH, t1, Outcome::Aborted),
@@ -354,19 +354,19 @@ fn operational_leader_takes_no_evidence_from_a_recovered_precommitted_peer() {
     let mut participant = participant();
     let t1 = txn(1);
     waiting_txn(&mut participant, t1, &LEADING, &[COORDINATOR, HIGH, HIGHER]);
-    check(
+    step(
         &mut participant,
         10,
         down(COORDINATOR),
         vec![ask_state(HIGH, t1), ask_state(HIGHER, t1)],
     );
-    check(
+    step(
         &mut participant,
         20,
         recovered_reply(HIGH, t1, TxnState::PreCommitted),
         vec![],
     );
-    check(
+    step(
         &mut participant,
         30,
         state_reply(HIGHER, t1, TxnState::Waiting),
@@ -378,7 +378,7 @@ fn operational_leader_takes_no_evidence_from_a_recovered_precommitted_peer() {
             ),
         )],
     );
-    check(
+    step(
         &mut participant,
         40,
         Input::Persisted { lsn: Lsn(2) },
@@ -396,25 +396,25 @@ fn operational_leader_precommits_a_recovered_waiting_peer_then_commits() {
     let mut participant = participant();
     let t1 = txn(1);
     precommitted_txn(&mut participant, t1, &[ME, HIGH], &[COORDINATOR, HIGH]);
-    check(
+    step(
         &mut participant,
         20,
         down(COORDINATOR),
         vec![ask_state(HIGH, t1)],
     );
-    check(
+    step(
         &mut participant,
         30,
         recovered_reply(HIGH, t1, TxnState::Waiting),
         vec![send(HIGH, Msg::PreCommit { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         40,
         ack_from(HIGH, t1, Outcome::PreCommitted),
         vec![persist(3, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         50,
         Input::Persisted { lsn: Lsn(3) },

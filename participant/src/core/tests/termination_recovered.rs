@@ -7,7 +7,7 @@ use super::*;
 fn recovered_txn_alone_never_decides_and_keeps_asking_with_backoff() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         Input::Recover {
@@ -38,8 +38,8 @@ fn recovered_txn_alone_never_decides_and_keeps_asking_with_backoff() {
     );
     assert_eq!(participant.counts().blocked, 1);
     // The coordinator comes back: asked at once; undecided changes nothing; commit does.
-    check(&mut participant, 3_000, up(COORDINATOR), vec![query(t1)]);
-    check(
+    step(&mut participant, 3_000, up(COORDINATOR), vec![query(t1)]);
+    step(
         &mut participant,
         3_010,
         Input::DecisionAnswer {
@@ -50,7 +50,7 @@ fn recovered_txn_alone_never_decides_and_keeps_asking_with_backoff() {
         vec![],
     );
     fire(&mut participant, 3_100, vec![query(t1)]);
-    check(
+    step(
         &mut participant,
         3_110,
         Input::DecisionAnswer {
@@ -68,7 +68,7 @@ fn recovered_txn_alone_never_decides_and_keeps_asking_with_backoff() {
 fn recovered_txn_never_leads_and_follows_an_operational_peer() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         Input::Recover {
@@ -76,17 +76,17 @@ fn recovered_txn_never_leads_and_follows_an_operational_peer() {
         },
         vec![],
     );
-    check(&mut participant, 10, up(HIGH), vec![ask_state(HIGH, t1)]);
+    step(&mut participant, 10, up(HIGH), vec![ask_state(HIGH, t1)]);
     assert_eq!(participant.in_doubt(Millis(10))[0].leader, Some(HIGH));
     // HIGH never failed: its state is for HIGH to act on, not for a recovered follower.
-    check(
+    step(
         &mut participant,
         20,
         state_reply(HIGH, t1, TxnState::Waiting),
         vec![],
     );
     fire(&mut participant, 110, vec![ask_state(HIGH, t1)]);
-    check(
+    step(
         &mut participant,
         150,
         decide_from(HIGH, 2, t1, Decision::Abort),
@@ -95,7 +95,7 @@ fn recovered_txn_never_leads_and_follows_an_operational_peer() {
             aborted3(t1, "aborted by participant 7 (termination protocol)"),
         )],
     );
-    check(
+    step(
         &mut participant,
         160,
         Input::Persisted { lsn: Lsn(1) },
@@ -111,7 +111,7 @@ fn recovered_txn_never_leads_and_follows_an_operational_peer() {
 fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         Input::Recover {
@@ -119,16 +119,16 @@ fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
         },
         vec![],
     );
-    check(&mut participant, 10, up(HIGH), vec![ask_state(HIGH, t1)]);
+    step(&mut participant, 10, up(HIGH), vec![ask_state(HIGH, t1)]);
     // Asked, it says it is recovered too.
-    check(
+    step(
         &mut participant,
         15,
         state_query_from(HIGH, 1, t1),
         vec![recovered_state_to(HIGH, 1, t1, TxnState::Waiting)],
     );
     // Its presumed leader is recovered: nobody is left to lead; a new round just asks.
-    check(
+    step(
         &mut participant,
         20,
         recovered_reply(HIGH, t1, TxnState::Waiting),
@@ -139,7 +139,7 @@ fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
         (in_doubt.leader, in_doubt.blocked, in_doubt.state),
         (None, true, TxnState::Waiting)
     );
-    check(
+    step(
         &mut participant,
         30,
         recovered_reply(HIGH, t1, TxnState::Waiting),
@@ -149,7 +149,7 @@ fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
     fire(&mut participant, 620, vec![ask_state(HIGH, t1)]);
     assert_eq!(participant.counts().blocked, 1);
     // The participant that committed is back: adopted.
-    check(
+    step(
         &mut participant,
         700,
         up(HIGHER),
@@ -157,13 +157,13 @@ fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
     );
     assert_eq!(participant.in_doubt(Millis(700))[0].leader, Some(HIGHER));
     assert_eq!(participant.counts().blocked, 0);
-    check(
+    step(
         &mut participant,
         710,
         state_reply(HIGHER, t1, TxnState::Committed),
         vec![persist(1, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         720,
         Input::Persisted { lsn: Lsn(1) },
@@ -177,7 +177,7 @@ fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
 fn recovered_peers_take_the_coordinators_answer_over_their_states() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         Input::Recover {
@@ -185,14 +185,14 @@ fn recovered_peers_take_the_coordinators_answer_over_their_states() {
         },
         vec![],
     );
-    check(&mut participant, 0, up(COORDINATOR), vec![query(t1)]);
-    check(
+    step(&mut participant, 0, up(COORDINATOR), vec![query(t1)]);
+    step(
         &mut participant,
         10,
         up(HIGH),
         vec![query(t1), ask_state(HIGH, t1)],
     );
-    check(
+    step(
         &mut participant,
         20,
         recovered_reply(HIGH, t1, TxnState::PreCommitted),
@@ -200,7 +200,7 @@ fn recovered_peers_take_the_coordinators_answer_over_their_states() {
     );
     let in_doubt = &participant.in_doubt(Millis(20))[0];
     assert_eq!((in_doubt.leader, in_doubt.blocked), (None, false));
-    check(
+    step(
         &mut participant,
         30,
         Input::DecisionAnswer {
@@ -216,7 +216,7 @@ fn recovered_peers_take_the_coordinators_answer_over_their_states() {
 fn recovered_precommitted_txn_adopts_a_peers_abort() {
     let mut participant = participant();
     let t1 = txn(1);
-    check(
+    step(
         &mut participant,
         0,
         Input::Recover {
@@ -225,8 +225,8 @@ fn recovered_precommitted_txn_adopts_a_peers_abort() {
         vec![],
     );
     // LOW leads; the follower still hears the outcome from whoever knows it.
-    check(&mut participant, 10, up(LOW), vec![ask_state(LOW, t1)]);
-    check(
+    step(&mut participant, 10, up(LOW), vec![ask_state(LOW, t1)]);
+    step(
         &mut participant,
         20,
         state_reply(LOW, t1, TxnState::Aborted),
@@ -235,7 +235,7 @@ fn recovered_precommitted_txn_adopts_a_peers_abort() {
             aborted3(t1, "participant 3 reported the txn aborted"),
         )],
     );
-    check(
+    step(
         &mut participant,
         30,
         Input::Persisted { lsn: Lsn(1) },
