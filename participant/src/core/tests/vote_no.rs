@@ -29,6 +29,9 @@ fn too_many_participants() -> Vec<NodeId> {
         .collect()
 }
 
+/// One row: the setup, the Prepare, its outputs, and the locks held afterwards.
+type Case = (fn(&mut Participant), Input, expect_test::Expect, usize);
+
 #[test]
 fn every_reason_for_no_is_recorded_and_sent_at_once() {
     let t1 = txn(1);
@@ -37,8 +40,7 @@ fn every_reason_for_no_is_recorded_and_sent_at_once() {
         value: Value::Text("123456".to_string()),
     };
     let five_gets = vec![get("a"), get("a"), get("a"), get("a"), get("a")];
-    // (setup, the Prepare, its outputs, locks held afterwards)
-    let cases: Vec<(fn(&mut Participant), Input, expect_test::Expect, usize)> = vec![
+    let cases: Vec<Case> = vec![
         (
             fresh,
             prepare(1, t1, vec![add("a", -5, Some(0), None)], &[("a", int(3))]),
