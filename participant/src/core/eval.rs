@@ -17,7 +17,7 @@ pub(crate) struct Evaluated {
 impl Evaluated {
     /// Only reads: the participant votes ReadOnly and logs nothing.
     pub fn is_read_only(&self) -> bool {
-        self.entries.iter().all(|entry| entry.op == OpKind::Get)
+        self.entries.iter().all(|entry| !entry.op.writes())
     }
 }
 
@@ -56,7 +56,7 @@ pub(crate) fn evaluate(
                 Some(Value::Int(add(key, &current, *delta, *min, *max)?)),
             ),
         };
-        if kind != OpKind::Get {
+        if kind.writes() {
             own_writes.insert(key, redo.clone());
         }
         entries.push(LogEntry {

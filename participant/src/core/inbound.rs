@@ -43,10 +43,20 @@ pub struct Reads {
 
 /// Which requests this participant serves from a peer in `role`, and what to read first.
 pub fn plan(core: &Participant, role: Role, msg: &Msg) -> Plan {
-    let protocol_peer = matches!(role, Role::Coordinator | Role::Participant);
+    let protocol_peer = match role {
+        Role::Coordinator | Role::Participant => true,
+        Role::Client => false,
+    };
     let stored_of = |txn: TxnId| (!core.knows(txn)).then_some(txn);
-    match (role, msg) {
-        (Role::Coordinator, Msg::Prepare { txn, ops, .. }) => {
+    let refuse = || Plan::Refuse {
+        reason: format!(
+            "participant {} does not serve {} requests from a {role:?}",
+            core.node_id(),
+            msg.kind()
+        ),
+    };
+    match msg {
+        Msg::Prepare { txn, ops, .. } if role == Role::Coordinator => {
             // Known txns are answered from memory; ops past the limit are refused by the
             // core before any value matters, so they are not read.
             let read_values = !core.knows(*txn) && ops.len() <= core.config().ops_per_txn_max;
@@ -60,7 +70,7 @@ pub fn plan(core: &Participant, role: Role, msg: &Msg) -> Plan {
                 stored: stored_of(*txn),
             })
         }
-        (_, Msg::PreCommit { txn } | Msg::Decide { txn, .. } | Msg::StateQuery { txn })
+        Msg::PreCommit { txn } | Msg::Decide { txn, .. } | Msg::StateQuery { txn }
             if protocol_peer =>
         {
             Plan::Protocol(Needs {
@@ -69,15 +79,26 @@ pub fn plan(core: &Participant, role: Role, msg: &Msg) -> Plan {
             })
         }
         // Only memory is involved: no stored state to read.
-        (_, Msg::Release { .. }) if protocol_peer => Plan::Protocol(Needs::default()),
-        (Role::Client, Msg::Status) => Plan::Status,
-        (role, msg) => Plan::Refuse {
-            reason: format!(
-                "participant {} does not serve {} requests from a {role:?}",
-                core.node_id(),
-                msg.kind()
-            ),
-        },
+        Msg::Release { .. } if protocol_peer => Plan::Protocol(Needs::default()),
+        Msg::Status if role == Role::Client => Plan::Status,
+        // Requests from the wrong kind of peer.
+        Msg::Prepare { .. }
+        | Msg::PreCommit { .. }
+        | Msg::Decide { .. }
+        | Msg::StateQuery { .. }
+        | Msg::Release { .. }
+        | Msg::Status
+        // Responses, the coordinator's own requests, and client traffic for a coordinator.
+        | Msg::Vote { .. }
+        | Msg::Ack { .. }
+        | Msg::DecisionQuery { .. }
+        | Msg::DecisionAnswer { .. }
+        | Msg::StateReply { .. }
+        | Msg::Released { .. }
+        | Msg::Submit { .. }
+        | Msg::Result { .. }
+        | Msg::StatusReport { .. }
+        | Msg::Error { .. } => refuse(),
     }
 }
 
@@ -128,7 +149,19 @@ pub fn request_input(
             stored,
         },
         Msg::Release { txn } => Input::Release { from, id, txn },
-        other => return Err(format!("{} is not a protocol request", other.kind())),
+        other @ (Msg::Vote { .. }
+        | Msg::Ack { .. }
+        | Msg::DecisionQuery { .. }
+        | Msg::DecisionAnswer { .. }
+        | Msg::StateReply { .. }
+        | Msg::Released { .. }
+        | Msg::Submit { .. }
+        | Msg::Result { .. }
+        | Msg::Status
+        | Msg::StatusReport { .. }
+        | Msg::Error { .. }) => {
+            return Err(format!("{} is not a protocol request", other.kind()));
+        }
     })
 }
 
@@ -149,7 +182,18 @@ pub fn response_input(from: NodeId, msg: Msg) -> Result<Input, String> {
         }),
         Msg::Ack { txn, outcome } => Ok(Input::Ack { from, txn, outcome }),
         Msg::Error { reason } => Err(format!("peer refused a request: {reason}")),
-        other => Err(format!("unexpected response {} dropped", other.kind())),
+        other @ (Msg::Prepare { .. }
+        | Msg::PreCommit { .. }
+        | Msg::Vote { .. }
+        | Msg::Decide { .. }
+        | Msg::DecisionQuery { .. }
+        | Msg::StateQuery { .. }
+        | Msg::Release { .. }
+        | Msg::Released { .. }
+        | Msg::Submit { .. }
+        | Msg::Result { .. }
+        | Msg::Status
+        | Msg::StatusReport { .. }) => Err(format!("unexpected response {} dropped", other.kind())),
     }
 }
 

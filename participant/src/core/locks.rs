@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use wire::{Op, TxnId};
 
-use super::record::{LogEntry, OpKind};
+use super::record::LogEntry;
 
 /// How a txn holds a key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -42,10 +42,10 @@ pub(crate) fn modes_of_ops(ops: &[Op]) -> BTreeMap<String, Mode> {
 pub(crate) fn modes_of_entries(entries: &[LogEntry]) -> BTreeMap<String, Mode> {
     let mut modes = BTreeMap::new();
     for entry in entries {
-        let mode = if entry.op == OpKind::Get {
-            Mode::Shared
-        } else {
+        let mode = if entry.op.writes() {
             Mode::Exclusive
+        } else {
+            Mode::Shared
         };
         merge(&mut modes, &entry.key, mode);
     }

@@ -37,6 +37,15 @@ impl OpKind {
         }
     }
 
+    /// Whether the op changes its key (and so takes it exclusively and is applied at
+    /// commit).
+    pub fn writes(self) -> bool {
+        match self {
+            OpKind::Get => false,
+            OpKind::Put | OpKind::Delete | OpKind::Add => true,
+        }
+    }
+
     pub fn parse(text: &str) -> Option<OpKind> {
         match text {
             "get" => Some(OpKind::Get),
@@ -179,10 +188,14 @@ impl StoredState {
 
     /// Voted YES and no outcome yet: the transaction holds its locks and is in doubt.
     pub fn is_in_doubt(self) -> bool {
-        matches!(
-            self,
-            StoredState::Prepared | StoredState::Waiting | StoredState::PreCommitted
-        )
+        match self {
+            StoredState::Prepared | StoredState::Waiting | StoredState::PreCommitted => true,
+            StoredState::Committed
+            | StoredState::Aborted
+            | StoredState::HeuristicCommit
+            | StoredState::HeuristicAbort
+            | StoredState::ReadOnly => false,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
 use uuid::Uuid;
 use wire::{NodeId, Protocol, TxnId, Value};
 

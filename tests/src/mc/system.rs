@@ -774,9 +774,11 @@ impl System {
                 Step::Timeout => core.handle_timeout(now),
             }
             let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
-            core.check_invariants();
-            outputs
-        });
+            core.check_invariants()
+                .map(|()| outputs)
+                .map_err(|violation| violation.to_string())
+        })
+        .and_then(|checked| checked);
         let outputs = match outcome {
             Ok(outputs) => outputs,
             Err(error) => {

@@ -47,8 +47,7 @@ pub trait ParticipantCore {
     fn poll_output(&mut self) -> Option<participant_core::Output>;
     fn poll_timeout(&self) -> Option<participant_core::Millis>;
     fn handle_timeout(&mut self, now: participant_core::Millis);
-    /// Panics on a broken invariant (the participant core's contract).
-    fn check_invariants(&self);
+    fn check_invariants(&self) -> Result<(), participant_core::InvariantViolation>;
     /// What the shell must read before a request becomes an input (the product's
     /// `participant::core::inbound::plan`).
     fn plan(&self, role: Role, msg: &Msg) -> Plan;
@@ -73,8 +72,8 @@ impl ParticipantCore for Participant {
         Participant::handle_timeout(self, now);
     }
 
-    fn check_invariants(&self) {
-        Participant::check_invariants(self);
+    fn check_invariants(&self) -> Result<(), participant_core::InvariantViolation> {
+        Participant::check_invariants(self)
     }
 
     fn plan(&self, role: Role, msg: &Msg) -> Plan {

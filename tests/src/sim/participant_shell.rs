@@ -293,7 +293,8 @@ impl World {
         self.participant_call(node, |core| core.handle(now, input));
     }
 
-    /// Runs `call` on the core, then its invariants (which panic when broken).
+    /// Runs `call` on the core, then its invariants; a panic or a broken invariant is a
+    /// violation that stops the run.
     fn participant_call(&mut self, node: NodeId, call: impl FnOnce(&mut dyn ParticipantCore)) {
         if self.stopped {
             return;
@@ -303,8 +304,13 @@ impl World {
             return;
         };
         let handled = self.guarded("participant panic", || call(core.as_mut()));
-        if handled.is_some() {
-            self.guarded("participant invariant", || core.check_invariants());
+        if handled.is_some()
+            && let Some(Err(violation)) =
+                self.guarded("participant invariant", || core.check_invariants())
+        {
+            // A broken invariant stops the run, as a panic in the core does.
+            self.violation("participant invariant", violation.to_string());
+            self.stopped = true;
         }
         self.participants.get_mut(&node).expect("known node").core = Some(core);
     }

@@ -196,8 +196,8 @@ impl ParticipantCore for TimeoutsWithoutTermination {
         self.inner.handle_timeout(now);
     }
 
-    fn check_invariants(&self) {
-        self.inner.check_invariants();
+    fn check_invariants(&self) -> Result<(), participant_core::InvariantViolation> {
+        self.inner.check_invariants()
     }
 
     fn plan(&self, role: wire::Role, msg: &wire::Msg) -> participant::core::inbound::Plan {
@@ -280,8 +280,8 @@ impl ParticipantCore for ReleaseReadLocksAtVote {
         self.inner.handle_timeout(now);
     }
 
-    fn check_invariants(&self) {
-        self.inner.check_invariants();
+    fn check_invariants(&self) -> Result<(), participant_core::InvariantViolation> {
+        self.inner.check_invariants()
     }
 
     fn plan(&self, role: wire::Role, msg: &wire::Msg) -> participant::core::inbound::Plan {

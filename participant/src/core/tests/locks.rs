@@ -5,7 +5,7 @@ use super::*;
 
 /// `txn` reads `g` (holding 7) and puts `key` = 1, voted YES (lsn `lsn`).
 fn in_doubt_reading_g(participant: &mut Participant, txn: TxnId, id: u64, lsn: u64, key: &str) {
-    check(
+    step(
         participant,
         0,
         prepare(
@@ -25,7 +25,7 @@ fn in_doubt_reading_g(participant: &mut Participant, txn: TxnId, id: u64, lsn: u
             ),
         )],
     );
-    check(
+    step(
         participant,
         0,
         Input::Persisted { lsn: Lsn(lsn) },
@@ -41,13 +41,13 @@ fn shared_locks_of_two_readers_coexist() {
     in_doubt_reading_g(&mut participant, t2, 2, 2, "b");
     // g shared by both, a and b exclusive.
     assert_eq!(participant.locks_held(), 3);
-    check(
+    step(
         &mut participant,
         1,
         decide(3, t1, Decision::Commit),
         vec![persist(3, Record::Committed { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         1,
         Input::Persisted { lsn: Lsn(3) },
@@ -63,7 +63,7 @@ fn a_writer_conflicts_with_a_reader() {
     let (t1, t2) = (txn(1), txn(2));
     in_doubt_reading_g(&mut participant, t1, 1, 1, "a");
     let reason = format!("lock conflict on key \"g\" held by txn {t1}");
-    check(
+    step(
         &mut participant,
         0,
         prepare(2, t2, vec![put("g", 3)], &[("g", int(7))]),
@@ -78,7 +78,7 @@ fn a_reader_conflicts_with_a_writer() {
     let (t1, t2) = (txn(1), txn(2));
     in_doubt_reading_g(&mut participant, t1, 1, 1, "a");
     let reason = format!("lock conflict on key \"a\" held by txn {t1}");
-    check(
+    step(
         &mut participant,
         0,
         prepare(
@@ -95,7 +95,7 @@ fn a_reader_conflicts_with_a_writer() {
 fn reading_and_writing_one_key_takes_it_exclusively() {
     let mut participant = participant();
     let (t1, t2) = (txn(1), txn(2));
-    check(
+    step(
         &mut participant,
         0,
         prepare(
@@ -117,7 +117,7 @@ fn reading_and_writing_one_key_takes_it_exclusively() {
     );
     assert_eq!(participant.locks_held(), 1);
     let reason = format!("lock conflict on key \"g\" held by txn {t1}");
-    check(
+    step(
         &mut participant,
         0,
         prepare(

@@ -25,13 +25,13 @@ fn release(id: u64, txn: TxnId) -> Input {
 
 /// `txn` reads g on ME and has the other participant LOW; voted ReadOnly at `now_ms`.
 fn read_only_voted(participant: &mut Participant, now_ms: u64, txn: TxnId, id: u64, lsn: u64) {
-    check(
+    step(
         participant,
         now_ms,
         peers_prepare(id, txn, vec![get("g")]),
         vec![persist(lsn, read_only_record(txn))],
     );
-    check(
+    step(
         participant,
         now_ms,
         Input::Persisted { lsn: Lsn(lsn) },
@@ -40,7 +40,7 @@ fn read_only_voted(participant: &mut Participant, now_ms: u64, txn: TxnId, id: u
 }
 
 fn peers_prepare(id: u64, txn: TxnId, ops: Vec<Op>) -> Input {
-    super::peers::prepare2_with(id, txn, ops, &[ME, LOW])
+    prepare2_with(id, txn, ops, &[ME, LOW])
 }
 
 fn writer_of_g_conflicts(
@@ -52,7 +52,7 @@ fn writer_of_g_conflicts(
     lsn: u64,
 ) {
     let reason = format!("lock conflict on key \"g\" held by txn {reader}");
-    check(
+    step(
         participant,
         now_ms,
         peers_prepare(id, writer, vec![put("g", 2)]),
@@ -78,7 +78,7 @@ fn writer_of_g_votes_yes(
     id: u64,
     lsn: u64,
 ) {
-    check(
+    step(
         participant,
         now_ms,
         peers_prepare(id, writer, vec![put("g", 2)]),
@@ -106,20 +106,20 @@ fn read_only_voter_keeps_its_shared_lock_until_release() {
     assert_eq!((participant.locks_held(), participant.read_holds()), (1, 2));
     // A writer does not.
     writer_of_g_conflicts(&mut participant, 10, t1, t3, 3, 3);
-    check(
+    step(
         &mut participant,
         20,
         release(4, t1),
         vec![reply(4, Msg::Released { txn: t1 })],
     );
     // A duplicate release, and one for a txn never seen, are answered the same.
-    check(
+    step(
         &mut participant,
         21,
         release(5, t1),
         vec![reply(5, Msg::Released { txn: t1 })],
     );
-    check(
+    step(
         &mut participant,
         21,
         release(6, t4),
@@ -127,7 +127,7 @@ fn read_only_voter_keeps_its_shared_lock_until_release() {
     );
     // (a fresh writer: t3's NO is final)
     writer_of_g_conflicts(&mut participant, 22, t2, txn(5), 7, 4);
-    check(
+    step(
         &mut participant,
         23,
         release(8, t2),
@@ -142,7 +142,7 @@ fn read_only_voter_releases_at_the_decision() {
     let mut participant = participant();
     let (t1, t2) = (txn(1), txn(2));
     read_only_voted(&mut participant, 0, t1, 1, 1);
-    check(
+    step(
         &mut participant,
         30,
         decide(2, t1, Decision::Abort),
@@ -159,11 +159,11 @@ fn read_only_voter_releases_at_its_own_timeout_if_nothing_comes() {
     read_only_voted(&mut participant, 100, t1, 1, 1);
     assert_eq!(participant.poll_timeout(), Some(Millis(100 + HOLD_MS)));
     participant.handle_timeout(Millis(100 + HOLD_MS - 1));
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
     assert_eq!(participant.read_holds(), 1);
     writer_of_g_conflicts(&mut participant, 100 + HOLD_MS - 1, t1, t2, 2, 2);
     participant.handle_timeout(Millis(100 + HOLD_MS));
-    participant.check_invariants();
+    assert_eq!(participant.check_invariants(), Ok(()));
     assert_eq!(participant.poll_output(), None);
     assert_eq!((participant.locks_held(), participant.read_holds()), (0, 0));
     assert_eq!(participant.poll_timeout(), None);
@@ -173,10 +173,10 @@ fn read_only_voter_releases_at_its_own_timeout_if_nothing_comes() {
 #[test]
 fn a_single_participant_read_keeps_no_lock() {
     let mut participant = participant();
-    check(
+    step(
         &mut participant,
         0,
-        super::peers::prepare2_with(1, txn(1), vec![get("g")], &[ME]),
+        prepare2_with(1, txn(1), vec![get("g")], &[ME]),
         vec![vote(1, txn(1), Vote::ReadOnly, vec![read("g", int(1))])],
     );
     assert_eq!((participant.locks_held(), participant.read_holds()), (0, 0));
@@ -190,7 +190,7 @@ fn read_holds_count_against_active_txns_max() {
         read_only_voted(&mut participant, 0, txn(n), n as u64, n as u64);
     }
     let reason = "participant overloaded: 3 active txns (limit 3)";
-    check(
+    step(
         &mut participant,
         0,
         peers_prepare(4, txn(4), vec![get("h")]),

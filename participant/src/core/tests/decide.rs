@@ -1,0 +1,244 @@
+//! Decide (2PC Commit/Abort, 3PC DoCommit/abort): Acks only once the outcome is durable
+//! where the protocol needs it, duplicates, contradictions, and unknown txns.
+
+use super::*;
+
+#[test]
+fn commit_is_acked_and_locks_released_only_once_durable() {
+    let mut participant = participant();
+    let (t1, t2) = (txn(1), txn(2));
+    in_doubt_on_a(&mut participant, 0, t1, 1, 1);
+    step(
+        &mut participant,
+        0,
+        decide(2, t1, Decision::Commit),
+        vec![persist(2, Record::Committed { txn: t1 })],
+    );
+    assert_eq!(participant.locks_held(), 1);
+    let reason = format!("lock conflict on key \"a\" held by txn {t1}");
+    step(
+        &mut participant,
+        0,
+        prepare(3, t2, vec![put("a", 7)], &[("a", int(1))]),
+        vec![persist(3, aborted(t2, &reason)), no(3, t2, &reason)],
+    );
+    step(
+        &mut participant,
+        0,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![ack(2, t1, Outcome::Committed)],
+    );
+    assert_eq!(participant.locks_held(), 0);
+    assert_eq!(participant.poll_timeout(), None);
+}
+
+#[test]
+fn decide_commit_twice_gets_the_same_ack() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    in_doubt_on_a(&mut participant, 0, t1, 1, 1);
+    step(
+        &mut participant,
+        0,
+        decide(2, t1, Decision::Commit),
+        vec![persist(2, Record::Committed { txn: t1 })],
+    );
+    step(&mut participant, 0, decide(3, t1, Decision::Commit), vec![]);
+    step(
+        &mut participant,
+        0,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![
+            ack(2, t1, Outcome::Committed),
+            ack(3, t1, Outcome::Committed),
+        ],
+    );
+    step(
+        &mut participant,
+        0,
+        decide(4, t1, Decision::Commit),
+        vec![ack(4, t1, Outcome::Committed)],
+    );
+    // A contradicting abort is logged and answered with the truth.
+    step(
+        &mut participant,
+        0,
+        decide(5, t1, Decision::Abort),
+        vec![ack(5, t1, Outcome::Committed)],
+    );
+}
+
+#[test]
+fn abort_while_committing_waits_for_the_commit_ack() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    in_doubt_on_a(&mut participant, 0, t1, 1, 1);
+    step(
+        &mut participant,
+        0,
+        decide(2, t1, Decision::Commit),
+        vec![persist(2, Record::Committed { txn: t1 })],
+    );
+    step(&mut participant, 0, decide(3, t1, Decision::Abort), vec![]);
+    step(
+        &mut participant,
+        0,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![
+            ack(2, t1, Outcome::Committed),
+            ack(3, t1, Outcome::Committed),
+        ],
+    );
+}
+
+#[test]
+fn abort_in_doubt_releases_locks_and_acks_at_once() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    in_doubt_on_a(&mut participant, 0, t1, 1, 1);
+    step(
+        &mut participant,
+        0,
+        decide(2, t1, Decision::Abort),
+        vec![
+            persist(2, aborted(t1, "aborted by the coordinator")),
+            ack(2, t1, Outcome::Aborted),
+        ],
+    );
+    assert_eq!(participant.locks_held(), 0);
+    assert_eq!(participant.poll_timeout(), None);
+    step(
+        &mut participant,
+        0,
+        decide(3, t1, Decision::Abort),
+        vec![ack(3, t1, Outcome::Aborted)],
+    );
+    step(
+        &mut participant,
+        0,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![],
+    );
+    step(
+        &mut participant,
+        0,
+        decide(4, t1, Decision::Commit),
+        vec![ack(4, t1, Outcome::Aborted)],
+    );
+    step(
+        &mut participant,
+        0,
+        prepare(5, t1, vec![put("a", 5)], &[("a", int(1))]),
+        vec![no(5, t1, "aborted by the coordinator")],
+    );
+}
+
+#[test]
+fn abort_during_pending_prepare_records_aborted_after_it_and_votes_no() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    step(
+        &mut participant,
+        0,
+        prepare(1, t1, vec![put("a", 5)], &[("a", None)]),
+        vec![persist(
+            1,
+            prepared(t1, vec![entry(0, "a", OpKind::Put, None, int(5))]),
+        )],
+    );
+    let reason = "aborted by the coordinator before the vote";
+    step(
+        &mut participant,
+        0,
+        decide(2, t1, Decision::Abort),
+        vec![
+            persist(2, aborted(t1, reason)),
+            no(1, t1, reason),
+            ack(2, t1, Outcome::Aborted),
+        ],
+    );
+    assert_eq!(participant.locks_held(), 0);
+    step(
+        &mut participant,
+        0,
+        Input::Persisted { lsn: Lsn(1) },
+        vec![],
+    );
+    step(
+        &mut participant,
+        0,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![],
+    );
+    assert_eq!(participant.counts().aborted, 1);
+}
+
+#[test]
+fn commit_before_the_vote_is_refused_with_an_error() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    step(
+        &mut participant,
+        0,
+        prepare(1, t1, vec![put("a", 5)], &[("a", None)]),
+        vec![persist(
+            1,
+            prepared(t1, vec![entry(0, "a", OpKind::Put, None, int(5))]),
+        )],
+    );
+    step(
+        &mut participant,
+        0,
+        decide(2, t1, Decision::Commit),
+        vec![reply(
+            2,
+            Msg::Error {
+                reason: format!("commit for txn {t1} before this participant voted"),
+            },
+        )],
+    );
+}
+
+#[test]
+fn abort_in_waiting_is_acked_only_once_the_aborted_record_is_durable() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    waiting_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
+    let reason = "aborted by the coordinator";
+    step(
+        &mut participant,
+        10,
+        decide(2, t1, Decision::Abort),
+        vec![persist(2, aborted3(t1, reason))],
+    );
+    assert_eq!(participant.locks_held(), 0);
+    step(&mut participant, 10, decide(3, t1, Decision::Abort), vec![]);
+    step(
+        &mut participant,
+        10,
+        precommit_from(COORDINATOR, 4, t1),
+        vec![],
+    );
+    step(
+        &mut participant,
+        20,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![
+            ack(2, t1, Outcome::Aborted),
+            ack(3, t1, Outcome::Aborted),
+            ack(4, t1, Outcome::Aborted),
+        ],
+    );
+    step(
+        &mut participant,
+        30,
+        prepare3(5, t1, &ALL),
+        vec![no(5, t1, reason)],
+    );
+    step(
+        &mut participant,
+        30,
+        decide(6, t1, Decision::Commit),
+        vec![ack(6, t1, Outcome::Aborted)],
+    );
+}
