@@ -8,10 +8,12 @@ pub mod crash;
 pub mod detector;
 pub mod frame;
 pub mod handshake;
+pub mod limits;
 pub mod mesh;
 pub mod msg;
 pub mod pipeline;
 mod runtime;
+pub mod units;
 #[cfg(test)]
 mod tests;
 
@@ -22,4 +24,6 @@ pub use channel::{
 pub use client::{Client, ClientError};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameError};
 pub use mesh::{MeshHandle, mesh};
+pub use limits::OpLimits;
 pub use msg::*;
+pub use units::{Lsn, Millis};
