@@ -290,7 +290,8 @@ impl Channel {
     }
 
     /// Non-blocking: queues the request (sent once an in-flight slot is free), returns its id.
-    pub fn request(&self, msg: Request) -> Result<RequestId, SendError> {
+    pub fn request(&self, msg: impl Into<Request>) -> Result<RequestId, SendError> {
+        let msg = msg.into();
         let shared = &self.shared;
         let mut state = shared.state();
         if state.close_reason.is_some() {
@@ -315,8 +316,11 @@ impl Channel {
     }
 
     /// Non-blocking: responses are never held back by the in-flight limit.
-    pub fn respond(&self, id: RequestId, msg: Response) -> Result<(), SendError> {
-        self.push_frame(&Frame::Response { id, msg })
+    pub fn respond(&self, id: RequestId, msg: impl Into<Response>) -> Result<(), SendError> {
+        self.push_frame(&Frame::Response {
+            id,
+            msg: msg.into(),
+        })
     }
 
     /// Requests sent and awaiting their response.

@@ -13,9 +13,9 @@ pub mod mesh;
 pub mod msg;
 pub mod pipeline;
 mod runtime;
-pub mod units;
 #[cfg(test)]
 mod tests;
+pub mod units;
 
 pub use channel::{
     Channel, ChannelConfig, ChannelEvent, DialHandle, Epoch, EventReceiver, EventSender, Listener,
@@ -23,7 +23,7 @@ pub use channel::{
 };
 pub use client::{Client, ClientError};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameError};
-pub use mesh::{MeshHandle, mesh};
 pub use limits::OpLimits;
+pub use mesh::{MeshHandle, mesh};
 pub use msg::*;
 pub use units::{Lsn, Millis};

@@ -264,10 +264,14 @@ pub enum FromParticipant {
         recovered: bool,
     },
     /// Nothing depends on it; the coordinator ignores it.
-    Released { txn: TxnId },
+    Released {
+        txn: TxnId,
+    },
     /// The request was not served (wrong sender, a state that contradicts it, a waiter
     /// pushed out by a bound); the reason is for the requester's log.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 /// A request to a coordinator from one of its participants.

@@ -29,8 +29,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnResult,
-    TxnSpec, TxnState, Vote,
+    Answer, Decision, FromCoordinator, FromParticipant, NodeId, Op, Outcome, Protocol, Read,
+    RequestId, ToCoordinator, ToParticipant, TxnId, TxnResult, TxnSpec, TxnState, Vote,
 };
 
 pub use validate::validate;
@@ -267,13 +267,13 @@ pub enum Input {
     /// A participant's response to one of our requests (`Vote`, `Ack`, `StateReply`).
     Response {
         from: NodeId,
-        msg: Msg,
+        msg: FromParticipant,
     },
     /// A participant's request (`DecisionQuery`); answered with `Output::Reply`.
     Request {
         from: NodeId,
         id: RequestId,
-        msg: Msg,
+        msg: ToCoordinator,
     },
     /// The record handed over as `Persist{lsn}` is durable.
     Persisted {
@@ -351,9 +351,13 @@ pub fn unfinished(records: &[Record]) -> Vec<RecoveredTxn> {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Output {
     /// A request to a participant (`Prepare`, `PreCommit`, `Decide`, `StateQuery`).
-    Send { to: NodeId, msg: Msg },
+    Send { to: NodeId, msg: ToParticipant },
     /// The response to a participant's request.
-    Reply { to: NodeId, id: RequestId, msg: Msg },
+    Reply {
+        to: NodeId,
+        id: RequestId,
+        msg: FromCoordinator,
+    },
     /// Make `record` durable, then report `Persisted{lsn}` (in lsn order).
     Persist { lsn: Lsn, record: Record },
     ClientResult {
@@ -903,22 +907,19 @@ impl Coordinator {
         self.arm(id, Some(votes_due));
     }
 
-    fn on_response(&mut self, now: Millis, from: NodeId, msg: Msg) {
+    fn on_response(&mut self, now: Millis, from: NodeId, msg: FromParticipant) {
         match msg {
-            Msg::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
-            Msg::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
-            Msg::StateReply {
+            FromParticipant::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
+            FromParticipant::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
+            FromParticipant::StateReply {
                 txn,
                 state,
                 recovered,
             } => self.on_state_reply(now, from, txn, state, recovered),
             // Nothing waits for a release: it only shortens a read-only voter's hold.
-            Msg::Released { .. } => {}
-            Msg::Error { reason } => {
+            FromParticipant::Released { .. } => {}
+            FromParticipant::Refused { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
-            }
-            other => {
-                tracing::warn!(peer = %from, msg = ?other, "unexpected response from participant, ignored");
             }
         }
     }
@@ -1135,9 +1136,9 @@ impl Coordinator {
         });
     }
 
-    fn on_request(&mut self, from: NodeId, id: RequestId, msg: Msg) {
+    fn on_request(&mut self, from: NodeId, id: RequestId, msg: ToCoordinator) {
         let reply = match msg {
-            Msg::DecisionQuery { txn } => {
+            ToCoordinator::DecisionQuery { txn } => {
                 // 3PC: Commit only once DoCommit is going out. Before that a precommit
                 // may still turn into an adopted abort, so the answer is Undecided.
                 let answer = match self.txns.get(&txn).map(|t| t.phase) {
@@ -1145,14 +1146,8 @@ impl Coordinator {
                     Some(Phase::Committing { .. }) => Answer::Commit,
                     Some(_) => Answer::Undecided,
                 };
-                Msg::DecisionAnswer { txn, answer }
+                FromCoordinator::DecisionAnswer { txn, answer }
             }
-            other => Msg::Error {
-                reason: format!(
-                    "the coordinator serves only DecisionQuery from participants, got {}",
-                    other.kind()
-                ),
-            },
         };
         self.outputs.push_back(Output::Reply {
             to: from,
@@ -1266,12 +1261,12 @@ impl Coordinator {
                     prepare(id, txn.protocol, txn.timeout_ms, &part.ops, &txn.nodes())
                 }
                 (Phase::PreCommitting { .. }, PartState::AwaitingPreAck | PartState::Silent) => {
-                    Msg::PreCommit { txn: id }
+                    ToParticipant::PreCommit { txn: id }
                 }
                 (Phase::Committing { .. }, PartState::AwaitingAck) => decide(id, Decision::Commit),
                 // A participant that reported an operational state may have restarted.
                 (Phase::Resolving { .. }, state) if asks_state(state) => {
-                    Msg::StateQuery { txn: id }
+                    ToParticipant::StateQuery { txn: id }
                 }
                 _ => continue,
             };
@@ -1341,7 +1336,7 @@ impl Coordinator {
                 Protocol::ThreePhase => (
                     PartState::AwaitingState,
                     Phase::Resolving { resend_at },
-                    Msg::StateQuery { txn: id },
+                    ToParticipant::StateQuery { txn: id },
                 ),
             };
             let parts: Vec<Part> = participants
@@ -1539,8 +1534,8 @@ fn prepare(
     timeout_ms: u64,
     ops: &[Op],
     participants: &[NodeId],
-) -> Msg {
-    Msg::Prepare {
+) -> ToParticipant {
+    ToParticipant::Prepare {
         txn,
         protocol,
         ops: ops.to_vec(),
@@ -1560,13 +1555,13 @@ fn release_sends(id: TxnId, txn: &Txn, up: &BTreeSet<NodeId>) -> Vec<Output> {
         .filter(|part| part.state == PartState::ReadOnly && up.contains(&part.node))
         .map(|part| Output::Send {
             to: part.node,
-            msg: Msg::Release { txn: id },
+            msg: ToParticipant::Release { txn: id },
         })
         .collect()
 }
 
-fn decide(txn: TxnId, decision: Decision) -> Msg {
-    Msg::Decide { txn, decision }
+fn decide(txn: TxnId, decision: Decision) -> ToParticipant {
+    ToParticipant::Decide { txn, decision }
 }
 
 fn earliest(a: Option<Millis>, b: Millis) -> Millis {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnResult,
-    TxnSpec, Value, Vote,
+    Answer, Decision, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnResult, TxnSpec,
+    Value, Vote,
 };
 
 use super::*;
@@ -95,7 +95,7 @@ fn submit(txn: u128, spec: TxnSpec) -> Input {
 fn prepare_to(to: u32, txn: u128, ops: Vec<Op>) -> Output {
     Output::Send {
         to: n(to),
-        msg: Msg::Prepare {
+        msg: ToParticipant::Prepare {
             txn: txn_id(txn),
             protocol: Protocol::TwoPhase,
             ops,
@@ -108,14 +108,14 @@ fn prepare_to(to: u32, txn: u128, ops: Vec<Op>) -> Output {
 fn release_to(to: u32, txn: u128) -> Output {
     Output::Send {
         to: n(to),
-        msg: Msg::Release { txn: txn_id(txn) },
+        msg: ToParticipant::Release { txn: txn_id(txn) },
     }
 }
 
 fn decide_to(to: u32, txn: u128, decision: Decision) -> Output {
     Output::Send {
         to: n(to),
-        msg: Msg::Decide {
+        msg: ToParticipant::Decide {
             txn: txn_id(txn),
             decision,
         },
@@ -129,7 +129,7 @@ fn vote(from: u32, txn: u128, vote: Vote) -> Input {
 fn vote_reads(from: u32, txn: u128, vote: Vote, reads: Vec<Read>) -> Input {
     Input::Response {
         from: n(from),
-        msg: Msg::Vote {
+        msg: FromParticipant::Vote {
             txn: txn_id(txn),
             vote,
             reads,
@@ -140,7 +140,7 @@ fn vote_reads(from: u32, txn: u128, vote: Vote, reads: Vec<Read>) -> Input {
 fn ack(from: u32, txn: u128) -> Input {
     Input::Response {
         from: n(from),
-        msg: Msg::Ack {
+        msg: FromParticipant::Ack {
             txn: txn_id(txn),
             outcome: Outcome::Committed,
         },
@@ -200,7 +200,7 @@ fn query(from: u32, id: u64, txn: u128) -> Input {
     Input::Request {
         from: n(from),
         id: RequestId(id),
-        msg: Msg::DecisionQuery { txn: txn_id(txn) },
+        msg: ToCoordinator::DecisionQuery { txn: txn_id(txn) },
     }
 }
 
@@ -208,7 +208,7 @@ fn answer(to: u32, id: u64, txn: u128, answer: Answer) -> Output {
     Output::Reply {
         to: n(to),
         id: RequestId(id),
-        msg: Msg::DecisionAnswer {
+        msg: FromCoordinator::DecisionAnswer {
             txn: txn_id(txn),
             answer,
         },
@@ -720,30 +720,6 @@ fn decision_query_for_an_aborted_txn_answers_abort() {
 }
 
 #[test]
-fn other_requests_from_participants_get_an_error() {
-    let mut core = coordinator();
-    assert_eq!(
-        step(
-            &mut core,
-            0,
-            Input::Request {
-                from: n(1),
-                id: RequestId(3),
-                msg: Msg::Status
-            }
-        ),
-        vec![Output::Reply {
-            to: n(1),
-            id: RequestId(3),
-            msg: Msg::Error {
-                reason: "the coordinator serves only DecisionQuery from participants, got Status"
-                    .to_string()
-            }
-        }]
-    );
-}
-
-#[test]
 fn peer_up_resends_prepare_to_a_participant_whose_vote_is_missing() {
     let mut core = coordinator();
     step(&mut core, 0, submit(T1, transfer()));
@@ -1114,7 +1090,7 @@ fn released_answers_are_ignored() {
             0,
             Input::Response {
                 from: n(1),
-                msg: Msg::Released { txn: txn_id(T1) },
+                msg: FromParticipant::Released { txn: txn_id(T1) },
             }
         ),
         vec![]

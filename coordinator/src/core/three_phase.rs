@@ -104,7 +104,7 @@ impl Coordinator {
                 part.state = PartState::AwaitingPreAck;
                 self.outputs.push_back(Output::Send {
                     to: part.node,
-                    msg: Msg::PreCommit { txn: id },
+                    msg: ToParticipant::PreCommit { txn: id },
                 });
             } else {
                 tracing::warn!(txn_id = %id, peer = %part.node, "participant down at precommit: treated as failed");
@@ -343,7 +343,7 @@ impl Coordinator {
                         {
                             self.outputs.push_back(Output::Send {
                                 to: part.node,
-                                msg: Msg::PreCommit { txn: id },
+                                msg: ToParticipant::PreCommit { txn: id },
                             });
                         }
                     }
@@ -361,7 +361,7 @@ impl Coordinator {
                         if asks_state(part.state) && self.up.contains(&part.node) {
                             self.outputs.push_back(Output::Send {
                                 to: part.node,
-                                msg: Msg::StateQuery { txn: id },
+                                msg: ToParticipant::StateQuery { txn: id },
                             });
                         }
                     }

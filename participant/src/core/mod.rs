@@ -56,8 +56,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tracing::{debug, error, info, warn};
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Value,
-    Vote,
+    Answer, Decision, FromParticipant, NodeId, Op, Outcome, Protocol, Read, Request, RequestId,
+    ToCoordinator, ToParticipant, TxnId, TxnState, Value, Vote,
 };
 
 pub use config::{
@@ -73,7 +73,7 @@ use termination::Termination;
 /// or has gone). It is answered rather than forgotten because every request holds one of
 /// its sender's in-flight slots until a response frees it.
 pub const WAITERS_PER_TXN_MAX: usize = 16;
-/// The `Msg::Error` reason a waiter pushed out by [`WAITERS_PER_TXN_MAX`] hears.
+/// The `Refused` reason a waiter pushed out by [`WAITERS_PER_TXN_MAX`] hears.
 pub const SUPERSEDED_REASON: &str = "superseded by a newer duplicate of this request";
 /// Participants one txn may name; a Prepare naming more gets NO.
 pub const PARTICIPANTS_PER_TXN_MAX: usize = 1024;
@@ -189,10 +189,10 @@ pub enum Output {
     Reply {
         to: ReplyTo,
         id: RequestId,
-        msg: Msg,
+        msg: FromParticipant,
     },
     /// Send `msg` as a new request to `to` (only emitted while `to` is up).
-    Send { to: NodeId, msg: Msg },
+    Send { to: NodeId, msg: Request },
 }
 
 /// A transaction voted YES with no outcome yet, as status reports show it.
@@ -360,7 +360,7 @@ pub struct Participant {
     pending: BTreeMap<Lsn, (TxnId, Option<TxnState>)>,
     /// Requests to peers that wait for a record: a termination leader's decision goes out
     /// only once its own record of it is durable.
-    held: BTreeMap<Lsn, Vec<(NodeId, Msg)>>,
+    held: BTreeMap<Lsn, Vec<(NodeId, ToParticipant)>>,
     next_lsn: Lsn,
     peers_up: BTreeSet<NodeId>,
     outputs: VecDeque<Output>,
@@ -431,7 +431,7 @@ impl Participant {
             } => self.on_decide(from, id, txn, decision, stored),
             Input::Release { from, id, txn } => {
                 self.release_hold(txn);
-                self.reply(from, id, Msg::Released { txn });
+                self.reply(from, id, FromParticipant::Released { txn });
             }
             Input::StateQuery {
                 from,
@@ -907,13 +907,13 @@ impl Participant {
             if active.protocol == Protocol::TwoPhase {
                 error!(%txn, peer = %from.peer, "PreCommit for a 2PC txn");
                 let reason = format!("PreCommit for txn {txn}, which runs 2PC");
-                self.reply(from, id, Msg::Error { reason });
+                self.reply(from, id, FromParticipant::Refused { reason });
                 return;
             }
             if active.durable.is_none() {
                 error!(%txn, peer = %from.peer, "PreCommit before this participant voted");
                 let reason = format!("PreCommit for txn {txn} before this participant voted");
-                self.reply(from, id, Msg::Error { reason });
+                self.reply(from, id, FromParticipant::Refused { reason });
                 return;
             }
             if active.target == TxnState::Waiting {
@@ -947,7 +947,7 @@ impl Participant {
                 End::ReadOnly => {
                     error!(%txn, peer = %from.peer, "PreCommit for a txn this participant voted read-only on");
                     let reason = format!("PreCommit for txn {txn}, voted read-only here");
-                    self.reply(from, id, Msg::Error { reason });
+                    self.reply(from, id, FromParticipant::Refused { reason });
                 }
             }
             return;
@@ -994,7 +994,7 @@ impl Participant {
                 (None, _, Decision::Commit) => {
                     error!(%txn, peer = %from.peer, "commit before this participant voted");
                     let reason = format!("commit for txn {txn} before this participant voted");
-                    self.reply(from, id, Msg::Error { reason });
+                    self.reply(from, id, FromParticipant::Refused { reason });
                 }
                 (Some(_), TxnState::Committed, decision) => {
                     if decision == Decision::Abort {
@@ -1163,9 +1163,9 @@ impl Participant {
 
     /// Recovery hands the core every in-doubt txn, so the store cannot hold one the core
     /// does not know: a shell bug, not a peer's.
-    fn unexpected_stored(&self, txn: TxnId, state: StoredState) -> Msg {
+    fn unexpected_stored(&self, txn: TxnId, state: StoredState) -> FromParticipant {
         error!(%txn, state = state.as_str(), "stored in doubt but unknown to the core");
-        Msg::Error {
+        FromParticipant::Refused {
             reason: format!("txn {txn} is in an unexpected state; try again"),
         }
     }
@@ -1205,7 +1205,7 @@ impl Participant {
                     if done.pending == Some(lsn) {
                         done.pending = None;
                         let waiters = std::mem::take(&mut done.waiters);
-                        let answers: Vec<(Waiter, Msg)> = waiters
+                        let answers: Vec<(Waiter, FromParticipant)> = waiters
                             .into_iter()
                             .map(|waiter| (waiter, done_answer(txn, done, waiter.wants)))
                             .collect();
@@ -1224,7 +1224,10 @@ impl Participant {
         // A termination leader's decision goes out once its own record is durable.
         for (to, msg) in self.held.remove(&lsn).unwrap_or_default() {
             if self.peers_up.contains(&to) {
-                self.outputs.push_back(Output::Send { to, msg });
+                self.outputs.push_back(Output::Send {
+                    to,
+                    msg: msg.into(),
+                });
             }
         }
     }
@@ -1310,7 +1313,7 @@ impl Participant {
                     let at = now.plus_ms(min_ms);
                     set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                     if active.coordinator == peer {
-                        self.send(peer, Msg::DecisionQuery { txn });
+                        self.send(peer, ToCoordinator::DecisionQuery { txn });
                     } else {
                         self.ask_peers(txn, Some(peer));
                     }
@@ -1443,7 +1446,7 @@ impl Participant {
             .filter(|peer| only.is_none_or(|only| only == *peer))
             .collect();
         for peer in peers {
-            self.send(peer, Msg::StateQuery { txn });
+            self.send(peer, ToParticipant::StateQuery { txn });
         }
     }
 
@@ -1587,14 +1590,17 @@ impl Participant {
     fn query(&mut self, coordinator: NodeId, txn: TxnId) {
         if self.peers_up.contains(&coordinator) {
             debug!(%txn, peer = %coordinator, "asking for the decision");
-            self.send(coordinator, Msg::DecisionQuery { txn });
+            self.send(coordinator, ToCoordinator::DecisionQuery { txn });
         }
     }
 
     /// Sends `msg` to `to` if it is up (a request to a down peer would only be dropped).
-    fn send(&mut self, to: NodeId, msg: Msg) {
+    fn send(&mut self, to: NodeId, msg: impl Into<Request>) {
         if self.peers_up.contains(&to) {
-            self.outputs.push_back(Output::Send { to, msg });
+            self.outputs.push_back(Output::Send {
+                to,
+                msg: msg.into(),
+            });
         }
     }
 
@@ -1613,7 +1619,7 @@ impl Participant {
         lsn
     }
 
-    fn reply(&mut self, to: ReplyTo, id: RequestId, msg: Msg) {
+    fn reply(&mut self, to: ReplyTo, id: RequestId, msg: FromParticipant) {
         self.outputs.push_back(Output::Reply { to, id, msg });
     }
 
@@ -1622,7 +1628,7 @@ impl Participant {
     fn reply_internal_error(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, problem: &str) {
         error!(%txn, peer = %to.peer, problem, "request in an unexpected state; answered with an error");
         let reason = format!("internal error: txn {txn} {problem}");
-        self.reply(to, id, Msg::Error { reason });
+        self.reply(to, id, FromParticipant::Refused { reason });
     }
 
     /// Panics if the core's state is inconsistent. Tests and the simulator call it after
@@ -1855,7 +1861,12 @@ fn holds_abort(protocol: Protocol, wants: Wants) -> bool {
 }
 
 /// What an active txn's waiter hears once `state` is durable (`None`: it waits on).
-fn active_answer(txn: TxnId, active: &Active, wants: Wants, state: TxnState) -> Option<Msg> {
+fn active_answer(
+    txn: TxnId,
+    active: &Active,
+    wants: Wants,
+    state: TxnState,
+) -> Option<FromParticipant> {
     match (wants, state) {
         (Wants::Vote, _) => Some(vote_msg(txn, Vote::Yes, active.reads.clone())),
         (Wants::PreCommitAck, TxnState::PreCommitted | TxnState::Committed) => {
@@ -1868,7 +1879,7 @@ fn active_answer(txn: TxnId, active: &Active, wants: Wants, state: TxnState) -> 
 }
 
 /// What a finished txn's waiter hears.
-fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
+fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> FromParticipant {
     match (&done.end, wants) {
         (End::Aborted { reason }, Wants::Vote) => vote_msg(txn, no(reason), Vec::new()),
         (End::Aborted { .. }, Wants::PreCommitAck | Wants::DecideAck) => {
@@ -1882,7 +1893,7 @@ fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
         (End::Committed, Wants::State) => state_msg(txn, TxnState::Committed, false),
         (End::ReadOnly, Wants::Vote) => vote_msg(txn, Vote::ReadOnly, done.reads.clone()),
         (End::ReadOnly, Wants::State) => read_only_state(txn),
-        (End::ReadOnly, Wants::PreCommitAck | Wants::DecideAck) => Msg::Error {
+        (End::ReadOnly, Wants::PreCommitAck | Wants::DecideAck) => FromParticipant::Refused {
             reason: format!("txn {txn} was voted read-only here"),
         },
     }
@@ -1890,15 +1901,15 @@ fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
 
 /// A read-only voter does not know the outcome: it answers like a 2PC participant in doubt
 /// (`Prepared`), which resolves nothing and which a termination leader leaves out.
-fn read_only_state(txn: TxnId) -> Msg {
+fn read_only_state(txn: TxnId) -> FromParticipant {
     state_msg(txn, TxnState::Prepared, false)
 }
 
 /// A `StateReply`: `recovered` only while the txn is undecided after a restart (a decided
 /// state is final whoever tells it).
-fn state_msg(txn: TxnId, state: TxnState, recovered: bool) -> Msg {
+fn state_msg(txn: TxnId, state: TxnState, recovered: bool) -> FromParticipant {
     let decided = matches!(state, TxnState::Committed | TxnState::Aborted);
-    Msg::StateReply {
+    FromParticipant::StateReply {
         txn,
         state,
         recovered: recovered && !decided,
@@ -1951,7 +1962,7 @@ fn push_waiter(
         outputs.push_back(Output::Reply {
             to: oldest.to,
             id: oldest.id,
-            msg: Msg::Error {
+            msg: FromParticipant::Refused {
                 reason: SUPERSEDED_REASON.to_string(),
             },
         });
@@ -1976,10 +1987,10 @@ fn no(reason: &str) -> Vote {
     }
 }
 
-fn vote_msg(txn: TxnId, vote: Vote, reads: Vec<Read>) -> Msg {
-    Msg::Vote { txn, vote, reads }
+fn vote_msg(txn: TxnId, vote: Vote, reads: Vec<Read>) -> FromParticipant {
+    FromParticipant::Vote { txn, vote, reads }
 }
 
-fn ack_msg(txn: TxnId, outcome: Outcome) -> Msg {
-    Msg::Ack { txn, outcome }
+fn ack_msg(txn: TxnId, outcome: Outcome) -> FromParticipant {
+    FromParticipant::Ack { txn, outcome }
 }

@@ -39,7 +39,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{debug, info, warn};
-use wire::{Decision, Msg, NodeId, Outcome, TxnId, TxnState};
+use wire::{Decision, NodeId, Outcome, ToParticipant, TxnId, TxnState};
 
 use super::{Millis, Participant, set_timer};
 
@@ -228,9 +228,9 @@ impl Participant {
                 }
                 for peer in live {
                     let msg = if precommitting {
-                        Msg::PreCommit { txn }
+                        ToParticipant::PreCommit { txn }
                     } else {
-                        Msg::StateQuery { txn }
+                        ToParticipant::StateQuery { txn }
                     };
                     self.send(peer, msg);
                 }
@@ -303,7 +303,7 @@ impl Participant {
         let coordinator = active.coordinator;
         self.query(coordinator, txn);
         for peer in live {
-            self.send(peer, Msg::StateQuery { txn });
+            self.send(peer, ToParticipant::StateQuery { txn });
         }
     }
 
@@ -330,7 +330,7 @@ impl Participant {
                 let at = now.plus_ms(termination.round_ms);
                 set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                 for peer in waiting {
-                    self.send(peer, Msg::PreCommit { txn });
+                    self.send(peer, ToParticipant::PreCommit { txn });
                 }
             }
         }
@@ -376,7 +376,7 @@ impl Participant {
         let held = self.held.entry(lsn).or_default();
         held.extend(
             to.into_iter()
-                .map(|peer| (peer, Msg::Decide { txn, decision })),
+                .map(|peer| (peer, ToParticipant::Decide { txn, decision })),
         );
     }
 

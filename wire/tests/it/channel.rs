@@ -12,7 +12,6 @@ use wire::{
 
 use crate::support::*;
 
-
 async fn next_up(events: &EventReceiver) -> Channel {
     match next(events).await {
         ChannelEvent::Up { channel } => channel,

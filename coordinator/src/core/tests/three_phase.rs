@@ -26,7 +26,7 @@ fn transfer3() -> TxnSpec {
 fn can_commit_to(to: u32, txn: u128, ops: Vec<Op>, participants: &[u32]) -> Output {
     Output::Send {
         to: n(to),
-        msg: Msg::Prepare {
+        msg: ToParticipant::Prepare {
             txn: txn_id(txn),
             protocol: Protocol::ThreePhase,
             ops,
@@ -39,21 +39,21 @@ fn can_commit_to(to: u32, txn: u128, ops: Vec<Op>, participants: &[u32]) -> Outp
 fn precommit_to(to: u32, txn: u128) -> Output {
     Output::Send {
         to: n(to),
-        msg: Msg::PreCommit { txn: txn_id(txn) },
+        msg: ToParticipant::PreCommit { txn: txn_id(txn) },
     }
 }
 
 fn state_query_to(to: u32, txn: u128) -> Output {
     Output::Send {
         to: n(to),
-        msg: Msg::StateQuery { txn: txn_id(txn) },
+        msg: ToParticipant::StateQuery { txn: txn_id(txn) },
     }
 }
 
 fn ack_with(from: u32, txn: u128, outcome: Outcome) -> Input {
     Input::Response {
         from: n(from),
-        msg: Msg::Ack {
+        msg: FromParticipant::Ack {
             txn: txn_id(txn),
             outcome,
         },
@@ -67,7 +67,7 @@ fn pre_ack(from: u32, txn: u128) -> Input {
 fn state_reply(from: u32, txn: u128, state: TxnState) -> Input {
     Input::Response {
         from: n(from),
-        msg: Msg::StateReply {
+        msg: FromParticipant::StateReply {
             txn: txn_id(txn),
             state,
             recovered: false,
@@ -79,7 +79,7 @@ fn state_reply(from: u32, txn: u128, state: TxnState) -> Input {
 fn recovered_reply(from: u32, txn: u128, state: TxnState) -> Input {
     Input::Response {
         from: n(from),
-        msg: Msg::StateReply {
+        msg: FromParticipant::StateReply {
             txn: txn_id(txn),
             state,
             recovered: true,

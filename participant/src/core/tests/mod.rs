@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Value,
-    Vote,
+    Answer, Decision, FromParticipant, NodeId, Op, Outcome, Protocol, Read, Request, RequestId,
+    ToCoordinator, ToParticipant, TxnId, TxnState, Value, Vote,
 };
 
 use super::*;
@@ -134,7 +134,7 @@ fn decide_stored(id: u64, txn: TxnId, decision: Decision, stored: StoredTxn) -> 
     }
 }
 
-fn reply(id: u64, msg: Msg) -> Output {
+fn reply(id: u64, msg: FromParticipant) -> Output {
     Output::Reply {
         to: from_coordinator(),
         id: RequestId(id),
@@ -143,7 +143,7 @@ fn reply(id: u64, msg: Msg) -> Output {
 }
 
 fn vote(id: u64, txn: TxnId, vote: Vote, reads: Vec<Read>) -> Output {
-    reply(id, Msg::Vote { txn, vote, reads })
+    reply(id, FromParticipant::Vote { txn, vote, reads })
 }
 
 fn no(id: u64, txn: TxnId, reason: &str) -> Output {
@@ -158,7 +158,7 @@ fn no(id: u64, txn: TxnId, reason: &str) -> Output {
 }
 
 fn ack(id: u64, txn: TxnId, outcome: Outcome) -> Output {
-    reply(id, Msg::Ack { txn, outcome })
+    reply(id, FromParticipant::Ack { txn, outcome })
 }
 
 fn read(key: &str, value: Option<Value>) -> Read {
@@ -207,7 +207,7 @@ fn aborted(txn: TxnId, reason: &str) -> Record {
 fn query(txn: TxnId) -> Output {
     Output::Send {
         to: COORDINATOR,
-        msg: Msg::DecisionQuery { txn },
+        msg: ToCoordinator::DecisionQuery { txn }.into(),
     }
 }
 
@@ -814,7 +814,7 @@ fn commit_before_the_vote_is_refused_with_an_error() {
         decide(2, t1, Decision::Commit),
         vec![reply(
             2,
-            Msg::Error {
+            FromParticipant::Refused {
                 reason: format!("commit for txn {t1} before this participant voted"),
             },
         )],
@@ -1204,7 +1204,7 @@ fn too_many_duplicate_waiters_answer_the_oldest_as_superseded() {
             vec![],
         );
     }
-    let superseded = Msg::Error {
+    let superseded = FromParticipant::Refused {
         reason: SUPERSEDED_REASON.to_string(),
     };
     check(
@@ -1289,7 +1289,7 @@ fn aborted3(txn: TxnId, reason: &str) -> Record {
     }
 }
 
-fn reply_to(peer: NodeId, id: u64, msg: Msg) -> Output {
+fn reply_to(peer: NodeId, id: u64, msg: FromParticipant) -> Output {
     Output::Reply {
         to: from(peer),
         id: RequestId(id),
@@ -1298,7 +1298,7 @@ fn reply_to(peer: NodeId, id: u64, msg: Msg) -> Output {
 }
 
 fn ack_to(peer: NodeId, id: u64, txn: TxnId, outcome: Outcome) -> Output {
-    reply_to(peer, id, Msg::Ack { txn, outcome })
+    reply_to(peer, id, FromParticipant::Ack { txn, outcome })
 }
 
 fn state_to(peer: NodeId, id: u64, txn: TxnId, state: TxnState) -> Output {
@@ -1310,16 +1310,19 @@ fn recovered_state_to(peer: NodeId, id: u64, txn: TxnId, state: TxnState) -> Out
     reply_to(peer, id, state_msg(txn, state, true))
 }
 
-fn send(to: NodeId, msg: Msg) -> Output {
-    Output::Send { to, msg }
+fn send(to: NodeId, msg: impl Into<Request>) -> Output {
+    Output::Send {
+        to,
+        msg: msg.into(),
+    }
 }
 
 fn ask_state(to: NodeId, txn: TxnId) -> Output {
-    send(to, Msg::StateQuery { txn })
+    send(to, ToParticipant::StateQuery { txn })
 }
 
 fn tell(to: NodeId, txn: TxnId, decision: Decision) -> Output {
-    send(to, Msg::Decide { txn, decision })
+    send(to, ToParticipant::Decide { txn, decision })
 }
 
 fn precommit_from(peer: NodeId, id: u64, txn: TxnId) -> Input {

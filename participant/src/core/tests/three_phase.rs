@@ -312,7 +312,7 @@ fn three_pc_yes_needs_every_peer_up_on_the_mesh() {
             id: RequestId(9),
             txn: t2,
         },
-        vec![reply(9, Msg::Released { txn: t2 })],
+        vec![reply(9, FromParticipant::Released { txn: t2 })],
     );
     // With every peer up it votes YES.
     check(&mut participant, 10, up(HIGH), vec![]);
@@ -341,7 +341,7 @@ fn precommit_before_the_vote_or_on_a_2pc_txn_is_refused() {
         precommit_from(COORDINATOR, 2, t1),
         vec![reply(
             2,
-            Msg::Error {
+            FromParticipant::Refused {
                 reason: format!("PreCommit for txn {t1} before this participant voted"),
             },
         )],
@@ -355,7 +355,7 @@ fn precommit_before_the_vote_or_on_a_2pc_txn_is_refused() {
         precommit_from(COORDINATOR, 2, t2),
         vec![reply(
             2,
-            Msg::Error {
+            FromParticipant::Refused {
                 reason: format!("PreCommit for txn {t2}, which runs 2PC"),
             },
         )],
@@ -746,7 +746,7 @@ fn precommitted_leader_precommits_the_waiting_peers_then_commits() {
         &mut participant,
         2_030,
         state_reply(HIGHER, t1, TxnState::PreCommitted),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(2_330)));
     // Only the peers sent PreCommit count.
@@ -826,7 +826,7 @@ fn leader_waits_through_the_precommit_round_for_a_live_peer_and_commits_once_it_
         &mut participant,
         30,
         state_reply(HIGHER, t1, TxnState::Waiting),
-        vec![send(HIGHER, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGHER, ToParticipant::PreCommit { txn: t1 })],
     );
     // The round is over but HIGHER is up: slow (its PreCommitted record is being
     // written), not failed. Committing without its ack is safe here, but the rule is one:
@@ -835,7 +835,7 @@ fn leader_waits_through_the_precommit_round_for_a_live_peer_and_commits_once_it_
     fire(
         &mut participant,
         330,
-        vec![send(HIGHER, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGHER, ToParticipant::PreCommit { txn: t1 })],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(630)));
     check(
@@ -878,7 +878,7 @@ fn leader_never_decides_without_a_live_peer_that_has_not_answered() {
         &mut participant,
         900,
         state_reply(HIGHER, t1, TxnState::PreCommitted),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
 }
 
@@ -972,7 +972,7 @@ fn a_peer_aborted_during_the_precommit_round_makes_the_leader_abort() {
         &mut participant,
         30,
         state_reply(HIGH, t1, TxnState::Waiting),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
     check(
         &mut participant,
@@ -1255,7 +1255,7 @@ fn operational_leader_precommits_a_recovered_waiting_peer_then_commits() {
         &mut participant,
         30,
         recovered_reply(HIGH, t1, TxnState::Waiting),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
     check(
         &mut participant,
