@@ -21,7 +21,7 @@ use crate::detector::PhiAccrual;
 use crate::frame::{self, DEFAULT_MAX_FRAME_LEN, FrameError};
 use crate::handshake;
 use crate::mesh::{MeshHandle, MeshLink};
-use crate::msg::{Frame, Hello, Msg, NodeId, RequestId, Role};
+use crate::msg::{Frame, Hello, NodeId, Request, RequestId, Response, Role};
 pub use crate::pipeline::SendError;
 use crate::pipeline::{Inbound, Outbound};
 use crate::runtime::{self, Receiver, Sender, TcpListener, TcpStream};
@@ -165,13 +165,13 @@ pub enum ChannelEvent {
         peer: NodeId,
         epoch: Epoch,
         id: RequestId,
-        msg: Msg,
+        msg: Request,
     },
     Response {
         peer: NodeId,
         epoch: Epoch,
         id: RequestId,
-        msg: Msg,
+        msg: Response,
     },
     /// Closed, reset, broken stream, or peer silent `dead_after_heartbeats` intervals.
     Down {
@@ -290,7 +290,8 @@ impl Channel {
     }
 
     /// Non-blocking: queues the request (sent once an in-flight slot is free), returns its id.
-    pub fn request(&self, msg: Msg) -> Result<RequestId, SendError> {
+    pub fn request(&self, msg: impl Into<Request>) -> Result<RequestId, SendError> {
+        let msg = msg.into();
         let shared = &self.shared;
         let mut state = shared.state();
         if state.close_reason.is_some() {
@@ -315,8 +316,11 @@ impl Channel {
     }
 
     /// Non-blocking: responses are never held back by the in-flight limit.
-    pub fn respond(&self, id: RequestId, msg: Msg) -> Result<(), SendError> {
-        self.push_frame(&Frame::Response { id, msg })
+    pub fn respond(&self, id: RequestId, msg: impl Into<Response>) -> Result<(), SendError> {
+        self.push_frame(&Frame::Response {
+            id,
+            msg: msg.into(),
+        })
     }
 
     /// Requests sent and awaiting their response.

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use crate::channel::{self, Channel, ChannelConfig, ChannelEvent, EventReceiver};
 use crate::frame::FrameError;
-use crate::msg::{Msg, NodeId, RequestId, Role};
+use crate::msg::{NodeId, Request, RequestId, Response, Role};
 use crate::pipeline::SendError;
 use crate::runtime::{self, Sender};
 
@@ -47,7 +47,7 @@ pub struct Client {
 /// requests past `in_flight_max + send_queue_max`.
 #[derive(Debug, Default)]
 struct Waiters {
-    by_id: HashMap<RequestId, oneshot::Sender<Msg>>,
+    by_id: HashMap<RequestId, oneshot::Sender<Response>>,
     closed: bool,
 }
 
@@ -79,7 +79,12 @@ impl Client {
     }
 
     /// Pipelined: may be called concurrently from many tasks (&self); returns the response body.
-    pub async fn call(&self, msg: Msg, timeout: Duration) -> Result<Msg, ClientError> {
+    pub async fn call(
+        &self,
+        msg: impl Into<Request>,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let msg = msg.into();
         let (reply, reply_rx) = oneshot::channel();
         let id = {
             // Registering under the lock the router takes means a fast response cannot
@@ -130,11 +135,9 @@ async fn route(channel: Channel, events: EventReceiver, waiters: Arc<Mutex<Waite
                     None => debug!(id = id.0, "response after its call timed out; dropped"),
                 }
             }
-            ChannelEvent::Request { id, .. } => {
+            ChannelEvent::Request { id, msg, .. } => {
                 warn!(peer = %channel.peer(), id = id.0, "request sent to a client; refused");
-                let refusal = Msg::Error {
-                    reason: "clients serve no requests".into(),
-                };
+                let refusal = msg.refused("clients serve no requests".into());
                 let _ = channel.respond(id, refusal);
             }
             ChannelEvent::Down { .. } => break,

@@ -88,16 +88,17 @@ pub fn decode(buf: &[u8], max_frame_len: usize) -> Result<Option<(Frame, usize)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{Msg, RequestId};
+    use crate::msg::{ClientResponse, RequestId};
 
     const MAX: usize = 1024;
 
-    fn request(id: u64) -> Frame {
-        Frame::Request {
+    fn response(id: u64) -> Frame {
+        Frame::Response {
             id: RequestId(id),
-            msg: Msg::StatusReport {
+            msg: ClientResponse::StatusReport {
                 text: "hello".into(),
-            },
+            }
+            .into(),
         }
     }
 
@@ -110,7 +111,7 @@ mod tests {
 
     #[test]
     fn every_strict_prefix_of_a_frame_is_incomplete() {
-        let bytes = encode(&request(1), MAX).unwrap();
+        let bytes = encode(&response(1), MAX).unwrap();
         for len in 0..bytes.len() {
             assert_eq!(
                 decode(&bytes[..len], MAX),
@@ -118,16 +119,16 @@ mod tests {
                 "prefix of {len} bytes"
             );
         }
-        assert_eq!(decode(&bytes, MAX), Ok(Some((request(1), bytes.len()))));
+        assert_eq!(decode(&bytes, MAX), Ok(Some((response(1), bytes.len()))));
     }
 
     #[test]
     fn two_frames_in_one_buffer_decode_one_after_the_other() {
-        let mut bytes = encode(&request(1), MAX).unwrap();
+        let mut bytes = encode(&response(1), MAX).unwrap();
         let first_len = bytes.len();
         bytes.extend(encode(&Frame::Heartbeat, MAX).unwrap());
         let (first, used) = decode(&bytes, MAX).unwrap().unwrap();
-        assert_eq!((first, used), (request(1), first_len));
+        assert_eq!((first, used), (response(1), first_len));
         let (second, used_second) = decode(&bytes[used..], MAX).unwrap().unwrap();
         assert_eq!(second, Frame::Heartbeat);
         assert_eq!(used + used_second, bytes.len());

@@ -8,12 +8,14 @@ pub mod crash;
 pub mod detector;
 pub mod frame;
 pub mod handshake;
+pub mod limits;
 pub mod mesh;
 pub mod msg;
 pub mod pipeline;
 mod runtime;
 #[cfg(test)]
 mod tests;
+pub mod units;
 
 pub use channel::{
     Channel, ChannelConfig, ChannelEvent, DialHandle, Epoch, EventReceiver, EventSender, Listener,
@@ -21,5 +23,7 @@ pub use channel::{
 };
 pub use client::{Client, ClientError};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameError};
+pub use limits::OpLimits;
 pub use mesh::{MeshHandle, mesh};
 pub use msg::*;
+pub use units::{Lsn, Millis};

@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// First field of every `Hello`: a connection that does not start with it is not ours.
 pub const MAGIC: u32 = 0x4143_4D54; // "ACMT": atomic commit
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// A node of the cluster (coordinator or participant), unique within a cluster.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -213,19 +213,12 @@ pub enum TxnResult {
     },
 }
 
-/// Protocol messages: the bodies of requests and responses.
-///
-/// Requests and their responses:
-/// - coordinator → participant `Prepare` (3PC: CanCommit) → `Vote`
-/// - coordinator or termination leader → participant `PreCommit` (3PC) → `Ack`
-/// - coordinator or termination leader → participant `Decide` (3PC: DoCommit/Abort) → `Ack`
-/// - participant → coordinator `DecisionQuery` → `DecisionAnswer`
-/// - participant ↔ participant (mesh), coordinator → participant (3PC recovery)
-///   `StateQuery` → `StateReply`
-/// - coordinator → read-only voter `Release` → `Released`
-/// - client → coordinator `Submit` → `Result`; `Status` → `StatusReport`
+/// A request to a participant: from its coordinator, or (`PreCommit`, `Decide`,
+/// `StateQuery`) from a peer participant leading the termination protocol or asking
+/// while in doubt. Answered with a [`FromParticipant`].
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
-pub enum Msg {
+pub enum ToParticipant {
+    /// 2PC Prepare, 3PC CanCommit; answered with `Vote`.
     Prepare {
         txn: TxnId,
         protocol: Protocol,
@@ -236,31 +229,31 @@ pub enum Msg {
         /// in-doubt peers asking each other).
         participants: Vec<NodeId>,
     },
-    PreCommit {
-        txn: TxnId,
-    },
+    /// 3PC; answered with `Ack { outcome: PreCommitted }`.
+    PreCommit { txn: TxnId },
+    /// The decision (3PC: DoCommit or Abort); answered with `Ack`.
+    Decide { txn: TxnId, decision: Decision },
+    /// Answered with `StateReply`.
+    StateQuery { txn: TxnId },
+    /// Every vote of the transaction is in (or it aborted): a participant that voted
+    /// ReadOnly may drop the shared locks it kept since its vote. Until then they keep the
+    /// transaction's lock point (see ARCHITECTURE.md, isolation). Idempotent: a release
+    /// of a transaction the participant holds nothing for is answered the same.
+    /// Answered with `Released`.
+    Release { txn: TxnId },
+}
+
+/// A participant's response to a [`ToParticipant`] request.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum FromParticipant {
     Vote {
         txn: TxnId,
         vote: Vote,
         reads: Vec<Read>,
     },
-    Decide {
-        txn: TxnId,
-        decision: Decision,
-    },
     Ack {
         txn: TxnId,
         outcome: Outcome,
-    },
-    DecisionQuery {
-        txn: TxnId,
-    },
-    DecisionAnswer {
-        txn: TxnId,
-        answer: Answer,
-    },
-    StateQuery {
-        txn: TxnId,
     },
     StateReply {
         txn: TxnId,
@@ -270,35 +263,256 @@ pub enum Msg {
         /// leads the termination protocol and its state is no evidence for one.
         recovered: bool,
     },
-    /// Every vote of the transaction is in (or it aborted): a participant that voted
-    /// ReadOnly may drop the shared locks it kept since its vote. Until then they keep the
-    /// transaction's lock point (see ARCHITECTURE.md, isolation). Idempotent: a release
-    /// of a transaction the participant holds nothing for is answered the same.
-    Release {
-        txn: TxnId,
-    },
-    /// The answer to `Release` (nothing depends on it; the coordinator ignores it).
+    /// Nothing depends on it; the coordinator ignores it.
     Released {
         txn: TxnId,
     },
-    /// The client names the transaction (a fresh v7 id), so it can print the id before it
-    /// waits and look the transaction up if the answer never comes.
-    Submit {
-        txn: TxnId,
-        spec: TxnSpec,
-    },
-    Result {
-        txn: TxnId,
-        result: TxnResult,
-    },
-    Status,
-    StatusReport {
-        text: String,
-    },
-    /// A request this node cannot serve (wrong role, malformed for its kind).
-    Error {
+    /// The request was not served (wrong sender, a state that contradicts it, a waiter
+    /// pushed out by a bound); the reason is for the requester's log.
+    Refused {
         reason: String,
     },
+}
+
+/// A request to a coordinator from one of its participants.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum ToCoordinator {
+    /// 2PC: an in-doubt participant asks for the decision; answered with `DecisionAnswer`.
+    DecisionQuery { txn: TxnId },
+}
+
+/// A coordinator's response to a [`ToCoordinator`] request.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum FromCoordinator {
+    DecisionAnswer { txn: TxnId, answer: Answer },
+    Refused { reason: String },
+}
+
+/// A client's request, to a coordinator (`Submit`, `Status`) or a participant (`Status`).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum ClientRequest {
+    /// The client names the transaction (a fresh v7 id), so it can print the id before it
+    /// waits and look the transaction up if the answer never comes. Answered with `Result`.
+    Submit { txn: TxnId, spec: TxnSpec },
+    /// Answered with `StatusReport`.
+    Status,
+}
+
+/// A node's response to a [`ClientRequest`].
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum ClientResponse {
+    Result { txn: TxnId, result: TxnResult },
+    StatusReport { text: String },
+    Refused { reason: String },
+}
+
+/// The body of a request frame: one family per receiver, so a node's routing match names
+/// every request it can get, and a new message breaks every match that must handle it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Request {
+    Participant(ToParticipant),
+    Coordinator(ToCoordinator),
+    Client(ClientRequest),
+}
+
+/// The body of a response frame: always of the family of the request it answers.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Response {
+    Participant(FromParticipant),
+    Coordinator(FromCoordinator),
+    Client(ClientResponse),
+}
+
+impl From<ToParticipant> for Request {
+    fn from(msg: ToParticipant) -> Self {
+        Request::Participant(msg)
+    }
+}
+
+impl From<ToCoordinator> for Request {
+    fn from(msg: ToCoordinator) -> Self {
+        Request::Coordinator(msg)
+    }
+}
+
+impl From<ClientRequest> for Request {
+    fn from(msg: ClientRequest) -> Self {
+        Request::Client(msg)
+    }
+}
+
+impl From<FromParticipant> for Response {
+    fn from(msg: FromParticipant) -> Self {
+        Response::Participant(msg)
+    }
+}
+
+impl From<FromCoordinator> for Response {
+    fn from(msg: FromCoordinator) -> Self {
+        Response::Coordinator(msg)
+    }
+}
+
+impl From<ClientResponse> for Response {
+    fn from(msg: ClientResponse) -> Self {
+        Response::Client(msg)
+    }
+}
+
+impl ToParticipant {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToParticipant::Prepare { .. } => "Prepare",
+            ToParticipant::PreCommit { .. } => "PreCommit",
+            ToParticipant::Decide { .. } => "Decide",
+            ToParticipant::StateQuery { .. } => "StateQuery",
+            ToParticipant::Release { .. } => "Release",
+        }
+    }
+
+    pub fn txn(&self) -> TxnId {
+        match self {
+            ToParticipant::Prepare { txn, .. }
+            | ToParticipant::PreCommit { txn }
+            | ToParticipant::Decide { txn, .. }
+            | ToParticipant::StateQuery { txn }
+            | ToParticipant::Release { txn } => *txn,
+        }
+    }
+}
+
+impl FromParticipant {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FromParticipant::Vote { .. } => "Vote",
+            FromParticipant::Ack { .. } => "Ack",
+            FromParticipant::StateReply { .. } => "StateReply",
+            FromParticipant::Released { .. } => "Released",
+            FromParticipant::Refused { .. } => "Refused",
+        }
+    }
+
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            FromParticipant::Vote { txn, .. }
+            | FromParticipant::Ack { txn, .. }
+            | FromParticipant::StateReply { txn, .. }
+            | FromParticipant::Released { txn } => Some(*txn),
+            FromParticipant::Refused { .. } => None,
+        }
+    }
+}
+
+impl ToCoordinator {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToCoordinator::DecisionQuery { .. } => "DecisionQuery",
+        }
+    }
+
+    pub fn txn(&self) -> TxnId {
+        match self {
+            ToCoordinator::DecisionQuery { txn } => *txn,
+        }
+    }
+}
+
+impl FromCoordinator {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FromCoordinator::DecisionAnswer { .. } => "DecisionAnswer",
+            FromCoordinator::Refused { .. } => "Refused",
+        }
+    }
+
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            FromCoordinator::DecisionAnswer { txn, .. } => Some(*txn),
+            FromCoordinator::Refused { .. } => None,
+        }
+    }
+}
+
+impl ClientRequest {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientRequest::Submit { .. } => "Submit",
+            ClientRequest::Status => "Status",
+        }
+    }
+
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            ClientRequest::Submit { txn, .. } => Some(*txn),
+            ClientRequest::Status => None,
+        }
+    }
+}
+
+impl ClientResponse {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientResponse::Result { .. } => "Result",
+            ClientResponse::StatusReport { .. } => "StatusReport",
+            ClientResponse::Refused { .. } => "Refused",
+        }
+    }
+
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            ClientResponse::Result { txn, .. } => Some(*txn),
+            ClientResponse::StatusReport { .. } | ClientResponse::Refused { .. } => None,
+        }
+    }
+}
+
+impl Request {
+    /// The message's kind without its payload, for logs and error texts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Participant(msg) => msg.kind(),
+            Request::Coordinator(msg) => msg.kind(),
+            Request::Client(msg) => msg.kind(),
+        }
+    }
+
+    /// The transaction the request is about, if any.
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            Request::Participant(msg) => Some(msg.txn()),
+            Request::Coordinator(msg) => Some(msg.txn()),
+            Request::Client(msg) => msg.txn(),
+        }
+    }
+
+    /// The refusal of this request, in its own family (what the requester expects back).
+    pub fn refused(&self, reason: String) -> Response {
+        match self {
+            Request::Participant(_) => FromParticipant::Refused { reason }.into(),
+            Request::Coordinator(_) => FromCoordinator::Refused { reason }.into(),
+            Request::Client(_) => ClientResponse::Refused { reason }.into(),
+        }
+    }
+}
+
+impl Response {
+    /// The message's kind without its payload, for logs and error texts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Response::Participant(msg) => msg.kind(),
+            Response::Coordinator(msg) => msg.kind(),
+            Response::Client(msg) => msg.kind(),
+        }
+    }
+
+    /// The transaction the response is about, if any.
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            Response::Participant(msg) => msg.txn(),
+            Response::Coordinator(msg) => msg.txn(),
+            Response::Client(msg) => msg.txn(),
+        }
+    }
 }
 
 /// The first frame each way on every connection.
@@ -323,59 +537,15 @@ pub enum Frame {
     Heartbeat,
     Request {
         id: RequestId,
-        msg: Msg,
+        msg: Request,
     },
     Response {
         id: RequestId,
-        msg: Msg,
+        msg: Response,
     },
     /// The request `id` broke the sequence (a gap or a replay) and was not processed.
     SequenceError {
         id: RequestId,
         expected: RequestId,
     },
-}
-
-impl Msg {
-    /// The message's kind without its payload, for logs and error texts.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Msg::Prepare { .. } => "Prepare",
-            Msg::PreCommit { .. } => "PreCommit",
-            Msg::Vote { .. } => "Vote",
-            Msg::Decide { .. } => "Decide",
-            Msg::Ack { .. } => "Ack",
-            Msg::DecisionQuery { .. } => "DecisionQuery",
-            Msg::DecisionAnswer { .. } => "DecisionAnswer",
-            Msg::StateQuery { .. } => "StateQuery",
-            Msg::StateReply { .. } => "StateReply",
-            Msg::Release { .. } => "Release",
-            Msg::Released { .. } => "Released",
-            Msg::Submit { .. } => "Submit",
-            Msg::Result { .. } => "Result",
-            Msg::Status => "Status",
-            Msg::StatusReport { .. } => "StatusReport",
-            Msg::Error { .. } => "Error",
-        }
-    }
-
-    /// The transaction a protocol message is about, if any.
-    pub fn txn(&self) -> Option<TxnId> {
-        match self {
-            Msg::Prepare { txn, .. }
-            | Msg::PreCommit { txn }
-            | Msg::Vote { txn, .. }
-            | Msg::Decide { txn, .. }
-            | Msg::Ack { txn, .. }
-            | Msg::DecisionQuery { txn }
-            | Msg::DecisionAnswer { txn, .. }
-            | Msg::StateQuery { txn }
-            | Msg::StateReply { txn, .. }
-            | Msg::Release { txn }
-            | Msg::Released { txn }
-            | Msg::Submit { txn, .. }
-            | Msg::Result { txn, .. } => Some(*txn),
-            Msg::Status | Msg::StatusReport { .. } | Msg::Error { .. } => None,
-        }
-    }
 }

@@ -1,6 +1,6 @@
-//! Round trips and golden bytes of every `Frame` and `Msg` variant and every field-less
-//! enum value (a serde, field or variant change that would break a running cluster fails
-//! here first), and `Msg::kind`/`Msg::txn` of every variant.
+//! Round trips and golden bytes of every `Frame`, `Request` and `Response` variant and
+//! every field-less enum value (a serde, field or variant change that would break a
+//! running cluster fails here first), and `kind`/`txn` of every message.
 
 use uuid::Uuid;
 
@@ -11,12 +11,12 @@ fn txn() -> TxnId {
     TxnId(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001))
 }
 
-/// One message of each `Msg` variant.
-fn msgs() -> Vec<(&'static str, Msg)> {
+/// One request of each variant of every request family.
+fn requests() -> Vec<(&'static str, Request)> {
     vec![
         (
             "Prepare",
-            Msg::Prepare {
+            ToParticipant::Prepare {
                 txn: txn(),
                 protocol: Protocol::TwoPhase,
                 ops: vec![
@@ -35,12 +35,49 @@ fn msgs() -> Vec<(&'static str, Msg)> {
                 ],
                 timeout_ms: 1000,
                 participants: vec![NodeId(1), NodeId(2)],
-            },
+            }
+            .into(),
         ),
-        ("PreCommit", Msg::PreCommit { txn: txn() }),
+        ("PreCommit", ToParticipant::PreCommit { txn: txn() }.into()),
+        (
+            "Decide",
+            ToParticipant::Decide {
+                txn: txn(),
+                decision: Decision::Commit,
+            }
+            .into(),
+        ),
+        (
+            "StateQuery",
+            ToParticipant::StateQuery { txn: txn() }.into(),
+        ),
+        ("Release", ToParticipant::Release { txn: txn() }.into()),
+        (
+            "DecisionQuery",
+            ToCoordinator::DecisionQuery { txn: txn() }.into(),
+        ),
+        (
+            "Submit",
+            ClientRequest::Submit {
+                txn: txn(),
+                spec: TxnSpec {
+                    protocol: Protocol::TwoPhase,
+                    timeout_ms: 500,
+                    parts: vec![(NodeId(1), vec![Op::Get { key: "k".into() }])],
+                },
+            }
+            .into(),
+        ),
+        ("Status", ClientRequest::Status.into()),
+    ]
+}
+
+/// One response of each variant of every response family.
+fn responses() -> Vec<(&'static str, Response)> {
+    vec![
         (
             "Vote",
-            Msg::Vote {
+            FromParticipant::Vote {
                 txn: txn(),
                 vote: Vote::No {
                     reason: "bound".into(),
@@ -49,68 +86,69 @@ fn msgs() -> Vec<(&'static str, Msg)> {
                     key: "a".into(),
                     value: Some(Value::Int(7)),
                 }],
-            },
-        ),
-        (
-            "Decide",
-            Msg::Decide {
-                txn: txn(),
-                decision: Decision::Commit,
-            },
+            }
+            .into(),
         ),
         (
             "Ack",
-            Msg::Ack {
+            FromParticipant::Ack {
                 txn: txn(),
                 outcome: Outcome::Committed,
-            },
+            }
+            .into(),
         ),
-        ("DecisionQuery", Msg::DecisionQuery { txn: txn() }),
-        (
-            "DecisionAnswer",
-            Msg::DecisionAnswer {
-                txn: txn(),
-                answer: Answer::Undecided,
-            },
-        ),
-        ("StateQuery", Msg::StateQuery { txn: txn() }),
         (
             "StateReply",
-            Msg::StateReply {
+            FromParticipant::StateReply {
                 txn: txn(),
                 state: TxnState::PreCommitted,
                 recovered: true,
-            },
+            }
+            .into(),
         ),
-        ("Release", Msg::Release { txn: txn() }),
-        ("Released", Msg::Released { txn: txn() }),
+        ("Released", FromParticipant::Released { txn: txn() }.into()),
         (
-            "Submit",
-            Msg::Submit {
+            "ParticipantRefused",
+            FromParticipant::Refused {
+                reason: "no".into(),
+            }
+            .into(),
+        ),
+        (
+            "DecisionAnswer",
+            FromCoordinator::DecisionAnswer {
                 txn: txn(),
-                spec: TxnSpec {
-                    protocol: Protocol::TwoPhase,
-                    timeout_ms: 500,
-                    parts: vec![(NodeId(1), vec![Op::Get { key: "k".into() }])],
-                },
-            },
+                answer: Answer::Undecided,
+            }
+            .into(),
+        ),
+        (
+            "CoordinatorRefused",
+            FromCoordinator::Refused {
+                reason: "no".into(),
+            }
+            .into(),
         ),
         (
             "Result",
-            Msg::Result {
+            ClientResponse::Result {
                 txn: txn(),
                 result: TxnResult::Committed {
                     reads: vec![(NodeId(2), vec![])],
                 },
-            },
+            }
+            .into(),
         ),
-        ("Status", Msg::Status),
-        ("StatusReport", Msg::StatusReport { text: "ok".into() }),
         (
-            "Error",
-            Msg::Error {
+            "StatusReport",
+            ClientResponse::StatusReport { text: "ok".into() }.into(),
+        ),
+        (
+            "ClientRefused",
+            ClientResponse::Refused {
                 reason: "no".into(),
-            },
+            }
+            .into(),
         ),
     ]
 }
@@ -139,14 +177,14 @@ fn frames() -> Vec<(&'static str, Frame)> {
             "Request",
             Frame::Request {
                 id: RequestId(1),
-                msg: Msg::Status,
+                msg: ClientRequest::Status.into(),
             },
         ),
         (
             "Response",
             Frame::Response {
                 id: RequestId(1),
-                msg: Msg::StatusReport { text: "ok".into() },
+                msg: ClientResponse::StatusReport { text: "ok".into() }.into(),
             },
         ),
         (
@@ -159,11 +197,19 @@ fn frames() -> Vec<(&'static str, Frame)> {
     ]
 }
 
-/// Every sample: each frame variant, and each message variant inside a request.
+/// Every sample: each frame variant, each request inside a request frame and each
+/// response inside a response frame.
 fn samples() -> Vec<(&'static str, Frame)> {
     let mut all = frames();
-    all.extend(msgs().into_iter().map(|(name, msg)| {
+    all.extend(requests().into_iter().map(|(name, msg)| {
         let frame = Frame::Request {
+            id: RequestId(9),
+            msg,
+        };
+        (name, frame)
+    }));
+    all.extend(responses().into_iter().map(|(name, msg)| {
+        let frame = Frame::Response {
             id: RequestId(9),
             msg,
         };
@@ -176,17 +222,17 @@ fn samples() -> Vec<(&'static str, Frame)> {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "Hello",
-        "0000004d81a548656c6c6f85a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e02a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331",
+        "0000004d81a548656c6c6f85a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e03a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331",
     ),
     ("Reject", "0000001481a652656a65637481a6726561736f6ea3626164"),
     ("Heartbeat", "0000000aa9486561727462656174"),
     (
         "Request",
-        "0000001981a75265717565737482a2696401a36d7367a6537461747573",
+        "0000002181a75265717565737482a2696401a36d736781a6436c69656e74a6537461747573",
     ),
     (
         "Response",
-        "0000002a81a8526573706f6e736582a2696401a36d736781ac5374617475735265706f727481a474657874a26f6b",
+        "0000003281a8526573706f6e736582a2696401a36d736781a6436c69656e7481ac5374617475735265706f727481a474657874a26f6b",
     ),
     (
         "SequenceError",
@@ -194,67 +240,75 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "Prepare",
-        "000000b481a75265717565737482a2696409a36d736781a75072657061726585a374786ec41001900000000070008000000000000001a870726f746f636f6ca3327063a36f70739481a347657481a36b6579a16181a350757482a36b6579a162a576616c756581a454657874a17881a644656c65746581a36b6579a16381a341646484a36b6579a164a564656c7461fba36d696e00a36d6178c0aa74696d656f75745f6d73cd03e8ac7061727469636970616e7473920102",
+        "000000c181a75265717565737482a2696409a36d736781ab5061727469636970616e7481a75072657061726585a374786ec41001900000000070008000000000000001a870726f746f636f6ca3327063a36f70739481a347657481a36b6579a16181a350757482a36b6579a162a576616c756581a454657874a17881a644656c65746581a36b6579a16381a341646484a36b6579a164a564656c7461fba36d696e00a36d6178c0aa74696d656f75745f6d73cd03e8ac7061727469636970616e7473920102",
     ),
     (
         "PreCommit",
-        "0000003481a75265717565737482a2696409a36d736781a9507265436f6d6d697481a374786ec41001900000000070008000000000000001",
-    ),
-    (
-        "Vote",
-        "0000006081a75265717565737482a2696409a36d736781a4566f746583a374786ec41001900000000070008000000000000001a4766f746581a24e6f81a6726561736f6ea5626f756e64a572656164739182a36b6579a161a576616c756581a3496e7407",
+        "0000004181a75265717565737482a2696409a36d736781ab5061727469636970616e7481a9507265436f6d6d697481a374786ec41001900000000070008000000000000001",
     ),
     (
         "Decide",
-        "0000004181a75265717565737482a2696409a36d736781a644656369646582a374786ec41001900000000070008000000000000001a86465636973696f6ea6436f6d6d6974",
-    ),
-    (
-        "Ack",
-        "0000004081a75265717565737482a2696409a36d736781a341636b82a374786ec41001900000000070008000000000000001a76f7574636f6d65a9436f6d6d6974746564",
-    ),
-    (
-        "DecisionQuery",
-        "0000003881a75265717565737482a2696409a36d736781ad4465636973696f6e517565727981a374786ec41001900000000070008000000000000001",
-    ),
-    (
-        "DecisionAnswer",
-        "0000004a81a75265717565737482a2696409a36d736781ae4465636973696f6e416e7377657282a374786ec41001900000000070008000000000000001a6616e73776572a9556e64656369646564",
+        "0000004e81a75265717565737482a2696409a36d736781ab5061727469636970616e7481a644656369646582a374786ec41001900000000070008000000000000001a86465636973696f6ea6436f6d6d6974",
     ),
     (
         "StateQuery",
-        "0000003581a75265717565737482a2696409a36d736781aa5374617465517565727981a374786ec41001900000000070008000000000000001",
-    ),
-    (
-        "StateReply",
-        "0000005381a75265717565737482a2696409a36d736781aa53746174655265706c7983a374786ec41001900000000070008000000000000001a57374617465ac507265436f6d6d6974746564a97265636f7665726564c3",
+        "0000004281a75265717565737482a2696409a36d736781ab5061727469636970616e7481aa5374617465517565727981a374786ec41001900000000070008000000000000001",
     ),
     (
         "Release",
-        "0000003281a75265717565737482a2696409a36d736781a752656c6561736581a374786ec41001900000000070008000000000000001",
+        "0000003f81a75265717565737482a2696409a36d736781ab5061727469636970616e7481a752656c6561736581a374786ec41001900000000070008000000000000001",
     ),
     (
-        "Released",
-        "0000003381a75265717565737482a2696409a36d736781a852656c656173656481a374786ec41001900000000070008000000000000001",
+        "DecisionQuery",
+        "0000004581a75265717565737482a2696409a36d736781ab436f6f7264696e61746f7281ad4465636973696f6e517565727981a374786ec41001900000000070008000000000000001",
     ),
     (
         "Submit",
-        "0000006881a75265717565737482a2696409a36d736781a65375626d697482a374786ec41001900000000070008000000000000001a47370656383a870726f746f636f6ca3327063aa74696d656f75745f6d73cd01f4a570617274739192019181a347657481a36b6579a16b",
-    ),
-    (
-        "Result",
-        "0000004e81a75265717565737482a2696409a36d736781a6526573756c7482a374786ec41001900000000070008000000000000001a6726573756c7481a9436f6d6d697474656481a5726561647391920290",
+        "0000007081a75265717565737482a2696409a36d736781a6436c69656e7481a65375626d697482a374786ec41001900000000070008000000000000001a47370656383a870726f746f636f6ca3327063aa74696d656f75745f6d73cd01f4a570617274739192019181a347657481a36b6579a16b",
     ),
     (
         "Status",
-        "0000001981a75265717565737482a2696409a36d7367a6537461747573",
+        "0000002181a75265717565737482a2696409a36d736781a6436c69656e74a6537461747573",
+    ),
+    (
+        "Vote",
+        "0000006e81a8526573706f6e736582a2696409a36d736781ab5061727469636970616e7481a4566f746583a374786ec41001900000000070008000000000000001a4766f746581a24e6f81a6726561736f6ea5626f756e64a572656164739182a36b6579a161a576616c756581a3496e7407",
+    ),
+    (
+        "Ack",
+        "0000004e81a8526573706f6e736582a2696409a36d736781ab5061727469636970616e7481a341636b82a374786ec41001900000000070008000000000000001a76f7574636f6d65a9436f6d6d6974746564",
+    ),
+    (
+        "StateReply",
+        "0000006181a8526573706f6e736582a2696409a36d736781ab5061727469636970616e7481aa53746174655265706c7983a374786ec41001900000000070008000000000000001a57374617465ac507265436f6d6d6974746564a97265636f7665726564c3",
+    ),
+    (
+        "Released",
+        "0000004181a8526573706f6e736582a2696409a36d736781ab5061727469636970616e7481a852656c656173656481a374786ec41001900000000070008000000000000001",
+    ),
+    (
+        "ParticipantRefused",
+        "0000003481a8526573706f6e736582a2696409a36d736781ab5061727469636970616e7481a75265667573656481a6726561736f6ea26e6f",
+    ),
+    (
+        "DecisionAnswer",
+        "0000005881a8526573706f6e736582a2696409a36d736781ab436f6f7264696e61746f7281ae4465636973696f6e416e7377657282a374786ec41001900000000070008000000000000001a6616e73776572a9556e64656369646564",
+    ),
+    (
+        "CoordinatorRefused",
+        "0000003481a8526573706f6e736582a2696409a36d736781ab436f6f7264696e61746f7281a75265667573656481a6726561736f6ea26e6f",
+    ),
+    (
+        "Result",
+        "0000005781a8526573706f6e736582a2696409a36d736781a6436c69656e7481a6526573756c7482a374786ec41001900000000070008000000000000001a6726573756c7481a9436f6d6d697474656481a5726561647391920290",
     ),
     (
         "StatusReport",
-        "0000002981a75265717565737482a2696409a36d736781ac5374617475735265706f727481a474657874a26f6b",
+        "0000003281a8526573706f6e736582a2696409a36d736781a6436c69656e7481ac5374617475735265706f727481a474657874a26f6b",
     ),
     (
-        "Error",
-        "0000002481a75265717565737482a2696409a36d736781a54572726f7281a6726561736f6ea26e6f",
+        "ClientRefused",
+        "0000002f81a8526573706f6e736582a2696409a36d736781a6436c69656e7481a75265667573656481a6726561736f6ea26e6f",
     ),
 ];
 
@@ -302,57 +356,121 @@ fn samples_cover_every_variant() {
             | Frame::SequenceError { .. } => {}
         }
     }
-    let msg_names: Vec<&str> = msgs().iter().map(|(name, _)| *name).collect();
-    let expected: Vec<&str> = msgs()
+    let request_variants: Vec<&str> = requests()
         .into_iter()
         .map(|(_, msg)| match msg {
-            Msg::Prepare { .. } => "Prepare",
-            Msg::PreCommit { .. } => "PreCommit",
-            Msg::Vote { .. } => "Vote",
-            Msg::Decide { .. } => "Decide",
-            Msg::Ack { .. } => "Ack",
-            Msg::DecisionQuery { .. } => "DecisionQuery",
-            Msg::DecisionAnswer { .. } => "DecisionAnswer",
-            Msg::StateQuery { .. } => "StateQuery",
-            Msg::StateReply { .. } => "StateReply",
-            Msg::Release { .. } => "Release",
-            Msg::Released { .. } => "Released",
-            Msg::Submit { .. } => "Submit",
-            Msg::Result { .. } => "Result",
-            Msg::Status => "Status",
-            Msg::StatusReport { .. } => "StatusReport",
-            Msg::Error { .. } => "Error",
+            Request::Participant(msg) => match msg {
+                ToParticipant::Prepare { .. } => "Prepare",
+                ToParticipant::PreCommit { .. } => "PreCommit",
+                ToParticipant::Decide { .. } => "Decide",
+                ToParticipant::StateQuery { .. } => "StateQuery",
+                ToParticipant::Release { .. } => "Release",
+            },
+            Request::Coordinator(msg) => match msg {
+                ToCoordinator::DecisionQuery { .. } => "DecisionQuery",
+            },
+            Request::Client(msg) => match msg {
+                ClientRequest::Submit { .. } => "Submit",
+                ClientRequest::Status => "Status",
+            },
         })
         .collect();
-    assert_eq!(msg_names, expected);
-    assert_eq!(msg_names.len(), 16);
+    let response_variants: Vec<&str> = responses()
+        .into_iter()
+        .map(|(_, msg)| match msg {
+            Response::Participant(msg) => match msg {
+                FromParticipant::Vote { .. } => "Vote",
+                FromParticipant::Ack { .. } => "Ack",
+                FromParticipant::StateReply { .. } => "StateReply",
+                FromParticipant::Released { .. } => "Released",
+                FromParticipant::Refused { .. } => "ParticipantRefused",
+            },
+            Response::Coordinator(msg) => match msg {
+                FromCoordinator::DecisionAnswer { .. } => "DecisionAnswer",
+                FromCoordinator::Refused { .. } => "CoordinatorRefused",
+            },
+            Response::Client(msg) => match msg {
+                ClientResponse::Result { .. } => "Result",
+                ClientResponse::StatusReport { .. } => "StatusReport",
+                ClientResponse::Refused { .. } => "ClientRefused",
+            },
+        })
+        .collect();
+    let request_names: Vec<&str> = requests().into_iter().map(|(name, _)| name).collect();
+    let response_names: Vec<&str> = responses().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(request_names, request_variants);
+    assert_eq!(response_names, response_variants);
+    assert_eq!(request_variants.len() + response_variants.len(), 18);
 }
 
 #[test]
-fn msg_kind_and_txn_of_every_variant() {
-    let actual: Vec<(&str, Option<TxnId>)> = msgs()
+fn kind_and_txn_of_every_variant() {
+    let requests: Vec<(&str, Option<TxnId>)> = requests()
         .iter()
         .map(|(_, msg)| (msg.kind(), msg.txn()))
         .collect();
-    let expected = vec![
-        ("Prepare", Some(txn())),
-        ("PreCommit", Some(txn())),
-        ("Vote", Some(txn())),
-        ("Decide", Some(txn())),
-        ("Ack", Some(txn())),
-        ("DecisionQuery", Some(txn())),
-        ("DecisionAnswer", Some(txn())),
-        ("StateQuery", Some(txn())),
-        ("StateReply", Some(txn())),
-        ("Release", Some(txn())),
-        ("Released", Some(txn())),
-        ("Submit", Some(txn())),
-        ("Result", Some(txn())),
-        ("Status", None),
-        ("StatusReport", None),
-        ("Error", None),
-    ];
-    assert_eq!(actual, expected);
+    let t = Some(txn());
+    assert_eq!(
+        requests,
+        vec![
+            ("Prepare", t),
+            ("PreCommit", t),
+            ("Decide", t),
+            ("StateQuery", t),
+            ("Release", t),
+            ("DecisionQuery", t),
+            ("Submit", t),
+            ("Status", None),
+        ]
+    );
+    let responses: Vec<(&str, Option<TxnId>)> = responses()
+        .iter()
+        .map(|(_, msg)| (msg.kind(), msg.txn()))
+        .collect();
+    assert_eq!(
+        responses,
+        vec![
+            ("Vote", t),
+            ("Ack", t),
+            ("StateReply", t),
+            ("Released", t),
+            ("Refused", None),
+            ("DecisionAnswer", t),
+            ("Refused", None),
+            ("Result", t),
+            ("StatusReport", None),
+            ("Refused", None),
+        ]
+    );
+}
+
+#[test]
+fn a_refusal_answers_in_the_family_of_its_request() {
+    let families: Vec<(&str, &str)> = requests()
+        .iter()
+        .map(|(name, msg)| {
+            let family = match msg.refused("no".into()) {
+                Response::Participant(FromParticipant::Refused { .. }) => "participant",
+                Response::Coordinator(FromCoordinator::Refused { .. }) => "coordinator",
+                Response::Client(ClientResponse::Refused { .. }) => "client",
+                other => panic!("{name}: refusal {other:?} is no refusal"),
+            };
+            (*name, family)
+        })
+        .collect();
+    assert_eq!(
+        families,
+        vec![
+            ("Prepare", "participant"),
+            ("PreCommit", "participant"),
+            ("Decide", "participant"),
+            ("StateQuery", "participant"),
+            ("Release", "participant"),
+            ("DecisionQuery", "coordinator"),
+            ("Submit", "client"),
+            ("Status", "client"),
+        ]
+    );
 }
 
 /// Every value of every field-less enum that crosses the network, encoded as a frame

@@ -2,7 +2,10 @@
 //! PreCommit round), the acks, the client's result, the lazy `Ended` record, re-sends, and
 //! the answers to participants' `DecisionQuery`.
 
-use wire::{Answer, Decision, Msg, NodeId, Outcome, Protocol, RequestId, TxnId, TxnResult};
+use wire::{
+    Answer, Decision, FromCoordinator, NodeId, Outcome, Protocol, RequestId, ToCoordinator, TxnId,
+    TxnResult,
+};
 
 use super::Coordinator;
 use super::io::{Millis, Output, Record};
@@ -231,9 +234,9 @@ impl Coordinator {
         self.arm(id, Some(earliest(client_due, resend_at)));
     }
 
-    pub(super) fn on_request(&mut self, from: NodeId, id: RequestId, msg: Msg) {
+    pub(super) fn on_request(&mut self, from: NodeId, id: RequestId, msg: ToCoordinator) {
         let reply = match msg {
-            Msg::DecisionQuery { txn } => {
+            ToCoordinator::DecisionQuery { txn } => {
                 // 3PC: Commit only once DoCommit is going out. Before that a precommit
                 // may still turn into an adopted abort, so the answer is Undecided.
                 let answer = match self.txns.get(&txn).map(|t| t.phase) {
@@ -247,30 +250,8 @@ impl Coordinator {
                         | Phase::LoggingAbort { .. },
                     ) => Answer::Undecided,
                 };
-                Msg::DecisionAnswer { txn, answer }
+                FromCoordinator::DecisionAnswer { txn, answer }
             }
-            // Participants send only DecisionQuery as a request; the rest are responses,
-            // requests to participants, or the client API (served on client channels).
-            other @ (Msg::Prepare { .. }
-            | Msg::PreCommit { .. }
-            | Msg::Vote { .. }
-            | Msg::Decide { .. }
-            | Msg::Ack { .. }
-            | Msg::DecisionAnswer { .. }
-            | Msg::StateQuery { .. }
-            | Msg::StateReply { .. }
-            | Msg::Release { .. }
-            | Msg::Released { .. }
-            | Msg::Submit { .. }
-            | Msg::Result { .. }
-            | Msg::Status
-            | Msg::StatusReport { .. }
-            | Msg::Error { .. }) => Msg::Error {
-                reason: format!(
-                    "the coordinator serves only DecisionQuery from participants, got {}",
-                    other.kind()
-                ),
-            },
         };
         self.outputs.push_back(Output::Reply {
             to: from,

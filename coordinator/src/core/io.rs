@@ -1,7 +1,10 @@
 //! What crosses the core's boundary: `Input` (what the shell feeds it), `Output` (what
 //! it asks the shell to do), the decision-log `Record`, and the small types they carry.
 
-use wire::{Decision, Msg, NodeId, Protocol, RequestId, TxnId, TxnResult, TxnSpec};
+use wire::{
+    Decision, FromCoordinator, FromParticipant, NodeId, Protocol, RequestId, ToCoordinator,
+    ToParticipant, TxnId, TxnResult, TxnSpec,
+};
 
 /// A point in time in milliseconds, from a clock only the shell reads.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -55,13 +58,13 @@ pub enum Input {
     /// A participant's response to one of our requests (`Vote`, `Ack`, `StateReply`).
     Response {
         from: NodeId,
-        msg: Msg,
+        msg: FromParticipant,
     },
     /// A participant's request (`DecisionQuery`); answered with `Output::Reply`.
     Request {
         from: NodeId,
         id: RequestId,
-        msg: Msg,
+        msg: ToCoordinator,
     },
     /// The record handed over as `Persist{lsn}` is durable.
     Persisted {
@@ -108,9 +111,13 @@ pub enum Record {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Output {
     /// A request to a participant (`Prepare`, `PreCommit`, `Decide`, `StateQuery`).
-    Send { to: NodeId, msg: Msg },
+    Send { to: NodeId, msg: ToParticipant },
     /// The response to a participant's request.
-    Reply { to: NodeId, id: RequestId, msg: Msg },
+    Reply {
+        to: NodeId,
+        id: RequestId,
+        msg: FromCoordinator,
+    },
     /// Make `record` durable, then report `Persisted{lsn}` (in lsn order).
     Persist { lsn: Lsn, record: Record },
     ClientResult {

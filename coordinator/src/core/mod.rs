@@ -46,7 +46,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use wire::{Msg, NodeId, TxnId};
+use wire::{FromParticipant, NodeId, TxnId};
 
 pub use config::{
     Config, ConfigError, DECIDE_RESEND_MS_DEFAULT, HEARTBEAT_INTERVAL_MS_DEFAULT,
@@ -135,33 +135,19 @@ impl Coordinator {
     }
 
     /// Routes a participant's response to the handler of its kind.
-    fn on_response(&mut self, now: Millis, from: NodeId, msg: Msg) {
+    fn on_response(&mut self, now: Millis, from: NodeId, msg: FromParticipant) {
         match msg {
-            Msg::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
-            Msg::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
-            Msg::StateReply {
+            FromParticipant::Vote { txn, vote, reads } => self.on_vote(now, from, txn, vote, reads),
+            FromParticipant::Ack { txn, outcome } => self.on_ack(now, from, txn, outcome),
+            FromParticipant::StateReply {
                 txn,
                 state,
                 recovered,
             } => self.on_state_reply(now, from, txn, state, recovered),
             // Nothing waits for a release: it only shortens a read-only voter's hold.
-            Msg::Released { .. } => {}
-            Msg::Error { reason } => {
+            FromParticipant::Released { .. } => {}
+            FromParticipant::Refused { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
-            }
-            // Requests, or messages of the client API: no participant answers with these.
-            other @ (Msg::Prepare { .. }
-            | Msg::PreCommit { .. }
-            | Msg::Decide { .. }
-            | Msg::DecisionQuery { .. }
-            | Msg::DecisionAnswer { .. }
-            | Msg::StateQuery { .. }
-            | Msg::Release { .. }
-            | Msg::Submit { .. }
-            | Msg::Result { .. }
-            | Msg::Status
-            | Msg::StatusReport { .. }) => {
-                tracing::warn!(peer = %from, msg = ?other, "unexpected response from participant, ignored");
             }
         }
     }

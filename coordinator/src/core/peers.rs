@@ -2,7 +2,7 @@
 //! idempotent), `PeerDown` (abort what cannot finish collecting, give up on a PreCommit ack)
 //! and `SendFailed` (a Prepare that never reached the channel aborts).
 
-use wire::{Decision, Msg, NodeId, Protocol, TxnId};
+use wire::{Decision, NodeId, Protocol, ToParticipant, TxnId};
 
 use super::Coordinator;
 use super::io::{Millis, Output, SendFailure};
@@ -49,14 +49,14 @@ impl Coordinator {
                     .then(|| prepare(id, txn.protocol, txn.timeout_ms, &part.ops, &txn.nodes())),
                 Phase::PreCommitting { .. } => {
                     matches!(part.state, PartState::AwaitingPreAck | PartState::Silent)
-                        .then_some(Msg::PreCommit { txn: id })
+                        .then_some(ToParticipant::PreCommit { txn: id })
                 }
                 Phase::Committing { .. } => {
                     (part.state == PartState::AwaitingAck).then(|| decide(id, Decision::Commit))
                 }
                 // A participant that reported an operational state may have restarted.
                 Phase::Resolving { .. } => {
-                    asks_state(part.state).then_some(Msg::StateQuery { txn: id })
+                    asks_state(part.state).then_some(ToParticipant::StateQuery { txn: id })
                 }
                 // Nothing is owed while a record is written: its `Persisted` sends what
                 // follows to every participant that is up then.

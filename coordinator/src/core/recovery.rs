@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use wire::{Decision, Msg, Protocol, TxnId, TxnState};
+use wire::{Decision, Protocol, ToParticipant, TxnId, TxnState};
 
 use super::Coordinator;
 use super::io::{Millis, Output, Record, RecoveredTxn};
@@ -72,7 +72,7 @@ impl Coordinator {
                 Protocol::ThreePhase => (
                     PartState::AwaitingState,
                     Phase::Resolving { resend_at },
-                    Msg::StateQuery { txn: id },
+                    ToParticipant::StateQuery { txn: id },
                 ),
             };
             let parts: Vec<Part> = participants
@@ -151,7 +151,7 @@ impl Coordinator {
                 if asks_state(part.state) && self.up.contains(&part.node) {
                     self.outputs.push_back(Output::Send {
                         to: part.node,
-                        msg: Msg::StateQuery { txn: id },
+                        msg: ToParticipant::StateQuery { txn: id },
                     });
                 }
             }

@@ -1,7 +1,7 @@
 //! `Input::Submit`: a client's transaction is checked against the limits and the cluster,
 //! then Prepare (3PC: CanCommit) goes to every participant and the votes are awaited.
 
-use wire::{Msg, NodeId, Op, Protocol, TxnId, TxnResult, TxnSpec};
+use wire::{NodeId, Op, Protocol, ToParticipant, TxnId, TxnResult, TxnSpec};
 
 use super::io::{ClientRef, Millis, Output};
 use super::txn::{Part, PartState, Phase, Txn};
@@ -87,8 +87,8 @@ pub(super) fn prepare(
     timeout_ms: u64,
     ops: &[Op],
     participants: &[NodeId],
-) -> Msg {
-    Msg::Prepare {
+) -> ToParticipant {
+    ToParticipant::Prepare {
         txn,
         protocol,
         ops: ops.to_vec(),

@@ -19,7 +19,7 @@
 //! for the precommit log write and the PreCommit's trip: under the bounded delays 3PC
 //! assumes, no participant times out into the termination protocol while waiting.
 
-use wire::{Msg, NodeId, Outcome, Protocol, TxnId, TxnSpec, TxnState};
+use wire::{NodeId, Outcome, Protocol, ToParticipant, TxnId, TxnSpec, TxnState};
 
 use super::Coordinator;
 use super::io::{Millis, Output};
@@ -90,7 +90,7 @@ impl Coordinator {
                 part.state = PartState::AwaitingPreAck;
                 self.outputs.push_back(Output::Send {
                     to: part.node,
-                    msg: Msg::PreCommit { txn: id },
+                    msg: ToParticipant::PreCommit { txn: id },
                 });
             } else {
                 tracing::warn!(txn_id = %id, peer = %part.node, "participant down at precommit: treated as failed");
@@ -330,7 +330,7 @@ impl Coordinator {
                 {
                     self.outputs.push_back(Output::Send {
                         to: part.node,
-                        msg: Msg::PreCommit { txn: id },
+                        msg: ToParticipant::PreCommit { txn: id },
                     });
                 }
             }

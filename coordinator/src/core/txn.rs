@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use wire::{Decision, Msg, NodeId, Op, Protocol, Read, TxnId, TxnState};
+use wire::{Decision, NodeId, Op, Protocol, Read, ToParticipant, TxnId, TxnState};
 
 use super::io::{ClientRef, Lsn, Millis};
 use super::status::TxnPhase;
@@ -177,8 +177,8 @@ pub(super) enum Pending {
 }
 
 /// The `Decide` message for `txn`.
-pub(super) fn decide(txn: TxnId, decision: Decision) -> Msg {
-    Msg::Decide { txn, decision }
+pub(super) fn decide(txn: TxnId, decision: Decision) -> ToParticipant {
+    ToParticipant::Decide { txn, decision }
 }
 
 /// The earlier of an optional deadline and a resend time.

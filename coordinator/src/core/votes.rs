@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use wire::{Decision, Msg, NodeId, Protocol, Read, TxnId, TxnResult, Vote};
+use wire::{Decision, NodeId, Protocol, Read, ToParticipant, TxnId, TxnResult, Vote};
 
 use super::Coordinator;
 use super::io::{Millis, Output, Record};
@@ -211,7 +211,7 @@ fn release_sends(id: TxnId, txn: &Txn, up: &BTreeSet<NodeId>) -> Vec<Output> {
         .filter(|part| part.state == PartState::ReadOnly && up.contains(&part.node))
         .map(|part| Output::Send {
             to: part.node,
-            msg: Msg::Release { txn: id },
+            msg: ToParticipant::Release { txn: id },
         })
         .collect()
 }

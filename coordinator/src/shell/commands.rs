@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use wire::{Client, Msg, Protocol, TxnId, TxnResult, TxnSpec};
+use wire::{Client, ClientRequest, ClientResponse, Protocol, Response, TxnId, TxnResult, TxnSpec};
 
 /// How long connecting (TCP + handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,12 +57,14 @@ pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallE
 /// Submits `spec` as transaction `txn` on an open client and waits for its result.
 pub async fn submit_on(client: &Client, txn: TxnId, spec: TxnSpec) -> Result<TxnResult, CallError> {
     let wait = result_timeout_for(&spec);
-    match client.call(Msg::Submit { txn, spec }, wait).await {
-        Ok(Msg::Result {
+    match client.call(ClientRequest::Submit { txn, spec }, wait).await {
+        Ok(Response::Client(ClientResponse::Result {
             txn: answered,
             result,
-        }) if answered == txn => Ok(result),
-        Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
+        })) if answered == txn => Ok(result),
+        Ok(Response::Client(ClientResponse::Refused { reason })) => {
+            Err(CallError::Refused { reason })
+        }
         Ok(other) => Err(CallError::Refused {
             reason: format!("unexpected answer {}", other.kind()),
         }),
@@ -93,9 +95,11 @@ pub async fn submit(
 /// `coordinator status`: the coordinator's report text.
 pub async fn status(addr: SocketAddr, cluster_id: &str) -> Result<String, CallError> {
     let client = connect(addr, cluster_id).await?;
-    match client.call(Msg::Status, STATUS_TIMEOUT).await {
-        Ok(Msg::StatusReport { text }) => Ok(text),
-        Ok(Msg::Error { reason }) => Err(CallError::Refused { reason }),
+    match client.call(ClientRequest::Status, STATUS_TIMEOUT).await {
+        Ok(Response::Client(ClientResponse::StatusReport { text })) => Ok(text),
+        Ok(Response::Client(ClientResponse::Refused { reason })) => {
+            Err(CallError::Refused { reason })
+        }
         Ok(other) => Err(CallError::Refused {
             reason: format!("unexpected answer {}", other.kind()),
         }),

@@ -339,10 +339,10 @@ async fn wait_for_participants(client: &Client, participants: u32) -> Result<(),
     let deadline = Instant::now() + CONNECT_ALL_TIMEOUT;
     loop {
         let report = match client
-            .call(wire::Msg::Status, commands::STATUS_TIMEOUT)
+            .call(wire::ClientRequest::Status, commands::STATUS_TIMEOUT)
             .await
         {
-            Ok(wire::Msg::StatusReport { text }) => text,
+            Ok(wire::Response::Client(wire::ClientResponse::StatusReport { text })) => text,
             other => {
                 return Err(DemoError::Workload(format!(
                     "status request failed: {other:?}"

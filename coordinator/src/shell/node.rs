@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tracing::{debug, info, warn};
 use wire::{
-    Channel, ChannelConfig, ChannelEvent, Decision, DialHandle, Epoch, EventReceiver, Listener,
-    Msg, NodeId, Outcome, RequestId, Role, SendError, ServeHandle, TxnId, TxnResult,
+    Channel, ChannelConfig, ChannelEvent, ClientRequest, ClientResponse, Decision, DialHandle,
+    Epoch, EventReceiver, FromParticipant, Listener, NodeId, Outcome, Request, RequestId, Response,
+    Role, SendError, ServeHandle, ToParticipant, TxnId, TxnResult,
 };
 
 use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
@@ -315,16 +316,36 @@ impl Node {
                 msg,
             } => {
                 if let Some(client) = self.clients.get(&epoch).cloned() {
-                    self.on_client_request(now, &client, id, msg);
-                } else if self.current_slot(peer, epoch).is_some() {
-                    self.core.handle(
-                        now,
-                        Input::Request {
-                            from: peer,
-                            id,
-                            msg,
-                        },
-                    );
+                    match msg {
+                        Request::Client(msg) => self.on_client_request(now, &client, id, msg),
+                        Request::Participant(_) | Request::Coordinator(_) => {
+                            let reason = format!(
+                                "the coordinator serves Submit and Status from clients, got {}",
+                                msg.kind()
+                            );
+                            respond(&client, id, msg.refused(reason));
+                        }
+                    }
+                } else if let Some(slot) = self.current_slot(peer, epoch) {
+                    match msg {
+                        Request::Coordinator(msg) => self.core.handle(
+                            now,
+                            Input::Request {
+                                from: peer,
+                                id,
+                                msg,
+                            },
+                        ),
+                        Request::Participant(_) | Request::Client(_) => {
+                            let reason = format!(
+                                "the coordinator serves only DecisionQuery from participants, got {}",
+                                msg.kind()
+                            );
+                            if let Some(channel) = &slot.channel {
+                                respond(channel, id, msg.refused(reason));
+                            }
+                        }
+                    }
                 } else {
                     debug!(peer = %peer, epoch = %epoch, "request on a stale channel ignored");
                 }
@@ -341,7 +362,14 @@ impl Node {
                 // Votes and acks are facts about a transaction, whichever connection
                 // carried them: one from an older epoch is as true as a current one.
                 if self.peers.contains_key(&peer) && !self.clients.contains_key(&epoch) {
-                    if let Msg::Ack {
+                    let msg = match msg {
+                        Response::Participant(msg) => msg,
+                        Response::Coordinator(_) | Response::Client(_) => {
+                            warn!(peer = %peer, kind = msg.kind(), "participant answered outside its family; ignored");
+                            return;
+                        }
+                    };
+                    if let FromParticipant::Ack {
                         outcome: Outcome::PreCommitted,
                         ..
                     } = &msg
@@ -385,9 +413,15 @@ impl Node {
             .filter(|slot| slot.channel.as_ref().is_some_and(|c| c.epoch() == epoch))
     }
 
-    fn on_client_request(&mut self, now: Millis, client: &Channel, id: RequestId, msg: Msg) {
+    fn on_client_request(
+        &mut self,
+        now: Millis,
+        client: &Channel,
+        id: RequestId,
+        msg: ClientRequest,
+    ) {
         match msg {
-            Msg::Submit { txn, spec } => {
+            ClientRequest::Submit { txn, spec } => {
                 debug!(txn_id = %txn, epoch = %client.epoch(), "submitted");
                 let client = ClientRef {
                     channel: client.epoch().0,
@@ -395,16 +429,9 @@ impl Node {
                 };
                 self.core.handle(now, Input::Submit { client, txn, spec });
             }
-            Msg::Status => {
+            ClientRequest::Status => {
                 let text = self.status_text();
-                respond(client, id, Msg::StatusReport { text });
-            }
-            other => {
-                let reason = format!(
-                    "the coordinator serves Submit and Status from clients, got {}",
-                    other.kind()
-                );
-                respond(client, id, Msg::Error { reason });
+                respond(client, id, ClientResponse::StatusReport { text }.into());
             }
         }
     }
@@ -422,7 +449,7 @@ impl Node {
                     }
                     Output::Reply { to, id, msg } => {
                         match self.peers.get(&to).and_then(|slot| slot.channel.as_ref()) {
-                            Some(channel) => respond(channel, id, msg),
+                            Some(channel) => respond(channel, id, msg.into()),
                             None => debug!(peer = %to, "reply dropped: participant down"),
                         }
                     }
@@ -455,13 +482,10 @@ impl Node {
     /// Queues a request to a participant, unless an identical one is still queued or in
     /// flight on the current connection (that one will be answered, or expire and be
     /// re-sent); `Err` says which transaction it was for and why not.
-    fn send(&mut self, to: NodeId, msg: Msg) -> Result<(), (TxnId, SendFailure)> {
-        // `Msg::txn` is an exhaustive match in `wire`: a new request kind needs no list
-        // here to keep in step (a list here once dropped every `Release`).
-        let Some(txn) = msg.txn() else {
-            warn!(peer = %to, kind = msg.kind(), "core sent a request about no transaction; dropped");
-            return Ok(());
-        };
+    fn send(&mut self, to: NodeId, msg: ToParticipant) -> Result<(), (TxnId, SendFailure)> {
+        // Every request to a participant names its transaction (`ToParticipant::txn` is
+        // exhaustive): no list here to keep in step (a list here once dropped `Release`).
+        let txn = msg.txn();
         let Some(slot) = self.peers.get_mut(&to) else {
             return Err((txn, SendFailure::Closed));
         };
@@ -476,7 +500,7 @@ impl Node {
                 "identical request still outstanding; not queued again");
             return Ok(());
         }
-        if let Msg::Decide {
+        if let ToParticipant::Decide {
             decision: Decision::Commit,
             ..
         } = &msg
@@ -484,12 +508,18 @@ impl Node {
             debug!(txn_id = %txn, peer = %to, "commit sent");
         }
         let crash_point = match &msg {
-            Msg::PreCommit { .. } => Some(CRASH_AFTER_FIRST_PRECOMMIT_SENT),
-            Msg::Decide {
+            ToParticipant::PreCommit { .. } => Some(CRASH_AFTER_FIRST_PRECOMMIT_SENT),
+            ToParticipant::Decide {
                 decision: Decision::Commit,
                 ..
             } => Some(CRASH_AFTER_FIRST_COMMIT_SENT),
-            _ => None,
+            ToParticipant::Prepare { .. }
+            | ToParticipant::Decide {
+                decision: Decision::Abort,
+                ..
+            }
+            | ToParticipant::StateQuery { .. }
+            | ToParticipant::Release { .. } => None,
         };
         match channel.request(msg.clone()) {
             Ok(id) => {
@@ -519,7 +549,7 @@ impl Node {
             Some(channel) => respond(
                 channel,
                 RequestId(client.request),
-                Msg::Result { txn, result },
+                ClientResponse::Result { txn, result }.into(),
             ),
             None => debug!(txn_id = %txn, "client gone before its result"),
         }
@@ -625,7 +655,7 @@ impl Node {
     }
 }
 
-fn respond(channel: &Channel, id: RequestId, msg: Msg) {
+fn respond(channel: &Channel, id: RequestId, msg: Response) {
     if let Err(error) = channel.respond(id, msg) {
         debug!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent");
     }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use wire::{Msg, RequestId, TxnId};
+use wire::{RequestId, ToParticipant, TxnId};
 
 /// What makes two requests the same one: the message kind and its transaction (the body
 /// is compared too, so a changed request is never held back).
@@ -21,7 +21,7 @@ type Key = (&'static str, TxnId);
 /// Outstanding requests of one connection, at most `entries_max` of them.
 #[derive(Debug)]
 pub struct Outstanding {
-    by_key: HashMap<Key, (RequestId, Msg)>,
+    by_key: HashMap<Key, (RequestId, ToParticipant)>,
     /// The reverse index, so a response (which names only the request id) clears its entry.
     by_id: HashMap<RequestId, Key>,
     /// The channel's `in_flight_max + send_queue_max`: it never holds more requests than
@@ -42,10 +42,10 @@ impl Outstanding {
     /// need not be sent again. `None`: send it.
     pub fn duplicate_of(
         &self,
-        msg: &Msg,
+        msg: &ToParticipant,
         is_pending: impl Fn(RequestId) -> bool,
     ) -> Option<RequestId> {
-        let (id, earlier) = self.by_key.get(&key(msg)?)?;
+        let (id, earlier) = self.by_key.get(&key(msg))?;
         (earlier == msg && is_pending(*id)).then_some(*id)
     }
 
@@ -54,13 +54,11 @@ impl Outstanding {
     /// more than `entries_max` requests, which it never does), and `msg` is not recorded.
     pub fn sent(
         &mut self,
-        msg: Msg,
+        msg: ToParticipant,
         id: RequestId,
         is_pending: impl Fn(RequestId) -> bool,
     ) -> bool {
-        let Some(key) = key(&msg) else {
-            return true;
-        };
+        let key = key(&msg);
         if let Some((replaced, _)) = self.by_key.remove(&key) {
             self.by_id.remove(&replaced);
         }
@@ -100,14 +98,14 @@ impl Outstanding {
         assert_eq!(self.by_key.len(), self.by_id.len());
         for (key, (id, msg)) in &self.by_key {
             assert_eq!(self.by_id.get(id), Some(key));
-            assert_eq!(Some(*key), self::key(msg));
+            assert_eq!(*key, self::key(msg));
         }
     }
 }
 
 /// Requests about a transaction are tracked; any other message is never held back.
-fn key(msg: &Msg) -> Option<Key> {
-    Some((msg.kind(), msg.txn()?))
+fn key(msg: &ToParticipant) -> Key {
+    (msg.kind(), msg.txn())
 }
 
 #[cfg(test)]
@@ -123,15 +121,15 @@ mod tests {
         TxnId(Uuid::from_u128(n))
     }
 
-    fn commit(n: u128) -> Msg {
-        Msg::Decide {
+    fn commit(n: u128) -> ToParticipant {
+        ToParticipant::Decide {
             txn: txn(n),
             decision: Decision::Commit,
         }
     }
 
-    fn query(n: u128) -> Msg {
-        Msg::StateQuery { txn: txn(n) }
+    fn query(n: u128) -> ToParticipant {
+        ToParticipant::StateQuery { txn: txn(n) }
     }
 
     /// A stand-in for the channel: the ids it still holds.
@@ -152,7 +150,7 @@ mod tests {
         // Another kind, another txn, or another body is not the same request.
         assert_eq!(table.duplicate_of(&query(1), pending(&[1])), None);
         assert_eq!(table.duplicate_of(&commit(2), pending(&[1])), None);
-        let abort = Msg::Decide {
+        let abort = ToParticipant::Decide {
             txn: txn(1),
             decision: Decision::Abort,
         };
@@ -209,13 +207,5 @@ mod tests {
         assert!(!table.sent(commit(4), RequestId(4), pending(&[2, 3, 4])));
         assert_eq!(table.len(), 2);
         table.check_invariants();
-    }
-
-    #[test]
-    fn messages_without_a_txn_are_never_held_back() {
-        let mut table = Outstanding::new(1);
-        assert!(table.sent(Msg::Status, RequestId(1), pending(&[1])));
-        assert_eq!(table.duplicate_of(&Msg::Status, pending(&[1])), None);
-        assert_eq!(table.len(), 0);
     }
 }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use coordinator::shell::runtime;
 use wire::{
-    Answer, Channel, ChannelConfig, ChannelEvent, Decision, Listener, Msg, NodeId, Op, Outcome,
-    Read, Role, ServeHandle, TxnId, TxnState, Value, Vote,
+    Answer, Channel, ChannelConfig, ChannelEvent, Decision, FromCoordinator, FromParticipant,
+    Listener, NodeId, Op, Outcome, Read, Request, Response, Role, ServeHandle, ToCoordinator,
+    ToParticipant, TxnId, TxnState, Value, Vote,
 };
 
 use super::support::{COMMAND_TIMEOUT, Server, run};
@@ -94,27 +95,31 @@ impl FakeParticipant {
                         let Some(channel) = channels.get(&epoch) else {
                             continue;
                         };
+                        let Request::Participant(msg) = msg else {
+                            let _ = channel.respond(id, msg.refused("fake participant".into()));
+                            continue;
+                        };
                         let reply = match msg {
-                            Msg::Decide { txn, decision } if !answers_decide => {
+                            ToParticipant::Decide { txn, decision } if !answers_decide => {
                                 let _ = seen_tx.send(Seen::Decided(txn, decision));
                                 continue;
                             }
-                            Msg::PreCommit { txn } => {
+                            ToParticipant::PreCommit { txn } => {
                                 precommitted.insert(txn);
                                 let _ = seen_tx.send(Seen::PreCommitted(txn));
-                                Msg::Ack {
+                                FromParticipant::Ack {
                                     txn,
                                     outcome: Outcome::PreCommitted,
                                 }
                             }
-                            Msg::StateQuery { txn } => {
+                            ToParticipant::StateQuery { txn } => {
                                 let _ = seen_tx.send(Seen::StateQueried(txn));
                                 let state = if precommitted.contains(&txn) {
                                     TxnState::PreCommitted
                                 } else {
                                     not_precommitted
                                 };
-                                Msg::StateReply {
+                                FromParticipant::StateReply {
                                     txn,
                                     state,
                                     recovered,
@@ -125,7 +130,11 @@ impl FakeParticipant {
                         let _ = channel.respond(id, reply);
                     }
                     ChannelEvent::Response { msg, .. } => {
-                        if let Msg::DecisionAnswer { txn, answer } = msg {
+                        if let Response::Coordinator(FromCoordinator::DecisionAnswer {
+                            txn,
+                            answer,
+                        }) = msg
+                        {
                             let _ = seen_tx.send(Seen::Answer(txn, answer));
                         }
                     }
@@ -150,18 +159,18 @@ impl FakeParticipant {
         let channel = self.coordinator.lock().expect("lock").clone();
         channel
             .expect("connected to the coordinator")
-            .request(Msg::DecisionQuery { txn })
+            .request(ToCoordinator::DecisionQuery { txn })
             .expect("queue DecisionQuery");
     }
 }
 
 /// Votes NO on the refused key, ReadOnly (every key = 1) on all-Get parts, else YES.
-fn answer(msg: &Msg, seen: &mpsc::Sender<Seen>) -> Msg {
+fn answer(msg: &ToParticipant, seen: &mpsc::Sender<Seen>) -> FromParticipant {
     match msg {
-        Msg::Prepare { txn, ops, .. } => {
+        ToParticipant::Prepare { txn, ops, .. } => {
             let _ = seen.send(Seen::Prepared(*txn));
             if ops.iter().any(|op| op.key() == REFUSED_KEY) {
-                Msg::Vote {
+                FromParticipant::Vote {
                     txn: *txn,
                     vote: Vote::No {
                         reason: "refused by test".to_string(),
@@ -176,22 +185,22 @@ fn answer(msg: &Msg, seen: &mpsc::Sender<Seen>) -> Msg {
                         value: Some(Value::Int(1)),
                     })
                     .collect();
-                Msg::Vote {
+                FromParticipant::Vote {
                     txn: *txn,
                     vote: Vote::ReadOnly,
                     reads,
                 }
             } else {
-                Msg::Vote {
+                FromParticipant::Vote {
                     txn: *txn,
                     vote: Vote::Yes,
                     reads: vec![],
                 }
             }
         }
-        Msg::Decide { txn, decision } => {
+        ToParticipant::Decide { txn, decision } => {
             let _ = seen.send(Seen::Decided(*txn, *decision));
-            Msg::Ack {
+            FromParticipant::Ack {
                 txn: *txn,
                 outcome: match decision {
                     Decision::Commit => Outcome::Committed,
@@ -199,7 +208,9 @@ fn answer(msg: &Msg, seen: &mpsc::Sender<Seen>) -> Msg {
                 },
             }
         }
-        _ => Msg::Error {
+        ToParticipant::PreCommit { .. }
+        | ToParticipant::StateQuery { .. }
+        | ToParticipant::Release { .. } => FromParticipant::Refused {
             reason: "fake participant".to_string(),
         },
     }

@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use participant::core::Config;
 use participant::shell::{CRASH_POINTS, Node, Options, ShellError, runtime};
-use wire::{Client, Msg, NodeId};
+use wire::{Client, ClientRequest, ClientResponse, NodeId, Response};
 
 const EXIT_OK: u8 = 0;
 const EXIT_FAILED: u8 = 1;
@@ -236,16 +236,18 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot reach participant at {}", args.addr))?;
         client
-            .call(Msg::Status, timeout)
+            .call(ClientRequest::Status, timeout)
             .await
             .with_context(|| format!("no status from participant at {}", args.addr))
     })?;
     match answer {
-        Msg::StatusReport { text } => {
+        Response::Client(ClientResponse::StatusReport { text }) => {
             print!("{text}");
             Ok(())
         }
-        Msg::Error { reason } => bail!("participant at {} refused: {reason}", args.addr),
+        Response::Client(ClientResponse::Refused { reason }) => {
+            bail!("participant at {} refused: {reason}", args.addr)
+        }
         other => bail!(
             "unexpected answer from participant at {}: {other:?}",
             args.addr

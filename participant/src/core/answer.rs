@@ -2,7 +2,7 @@
 //! state or a finished txn's end, held or sent at once by the one rule in
 //! [`Participant::answer_or_hold`].
 
-use wire::{Decision, Msg, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Vote};
+use wire::{Decision, FromParticipant, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Vote};
 
 use super::state::{Active, Done, End, Waiter, Wants, push_waiter};
 use super::{LogEntry, Participant, ReplyTo};
@@ -63,7 +63,7 @@ pub(super) fn active_answer(
     active: &Active,
     wants: Wants,
     state: TxnState,
-) -> Option<Msg> {
+) -> Option<FromParticipant> {
     match (wants, state) {
         (Wants::Vote, _) => Some(vote_msg(txn, Vote::Yes, active.reads.clone())),
         (Wants::PreCommitAck, TxnState::PreCommitted | TxnState::Committed) => {
@@ -80,7 +80,7 @@ pub(super) fn active_answer(
 }
 
 /// What a finished txn's waiter hears.
-pub(super) fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
+pub(super) fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> FromParticipant {
     match (&done.end, wants) {
         (End::Aborted { reason }, Wants::Vote) => vote_msg(txn, no(reason), Vec::new()),
         (End::Aborted { .. }, Wants::PreCommitAck | Wants::DecideAck) => {
@@ -94,7 +94,7 @@ pub(super) fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
         (End::Committed, Wants::State) => state_msg(txn, TxnState::Committed, false),
         (End::ReadOnly, Wants::Vote) => vote_msg(txn, Vote::ReadOnly, done.reads.clone()),
         (End::ReadOnly, Wants::State) => read_only_state(txn),
-        (End::ReadOnly, Wants::PreCommitAck | Wants::DecideAck) => Msg::Error {
+        (End::ReadOnly, Wants::PreCommitAck | Wants::DecideAck) => FromParticipant::Refused {
             reason: format!("txn {txn} was voted read-only here"),
         },
     }
@@ -102,18 +102,18 @@ pub(super) fn done_answer(txn: TxnId, done: &Done, wants: Wants) -> Msg {
 
 /// A read-only voter does not know the outcome: it answers like a 2PC participant in doubt
 /// (`Prepared`), which resolves nothing and which a termination leader leaves out.
-pub(super) fn read_only_state(txn: TxnId) -> Msg {
+pub(super) fn read_only_state(txn: TxnId) -> FromParticipant {
     state_msg(txn, TxnState::Prepared, false)
 }
 
 /// A `StateReply`: `recovered` only while the txn is undecided after a restart (a decided
 /// state is final whoever tells it).
-pub(super) fn state_msg(txn: TxnId, state: TxnState, recovered: bool) -> Msg {
+pub(super) fn state_msg(txn: TxnId, state: TxnState, recovered: bool) -> FromParticipant {
     let decided = match state {
         TxnState::Committed | TxnState::Aborted => true,
         TxnState::Prepared | TxnState::Waiting | TxnState::PreCommitted => false,
     };
-    Msg::StateReply {
+    FromParticipant::StateReply {
         txn,
         state,
         recovered: recovered && !decided,
@@ -153,10 +153,10 @@ pub(super) fn no(reason: &str) -> Vote {
     }
 }
 
-pub(super) fn vote_msg(txn: TxnId, vote: Vote, reads: Vec<Read>) -> Msg {
-    Msg::Vote { txn, vote, reads }
+pub(super) fn vote_msg(txn: TxnId, vote: Vote, reads: Vec<Read>) -> FromParticipant {
+    FromParticipant::Vote { txn, vote, reads }
 }
 
-pub(super) fn ack_msg(txn: TxnId, outcome: Outcome) -> Msg {
-    Msg::Ack { txn, outcome }
+pub(super) fn ack_msg(txn: TxnId, outcome: Outcome) -> FromParticipant {
+    FromParticipant::Ack { txn, outcome }
 }

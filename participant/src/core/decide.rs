@@ -3,7 +3,7 @@
 //! `abort_active` (locks released at once, the `Aborted` record persisted).
 
 use tracing::{error, info, warn};
-use wire::{Decision, Msg, Outcome, Protocol, RequestId, TxnId, TxnState};
+use wire::{Decision, FromParticipant, Outcome, Protocol, RequestId, TxnId, TxnState};
 
 use super::answer::{ack_msg, decided_outcome, done_answer, holds_abort};
 use super::state::{Active, Done, End, Waiter, Wants, push_waiter, set_timer};
@@ -22,13 +22,13 @@ impl Participant {
             if active.protocol == Protocol::TwoPhase {
                 error!(%txn, peer = %from.peer, "PreCommit for a 2PC txn");
                 let reason = format!("PreCommit for txn {txn}, which runs 2PC");
-                self.reply(from, id, Msg::Error { reason });
+                self.reply(from, id, FromParticipant::Refused { reason });
                 return;
             }
             if active.durable.is_none() {
                 error!(%txn, peer = %from.peer, "PreCommit before this participant voted");
                 let reason = format!("PreCommit for txn {txn} before this participant voted");
-                self.reply(from, id, Msg::Error { reason });
+                self.reply(from, id, FromParticipant::Refused { reason });
                 return;
             }
             if active.target == TxnState::Waiting {
@@ -62,7 +62,7 @@ impl Participant {
                 End::ReadOnly => {
                     error!(%txn, peer = %from.peer, "PreCommit for a txn this participant voted read-only on");
                     let reason = format!("PreCommit for txn {txn}, voted read-only here");
-                    self.reply(from, id, Msg::Error { reason });
+                    self.reply(from, id, FromParticipant::Refused { reason });
                 }
             }
             return;
@@ -114,7 +114,7 @@ impl Participant {
                 (None, _, Decision::Commit) => {
                     error!(%txn, peer = %from.peer, "commit before this participant voted");
                     let reason = format!("commit for txn {txn} before this participant voted");
-                    self.reply(from, id, Msg::Error { reason });
+                    self.reply(from, id, FromParticipant::Refused { reason });
                 }
                 (Some(_), TxnState::Committed, decision) => {
                     if decision == Decision::Abort {

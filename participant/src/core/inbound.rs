@@ -8,7 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use wire::{Msg, NodeId, RequestId, Role, TxnId, Value};
+use wire::{
+    ClientRequest, FromCoordinator, FromParticipant, NodeId, Request, RequestId, Response, Role,
+    ToParticipant, TxnId, Value,
+};
 
 use super::{Input, Participant, ReplyTo, StoredTxn};
 
@@ -16,11 +19,12 @@ use super::{Input, Participant, ReplyTo, StoredTxn};
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Plan {
     /// A protocol request: read what `needs` names, then call [`request_input`].
-    Protocol(Needs),
+    Protocol { msg: ToParticipant, needs: Needs },
     /// A client's status request, answered by the shell from its own state.
     Status,
-    /// Not served from that kind of peer: answer `Msg::Error { reason }`.
-    Refuse { reason: String },
+    /// Not served from that kind of peer: answer `reply` (a refusal in the request's own
+    /// family, saying `reason`).
+    Refuse { reason: String, reply: Response },
 }
 
 /// The store reads a protocol request needs before it becomes an `Input`.
@@ -42,21 +46,11 @@ pub struct Reads {
 }
 
 /// Which requests this participant serves from a peer in `role`, and what to read first.
-pub fn plan(core: &Participant, role: Role, msg: &Msg) -> Plan {
-    let protocol_peer = match role {
-        Role::Coordinator | Role::Participant => true,
-        Role::Client => false,
-    };
+/// Exhaustive over every request family: a new request must say who may send it.
+pub fn plan(core: &Participant, role: Role, msg: Request) -> Plan {
     let stored_of = |txn: TxnId| (!core.knows(txn)).then_some(txn);
-    let refuse = || Plan::Refuse {
-        reason: format!(
-            "participant {} does not serve {} requests from a {role:?}",
-            core.node_id(),
-            msg.kind()
-        ),
-    };
-    match msg {
-        Msg::Prepare { txn, ops, .. } if role == Role::Coordinator => {
+    let served = match (role, &msg) {
+        (Role::Coordinator, Request::Participant(ToParticipant::Prepare { txn, ops, .. })) => {
             // Known txns are answered from memory; ops past the limit are refused by the
             // core before any value matters, so they are not read.
             let read_values = !core.knows(*txn) && ops.len() <= core.config().ops_per_txn_max;
@@ -65,54 +59,62 @@ pub fn plan(core: &Participant, role: Role, msg: &Msg) -> Plan {
             } else {
                 Vec::new()
             };
-            Plan::Protocol(Needs {
+            Some(Needs {
                 keys,
                 stored: stored_of(*txn),
             })
         }
-        Msg::PreCommit { txn } | Msg::Decide { txn, .. } | Msg::StateQuery { txn }
-            if protocol_peer =>
-        {
-            Plan::Protocol(Needs {
-                keys: Vec::new(),
-                stored: stored_of(*txn),
-            })
-        }
+        (
+            Role::Coordinator | Role::Participant,
+            Request::Participant(
+                ToParticipant::PreCommit { txn }
+                | ToParticipant::Decide { txn, .. }
+                | ToParticipant::StateQuery { txn },
+            ),
+        ) => Some(Needs {
+            keys: Vec::new(),
+            stored: stored_of(*txn),
+        }),
         // Only memory is involved: no stored state to read.
-        Msg::Release { .. } if protocol_peer => Plan::Protocol(Needs::default()),
-        Msg::Status if role == Role::Client => Plan::Status,
-        // Requests from the wrong kind of peer.
-        Msg::Prepare { .. }
-        | Msg::PreCommit { .. }
-        | Msg::Decide { .. }
-        | Msg::StateQuery { .. }
-        | Msg::Release { .. }
-        | Msg::Status
-        // Responses, the coordinator's own requests, and client traffic for a coordinator.
-        | Msg::Vote { .. }
-        | Msg::Ack { .. }
-        | Msg::DecisionQuery { .. }
-        | Msg::DecisionAnswer { .. }
-        | Msg::StateReply { .. }
-        | Msg::Released { .. }
-        | Msg::Submit { .. }
-        | Msg::Result { .. }
-        | Msg::StatusReport { .. }
-        | Msg::Error { .. } => refuse(),
+        (Role::Coordinator, Request::Participant(ToParticipant::Release { .. })) => {
+            Some(Needs::default())
+        }
+        (Role::Client, Request::Client(ClientRequest::Status)) => return Plan::Status,
+        (
+            Role::Participant | Role::Client,
+            Request::Participant(ToParticipant::Prepare { .. } | ToParticipant::Release { .. }),
+        )
+        | (
+            Role::Client,
+            Request::Participant(
+                ToParticipant::PreCommit { .. }
+                | ToParticipant::Decide { .. }
+                | ToParticipant::StateQuery { .. },
+            ),
+        )
+        | (_, Request::Coordinator(_))
+        | (_, Request::Client(ClientRequest::Submit { .. }))
+        | (Role::Coordinator | Role::Participant, Request::Client(ClientRequest::Status)) => None,
+    };
+    match (served, msg) {
+        (Some(needs), Request::Participant(msg)) => Plan::Protocol { msg, needs },
+        (_, msg) => {
+            let reason = format!(
+                "participant {} does not serve {} requests from a {role:?}",
+                core.node_id(),
+                msg.kind()
+            );
+            let reply = msg.refused(reason.clone());
+            Plan::Refuse { reason, reply }
+        }
     }
 }
 
 /// The `Input` for a request [`plan`] called `Protocol`, with what the shell read.
-/// `Err` (the reason) for a message `plan` does not call a protocol request.
-pub fn request_input(
-    from: ReplyTo,
-    id: RequestId,
-    msg: Msg,
-    reads: Reads,
-) -> Result<Input, String> {
+pub fn request_input(from: ReplyTo, id: RequestId, msg: ToParticipant, reads: Reads) -> Input {
     let Reads { values, stored } = reads;
-    Ok(match msg {
-        Msg::Prepare {
+    match msg {
+        ToParticipant::Prepare {
             txn,
             protocol,
             ops,
@@ -129,77 +131,62 @@ pub fn request_input(
             values,
             stored,
         },
-        Msg::PreCommit { txn } => Input::PreCommit {
+        ToParticipant::PreCommit { txn } => Input::PreCommit {
             from,
             id,
             txn,
             stored,
         },
-        Msg::Decide { txn, decision } => Input::Decide {
+        ToParticipant::Decide { txn, decision } => Input::Decide {
             from,
             id,
             txn,
             decision,
             stored,
         },
-        Msg::StateQuery { txn } => Input::StateQuery {
+        ToParticipant::StateQuery { txn } => Input::StateQuery {
             from,
             id,
             txn,
             stored,
         },
-        Msg::Release { txn } => Input::Release { from, id, txn },
-        other @ (Msg::Vote { .. }
-        | Msg::Ack { .. }
-        | Msg::DecisionQuery { .. }
-        | Msg::DecisionAnswer { .. }
-        | Msg::StateReply { .. }
-        | Msg::Released { .. }
-        | Msg::Submit { .. }
-        | Msg::Result { .. }
-        | Msg::Status
-        | Msg::StatusReport { .. }
-        | Msg::Error { .. }) => {
-            return Err(format!("{} is not a protocol request", other.kind()));
-        }
-    })
+        ToParticipant::Release { txn } => Input::Release { from, id, txn },
+    }
 }
 
 /// The `Input` for a response from `from` to a request this core sent; `Err` (what to
-/// log) for an error reply or a message that is no answer to anything the core sends.
-pub fn response_input(from: NodeId, msg: Msg) -> Result<Input, String> {
+/// log) for a refusal or a message that is no answer to anything the core sends.
+pub fn response_input(from: NodeId, msg: Response) -> Result<Input, String> {
     match msg {
-        Msg::DecisionAnswer { txn, answer } => Ok(Input::DecisionAnswer { from, txn, answer }),
-        Msg::StateReply {
+        Response::Coordinator(FromCoordinator::DecisionAnswer { txn, answer }) => {
+            Ok(Input::DecisionAnswer { from, txn, answer })
+        }
+        Response::Participant(FromParticipant::StateReply {
             txn,
             state,
             recovered,
-        } => Ok(Input::StateReply {
+        }) => Ok(Input::StateReply {
             from,
             txn,
             state,
             recovered,
         }),
-        Msg::Ack { txn, outcome } => Ok(Input::Ack { from, txn, outcome }),
-        Msg::Error { reason } => Err(format!("peer refused a request: {reason}")),
-        other @ (Msg::Prepare { .. }
-        | Msg::PreCommit { .. }
-        | Msg::Vote { .. }
-        | Msg::Decide { .. }
-        | Msg::DecisionQuery { .. }
-        | Msg::StateQuery { .. }
-        | Msg::Release { .. }
-        | Msg::Released { .. }
-        | Msg::Submit { .. }
-        | Msg::Result { .. }
-        | Msg::Status
-        | Msg::StatusReport { .. }) => Err(format!("unexpected response {} dropped", other.kind())),
+        Response::Participant(FromParticipant::Ack { txn, outcome }) => {
+            Ok(Input::Ack { from, txn, outcome })
+        }
+        Response::Participant(FromParticipant::Refused { reason })
+        | Response::Coordinator(FromCoordinator::Refused { reason }) => {
+            Err(format!("peer refused a request: {reason}"))
+        }
+        // A participant sends no Prepare, Release or client request: these answer nothing.
+        Response::Participant(FromParticipant::Vote { .. } | FromParticipant::Released { .. })
+        | Response::Client(_) => Err(format!("unexpected response {} dropped", msg.kind())),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use wire::{Decision, Op, Protocol};
+    use wire::{ClientResponse, Decision, Op, Protocol};
 
     use super::*;
     use crate::core::Config;
@@ -208,9 +195,13 @@ mod tests {
         Participant::new(NodeId(1), Config::default()).expect("valid config")
     }
 
-    fn prepare(ops: Vec<Op>) -> Msg {
-        Msg::Prepare {
-            txn: TxnId(uuid::Uuid::from_u128(7)),
+    fn txn() -> TxnId {
+        TxnId(uuid::Uuid::from_u128(7))
+    }
+
+    fn prepare(ops: Vec<Op>) -> ToParticipant {
+        ToParticipant::Prepare {
+            txn: txn(),
             protocol: Protocol::TwoPhase,
             ops,
             timeout_ms: 1_000,
@@ -225,11 +216,14 @@ mod tests {
             Op::Delete { key: "b".into() },
         ]);
         assert_eq!(
-            plan(&core(), Role::Coordinator, &msg),
-            Plan::Protocol(Needs {
-                keys: vec!["a".to_string(), "b".to_string()],
-                stored: Some(TxnId(uuid::Uuid::from_u128(7))),
-            })
+            plan(&core(), Role::Coordinator, msg.clone().into()),
+            Plan::Protocol {
+                msg,
+                needs: Needs {
+                    keys: vec!["a".to_string(), "b".to_string()],
+                    stored: Some(txn()),
+                }
+            }
         );
     }
 
@@ -240,50 +234,89 @@ mod tests {
                 key: format!("k{i}"),
             })
             .collect();
+        let msg = prepare(ops);
         assert_eq!(
-            plan(&core(), Role::Coordinator, &prepare(ops)),
-            Plan::Protocol(Needs {
-                keys: Vec::new(),
-                stored: Some(TxnId(uuid::Uuid::from_u128(7))),
-            })
+            plan(&core(), Role::Coordinator, msg.clone().into()),
+            Plan::Protocol {
+                msg,
+                needs: Needs {
+                    keys: Vec::new(),
+                    stored: Some(txn()),
+                }
+            }
         );
     }
 
     #[test]
     fn prepares_come_only_from_coordinators_and_status_only_from_clients() {
-        let refused =
-            |role: Role, msg: &Msg| matches!(plan(&core(), role, msg), Plan::Refuse { .. });
-        assert!(refused(Role::Participant, &prepare(Vec::new())));
-        assert!(refused(Role::Client, &prepare(Vec::new())));
-        assert!(refused(Role::Coordinator, &Msg::Status));
-        assert_eq!(plan(&core(), Role::Client, &Msg::Status), Plan::Status);
-        let decide = Msg::Decide {
-            txn: TxnId(uuid::Uuid::from_u128(7)),
+        // Each refusal answers in the family of its request.
+        let refusal = |role: Role, msg: Request| match plan(&core(), role, msg) {
+            Plan::Refuse { reply, .. } => Some(reply),
+            Plan::Protocol { .. } | Plan::Status => None,
+        };
+        let is_participant_refusal = |reply: Option<Response>| {
+            matches!(
+                reply,
+                Some(Response::Participant(FromParticipant::Refused { .. }))
+            )
+        };
+        assert!(is_participant_refusal(refusal(
+            Role::Participant,
+            prepare(Vec::new()).into()
+        )));
+        assert!(is_participant_refusal(refusal(
+            Role::Client,
+            prepare(Vec::new()).into()
+        )));
+        assert!(matches!(
+            refusal(Role::Coordinator, ClientRequest::Status.into()),
+            Some(Response::Client(ClientResponse::Refused { .. }))
+        ));
+        assert_eq!(
+            plan(&core(), Role::Client, ClientRequest::Status.into()),
+            Plan::Status
+        );
+        let decide = ToParticipant::Decide {
+            txn: txn(),
             decision: Decision::Commit,
         };
-        assert!(refused(Role::Client, &decide));
+        assert!(is_participant_refusal(refusal(
+            Role::Client,
+            decide.clone().into()
+        )));
         assert!(matches!(
-            plan(&core(), Role::Participant, &decide),
-            Plan::Protocol(_)
+            plan(&core(), Role::Participant, decide.into()),
+            Plan::Protocol { .. }
+        ));
+        assert!(matches!(
+            refusal(
+                Role::Participant,
+                wire::ToCoordinator::DecisionQuery { txn: txn() }.into()
+            ),
+            Some(Response::Coordinator(FromCoordinator::Refused { .. }))
         ));
     }
 
     #[test]
     fn only_answers_to_the_cores_requests_become_inputs() {
         let from = NodeId(2);
-        assert!(response_input(from, Msg::Error { reason: "x".into() }).is_err());
-        assert!(response_input(from, Msg::Status).is_err());
-        assert!(
-            request_input(
-                ReplyTo {
-                    peer: from,
-                    conn: 1
-                },
-                RequestId(1),
-                Msg::Status,
-                Reads::default()
-            )
-            .is_err()
-        );
+        let refused = FromParticipant::Refused { reason: "x".into() };
+        assert!(response_input(from, refused.into()).is_err());
+        let released = FromParticipant::Released { txn: txn() };
+        assert!(response_input(from, released.into()).is_err());
+        let report = ClientResponse::StatusReport { text: "x".into() };
+        assert!(response_input(from, report.into()).is_err());
+        let ack = FromParticipant::Ack {
+            txn: txn(),
+            outcome: wire::Outcome::Committed,
+        };
+        assert!(matches!(
+            response_input(from, ack.into()),
+            Ok(Input::Ack {
+                from: NodeId(2),
+                outcome: wire::Outcome::Committed,
+                ..
+            })
+        ));
     }
 }

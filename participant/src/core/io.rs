@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, RequestId, TxnId, TxnState, Value,
+    Answer, Decision, FromParticipant, NodeId, Op, Outcome, Protocol, Request, RequestId, TxnId,
+    TxnState, Value,
 };
 
 use super::{Lsn, Record, StoredTxn};
@@ -15,7 +16,7 @@ use super::{Lsn, Record, StoredTxn};
 /// its sender's in-flight slots until a response frees it.
 pub const WAITERS_PER_TXN_MAX: usize = 16;
 
-/// The `Msg::Error` reason a waiter pushed out by [`WAITERS_PER_TXN_MAX`] hears.
+/// The `FromParticipant::Refused` reason a waiter pushed out by [`WAITERS_PER_TXN_MAX`] hears.
 pub const SUPERSEDED_REASON: &str = "superseded by a newer duplicate of this request";
 
 /// Participants one txn may name; a Prepare naming more gets NO.
@@ -132,8 +133,8 @@ pub enum Output {
     Reply {
         to: ReplyTo,
         id: RequestId,
-        msg: Msg,
+        msg: FromParticipant,
     },
     /// Send `msg` as a new request to `to` (only emitted while `to` is up).
-    Send { to: NodeId, msg: Msg },
+    Send { to: NodeId, msg: Request },
 }

@@ -2,7 +2,7 @@
 //! again at once; one going down sends 2PC txns to their peers and 3PC txns into the
 //! termination protocol.
 
-use wire::{Msg, NodeId, Protocol, TxnId};
+use wire::{NodeId, Protocol, ToCoordinator, TxnId};
 
 use super::state::set_timer;
 use super::{Millis, Participant};
@@ -32,7 +32,7 @@ impl Participant {
                     let at = now.plus_ms(min_ms);
                     set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                     if active.coordinator == peer {
-                        self.send(peer, Msg::DecisionQuery { txn });
+                        self.send(peer, ToCoordinator::DecisionQuery { txn });
                     } else {
                         self.ask_peers(txn, Some(peer));
                     }

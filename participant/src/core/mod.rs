@@ -77,7 +77,7 @@ mod vote;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tracing::{debug, error};
-use wire::{Msg, NodeId, Protocol, RequestId, TxnId, TxnState};
+use wire::{FromParticipant, NodeId, Protocol, Request, RequestId, ToParticipant, TxnId, TxnState};
 
 pub use config::{
     Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT,
@@ -117,7 +117,7 @@ pub struct Participant {
     pending: BTreeMap<Lsn, (TxnId, Option<TxnState>)>,
     /// Requests to peers that wait for a record: a termination leader's decision goes out
     /// only once its own record of it is durable.
-    held: BTreeMap<Lsn, Vec<(NodeId, Msg)>>,
+    held: BTreeMap<Lsn, Vec<(NodeId, ToParticipant)>>,
     next_lsn: Lsn,
     peers_up: BTreeSet<NodeId>,
     outputs: VecDeque<Output>,
@@ -188,7 +188,7 @@ impl Participant {
             } => self.on_decide(from, id, txn, decision, stored),
             Input::Release { from, id, txn } => {
                 self.release_hold(txn);
-                self.reply(from, id, Msg::Released { txn });
+                self.reply(from, id, FromParticipant::Released { txn });
             }
             Input::StateQuery {
                 from,
@@ -288,7 +288,8 @@ impl Participant {
     }
 
     /// Sends `msg` to `to` if it is up (a request to a down peer would only be dropped).
-    fn send(&mut self, to: NodeId, msg: Msg) {
+    fn send(&mut self, to: NodeId, msg: impl Into<Request>) {
+        let msg = msg.into();
         if self.peers_up.contains(&to) {
             self.outputs.push_back(Output::Send { to, msg });
         }
@@ -309,7 +310,7 @@ impl Participant {
         lsn
     }
 
-    fn reply(&mut self, to: ReplyTo, id: RequestId, msg: Msg) {
+    fn reply(&mut self, to: ReplyTo, id: RequestId, msg: FromParticipant) {
         self.outputs.push_back(Output::Reply { to, id, msg });
     }
 
@@ -318,6 +319,6 @@ impl Participant {
     fn reply_internal_error(&mut self, txn: TxnId, to: ReplyTo, id: RequestId, problem: &str) {
         error!(%txn, peer = %to.peer, problem, "request in an unexpected state; answered with an error");
         let reason = format!("internal error: txn {txn} {problem}");
-        self.reply(to, id, Msg::Error { reason });
+        self.reply(to, id, FromParticipant::Refused { reason });
     }
 }

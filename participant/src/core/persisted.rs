@@ -2,7 +2,7 @@
 //! starts, and a committed or finished txn is remembered within its bound.
 
 use tracing::{error, info};
-use wire::{Msg, TxnId, TxnState};
+use wire::{FromParticipant, TxnId, TxnState};
 
 use super::answer::{active_answer, done_answer};
 use super::state::{Done, End, Waiter, set_timer};
@@ -32,7 +32,7 @@ impl Participant {
                     if done.pending == Some(lsn) {
                         done.pending = None;
                         let waiters = std::mem::take(&mut done.waiters);
-                        let answers: Vec<(Waiter, Msg)> = waiters
+                        let answers: Vec<(Waiter, FromParticipant)> = waiters
                             .into_iter()
                             .map(|waiter| (waiter, done_answer(txn, done, waiter.wants)))
                             .collect();
@@ -51,7 +51,10 @@ impl Participant {
         // A termination leader's decision goes out once its own record is durable.
         for (to, msg) in self.held.remove(&lsn).unwrap_or_default() {
             if self.peers_up.contains(&to) {
-                self.outputs.push_back(Output::Send { to, msg });
+                self.outputs.push_back(Output::Send {
+                    to,
+                    msg: msg.into(),
+                });
             }
         }
     }

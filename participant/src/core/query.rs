@@ -3,7 +3,10 @@
 //! coordinator, `StateQuery` to its peers) with the coordinator's answers.
 
 use tracing::{debug, error, info, warn};
-use wire::{Answer, Msg, NodeId, Protocol, RequestId, TxnId, TxnState};
+use wire::{
+    Answer, FromParticipant, NodeId, Protocol, RequestId, ToCoordinator, ToParticipant, TxnId,
+    TxnState,
+};
 
 use super::answer::{read_only_state, state_msg};
 use super::state::{Done, End, Waiter, Wants, push_waiter, set_timer};
@@ -112,9 +115,9 @@ impl Participant {
 
     /// Recovery hands the core every in-doubt txn, so the store cannot hold one the core
     /// does not know: a shell bug, not a peer's.
-    pub(super) fn unexpected_stored(&self, txn: TxnId, state: StoredState) -> Msg {
+    pub(super) fn unexpected_stored(&self, txn: TxnId, state: StoredState) -> FromParticipant {
         error!(%txn, state = state.as_str(), "stored in doubt but unknown to the core");
-        Msg::Error {
+        FromParticipant::Refused {
             reason: format!("txn {txn} is in an unexpected state; try again"),
         }
     }
@@ -178,14 +181,14 @@ impl Participant {
             .filter(|peer| only.is_none_or(|only| only == *peer))
             .collect();
         for peer in peers {
-            self.send(peer, Msg::StateQuery { txn });
+            self.send(peer, ToParticipant::StateQuery { txn });
         }
     }
 
     pub(super) fn query(&mut self, coordinator: NodeId, txn: TxnId) {
         if self.peers_up.contains(&coordinator) {
             debug!(%txn, peer = %coordinator, "asking for the decision");
-            self.send(coordinator, Msg::DecisionQuery { txn });
+            self.send(coordinator, ToCoordinator::DecisionQuery { txn });
         }
     }
 }

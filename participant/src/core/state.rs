@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use tracing::warn;
-use wire::{Msg, NodeId, Protocol, Read, RequestId, TxnId, TxnState};
+use wire::{FromParticipant, NodeId, Protocol, Read, RequestId, TxnId, TxnState};
 
 use super::termination::Termination;
 use super::{LogEntry, Lsn, Millis, Output, ReplyTo, SUPERSEDED_REASON, WAITERS_PER_TXN_MAX};
@@ -153,7 +153,7 @@ pub(super) fn push_waiter(
         outputs.push_back(Output::Reply {
             to: oldest.to,
             id: oldest.id,
-            msg: Msg::Error {
+            msg: FromParticipant::Refused {
                 reason: SUPERSEDED_REASON.to_string(),
             },
         });

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use tracing::{debug, info};
-use wire::{Decision, Msg, NodeId, TxnId, TxnState};
+use wire::{Decision, NodeId, ToParticipant, TxnId, TxnState};
 
 use super::state::set_timer;
 use super::termination::{Termination, Verdict, decide};
@@ -60,9 +60,9 @@ impl Participant {
                 }
                 for peer in live {
                     let msg = if precommitting {
-                        Msg::PreCommit { txn }
+                        ToParticipant::PreCommit { txn }
                     } else {
-                        Msg::StateQuery { txn }
+                        ToParticipant::StateQuery { txn }
                     };
                     self.send(peer, msg);
                 }
@@ -135,7 +135,7 @@ impl Participant {
         let coordinator = active.coordinator;
         self.query(coordinator, txn);
         for peer in live {
-            self.send(peer, Msg::StateQuery { txn });
+            self.send(peer, ToParticipant::StateQuery { txn });
         }
     }
 
@@ -162,7 +162,7 @@ impl Participant {
                 let at = now.plus_ms(termination.round_ms);
                 set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                 for peer in waiting {
-                    self.send(peer, Msg::PreCommit { txn });
+                    self.send(peer, ToParticipant::PreCommit { txn });
                 }
             }
         }
@@ -214,7 +214,7 @@ impl Participant {
         let held = self.held.entry(lsn).or_default();
         held.extend(
             to.into_iter()
-                .map(|peer| (peer, Msg::Decide { txn, decision })),
+                .map(|peer| (peer, ToParticipant::Decide { txn, decision })),
         );
     }
 }

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use futures::future::{Either, select};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use wire::{
-    Channel, ChannelConfig, ChannelEvent, Epoch, EventReceiver, Listener, MeshHandle, Msg, NodeId,
-    RequestId, Role, ServeHandle, TxnId,
+    Channel, ChannelConfig, ChannelEvent, ClientResponse, Epoch, EventReceiver, FromParticipant,
+    Listener, MeshHandle, NodeId, Request, RequestId, Response, Role, ServeHandle, TxnId,
 };
 
 use crate::core::inbound::{self, Needs, Plan, Reads};
@@ -363,39 +363,31 @@ impl EventLoop {
         }
     }
 
-    async fn on_request(&mut self, channel: Channel, id: RequestId, msg: Msg) {
+    async fn on_request(&mut self, channel: Channel, id: RequestId, msg: Request) {
         let from = ReplyTo {
             peer: channel.peer(),
             conn: channel.epoch().0,
         };
-        let needs = match inbound::plan(&self.core, channel.peer_role(), &msg) {
-            Plan::Protocol(needs) => needs,
+        let (msg, needs) = match inbound::plan(&self.core, channel.peer_role(), msg) {
+            Plan::Protocol { msg, needs } => (msg, needs),
             Plan::Status => {
                 let text = self.status_report().await;
-                respond(&channel, id, Msg::StatusReport { text });
+                respond(&channel, id, ClientResponse::StatusReport { text }.into());
                 return;
             }
-            Plan::Refuse { reason } => {
+            Plan::Refuse { reason, reply } => {
                 warn!(peer = %channel.peer(), %reason, "unexpected request");
-                respond(&channel, id, Msg::Error { reason });
+                respond(&channel, id, reply);
                 return;
             }
         };
-        let txn = msg.txn();
         let reads = match self.read(&needs).await {
             Ok(reads) => reads,
-            Err(error) => return self.store_failed(&channel, id, txn, error),
+            Err(error) => return self.store_failed(&channel, id, msg.txn(), error),
         };
-        match inbound::request_input(from, id, msg, reads) {
-            Ok(input) => {
-                let now = self.now();
-                self.core.handle(now, input);
-            }
-            Err(reason) => {
-                error!(peer = %channel.peer(), %reason, "planned request has no input");
-                respond(&channel, id, Msg::Error { reason });
-            }
-        }
+        let input = inbound::request_input(from, id, msg, reads);
+        let now = self.now();
+        self.core.handle(now, input);
     }
 
     /// Reads what a request needs from the store.
@@ -415,22 +407,16 @@ impl EventLoop {
     }
 
     /// A failed read changes nothing: answer with an error; the coordinator may retry.
-    fn store_failed(
-        &self,
-        channel: &Channel,
-        id: RequestId,
-        txn: Option<TxnId>,
-        error: StoreError,
-    ) {
-        error!(txn = ?txn, %error, "store read failed");
+    fn store_failed(&self, channel: &Channel, id: RequestId, txn: TxnId, error: StoreError) {
+        error!(%txn, %error, "store read failed");
         let reason = format!(
             "participant {} cannot read its store: {error}",
             self.node_id
         );
-        respond(channel, id, Msg::Error { reason });
+        respond(channel, id, FromParticipant::Refused { reason }.into());
     }
 
-    fn on_response(&mut self, peer: NodeId, epoch: Epoch, id: RequestId, msg: Msg) {
+    fn on_response(&mut self, peer: NodeId, epoch: Epoch, id: RequestId, msg: Response) {
         if self.peers.get(&peer).map(Channel::epoch) != Some(epoch) {
             debug!(%peer, %epoch, "response on a stale connection dropped");
             return;
@@ -467,7 +453,7 @@ impl EventLoop {
                 }
                 Output::Reply { to, id, msg } => {
                     match self.channel(to.peer, Epoch(to.conn)) {
-                        Some(channel) => respond(&channel, id, msg),
+                        Some(channel) => respond(&channel, id, msg.into()),
                         // The coordinator re-sends on its new connection.
                         None => debug!(peer = %to.peer, "reply for a closed connection dropped"),
                     }
@@ -550,7 +536,7 @@ fn validate_peers(node_id: NodeId, peers: &BTreeMap<NodeId, SocketAddr>) -> Resu
 
 /// A response that cannot be queued (the channel closed, or the peer stopped reading and
 /// filled the send queue) is dropped: the requester's own request deadline frees its slot.
-fn respond(channel: &Channel, id: RequestId, msg: Msg) {
+fn respond(channel: &Channel, id: RequestId, msg: Response) {
     if let Err(error) = channel.respond(id, msg) {
         debug!(peer = %channel.peer(), %error, "reply not sent");
     }

@@ -14,8 +14,9 @@ use participant::shell::runtime::{block_on, timeout};
 use participant::store::Store;
 use uuid::Uuid;
 use wire::{
-    Answer, Channel, ChannelConfig, ChannelEvent, Decision, DialHandle, EventReceiver, Msg, NodeId,
-    Op, Outcome, Protocol, RequestId, Role, TxnId, Value, Vote,
+    Answer, Channel, ChannelConfig, ChannelEvent, Decision, DialHandle, EventReceiver,
+    FromCoordinator, FromParticipant, NodeId, Op, Outcome, Protocol, Request, RequestId, Response,
+    Role, ToCoordinator, ToParticipant, TxnId, Value, Vote,
 };
 
 use crate::process::{CHILD_WAIT, CLUSTER, ChildGuard, Serving, participant, serve};
@@ -48,8 +49,8 @@ impl Link {
 
     /// Sends `msg` and returns its response (bounded); requests the participant sends us
     /// meanwhile (decision queries) are answered "undecided".
-    fn call(&self, msg: Msg) -> Msg {
-        let id = self.channel.request(msg).expect("request");
+    fn call(&self, msg: impl Into<Request>) -> Response {
+        let id = self.channel.request(msg.into()).expect("request");
         loop {
             match next_event(&self.events) {
                 ChannelEvent::Response { id: got, msg, .. } if got == id => return msg,
@@ -59,9 +60,9 @@ impl Link {
         }
     }
 
-    fn undecided(&self, id: RequestId, msg: &Msg) {
-        if let Msg::DecisionQuery { txn } = msg {
-            let answer = Msg::DecisionAnswer {
+    fn undecided(&self, id: RequestId, msg: &Request) {
+        if let Request::Coordinator(ToCoordinator::DecisionQuery { txn }) = msg {
+            let answer = FromCoordinator::DecisionAnswer {
                 txn: *txn,
                 answer: Answer::Undecided,
             };
@@ -69,8 +70,8 @@ impl Link {
         }
     }
 
-    fn prepare(&self, txn: TxnId, protocol: Protocol, key: &str) -> Msg {
-        self.call(Msg::Prepare {
+    fn prepare(&self, txn: TxnId, protocol: Protocol, key: &str) -> Response {
+        self.call(ToParticipant::Prepare {
             txn,
             protocol,
             ops: vec![Op::Put {
@@ -89,16 +90,17 @@ fn next_event(events: &EventReceiver) -> ChannelEvent {
         .expect("event queue open")
 }
 
-fn yes(txn: TxnId) -> Msg {
-    Msg::Vote {
+fn yes(txn: TxnId) -> Response {
+    FromParticipant::Vote {
         txn,
         vote: Vote::Yes,
         reads: vec![],
     }
+    .into()
 }
 
-fn ack(txn: TxnId, outcome: Outcome) -> Msg {
-    Msg::Ack { txn, outcome }
+fn ack(txn: TxnId, outcome: Outcome) -> Response {
+    FromParticipant::Ack { txn, outcome }.into()
 }
 
 /// The txn's state in the participant's database (read while it runs, as sqlite3 would).
@@ -170,7 +172,7 @@ fn coordinator_dying_after_the_first_precommit_makes_the_termination_protocol_co
     assert_eq!(link_1.prepare(t1, Protocol::ThreePhase, "a"), yes(t1));
     assert_eq!(link_2.prepare(t1, Protocol::ThreePhase, "b"), yes(t1));
     assert_eq!(
-        link_2.call(Msg::PreCommit { txn: t1 }),
+        link_2.call(ToParticipant::PreCommit { txn: t1 }),
         ack(t1, Outcome::PreCommitted)
     );
     let status = status_text(one.addr);
@@ -186,7 +188,7 @@ fn coordinator_dying_after_the_first_precommit_makes_the_termination_protocol_co
     // A late DoCommit from a restarted coordinator is acked with the outcome.
     let link_1 = Link::connect(one.addr, 1);
     assert_eq!(
-        link_1.call(Msg::Decide {
+        link_1.call(ToParticipant::Decide {
             txn: t1,
             decision: Decision::Commit
         }),
@@ -212,7 +214,7 @@ fn coordinator_dying_before_any_precommit_makes_the_termination_protocol_abort()
     // The coordinator's PreCommit, too late, learns the truth: no state goes backwards.
     let link_2 = Link::connect(two.addr, 2);
     assert_eq!(
-        link_2.call(Msg::PreCommit { txn: t1 }),
+        link_2.call(ToParticipant::PreCommit { txn: t1 }),
         ack(t1, Outcome::Aborted)
     );
     assert_eq!(stored_state(&db_2, t1), Some(StoredState::Aborted));
@@ -227,7 +229,7 @@ fn in_doubt_2pc_participant_learns_the_commit_from_its_peer() {
     assert_eq!(link_1.prepare(t1, Protocol::TwoPhase, "a"), yes(t1));
     assert_eq!(link_2.prepare(t1, Protocol::TwoPhase, "b"), yes(t1));
     assert_eq!(
-        link_1.call(Msg::Decide {
+        link_1.call(ToParticipant::Decide {
             txn: t1,
             decision: Decision::Commit
         }),
@@ -254,7 +256,7 @@ fn crash_after_precommit_logged_recovers_precommitted_and_finishes_with_its_peer
     assert_eq!(link_2.prepare(t1, Protocol::ThreePhase, "b"), yes(t1));
     link_2
         .channel
-        .request(Msg::PreCommit { txn: t1 })
+        .request(ToParticipant::PreCommit { txn: t1 })
         .expect("request");
     let status = two.child.wait();
     assert!(!status.success(), "crash point should abort: {status:?}");

@@ -9,8 +9,9 @@ use participant::shell::runtime::{block_on, timeout};
 use participant::store::Store;
 use uuid::Uuid;
 use wire::{
-    Answer, Channel, ChannelConfig, ChannelEvent, Decision, DialHandle, EventReceiver, Msg, NodeId,
-    Op, Outcome, Protocol, Read, Role, TxnId, Value, Vote,
+    Answer, Channel, ChannelConfig, ChannelEvent, ClientRequest, ClientResponse, Decision,
+    DialHandle, EventReceiver, FromCoordinator, FromParticipant, NodeId, Op, Outcome, Protocol,
+    Read, Request, Response, Role, ToCoordinator, ToParticipant, TxnId, Value, Vote,
 };
 
 use crate::process::{CHILD_WAIT, CLUSTER, ChildGuard, participant, serve};
@@ -41,8 +42,8 @@ impl Coordinator {
     }
 
     /// Sends `msg` as a request and returns the response (bounded).
-    fn call(&self, msg: Msg) -> Msg {
-        let id = self.channel.request(msg).expect("request");
+    fn call(&self, msg: impl Into<Request>) -> Response {
+        let id = self.channel.request(msg.into()).expect("request");
         match next_event(&self.events) {
             ChannelEvent::Response { id: got, msg, .. } if got == id => msg,
             other => panic!("expected the response to {id:?}, got {other:?}"),
@@ -50,15 +51,15 @@ impl Coordinator {
     }
 
     /// The next request the participant sends us (bounded).
-    fn next_request(&self) -> (wire::RequestId, Msg) {
+    fn next_request(&self) -> (wire::RequestId, Request) {
         match next_event(&self.events) {
             ChannelEvent::Request { id, msg, .. } => (id, msg),
             other => panic!("expected a request, got {other:?}"),
         }
     }
 
-    fn prepare(&self, txn: TxnId, ops: Vec<Op>) -> Msg {
-        self.call(Msg::Prepare {
+    fn prepare(&self, txn: TxnId, ops: Vec<Op>) -> Response {
+        self.call(ToParticipant::Prepare {
             txn,
             protocol: Protocol::TwoPhase,
             ops,
@@ -67,8 +68,8 @@ impl Coordinator {
         })
     }
 
-    fn decide(&self, txn: TxnId, decision: Decision) -> Msg {
-        self.call(Msg::Decide { txn, decision })
+    fn decide(&self, txn: TxnId, decision: Decision) -> Response {
+        self.call(ToParticipant::Decide { txn, decision })
     }
 }
 
@@ -91,12 +92,22 @@ fn get(key: &str) -> Op {
     }
 }
 
-fn yes(txn: TxnId, reads: Vec<Read>) -> Msg {
-    Msg::Vote {
+fn yes(txn: TxnId, reads: Vec<Read>) -> Response {
+    FromParticipant::Vote {
         txn,
         vote: Vote::Yes,
         reads,
     }
+    .into()
+}
+
+fn no(txn: TxnId, reason: String) -> Response {
+    FromParticipant::Vote {
+        txn,
+        vote: Vote::No { reason },
+        reads: vec![],
+    }
+    .into()
 }
 
 fn read(key: &str, value: Option<Value>) -> Read {
@@ -106,16 +117,17 @@ fn read(key: &str, value: Option<Value>) -> Read {
     }
 }
 
-fn read_only(txn: TxnId, reads: Vec<Read>) -> Msg {
-    Msg::Vote {
+fn read_only(txn: TxnId, reads: Vec<Read>) -> Response {
+    FromParticipant::Vote {
         txn,
         vote: Vote::ReadOnly,
         reads,
     }
+    .into()
 }
 
-fn ack(txn: TxnId, outcome: Outcome) -> Msg {
-    Msg::Ack { txn, outcome }
+fn ack(txn: TxnId, outcome: Outcome) -> Response {
+    FromParticipant::Ack { txn, outcome }.into()
 }
 
 fn committed_value(db: &Path, key: &str) -> Option<Value> {
@@ -154,11 +166,7 @@ fn votes_commits_and_refuses_over_the_wire() {
     let conflict = format!("lock conflict on key \"a\" held by txn {t1}");
     assert_eq!(
         coordinator.prepare(t2, vec![put("a", Value::Int(6))]),
-        Msg::Vote {
-            txn: t2,
-            vote: Vote::No { reason: conflict },
-            reads: vec![]
-        }
+        no(t2, conflict)
     );
     assert_eq!(
         coordinator.decide(t1, Decision::Commit),
@@ -170,14 +178,13 @@ fn votes_commits_and_refuses_over_the_wire() {
     );
     assert_eq!(
         coordinator.prepare(t3, vec![get("a"), get("b")]),
-        Msg::Vote {
-            txn: t3,
-            vote: Vote::ReadOnly,
-            reads: vec![
+        read_only(
+            t3,
+            vec![
                 read("a", Some(Value::Int(5))),
                 read("b", Some(Value::Text("x".into())))
             ]
-        }
+        )
     );
     let below = "adding -10 to key \"a\" would make it -5, below the minimum 0".to_string();
     assert_eq!(
@@ -190,11 +197,7 @@ fn votes_commits_and_refuses_over_the_wire() {
                 max: None
             }]
         ),
-        Msg::Vote {
-            txn: t4,
-            vote: Vote::No { reason: below },
-            reads: vec![]
-        }
+        no(t4, below)
     );
     assert_eq!(
         coordinator.decide(t5, Decision::Commit),
@@ -212,12 +215,12 @@ fn votes_commits_and_refuses_over_the_wire() {
         ack(t6, Outcome::Committed)
     );
     assert_eq!(
-        coordinator.call(Msg::Status),
-        Msg::Error {
+        coordinator.call(ClientRequest::Status),
+        Response::Client(ClientResponse::Refused {
             reason: format!(
                 "participant {PARTICIPANT} does not serve Status requests from a Coordinator"
             )
-        }
+        })
     );
 
     let mut status = participant();
@@ -271,7 +274,7 @@ fn crash_after_prepare_logged_restarts_in_doubt_and_learns_commit() {
     let coordinator = Coordinator::connect(serving.addr);
     coordinator
         .channel
-        .request(Msg::Prepare {
+        .request(ToParticipant::Prepare {
             txn: t1,
             protocol: Protocol::TwoPhase,
             ops: vec![put("a", Value::Int(7))],
@@ -293,12 +296,12 @@ fn crash_after_prepare_logged_restarts_in_doubt_and_learns_commit() {
     let serving = serve(PARTICIPANT, &db, &["--decision-query-backoff-min-ms", "50"]);
     let coordinator = Coordinator::connect(serving.addr);
     let (id, msg) = coordinator.next_request();
-    assert_eq!(msg, Msg::DecisionQuery { txn: t1 });
+    assert_eq!(msg, ToCoordinator::DecisionQuery { txn: t1 }.into());
     coordinator
         .channel
         .respond(
             id,
-            Msg::DecisionAnswer {
+            FromCoordinator::DecisionAnswer {
                 txn: t1,
                 answer: Answer::Commit,
             },
@@ -333,7 +336,7 @@ fn crash_after_commit_applied_acks_the_repeated_commit_after_restart() {
     );
     coordinator
         .channel
-        .request(Msg::Decide {
+        .request(ToParticipant::Decide {
             txn: t1,
             decision: Decision::Commit,
         })

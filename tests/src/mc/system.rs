@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use coordinator::core::{self as coordinator_core, ClientRef, Coordinator, SendFailure};
 use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, ReplyTo, StoredState};
-use wire::{Msg, NodeId, Op, RequestId, Role, TxnId, TxnResult, TxnSpec};
+use wire::{NodeId, Op, Request, RequestId, Response, Role, TxnId, TxnResult, TxnSpec};
 
 use crate::sim::cores::CoordinatorCore;
 use crate::sim::disk::{CoordinatorDisk, ParticipantDisk};
@@ -373,15 +373,12 @@ impl System {
                     .get_mut(&(from, to))
                     .and_then(VecDeque::pop_front)
                     .expect("enabled");
-                let msg = match &message.frame {
-                    Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
-                };
                 note!(
                     line,
                     "{} <- {} {}",
                     node_name(to),
                     node_name(from),
-                    trace::msg(msg)
+                    trace::frame(&message.frame)
                 );
                 if to == COORDINATOR {
                     self.coordinator_receive(from, message, line);
@@ -395,15 +392,12 @@ impl System {
                     .get_mut(&(from, to))
                     .and_then(VecDeque::pop_front)
                     .expect("enabled");
-                let msg = match &message.frame {
-                    Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
-                };
                 note!(
                     line,
                     "LOSE {} -> {} {}",
                     node_name(from),
                     node_name(to),
-                    trace::msg(msg)
+                    trace::frame(&message.frame)
                 );
             }
             Choice::Durable(node) => {
@@ -449,10 +443,7 @@ impl System {
     // ---- the network ----
 
     fn send(&mut self, from: NodeId, to: NodeId, epoch: u64, frame: Frame, line: &mut Line) {
-        let msg = match &frame {
-            Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
-        };
-        note!(line, " | -> {} {}", node_name(to), trace::msg(msg));
+        note!(line, " | -> {} {}", node_name(to), trace::frame(&frame));
         self.links
             .entry((from, to))
             .or_default()
@@ -594,17 +585,26 @@ impl System {
     fn coordinator_receive(&mut self, from: NodeId, message: InFlight, line: &mut Line) {
         match message.frame {
             Frame::Request { id, msg } => {
-                if self.coordinator.channels.get(&from) == Some(&message.epoch) {
-                    let input = coordinator_core::Input::Request { from, id, msg };
-                    self.coordinator_step(Step::Input(input), line);
-                } else {
+                if self.coordinator.channels.get(&from) != Some(&message.epoch) {
                     note!(line, " | stale");
+                    return;
+                }
+                match msg {
+                    Request::Coordinator(msg) => {
+                        let input = coordinator_core::Input::Request { from, id, msg };
+                        self.coordinator_step(Step::Input(input), line);
+                    }
+                    // Participants in the model send the coordinator only decision queries.
+                    Request::Participant(_) | Request::Client(_) => note!(line, " | not served"),
                 }
             }
-            Frame::Response { msg, .. } => {
-                let input = coordinator_core::Input::Response { from, msg };
-                self.coordinator_step(Step::Input(input), line);
-            }
+            Frame::Response { msg, .. } => match msg {
+                Response::Participant(msg) => {
+                    let input = coordinator_core::Input::Response { from, msg };
+                    self.coordinator_step(Step::Input(input), line);
+                }
+                Response::Coordinator(_) | Response::Client(_) => note!(line, " | not an answer"),
+            },
         }
     }
 
@@ -652,12 +652,12 @@ impl System {
     ) -> Option<coordinator_core::Input> {
         match output {
             coordinator_core::Output::Send { to, msg } => {
-                let txn = msg.txn()?;
+                let txn = msg.txn();
                 match self.coordinator.channels.get(&to).copied() {
                     Some(epoch) => {
                         let frame = Frame::Request {
                             id: RequestId(1),
-                            msg,
+                            msg: msg.into(),
                         };
                         self.send(COORDINATOR, to, epoch, frame, line);
                         None
@@ -671,6 +671,7 @@ impl System {
             }
             coordinator_core::Output::Reply { to, id, msg } => {
                 if let Some(epoch) = self.coordinator.channels.get(&to).copied() {
+                    let msg = msg.into();
                     self.send(COORDINATOR, to, epoch, Frame::Response { id, msg }, line);
                 }
                 None
@@ -723,32 +724,18 @@ impl System {
             Role::Participant
         };
         let input = match message.frame {
-            Frame::Request { id, msg } => {
-                let translated = match inbound::plan(core, role, &msg) {
-                    Plan::Protocol(needs) => {
-                        inbound::request_input(reply_to, id, msg, disk.read(&needs))
-                    }
-                    Plan::Status => Err("no status in the model".to_string()),
-                    Plan::Refuse { reason } => Err(reason),
-                };
-                match translated {
-                    Ok(input) => input,
-                    Err(reason) => {
-                        let epoch = message.epoch;
-                        self.send(
-                            node,
-                            from,
-                            epoch,
-                            Frame::Response {
-                                id,
-                                msg: Msg::Error { reason },
-                            },
-                            line,
-                        );
-                        return;
-                    }
+            Frame::Request { id, msg } => match inbound::plan(core, role, msg) {
+                Plan::Protocol { msg, needs } => {
+                    inbound::request_input(reply_to, id, msg, disk.read(&needs))
                 }
-            }
+                // Nothing in the model asks for a status.
+                Plan::Status => return,
+                Plan::Refuse { reply, .. } => {
+                    let epoch = message.epoch;
+                    self.send(node, from, epoch, Frame::Response { id, msg: reply }, line);
+                    return;
+                }
+            },
             Frame::Response { msg, .. } => match inbound::response_input(from, msg) {
                 Ok(input) => input,
                 Err(_) => return,
@@ -802,6 +789,7 @@ impl System {
                 }
                 participant_core::Output::Reply { to, id, msg } => {
                     if self.channels(node).get(&to.peer) == Some(&to.conn) {
+                        let msg = msg.into();
                         self.send(node, to.peer, to.conn, Frame::Response { id, msg }, line);
                     }
                 }

@@ -3,7 +3,9 @@
 //! (sends that cannot reach a channel come back as `SendFailed`), client results.
 
 use coordinator::core::{ClientRef, Config, Coordinator, Input, Millis, Output, SendFailure};
-use wire::{Msg, NodeId, TxnId, TxnResult, TxnSpec, Vote};
+use wire::{
+    FromParticipant, NodeId, Request, Response, ToParticipant, TxnId, TxnResult, TxnSpec, Vote,
+};
 
 use super::cores::CoordinatorCore;
 use super::history::{ClientView, txn_name};
@@ -62,22 +64,39 @@ impl World {
             Frame::Request { id, msg } => {
                 self.begin(
                     &node_name(node),
-                    format!("<- {} {}", node_name(from), trace::msg(&msg)),
+                    format!("<- {} {}", node_name(from), trace::request(&msg)),
                 );
-                if self.coord_mut(node).host.channels.get(&from) == Some(&epoch) {
-                    self.coordinator_input(node, Input::Request { from, id, msg });
-                } else {
+                if self.coord_mut(node).host.channels.get(&from) != Some(&epoch) {
                     note!(self, "stale channel: dropped");
+                } else {
+                    match msg {
+                        Request::Coordinator(msg) => {
+                            self.coordinator_input(node, Input::Request { from, id, msg });
+                        }
+                        Request::Participant(_) | Request::Client(_) => {
+                            let refusal = msg.refused("not served from a participant".into());
+                            let frame = Frame::Response { id, msg: refusal };
+                            self.transmit(node, from, epoch, frame);
+                        }
+                    }
                 }
             }
             Frame::Response { msg, .. } => {
                 self.begin(
                     &node_name(node),
-                    format!("<- {} {}", node_name(from), trace::msg(&msg)),
+                    format!("<- {} {}", node_name(from), trace::response(&msg)),
                 );
+                let msg = match msg {
+                    Response::Participant(msg) => msg,
+                    Response::Coordinator(_) | Response::Client(_) => {
+                        note!(self, "answer outside the participant family: dropped");
+                        self.coordinator_settle(node);
+                        return;
+                    }
+                };
                 // Votes and acks are facts whichever connection carried them (the shell
                 // accepts responses from any epoch of a configured participant).
-                if let Msg::Vote {
+                if let FromParticipant::Vote {
                     txn,
                     vote: Vote::No { .. },
                     ..
@@ -226,11 +245,8 @@ impl World {
             for output in outputs {
                 match output {
                     Output::Send { to, msg } => {
-                        let Some(txn) = msg.txn() else {
-                            note!(self, "send of {} without a txn dropped", msg.kind());
-                            continue;
-                        };
-                        let precommit = matches!(msg, Msg::PreCommit { .. });
+                        let txn = msg.txn();
+                        let precommit = matches!(msg, ToParticipant::PreCommit { .. });
                         match self.coord_mut(node).host.channels.get(&to).copied() {
                             Some(epoch) => {
                                 self.request(node, to, epoch, msg);
@@ -243,7 +259,7 @@ impl World {
                                     self,
                                     "-> {} {} failed: down",
                                     node_name(to),
-                                    trace::msg(&msg)
+                                    trace::request(&msg.into())
                                 );
                                 failed.push(Input::SendFailed {
                                     to,
@@ -256,6 +272,7 @@ impl World {
                     Output::Reply { to, id, msg } => {
                         match self.coord_mut(node).host.channels.get(&to).copied() {
                             Some(epoch) => {
+                                let msg = msg.into();
                                 self.transmit(node, to, epoch, Frame::Response { id, msg });
                             }
                             None => note!(self, "reply to {} dropped: down", node_name(to)),

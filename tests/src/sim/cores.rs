@@ -4,7 +4,7 @@
 use coordinator::core::{self as coordinator_core, Coordinator};
 use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, TxnCounts};
-use wire::{Msg, Role};
+use wire::{Request, Role};
 
 pub trait CoordinatorCore {
     fn handle(&mut self, now: coordinator_core::Millis, input: coordinator_core::Input);
@@ -50,7 +50,7 @@ pub trait ParticipantCore {
     fn check_invariants(&self) -> Result<(), participant_core::InvariantViolation>;
     /// What the shell must read before a request becomes an input (the product's
     /// `participant::core::inbound::plan`).
-    fn plan(&self, role: Role, msg: &Msg) -> Plan;
+    fn plan(&self, role: Role, msg: Request) -> Plan;
     fn locks_held(&self) -> usize;
     fn counts(&self) -> TxnCounts;
 }
@@ -76,7 +76,7 @@ impl ParticipantCore for Participant {
         Participant::check_invariants(self)
     }
 
-    fn plan(&self, role: Role, msg: &Msg) -> Plan {
+    fn plan(&self, role: Role, msg: Request) -> Plan {
         inbound::plan(self, role, msg)
     }
 

@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use wire::{Msg, NodeId, RequestId};
+use wire::{NodeId, Request, RequestId, Response};
 
 /// A request or a response on a connection.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Frame {
-    Request { id: RequestId, msg: Msg },
-    Response { id: RequestId, msg: Msg },
+    Request { id: RequestId, msg: Request },
+    Response { id: RequestId, msg: Response },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

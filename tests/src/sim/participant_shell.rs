@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 
 use participant::core::inbound::{self, Plan};
 use participant::core::{Config, Input, Millis, Output, Participant, Record, ReplyTo};
-use wire::{Decision, Msg, NodeId, Op, Role, TxnId};
+use wire::{
+    ClientResponse, Decision, FromParticipant, NodeId, Op, Request, Role, ToParticipant, TxnId,
+};
 
 use super::cores::ParticipantCore;
 use super::history::{Applied, Observed, VoteKind, txn_name};
@@ -60,10 +62,10 @@ impl World {
         frame: Frame,
     ) {
         let name = node_name(node);
-        let msg = match &frame {
-            Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
-        };
-        self.begin(&name, format!("<- {} {}", node_name(from), trace::msg(msg)));
+        self.begin(
+            &name,
+            format!("<- {} {}", node_name(from), trace::frame(&frame)),
+        );
         if self.host(node).channels.get(&from) != Some(&epoch) {
             note!(self, "stale channel: dropped");
             return;
@@ -85,7 +87,7 @@ impl World {
         from: NodeId,
         epoch: u64,
         id: wire::RequestId,
-        msg: Msg,
+        msg: Request,
     ) {
         let reply_to = ReplyTo {
             peer: from,
@@ -101,32 +103,23 @@ impl World {
         } else {
             Role::Participant
         };
-        let refused = match core.plan(role, &msg) {
-            Plan::Protocol(needs) => {
+        let refusal = match core.plan(role, msg) {
+            Plan::Protocol { msg, needs } => {
                 let reads = participant.disk.read(&needs);
-                if let Msg::Prepare { txn, .. } = &msg {
+                if let ToParticipant::Prepare { txn, .. } = &msg {
                     self.observe(node, *txn, &reads.values);
                 }
-                match inbound::request_input(reply_to, id, msg, reads) {
-                    Ok(input) => {
-                        self.participant_input(node, input);
-                        return;
-                    }
-                    Err(reason) => reason,
-                }
+                let input = inbound::request_input(reply_to, id, msg, reads);
+                self.participant_input(node, input);
+                return;
             }
-            Plan::Status => format!("participant {node} has no status in the simulator"),
-            Plan::Refuse { reason } => reason,
+            Plan::Status => {
+                let reason = format!("participant {node} has no status in the simulator");
+                ClientResponse::Refused { reason }.into()
+            }
+            Plan::Refuse { reply, .. } => reply,
         };
-        self.transmit(
-            node,
-            from,
-            epoch,
-            Frame::Response {
-                id,
-                msg: Msg::Error { reason: refused },
-            },
-        );
+        self.transmit(node, from, epoch, Frame::Response { id, msg: refusal });
     }
 
     /// Records which committed version of each key a Prepare's evaluation read (for the
@@ -345,7 +338,7 @@ impl World {
                     self.maybe_crash_on_persist(node);
                 }
                 Output::Reply { to, id, msg } => {
-                    if let Msg::Vote { txn, vote, .. } = &msg {
+                    if let FromParticipant::Vote { txn, vote, .. } = &msg {
                         self.history
                             .votes
                             .entry((*txn, node))
@@ -358,20 +351,22 @@ impl World {
                                 .or_insert(self.now_ms);
                         }
                     }
+                    let msg = msg.into();
                     if self.host(node).channels.get(&to.peer) == Some(&to.conn) {
                         self.transmit(node, to.peer, to.conn, Frame::Response { id, msg });
                     } else {
                         note!(
                             self,
                             "reply {} dropped: its connection is gone",
-                            trace::msg(&msg)
+                            trace::response(&msg)
                         );
                     }
                 }
                 Output::Send { to, msg } => match self.host(node).channels.get(&to).copied() {
                     Some(epoch) => {
                         // Only a termination leader sends a participant's Decide.
-                        let decides = matches!(msg, Msg::Decide { .. });
+                        let decides =
+                            matches!(msg, Request::Participant(ToParticipant::Decide { .. }));
                         self.request(node, to, epoch, msg);
                         if decides && !leader_crash_armed {
                             leader_crash_armed = true;
@@ -381,7 +376,7 @@ impl World {
                     None => note!(
                         self,
                         "send {} to {} dropped: down",
-                        trace::msg(&msg),
+                        trace::request(&msg),
                         node_name(to)
                     ),
                 },

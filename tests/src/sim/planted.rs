@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use coordinator::core::{Coordinator, Input, Millis, Output, Record};
 use participant::core::{self as participant_core, Participant, TxnCounts};
-use wire::{Decision, Msg, NodeId};
+use wire::{Decision, FromParticipant, NodeId, ToParticipant};
 
 use super::cores::{CoordinatorCore, ParticipantCore};
 
@@ -49,7 +49,7 @@ impl CoordinatorCore for CommitBeforeDurable {
             for &to in participants {
                 self.early.push_back(Output::Send {
                     to,
-                    msg: Msg::Decide {
+                    msg: ToParticipant::Decide {
                         txn: *txn,
                         decision: Decision::Commit,
                     },
@@ -98,10 +98,10 @@ impl CoordinatorCore for SecondDecider {
         let input = match input {
             Input::Response {
                 from,
-                msg: Msg::StateReply { txn, state, .. },
+                msg: FromParticipant::StateReply { txn, state, .. },
             } => Input::Response {
                 from,
-                msg: Msg::StateReply {
+                msg: FromParticipant::StateReply {
                     txn,
                     state,
                     recovered: true,
@@ -200,7 +200,7 @@ impl ParticipantCore for TimeoutsWithoutTermination {
         self.inner.check_invariants()
     }
 
-    fn plan(&self, role: wire::Role, msg: &wire::Msg) -> participant::core::inbound::Plan {
+    fn plan(&self, role: wire::Role, msg: wire::Request) -> participant::core::inbound::Plan {
         participant::core::inbound::plan(&self.inner, role, msg)
     }
 
@@ -246,7 +246,7 @@ impl ParticipantCore for ReleaseReadLocksAtVote {
                 participant_core::Output::Reply {
                     to,
                     msg:
-                        Msg::Vote {
+                        FromParticipant::Vote {
                             txn,
                             vote: wire::Vote::ReadOnly,
                             ..
@@ -262,7 +262,7 @@ impl ParticipantCore for ReleaseReadLocksAtVote {
                 }
                 participant_core::Output::Reply {
                     id: PLANTED_RELEASE_ID,
-                    msg: Msg::Released { .. },
+                    msg: FromParticipant::Released { .. },
                     ..
                 } => continue,
                 _ => {}
@@ -284,7 +284,7 @@ impl ParticipantCore for ReleaseReadLocksAtVote {
         self.inner.check_invariants()
     }
 
-    fn plan(&self, role: wire::Role, msg: &wire::Msg) -> participant::core::inbound::Plan {
+    fn plan(&self, role: wire::Role, msg: wire::Request) -> participant::core::inbound::Plan {
         participant::core::inbound::plan(&self.inner, role, msg)
     }
 

@@ -3,11 +3,15 @@
 
 use std::fmt::Write as _;
 
-use wire::{Answer, Decision, Msg, NodeId, Op, Outcome, TxnResult, Value, Vote};
+use wire::{
+    Answer, ClientResponse, Decision, FromCoordinator, FromParticipant, NodeId, Op, Outcome,
+    Request, Response, ToCoordinator, ToParticipant, TxnResult, Value, Vote,
+};
 
 use coordinator::core::Record as CoordinatorRecord;
 
 use super::history::txn_name;
+use super::net::Frame;
 
 /// The simulated coordinator's node id (as the real-process harness uses); further
 /// coordinators take the next ids.
@@ -24,24 +28,60 @@ pub fn node_name(node: NodeId) -> String {
     }
 }
 
-pub fn msg(msg: &Msg) -> String {
+/// A request's trace text: its kind, transaction and what matters in its payload.
+pub fn request(msg: &Request) -> String {
     let txn = msg.txn().map(txn_name).unwrap_or_default();
     match msg {
-        Msg::Prepare { protocol, ops, .. } => {
+        Request::Participant(ToParticipant::Prepare { protocol, ops, .. }) => {
             format!("Prepare({txn} {} {})", protocol.as_str(), ops_text(ops))
         }
-        Msg::Vote { vote, .. } => format!("Vote({txn} {})", vote_text(vote)),
-        Msg::Decide { decision, .. } => format!("Decide({txn} {})", decision_text(*decision)),
-        Msg::Ack { outcome, .. } => format!("Ack({txn} {})", outcome_text(*outcome)),
-        Msg::DecisionAnswer { answer, .. } => format!("Answer({txn} {})", answer_text(*answer)),
-        Msg::StateReply {
+        Request::Participant(ToParticipant::Decide { decision, .. }) => {
+            format!("Decide({txn} {})", decision_text(*decision))
+        }
+        Request::Participant(
+            ToParticipant::PreCommit { .. }
+            | ToParticipant::StateQuery { .. }
+            | ToParticipant::Release { .. },
+        )
+        | Request::Coordinator(ToCoordinator::DecisionQuery { .. })
+        | Request::Client(_) => format!("{}({txn})", msg.kind()),
+    }
+}
+
+/// A response's trace text.
+pub fn response(msg: &Response) -> String {
+    let txn = msg.txn().map(txn_name).unwrap_or_default();
+    match msg {
+        Response::Participant(FromParticipant::Vote { vote, .. }) => {
+            format!("Vote({txn} {})", vote_text(vote))
+        }
+        Response::Participant(FromParticipant::Ack { outcome, .. }) => {
+            format!("Ack({txn} {})", outcome_text(*outcome))
+        }
+        Response::Participant(FromParticipant::StateReply {
             state, recovered, ..
-        } => {
+        }) => {
             let recovered = if *recovered { " recovered" } else { "" };
             format!("StateReply({txn} {state:?}{recovered})")
         }
-        Msg::Error { reason } => format!("Error({reason})"),
-        other => format!("{}({txn})", other.kind()),
+        Response::Coordinator(FromCoordinator::DecisionAnswer { answer, .. }) => {
+            format!("Answer({txn} {})", answer_text(*answer))
+        }
+        Response::Participant(FromParticipant::Refused { reason })
+        | Response::Coordinator(FromCoordinator::Refused { reason })
+        | Response::Client(ClientResponse::Refused { reason }) => format!("Refused({reason})"),
+        Response::Participant(FromParticipant::Released { .. })
+        | Response::Client(ClientResponse::Result { .. } | ClientResponse::StatusReport { .. }) => {
+            format!("{}({txn})", msg.kind())
+        }
+    }
+}
+
+/// A frame's trace text.
+pub fn frame(frame: &Frame) -> String {
+    match frame {
+        Frame::Request { msg, .. } => request(msg),
+        Frame::Response { msg, .. } => response(msg),
     }
 }
 

@@ -8,7 +8,7 @@ use std::ops::RangeInclusive;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
-use wire::{Msg, NodeId, TxnId};
+use wire::{NodeId, Request, TxnId};
 
 use super::check::{self, CoordinatorEnd, ParticipantEnd, View, Violation};
 use super::cores::{CoordinatorCore, ParticipantCore};
@@ -677,13 +677,20 @@ impl World {
     // ---- the network ----
 
     /// Sends a request on `epoch` (the sender's current channel to `to`).
-    pub(super) fn request(&mut self, from: NodeId, to: NodeId, epoch: u64, msg: Msg) {
+    pub(super) fn request(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        epoch: u64,
+        msg: impl Into<Request>,
+    ) {
+        let msg = msg.into();
         let Some(conn) = self.net.conns.get_mut(&epoch) else {
             note!(
                 self,
                 "-> {} {} lost (closed)",
                 node_name(to),
-                trace::msg(&msg)
+                trace::request(&msg)
             );
             return;
         };
@@ -692,19 +699,17 @@ impl World {
     }
 
     pub(super) fn transmit(&mut self, from: NodeId, to: NodeId, epoch: u64, frame: Frame) {
-        let msg = match &frame {
-            Frame::Request { msg, .. } | Frame::Response { msg, .. } => msg,
-        };
+        let text = trace::frame(&frame);
         let flowing = self
             .net
             .conns
             .get(&epoch)
             .is_some_and(|conn| conn.flowing(from));
         if !flowing {
-            note!(self, "-> {} {} lost", node_name(to), trace::msg(msg));
+            note!(self, "-> {} {text} lost", node_name(to));
             return;
         }
-        note!(self, "-> {} {}", node_name(to), trace::msg(msg));
+        note!(self, "-> {} {text}", node_name(to));
         let mut delay = self.random(self.options.network.delay_ms.clone());
         let lag_pct = self.options.network.lag_pct;
         if lag_pct > 0 && self.rng.random_range(0..100) < lag_pct {

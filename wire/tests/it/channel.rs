@@ -6,17 +6,11 @@ use std::time::Duration;
 
 use wire::frame::DEFAULT_MAX_FRAME_LEN;
 use wire::{
-    Channel, ChannelEvent, Epoch, EventReceiver, Frame, Msg, NodeId, RequestId, Role, dial,
+    Channel, ChannelEvent, Epoch, EventReceiver, Frame, NodeId, Request, RequestId, Role, dial,
     event_queue,
 };
 
 use crate::support::*;
-
-fn text(i: usize) -> Msg {
-    Msg::StatusReport {
-        text: i.to_string(),
-    }
-}
 
 async fn next_up(events: &EventReceiver) -> Channel {
     match next(events).await {
@@ -26,12 +20,12 @@ async fn next_up(events: &EventReceiver) -> Channel {
 }
 
 /// One request and its echoed response over `channel`.
-async fn round_trip(channel: &Channel, events: &EventReceiver, msg: Msg) {
+async fn round_trip(channel: &Channel, events: &EventReceiver, msg: Request) {
     let id = channel.request(msg.clone()).unwrap();
     match next(events).await {
         ChannelEvent::Response {
             id: got, msg: body, ..
-        } => assert_eq!((got, body), (id, msg)),
+        } => assert_eq!((got, body), (id, echo(&msg))),
         other => panic!("expected Response, got {other:?}"),
     }
 }
@@ -53,7 +47,7 @@ fn pipelined_requests_keep_their_order_under_the_in_flight_cap() {
         let channel = next_up(&events_rx).await;
         const COUNT: usize = 2000;
         for i in 0..COUNT {
-            assert_eq!(channel.request(text(i)), Ok(RequestId(i as u64 + 1)));
+            assert_eq!(channel.request(ask(i)), Ok(RequestId(i as u64 + 1)));
             assert!(
                 channel.in_flight() <= 8,
                 "in flight {}",
@@ -63,7 +57,7 @@ fn pipelined_requests_keep_their_order_under_the_in_flight_cap() {
         for i in 0..COUNT {
             match next(&events_rx).await {
                 ChannelEvent::Response { id, msg, .. } => {
-                    assert_eq!((id, msg), (RequestId(i as u64 + 1), text(i)))
+                    assert_eq!((id, msg), (RequestId(i as u64 + 1), echoed(i)))
                 }
                 other => panic!("expected Response, got {other:?}"),
             }
@@ -77,7 +71,7 @@ fn pipelined_requests_keep_their_order_under_the_in_flight_cap() {
         for i in 0..COUNT {
             match next(&server.seen).await {
                 ChannelEvent::Request { id, msg, .. } => {
-                    assert_eq!((id, msg), (RequestId(i as u64 + 1), text(i)))
+                    assert_eq!((id, msg), (RequestId(i as u64 + 1), ask(i)))
                 }
                 other => panic!("expected Request {i}, got {other:?}"),
             }
@@ -110,34 +104,34 @@ fn a_full_send_queue_refuses_requests() {
         peer.recv().await.expect("Hello");
         peer.send(&Frame::Hello(hello(1, Role::Participant))).await;
         let channel = next_up(&events_rx).await;
-        assert_eq!(channel.request(text(1)), Ok(RequestId(1)));
-        assert_eq!(channel.request(text(2)), Ok(RequestId(2)));
-        assert_eq!(channel.request(text(3)), Ok(RequestId(3)));
-        assert_eq!(channel.request(text(4)), Err(wire::SendError::QueueFull));
+        assert_eq!(channel.request(ask(1)), Ok(RequestId(1)));
+        assert_eq!(channel.request(ask(2)), Ok(RequestId(2)));
+        assert_eq!(channel.request(ask(3)), Ok(RequestId(3)));
+        assert_eq!(channel.request(ask(4)), Err(wire::SendError::QueueFull));
         assert_eq!((channel.in_flight(), channel.queued()), (1, 2));
         assert_eq!(
             peer.recv().await,
             Some(Frame::Request {
                 id: RequestId(1),
-                msg: text(1)
+                msg: ask(1)
             })
         );
         // A response frees the slot: the next waiting request goes out.
         peer.send(&Frame::Response {
             id: RequestId(1),
-            msg: text(1),
+            msg: echoed(1),
         })
         .await;
         assert_eq!(
             peer.recv().await,
             Some(Frame::Request {
                 id: RequestId(2),
-                msg: text(2)
+                msg: ask(2)
             })
         );
         channel.close();
         channel.close();
-        assert_eq!(channel.request(text(5)), Err(wire::SendError::Closed));
+        assert_eq!(channel.request(ask(5)), Err(wire::SendError::Closed));
     });
 }
 
@@ -167,11 +161,11 @@ fn an_unanswered_request_expires_and_frees_its_slot() {
         peer.recv().await.expect("Hello");
         peer.send(&Frame::Hello(hello(1, Role::Participant))).await;
         let channel = next_up(&events_rx).await;
-        assert_eq!(channel.request(text(1)), Ok(RequestId(1)));
-        assert_eq!(channel.request(text(2)), Ok(RequestId(2)));
+        assert_eq!(channel.request(ask(1)), Ok(RequestId(1)));
+        assert_eq!(channel.request(ask(2)), Ok(RequestId(2)));
         let request = |id: u64, i: usize| Frame::Request {
             id: RequestId(id),
-            msg: text(i),
+            msg: ask(i),
         };
         assert_eq!(peer.recv().await, Some(request(1, 1)));
         // Request 1 is never answered in time: once it expires, request 2 takes its slot.
@@ -182,13 +176,13 @@ fn an_unanswered_request_expires_and_frees_its_slot() {
         for id in [1, 2] {
             peer.send(&Frame::Response {
                 id: RequestId(id),
-                msg: text(id as usize),
+                msg: echoed(id as usize),
             })
             .await;
         }
         match next(&events_rx).await {
             ChannelEvent::Response { id, msg, .. } => {
-                assert_eq!((id, msg), (RequestId(2), text(2)))
+                assert_eq!((id, msg), (RequestId(2), echoed(2)))
             }
             other => panic!("expected the response to request 2, got {other:?}"),
         }
@@ -217,7 +211,7 @@ async fn bad_peer_is_closed_alone(bad_bytes: Vec<u8>, expected_reason: &str) {
         events,
     );
     let good = next_up(&events_rx).await;
-    round_trip(&good, &events_rx, text(1)).await;
+    round_trip(&good, &events_rx, ask(1)).await;
 
     let (mut bad, answer) = RawPeer::handshake(server.addr, hello(3, Role::Coordinator)).await;
     assert!(matches!(answer, Frame::Hello(_)));
@@ -227,7 +221,7 @@ async fn bad_peer_is_closed_alone(bad_bytes: Vec<u8>, expected_reason: &str) {
     assert!(reason.contains(expected_reason), "reason {reason:?}");
     assert_eq!(bad.recv().await, None, "bad peer's connection stays open");
 
-    round_trip(&good, &events_rx, text(2)).await;
+    round_trip(&good, &events_rx, ask(2)).await;
     // And the listener still accepts new peers.
     let (_peer, answer) = RawPeer::handshake(server.addr, hello(4, Role::Coordinator)).await;
     assert!(matches!(answer, Frame::Hello(_)));
@@ -252,7 +246,7 @@ fn out_of_sequence_requests_are_refused_and_not_delivered() {
         let (mut peer, _) = RawPeer::handshake(server.addr, hello(3, Role::Coordinator)).await;
         let request = |id| Frame::Request {
             id: RequestId(id),
-            msg: text(id as usize),
+            msg: ask(id as usize),
         };
         // A gap: 2 before 1.
         peer.send(&request(2)).await;
@@ -264,7 +258,7 @@ fn out_of_sequence_requests_are_refused_and_not_delivered() {
         peer.send(&request(1)).await;
         let answer = Frame::Response {
             id: RequestId(1),
-            msg: text(1),
+            msg: echoed(1),
         };
         assert_eq!(peer.recv().await, Some(answer));
         // A replay of 1.
@@ -277,13 +271,13 @@ fn out_of_sequence_requests_are_refused_and_not_delivered() {
         // A response to nothing we sent is dropped; the connection stays up.
         peer.send(&Frame::Response {
             id: RequestId(99),
-            msg: text(99),
+            msg: echoed(99),
         })
         .await;
         peer.send(&request(2)).await;
         let answer = Frame::Response {
             id: RequestId(2),
-            msg: text(2),
+            msg: echoed(2),
         };
         assert_eq!(peer.recv().await, Some(answer));
 
@@ -350,7 +344,7 @@ fn a_peer_that_heartbeats_stays_up() {
         async_std::task::sleep(fast_dead_after * 3).await;
         assert!(!channel.is_closed());
         assert!(channel.last_heard().elapsed() < WAIT);
-        round_trip(&channel, &events_rx, text(1)).await;
+        round_trip(&channel, &events_rx, ask(1)).await;
     });
 }
 
@@ -381,8 +375,8 @@ fn dial_reconnects_with_a_new_epoch_after_the_listener_closes() {
         }
         let second = next_up(&events_rx).await;
         assert!(second.epoch() > first.epoch());
-        assert_eq!(first.request(text(1)), Err(wire::SendError::Closed));
-        round_trip(&second, &events_rx, text(2)).await;
+        assert_eq!(first.request(ask(1)), Err(wire::SendError::Closed));
+        round_trip(&second, &events_rx, ask(2)).await;
 
         // Dropping the handle closes the live connection: Down, and no more Ups.
         drop(dialler);

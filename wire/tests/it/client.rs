@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use wire::{Client, ClientError, Msg, Role};
+use wire::{Client, ClientError, ClientRequest, Role};
 
 use crate::support::*;
 
@@ -11,15 +11,14 @@ fn client_calls_round_trip_concurrently() {
     run(async {
         let server = echo_server(config(1, Role::Coordinator), vec![Role::Client]).await;
         let client = Client::connect(server.addr, CLUSTER, WAIT).await.unwrap();
-        assert_eq!(client.call(Msg::Status, WAIT).await.unwrap(), Msg::Status);
+        let status = ClientRequest::Status.into();
+        assert_eq!(
+            client.call(ClientRequest::Status, WAIT).await.unwrap(),
+            echo(&status)
+        );
         let calls = (0..100).map(|i| {
             let client = &client;
-            async move {
-                let msg = Msg::StatusReport {
-                    text: i.to_string(),
-                };
-                (client.call(msg.clone(), WAIT).await.unwrap(), msg)
-            }
+            async move { (client.call(ask(i), WAIT).await.unwrap(), echoed(i)) }
         });
         for (got, sent) in futures::future::join_all(calls).await {
             assert_eq!(got, sent);
@@ -39,10 +38,10 @@ fn client_calls_fail_closed_after_the_server_closes() {
         assert_eq!(server_side.peer_role(), Role::Client);
         server_side.close();
         // The close reaches the client asynchronously; it must then fail, not hang.
-        let mut result = client.call(Msg::Status, WAIT).await;
+        let mut result = client.call(ClientRequest::Status, WAIT).await;
         while result.is_ok() {
             async_std::task::sleep(Duration::from_millis(10)).await;
-            result = client.call(Msg::Status, WAIT).await;
+            result = client.call(ClientRequest::Status, WAIT).await;
         }
         assert!(matches!(result, Err(ClientError::Closed)), "{result:?}");
     });

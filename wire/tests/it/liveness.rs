@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wire::{ChannelEvent, Frame, Msg, RequestId, Role};
+use wire::{ChannelEvent, Frame, RequestId, Role};
 
 use crate::support::*;
 
@@ -36,12 +36,12 @@ fn phi_grows_while_a_peer_is_silent() {
         // it hears nothing, so its detector's history is fixed and only time moves.
         let request = Frame::Request {
             id: RequestId(1),
-            msg: Msg::Status,
+            msg: ask(1),
         };
         peer.send(&request).await;
         let echo = Frame::Response {
             id: RequestId(1),
-            msg: Msg::Status,
+            msg: echoed(1),
         };
         assert_eq!(peer.recv().await, Some(echo));
         let flowing = channel.liveness();

@@ -12,8 +12,8 @@ use async_std::net::TcpStream;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use wire::frame::{self, DEFAULT_MAX_FRAME_LEN};
 use wire::{
-    ChannelConfig, ChannelEvent, Epoch, Frame, Hello, Listener, MAGIC, NodeId, PROTOCOL_VERSION,
-    Role, ServeHandle, event_queue,
+    ChannelConfig, ChannelEvent, ClientResponse, Epoch, Frame, Hello, Listener, MAGIC, NodeId,
+    PROTOCOL_VERSION, Request, Response, Role, ServeHandle, ToParticipant, TxnId, event_queue,
 };
 
 pub const CLUSTER: &str = "test-cluster";
@@ -54,7 +54,28 @@ pub async fn next<T>(rx: &Receiver<T>) -> T {
         .expect("event queue closed")
 }
 
-/// An echo server: answers every request with its own message and reports every event
+/// Request number `i` of a test: a state query (any request would do).
+pub fn ask(i: usize) -> Request {
+    ToParticipant::StateQuery {
+        txn: TxnId(uuid::Uuid::from_u128(i as u128)),
+    }
+    .into()
+}
+
+/// What the echo server answers to `msg`: a response that names it.
+pub fn echo(msg: &Request) -> Response {
+    ClientResponse::StatusReport {
+        text: format!("{msg:?}"),
+    }
+    .into()
+}
+
+/// The echo server's answer to [`ask`]`(i)`.
+pub fn echoed(i: usize) -> Response {
+    echo(&ask(i))
+}
+
+/// An echo server: answers every request with its [`echo`] and reports every event
 /// (a request before its response is sent).
 pub struct Server {
     pub addr: SocketAddr,
@@ -81,7 +102,7 @@ pub async fn echo_server(config: ChannelConfig, accept_roles: Vec<Role>) -> Serv
                     let (epoch, id, msg) = (*epoch, *id, msg.clone());
                     let _ = seen_tx.send(event).await;
                     if let Some(channel) = channels.get(&epoch) {
-                        channel.respond(id, msg).unwrap();
+                        channel.respond(id, echo(&msg)).unwrap();
                     }
                     continue;
                 }

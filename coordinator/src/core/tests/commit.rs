@@ -2,7 +2,7 @@
 //! record, re-sends, and the answers to `DecisionQuery`.
 
 use expect_test::expect;
-use wire::Vote;
+use wire::{FromParticipant, Vote};
 
 use super::*;
 use crate::core::DECIDE_RESEND_MS_DEFAULT;
@@ -217,45 +217,23 @@ fn decision_query_for_an_aborted_txn_answers_abort() {
 }
 
 #[test]
-fn other_requests_from_participants_get_an_error() {
-    let status = Input::Request {
-        from: n(1),
-        id: RequestId(3),
-        msg: Msg::Status,
-    };
-    check(
-        coordinator,
-        [at(0, status)],
-        expect![[r#"
-        @0 1 -> #3 Status
-          1 <- #3 error: the coordinator serves only DecisionQuery from participants, got Status
-    "#]],
-    );
-}
-
-#[test]
 fn responses_nothing_waits_for_are_ignored() {
     let released = Input::Response {
         from: n(1),
-        msg: Msg::Released { txn: txn_id(T1) },
+        msg: FromParticipant::Released { txn: txn_id(T1) },
     };
-    let error = Input::Response {
+    let refused = Input::Response {
         from: n(1),
-        msg: Msg::Error {
+        msg: FromParticipant::Refused {
             reason: "no".to_string(),
         },
     };
-    let unexpected = Input::Response {
-        from: n(1),
-        msg: Msg::DecisionQuery { txn: txn_id(T1) },
-    };
     check(
         transfer_commit_durable,
-        [at(21, released), at(22, error), at(23, unexpected), PROBE],
+        [at(21, released), at(22, refused), PROBE],
         expect![[r#"
             @21 1 -> released t1
-            @22 1 -> error: no
-            @23 1 -> decision query t1
+            @22 1 -> refused: no
             ? timer 520; 1 in flight; 2pc committed, awaiting acks: 1
         "#]],
     );

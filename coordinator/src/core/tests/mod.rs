@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use expect_test::Expect;
 use uuid::Uuid;
 use wire::{
-    Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnResult, TxnSpec, TxnState,
-    Value, Vote,
+    FromCoordinator, FromParticipant, NodeId, Op, Outcome, Protocol, Read, RequestId,
+    ToCoordinator, ToParticipant, TxnId, TxnResult, TxnSpec, TxnState, Value, Vote,
 };
 
 use super::{ClientRef, Config, Coordinator, Input, Lsn, Millis, Output, Record, RecoveredTxn};
@@ -206,7 +206,7 @@ pub(super) fn submit(txn: u128, spec: TxnSpec) -> Input {
     }
 }
 
-fn response(from: u32, msg: Msg) -> Input {
+fn response(from: u32, msg: FromParticipant) -> Input {
     Input::Response { from: n(from), msg }
 }
 
@@ -226,7 +226,7 @@ pub(super) fn no(from: u32, txn: u128, reason: &str) -> Input {
 
 pub(super) fn vote_reads(from: u32, txn: u128, vote: Vote, reads: Vec<Read>) -> Input {
     let txn = txn_id(txn);
-    response(from, Msg::Vote { txn, vote, reads })
+    response(from, FromParticipant::Vote { txn, vote, reads })
 }
 
 /// An ack of the commit (`Ack{Committed}`).
@@ -236,7 +236,7 @@ pub(super) fn ack(from: u32, txn: u128) -> Input {
 
 pub(super) fn ack_with(from: u32, txn: u128, outcome: Outcome) -> Input {
     let txn = txn_id(txn);
-    response(from, Msg::Ack { txn, outcome })
+    response(from, FromParticipant::Ack { txn, outcome })
 }
 
 /// An ack of the PreCommit.
@@ -257,7 +257,7 @@ fn state_reply_as(from: u32, txn: u128, state: TxnState, recovered: bool) -> Inp
     let txn = txn_id(txn);
     response(
         from,
-        Msg::StateReply {
+        FromParticipant::StateReply {
             txn,
             state,
             recovered,
@@ -269,7 +269,7 @@ pub(super) fn query(from: u32, id: u64, txn: u128) -> Input {
     Input::Request {
         from: n(from),
         id: RequestId(id),
-        msg: Msg::DecisionQuery { txn: txn_id(txn) },
+        msg: ToCoordinator::DecisionQuery { txn: txn_id(txn) },
     }
 }
 
@@ -382,8 +382,10 @@ fn input_text(input: &Input) -> String {
                 parts.join("; ")
             )
         }
-        Input::Response { from, msg } => format!("{from} -> {}", msg_text(msg)),
-        Input::Request { from, id, msg } => format!("{from} -> #{} {}", id.0, msg_text(msg)),
+        Input::Response { from, msg } => format!("{from} -> {}", response_text(msg)),
+        Input::Request { from, id, msg } => {
+            format!("{from} -> #{} {}", id.0, query_text(msg))
+        }
         Input::Persisted { lsn } => format!("persisted {}", lsn.0),
         Input::SendFailed { to, txn, failure } => {
             format!("send to {to} failed for {}: {failure:?}", txn_text(txn))
@@ -440,8 +442,8 @@ fn client_text(client: &ClientRef) -> String {
 
 fn output_text(output: &Output) -> String {
     match output {
-        Output::Send { to, msg } => format!("{to} <- {}", msg_text(msg)),
-        Output::Reply { to, id, msg } => format!("{to} <- #{} {}", id.0, msg_text(msg)),
+        Output::Send { to, msg } => format!("{to} <- {}", request_text(msg)),
+        Output::Reply { to, id, msg } => format!("{to} <- #{} {}", id.0, answer_text(msg)),
         Output::Persist { lsn, record } => format!("persist {}: {}", lsn.0, record_text(record)),
         Output::ClientResult {
             client,
@@ -485,11 +487,10 @@ fn result_text(result: &TxnResult) -> String {
     }
 }
 
-/// The messages the coordinator sends and receives, one short line each; any other is
-/// shown whole.
-fn msg_text(msg: &Msg) -> String {
+/// A request to a participant, one short line.
+fn request_text(msg: &ToParticipant) -> String {
     match msg {
-        Msg::Prepare {
+        ToParticipant::Prepare {
             txn,
             protocol,
             ops,
@@ -502,19 +503,26 @@ fn msg_text(msg: &Msg) -> String {
             nodes_text(participants),
             ops_text(ops)
         ),
-        Msg::PreCommit { txn } => format!("precommit {}", txn_text(txn)),
-        Msg::Vote { txn, vote, reads } if reads.is_empty() => {
+        ToParticipant::PreCommit { txn } => format!("precommit {}", txn_text(txn)),
+        ToParticipant::Decide { txn, decision } => {
+            format!("decide {} {decision:?}", txn_text(txn))
+        }
+        ToParticipant::StateQuery { txn } => format!("state query {}", txn_text(txn)),
+        ToParticipant::Release { txn } => format!("release {}", txn_text(txn)),
+    }
+}
+
+/// A participant's response, one short line.
+fn response_text(msg: &FromParticipant) -> String {
+    match msg {
+        FromParticipant::Vote { txn, vote, reads } if reads.is_empty() => {
             format!("vote {} {vote:?}", txn_text(txn))
         }
-        Msg::Vote { txn, vote, reads } => {
+        FromParticipant::Vote { txn, vote, reads } => {
             format!("vote {} {vote:?}, read {reads:?}", txn_text(txn))
         }
-        Msg::Decide { txn, decision } => format!("decide {} {decision:?}", txn_text(txn)),
-        Msg::Ack { txn, outcome } => format!("ack {} {outcome:?}", txn_text(txn)),
-        Msg::DecisionQuery { txn } => format!("decision query {}", txn_text(txn)),
-        Msg::DecisionAnswer { txn, answer } => format!("answer {} {answer:?}", txn_text(txn)),
-        Msg::StateQuery { txn } => format!("state query {}", txn_text(txn)),
-        Msg::StateReply {
+        FromParticipant::Ack { txn, outcome } => format!("ack {} {outcome:?}", txn_text(txn)),
+        FromParticipant::StateReply {
             txn,
             state,
             recovered,
@@ -523,11 +531,24 @@ fn msg_text(msg: &Msg) -> String {
             txn_text(txn),
             if *recovered { " (recovered)" } else { "" }
         ),
-        Msg::Release { txn } => format!("release {}", txn_text(txn)),
-        Msg::Released { txn } => format!("released {}", txn_text(txn)),
-        Msg::Error { reason } => format!("error: {reason}"),
-        Msg::Submit { .. } | Msg::Result { .. } | Msg::Status | Msg::StatusReport { .. } => {
-            format!("{msg:?}")
+        FromParticipant::Released { txn } => format!("released {}", txn_text(txn)),
+        FromParticipant::Refused { reason } => format!("refused: {reason}"),
+    }
+}
+
+/// A participant's request to the coordinator, one short line.
+fn query_text(msg: &ToCoordinator) -> String {
+    match msg {
+        ToCoordinator::DecisionQuery { txn } => format!("decision query {}", txn_text(txn)),
+    }
+}
+
+/// The coordinator's answer to a participant's request, one short line.
+fn answer_text(msg: &FromCoordinator) -> String {
+    match msg {
+        FromCoordinator::DecisionAnswer { txn, answer } => {
+            format!("answer {} {answer:?}", txn_text(txn))
         }
+        FromCoordinator::Refused { reason } => format!("refused: {reason}"),
     }
 }

@@ -1,6 +1,7 @@
 //! Builders of the core's inputs, outputs and records for the tests.
 
 use super::*;
+use wire::{FromParticipant, Request, ToCoordinator, ToParticipant};
 
 pub(super) fn txn(n: u128) -> TxnId {
     TxnId(Uuid::from_u128(n))
@@ -75,7 +76,7 @@ pub(super) fn decide(id: u64, txn: TxnId, decision: Decision) -> Input {
     }
 }
 
-pub(super) fn reply(id: u64, msg: Msg) -> Output {
+pub(super) fn reply(id: u64, msg: FromParticipant) -> Output {
     Output::Reply {
         to: from_coordinator(),
         id: RequestId(id),
@@ -84,7 +85,7 @@ pub(super) fn reply(id: u64, msg: Msg) -> Output {
 }
 
 pub(super) fn vote(id: u64, txn: TxnId, vote: Vote, reads: Vec<Read>) -> Output {
-    reply(id, Msg::Vote { txn, vote, reads })
+    reply(id, FromParticipant::Vote { txn, vote, reads })
 }
 
 pub(super) fn no(id: u64, txn: TxnId, reason: &str) -> Output {
@@ -99,7 +100,7 @@ pub(super) fn no(id: u64, txn: TxnId, reason: &str) -> Output {
 }
 
 pub(super) fn ack(id: u64, txn: TxnId, outcome: Outcome) -> Output {
-    reply(id, Msg::Ack { txn, outcome })
+    reply(id, FromParticipant::Ack { txn, outcome })
 }
 
 pub(super) fn read(key: &str, value: Option<Value>) -> Read {
@@ -154,7 +155,7 @@ pub(super) fn aborted(txn: TxnId, reason: &str) -> Record {
 pub(super) fn query(txn: TxnId) -> Output {
     Output::Send {
         to: COORDINATOR,
-        msg: Msg::DecisionQuery { txn },
+        msg: ToCoordinator::DecisionQuery { txn }.into(),
     }
 }
 
@@ -213,7 +214,7 @@ pub(super) fn aborted3(txn: TxnId, reason: &str) -> Record {
     }
 }
 
-pub(super) fn reply_to(peer: NodeId, id: u64, msg: Msg) -> Output {
+pub(super) fn reply_to(peer: NodeId, id: u64, msg: FromParticipant) -> Output {
     Output::Reply {
         to: from(peer),
         id: RequestId(id),
@@ -222,7 +223,7 @@ pub(super) fn reply_to(peer: NodeId, id: u64, msg: Msg) -> Output {
 }
 
 pub(super) fn ack_to(peer: NodeId, id: u64, txn: TxnId, outcome: Outcome) -> Output {
-    reply_to(peer, id, Msg::Ack { txn, outcome })
+    reply_to(peer, id, FromParticipant::Ack { txn, outcome })
 }
 
 pub(super) fn state_to(peer: NodeId, id: u64, txn: TxnId, state: TxnState) -> Output {
@@ -234,16 +235,17 @@ pub(super) fn recovered_state_to(peer: NodeId, id: u64, txn: TxnId, state: TxnSt
     reply_to(peer, id, state_msg(txn, state, true))
 }
 
-pub(super) fn send(to: NodeId, msg: Msg) -> Output {
+pub(super) fn send(to: NodeId, msg: impl Into<Request>) -> Output {
+    let msg = msg.into();
     Output::Send { to, msg }
 }
 
 pub(super) fn ask_state(to: NodeId, txn: TxnId) -> Output {
-    send(to, Msg::StateQuery { txn })
+    send(to, ToParticipant::StateQuery { txn })
 }
 
 pub(super) fn tell(to: NodeId, txn: TxnId, decision: Decision) -> Output {
-    send(to, Msg::Decide { txn, decision })
+    send(to, ToParticipant::Decide { txn, decision })
 }
 
 pub(super) fn precommit_from(peer: NodeId, id: u64, txn: TxnId) -> Input {

@@ -2,6 +2,7 @@
 //! where the protocol needs it, duplicates, contradictions, and unknown txns.
 
 use super::*;
+use wire::FromParticipant;
 
 #[test]
 fn commit_is_acked_and_locks_released_only_once_durable() {
@@ -192,7 +193,7 @@ fn commit_before_the_vote_is_refused_with_an_error() {
         decide(2, t1, Decision::Commit),
         vec![reply(
             2,
-            Msg::Error {
+            FromParticipant::Refused {
                 reason: format!("commit for txn {t1} before this participant voted"),
             },
         )],

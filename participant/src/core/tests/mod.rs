@@ -30,8 +30,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 use wire::{
-    Answer, Decision, Msg, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Value,
-    Vote,
+    Answer, Decision, NodeId, Op, Outcome, Protocol, Read, RequestId, TxnId, TxnState, Value, Vote,
 };
 
 use super::answer::state_msg;

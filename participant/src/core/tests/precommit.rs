@@ -2,6 +2,7 @@
 //! before the vote or under 2PC, and answered from the store for a forgotten txn.
 
 use super::*;
+use wire::FromParticipant;
 
 #[test]
 fn precommit_is_acked_once_durable_then_docommit_commits() {
@@ -151,7 +152,7 @@ fn precommit_before_the_vote_or_on_a_2pc_txn_is_refused() {
         precommit_from(COORDINATOR, 2, t1),
         vec![reply(
             2,
-            Msg::Error {
+            FromParticipant::Refused {
                 reason: format!("PreCommit for txn {t1} before this participant voted"),
             },
         )],
@@ -165,7 +166,7 @@ fn precommit_before_the_vote_or_on_a_2pc_txn_is_refused() {
         precommit_from(COORDINATOR, 2, t2),
         vec![reply(
             2,
-            Msg::Error {
+            FromParticipant::Refused {
                 reason: format!("PreCommit for txn {t2}, which runs 2PC"),
             },
         )],

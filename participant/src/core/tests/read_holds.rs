@@ -3,6 +3,7 @@
 //! vote), so a read across participants has one lock point.
 
 use super::*;
+use wire::FromParticipant;
 
 /// The Prepare's `timeout_ms` in `prepare2_with`.
 const HOLD_MS: u64 = 5_000;
@@ -110,20 +111,20 @@ fn read_only_voter_keeps_its_shared_lock_until_release() {
         &mut participant,
         20,
         release(4, t1),
-        vec![reply(4, Msg::Released { txn: t1 })],
+        vec![reply(4, FromParticipant::Released { txn: t1 })],
     );
     // A duplicate release, and one for a txn never seen, are answered the same.
     step(
         &mut participant,
         21,
         release(5, t1),
-        vec![reply(5, Msg::Released { txn: t1 })],
+        vec![reply(5, FromParticipant::Released { txn: t1 })],
     );
     step(
         &mut participant,
         21,
         release(6, t4),
-        vec![reply(6, Msg::Released { txn: t4 })],
+        vec![reply(6, FromParticipant::Released { txn: t4 })],
     );
     // (a fresh writer: t3's NO is final)
     writer_of_g_conflicts(&mut participant, 22, t2, txn(5), 7, 4);
@@ -131,7 +132,7 @@ fn read_only_voter_keeps_its_shared_lock_until_release() {
         &mut participant,
         23,
         release(8, t2),
-        vec![reply(8, Msg::Released { txn: t2 })],
+        vec![reply(8, FromParticipant::Released { txn: t2 })],
     );
     assert_eq!((participant.locks_held(), participant.read_holds()), (0, 0));
     writer_of_g_votes_yes(&mut participant, 24, t4, 9, 5);

@@ -1,6 +1,8 @@
 //! A repeated Prepare gets the same vote: while its record is pending, after the vote,
 //! after the outcome, from the store; and duplicate waiters stay bounded.
 
+use wire::FromParticipant;
+
 use super::*;
 
 #[test]
@@ -160,7 +162,7 @@ fn too_many_duplicate_waiters_answer_the_oldest_as_superseded() {
             vec![],
         );
     }
-    let superseded = Msg::Error {
+    let superseded = FromParticipant::Refused {
         reason: SUPERSEDED_REASON.to_string(),
     };
     step(

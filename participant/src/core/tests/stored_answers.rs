@@ -101,7 +101,7 @@ fn a_forgotten_txn_is_answered_from_its_stored_record() {
         (
             precommit_with(stored_3pc(Waiting)),
             expect![[r#"
-            reply 1#1: Error { reason: "txn t1 is in an unexpected state; try again" }
+            reply 1#1: Refused { reason: "txn t1 is in an unexpected state; try again" }
         "#]],
         ),
         // Decide: presumed abort for no record; a commit of nothing is unknown.
@@ -150,7 +150,7 @@ fn a_forgotten_txn_is_answered_from_its_stored_record() {
         (
             decide_with(Decision::Commit, stored_3pc(Waiting)),
             expect![[r#"
-                reply 1#1: Error { reason: "txn t1 is in an unexpected state; try again" }
+                reply 1#1: Refused { reason: "txn t1 is in an unexpected state; try again" }
             "#]],
         ),
         // StateQuery: a read-only voter tells `Prepared`, which resolves nothing.
@@ -175,7 +175,7 @@ fn a_forgotten_txn_is_answered_from_its_stored_record() {
         (
             state_query_with(stored_3pc(Waiting)),
             expect![[r#"
-            reply 3#1: Error { reason: "txn t1 is in an unexpected state; try again" }
+            reply 3#1: Refused { reason: "txn t1 is in an unexpected state; try again" }
         "#]],
         ),
     ];

@@ -3,6 +3,7 @@
 //! decision once durable.
 
 use super::*;
+use wire::ToParticipant;
 
 #[test]
 fn leader_aborts_when_all_are_waiting_and_tells_them_once_durable() {
@@ -106,7 +107,7 @@ fn precommitted_leader_precommits_the_waiting_peers_then_commits() {
         &mut participant,
         2_030,
         state_reply(HIGHER, t1, TxnState::PreCommitted),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(2_330)));
     // Only the peers sent PreCommit count.
@@ -186,7 +187,7 @@ fn leader_waits_through_the_precommit_round_for_a_live_peer_and_commits_once_it_
         &mut participant,
         30,
         state_reply(HIGHER, t1, TxnState::Waiting),
-        vec![send(HIGHER, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGHER, ToParticipant::PreCommit { txn: t1 })],
     );
     // The round is over but HIGHER is up: slow (its PreCommitted record is being
     // written), not failed. Committing without its ack is safe here, but the rule is one:
@@ -195,7 +196,7 @@ fn leader_waits_through_the_precommit_round_for_a_live_peer_and_commits_once_it_
     fire(
         &mut participant,
         330,
-        vec![send(HIGHER, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGHER, ToParticipant::PreCommit { txn: t1 })],
     );
     assert_eq!(participant.poll_timeout(), Some(Millis(630)));
     step(
@@ -238,7 +239,7 @@ fn leader_never_decides_without_a_live_peer_that_has_not_answered() {
         &mut participant,
         900,
         state_reply(HIGHER, t1, TxnState::PreCommitted),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
 }
 
@@ -332,7 +333,7 @@ fn a_peer_aborted_during_the_precommit_round_makes_the_leader_abort() {
         &mut participant,
         30,
         state_reply(HIGH, t1, TxnState::Waiting),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
     step(
         &mut participant,
@@ -406,7 +407,7 @@ fn operational_leader_precommits_a_recovered_waiting_peer_then_commits() {
         &mut participant,
         30,
         recovered_reply(HIGH, t1, TxnState::Waiting),
-        vec![send(HIGH, Msg::PreCommit { txn: t1 })],
+        vec![send(HIGH, ToParticipant::PreCommit { txn: t1 })],
     );
     step(
         &mut participant,

@@ -2,6 +2,7 @@
 //! (limits, bounds, lock conflicts, the 3PC mesh and timeout checks).
 
 use super::*;
+use wire::FromParticipant;
 
 #[test]
 fn yes_vote_waits_for_the_prepared_record() {
@@ -183,7 +184,7 @@ fn three_pc_yes_needs_every_peer_up_on_the_mesh() {
             id: RequestId(9),
             txn: t2,
         },
-        vec![reply(9, Msg::Released { txn: t2 })],
+        vec![reply(9, FromParticipant::Released { txn: t2 })],
     );
     // With every peer up it votes YES.
     step(&mut participant, 10, up(HIGH), vec![]);
