@@ -11,7 +11,7 @@ use coordinator::core::{Lsn as CoordinatorLsn, Record as CoordinatorRecord, unfi
 use participant::core::{
     LogEntry, Lsn as ParticipantLsn, OpKind, Record as ParticipantRecord, StoredTxn,
 };
-use participant::shell::runtime::block_on;
+use wire::runtime::block_on;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};

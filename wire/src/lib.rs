@@ -11,7 +11,7 @@ pub mod handshake;
 pub mod mesh;
 pub mod msg;
 pub mod pipeline;
-mod runtime;
+pub mod runtime;
 #[cfg(test)]
 mod tests;
 

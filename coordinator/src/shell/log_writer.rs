@@ -3,7 +3,7 @@
 
 use tracing::{debug, error};
 
-use super::runtime::{self, Receiver, Sender};
+use wire::runtime::{self, Receiver, Sender};
 use crate::core::{Lsn, Record};
 use crate::store::{Store, StoreError};
 

@@ -17,7 +17,7 @@ use wire::{
 
 use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
 use super::outstanding::Outstanding;
-use super::runtime::{self, Receiver, Sender};
+use wire::runtime::{self, Receiver, Sender};
 use crate::core::{
     ClientRef, Config, Coordinator, Input, Limits, Lsn, Millis, Output, Record, SendFailure,
 };

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coordinator::shell::runtime;
+use wire::runtime;
 use wire::{
     Answer, Channel, ChannelConfig, ChannelEvent, Decision, Listener, Msg, NodeId, Op, Outcome,
     Read, Role, ServeHandle, TxnId, TxnState, Value, Vote,

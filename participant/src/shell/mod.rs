@@ -13,7 +13,6 @@
 //! touched it was reported durable before (so the read, from a committed SQLite
 //! transaction, sees it).
 
-pub mod runtime;
 mod status;
 pub mod writer;
 
@@ -26,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
+use wire::runtime;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use wire::{
     Channel, ChannelConfig, ChannelEvent, Epoch, EventReceiver, Listener, MeshHandle, Msg, NodeId,

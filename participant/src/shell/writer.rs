@@ -4,7 +4,7 @@
 
 use tracing::{debug, error};
 
-use super::runtime::{Receiver, Sender};
+use wire::runtime::{Receiver, Sender};
 use crate::core::{Lsn, Record};
 use crate::store::Writer;
 

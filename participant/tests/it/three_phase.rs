@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use participant::core::StoredState;
-use participant::shell::runtime::{block_on, timeout};
+use wire::runtime::{block_on, timeout};
 use participant::store::Store;
 use uuid::Uuid;
 use wire::{

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 
-use participant::shell::runtime::{block_on, timeout};
+use wire::runtime::{block_on, timeout};
 use participant::store::Store;
 use uuid::Uuid;
 use wire::{
