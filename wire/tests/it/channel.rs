@@ -92,9 +92,7 @@ fn pipelined_requests_keep_their_order_under_the_in_flight_cap() {
 fn a_full_send_queue_refuses_requests() {
     run(async {
         // A raw peer that never answers keeps the single in-flight slot taken.
-        let fake = runtime::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let fake = runtime::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = fake.local_addr().unwrap();
         let mut dialler_config = config(2, Role::Coordinator);
         dialler_config.in_flight_max = 1;
@@ -147,9 +145,7 @@ fn a_full_send_queue_refuses_requests() {
 fn an_unanswered_request_expires_and_frees_its_slot() {
     run(async {
         // A raw peer that answers late: the slot must not wait for it.
-        let fake = runtime::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let fake = runtime::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = fake.local_addr().unwrap();
         let mut dialler_config = config(2, Role::Coordinator);
         dialler_config.in_flight_max = 1;

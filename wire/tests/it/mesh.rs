@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wire::runtime::TcpListener;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use wire::runtime::TcpListener;
 use wire::{
     Channel, ChannelConfig, ChannelEvent, EventReceiver, Frame, Listener, MeshHandle, NodeId, Role,
     ServeHandle, event_queue, mesh,
@@ -140,7 +140,7 @@ impl Node {
     }
 
     fn expect_quiet(&self) {
-        if let Ok(event) = self.events.try_recv() {
+        if let Some(event) = self.events.try_recv() {
             panic!("node {}: unexpected event {event:?}", self.id);
         }
     }

@@ -11,8 +11,8 @@ use futures::{AsyncReadExt, AsyncWriteExt};
 use wire::frame::{self, DEFAULT_MAX_FRAME_LEN};
 use wire::runtime::{self, Receiver, TcpStream};
 use wire::{
-    ChannelConfig, ChannelEvent, Epoch, Frame, Hello, Listener, MAGIC, NodeId, PROTOCOL_VERSION,
-    Role, ServeHandle, event_queue,
+    ChannelConfig, ChannelEvent, Epoch, EventReceiver, Frame, Hello, Listener, MAGIC, NodeId,
+    PROTOCOL_VERSION, Role, ServeHandle, event_queue,
 };
 
 pub const CLUSTER: &str = "test-cluster";
@@ -48,9 +48,29 @@ pub fn hello(node: u32, role: Role) -> Hello {
     }
 }
 
+/// A queue a test waits on: the node's event queue or a plain channel.
+pub(crate) trait Queue {
+    type Item;
+    async fn take(&self) -> Option<Self::Item>;
+}
+
+impl<T> Queue for Receiver<T> {
+    type Item = T;
+    async fn take(&self) -> Option<T> {
+        self.recv().await.ok()
+    }
+}
+
+impl Queue for EventReceiver {
+    type Item = ChannelEvent;
+    async fn take(&self) -> Option<ChannelEvent> {
+        self.recv().await.ok()
+    }
+}
+
 /// Waits for the next item, failing the test after `WAIT`.
-pub async fn next<T>(rx: &Receiver<T>) -> T {
-    runtime::timeout(WAIT, rx.recv())
+pub async fn next<Q: Queue>(rx: &Q) -> Q::Item {
+    runtime::timeout(WAIT, rx.take())
         .await
         .expect("no event in time")
         .expect("event queue closed")
