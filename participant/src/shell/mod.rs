@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
-use wire::runtime;
 use tracing::{Instrument, debug, error, info, info_span, warn};
+use wire::runtime;
 use wire::{
     Channel, ChannelConfig, ChannelEvent, Epoch, EventReceiver, Listener, MeshHandle, Msg, NodeId,
     RequestId, Role, ServeHandle, TxnId,
@@ -345,6 +345,13 @@ impl EventLoop {
                 self.clients.insert(epoch, channel);
             }
             role => {
+                // Ups of two connections can arrive in either order: the newer one
+                // stays, whichever came last.
+                if !wire::supersedes(&channel, self.peers.get(&peer)) {
+                    debug!(%peer, %epoch, "stale connection up; closed");
+                    channel.close();
+                    return;
+                }
                 info!(%peer, %epoch, ?role, addr = %channel.peer_addr(), "peer up");
                 if let Some(old) = self.peers.insert(peer, channel) {
                     old.close();
