@@ -58,9 +58,17 @@ pub fn event_queue(capacity: usize) -> (EventSender, EventReceiver) {
 /// node dead. A loop that is merely busy takes input now and then, and keeps its peers.
 #[derive(Debug, Default)]
 struct Progress {
+    state: Mutex<ProgressState>,
+}
+
+#[derive(Debug, Default)]
+struct ProgressState {
     /// Since when input has waited without the loop taking any: the later of the first
     /// event queued into an empty queue and the loop's last take. `None` when empty.
-    waiting_since: Mutex<Option<Instant>>,
+    waiting_since: Option<Instant>,
+    /// The node stopped taking input on purpose, while other work of its own proceeds
+    /// (`EventReceiver::pause`): busy, not stuck.
+    paused: bool,
 }
 
 /// The channels' end of a node's event queue. Cheap to clone.
@@ -86,22 +94,26 @@ impl EventSender {
     /// Waits for room (backpressure), then queues `event`.
     pub async fn send(&self, event: ChannelEvent) -> Result<(), QueueClosed> {
         self.inner.send(event).await.map_err(|_| QueueClosed)?;
-        let mut waiting_since = lock(&self.progress.waiting_since);
+        let mut progress = lock(&self.progress.state);
         // Checked under the lock the receiver takes after each take, so a take that
         // emptied the queue either came first (then this sees it empty) or resets this.
-        if waiting_since.is_none() && !self.inner.is_empty() {
-            *waiting_since = Some(Instant::now());
+        if progress.waiting_since.is_none() && !self.inner.is_empty() {
+            progress.waiting_since = Some(Instant::now());
         }
         Ok(())
     }
 
-    /// How long input has waited with the node's loop taking none, if any waits.
+    /// How long input has waited with the node's loop taking none, if any waits and the
+    /// node has not paused its input on purpose.
     pub fn stalled_for(&self, now: Instant) -> Option<Duration> {
         if self.inner.is_empty() {
             return None;
         }
-        let since = (*lock(&self.progress.waiting_since))?;
-        Some(now.saturating_duration_since(since))
+        let progress = lock(&self.progress.state);
+        if progress.paused {
+            return None;
+        }
+        Some(now.saturating_duration_since(progress.waiting_since?))
     }
 
     pub fn is_closed(&self) -> bool {
@@ -113,17 +125,32 @@ impl EventReceiver {
     /// The next event; `Err` once every sender is gone and the queue is empty.
     pub async fn recv(&self) -> Result<ChannelEvent, RecvError> {
         let event = self.inner.recv().await?;
-        let mut waiting_since = lock(&self.progress.waiting_since);
-        // Taking input is progress: what still waits, waits from now.
-        *waiting_since = (!self.inner.is_empty()).then(Instant::now);
+        self.progressed();
         Ok(event)
+    }
+
+    /// Taking input is progress: what still waits, waits from now.
+    fn progressed(&self) {
+        lock(&self.progress.state).waiting_since = (!self.inner.is_empty()).then(Instant::now);
+    }
+
+    /// The node stops (`true`) or resumes (`false`) taking input on purpose, because work
+    /// of its own is under way (e.g. waiting for a group commit to catch up): while
+    /// paused, waiting input does not count as a stuck loop, so heartbeats go on. A pause
+    /// without end is the node's own bug; its peers' request deadlines still expire.
+    pub fn pause(&self, paused: bool) {
+        let mut progress = lock(&self.progress.state);
+        if progress.paused && !paused {
+            // Resuming is progress too: what waits, waits from now.
+            progress.waiting_since = (!self.inner.is_empty()).then(Instant::now);
+        }
+        progress.paused = paused;
     }
 
     /// The next event if one is queued, without waiting.
     pub fn try_recv(&self) -> Option<ChannelEvent> {
         let event = self.inner.try_recv().ok()?;
-        let mut waiting_since = lock(&self.progress.waiting_since);
-        *waiting_since = (!self.inner.is_empty()).then(Instant::now);
+        self.progressed();
         Some(event)
     }
 
@@ -172,6 +199,20 @@ mod tests {
             assert!(stalled < Duration::from_secs(1));
             receiver.recv().await.unwrap();
             assert_eq!(sender.stalled_for(later), None);
+        });
+    }
+
+    #[test]
+    fn a_paused_intake_is_busy_not_stalled_and_resuming_restarts_the_clock() {
+        block_on(async {
+            let (sender, receiver) = event_queue(4);
+            sender.send(down(1)).await.unwrap();
+            receiver.pause(true);
+            let later = Instant::now() + Duration::from_secs(5);
+            assert_eq!(sender.stalled_for(later), None);
+            receiver.pause(false);
+            let stalled = sender.stalled_for(Instant::now()).expect("input waits");
+            assert!(stalled < Duration::from_secs(1));
         });
     }
 }

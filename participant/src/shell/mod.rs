@@ -255,6 +255,8 @@ impl EventLoop {
             }
         };
         let accept_events = self.outstanding < WRITER_QUEUE_MAX;
+        // Paused for the writer is busy, not stuck: our channels keep heartbeating.
+        self.events.1.pause(!accept_events);
         let event = async {
             if !accept_events {
                 return pending().await;
