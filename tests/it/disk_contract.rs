@@ -11,13 +11,13 @@ use coordinator::core::{Lsn as CoordinatorLsn, Record as CoordinatorRecord, unfi
 use participant::core::{
     LogEntry, Lsn as ParticipantLsn, OpKind, Record as ParticipantRecord, StoredTxn,
 };
-use participant::shell::runtime::block_on;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use sqlx::{ConnectOptions, Connection};
 use tests::sim::disk::{CoordinatorDisk, ParticipantDisk};
 use uuid::Uuid;
+use wire::runtime::block_on;
 use wire::{Decision, NodeId, Protocol, TxnId, Value};
 
 /// 40 seeds of a few dozen records each: a few seconds in a debug build, most of it

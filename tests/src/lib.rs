@@ -422,7 +422,7 @@ pub fn query_db(path: &Path, sql: &'static str) -> Vec<Vec<String>> {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
         .read_only(true);
-    async_std::task::block_on(async move {
+    wire::runtime::block_on(async move {
         let mut connection = options.connect().await.expect("open participant database");
         let rows = sqlx::query(sql)
             .fetch_all(&mut connection)

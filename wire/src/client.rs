@@ -9,11 +9,18 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use tracing::{debug, warn};
 
-use crate::channel::{self, Channel, ChannelConfig, ChannelEvent, EventReceiver};
+use crate::channel::Channel;
+use crate::config::{ChannelConfig, REQUEST_TIMEOUT_MAX};
+use crate::connection::run_connection;
+use crate::events::{ChannelEvent, EventReceiver, event_queue};
 use crate::frame::FrameError;
+use crate::handshake::{self, HandshakeError};
 use crate::msg::{NodeId, Request, RequestId, Response, Role};
 use crate::pipeline::SendError;
-use crate::runtime::{self, Sender};
+use crate::runtime::{self, Receiver, Sender};
+
+/// Events buffered between a client's connection and its response router.
+const CLIENT_EVENT_QUEUE_LEN: usize = 1024;
 
 /// Why a client call did not return a response.
 #[derive(thiserror::Error, Debug)]
@@ -63,11 +70,11 @@ impl Client {
             // Each call bounds its own wait and abandons its request when that ends, so
             // the channel's deadline must not cut a long call (a Submit waits for the
             // whole transaction) short.
-            request_timeout: channel::REQUEST_TIMEOUT_MAX,
+            request_timeout: REQUEST_TIMEOUT_MAX,
             ..ChannelConfig::new(NodeId(0), Role::Client, cluster_id)
         });
         let (stop, stop_rx) = runtime::bounded(1);
-        let connected = runtime::timeout(timeout, channel::connect_client(addr, config, stop_rx));
+        let connected = runtime::timeout(timeout, connect(addr, config, stop_rx));
         let (channel, events) = connected.await.ok_or(ClientError::Timeout)??;
         let waiters = Arc::new(Mutex::new(Waiters::default()));
         runtime::spawn(route(channel.clone(), events, waiters.clone()));
@@ -114,6 +121,27 @@ impl Client {
     /// The underlying channel (peer id, epoch, liveness).
     pub fn channel(&self) -> &Channel {
         &self.channel
+    }
+}
+
+/// A connection with role `Client` to any coordinator or participant, and its events.
+async fn connect(
+    addr: SocketAddr,
+    config: Arc<ChannelConfig>,
+    stop: Receiver<()>,
+) -> Result<(Channel, EventReceiver), ClientError> {
+    let roles = [Role::Coordinator, Role::Participant];
+    let conn = match handshake::dial(addr, &roles, None, &config).await {
+        Ok(conn) => conn,
+        Err(HandshakeError::Rejected(reason)) => return Err(ClientError::Rejected(reason)),
+        Err(HandshakeError::Frame(error)) => return Err(ClientError::Frame(error)),
+        Err(error) => return Err(ClientError::Connect(error.to_string())),
+    };
+    let (events, events_rx) = event_queue(CLIENT_EVENT_QUEUE_LEN);
+    runtime::spawn(run_connection(conn, config, events, stop));
+    match events_rx.recv().await {
+        Ok(ChannelEvent::Up { channel }) => Ok((channel, events_rx)),
+        _ => Err(ClientError::Closed),
     }
 }
 

@@ -9,6 +9,7 @@ use std::io::Cursor;
 use serde::Deserialize;
 
 use crate::msg::Frame;
+use crate::quote::{ERROR_TEXT_CHARS_MAX, truncate};
 
 /// Default largest frame body accepted or produced, in bytes.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
@@ -50,6 +51,13 @@ pub fn encode(frame: &Frame, max_frame_len: usize) -> Result<Vec<u8>, FrameError
     Ok(buf)
 }
 
+/// The whole length (header and body) of the frame starting `buf`, once its header has
+/// arrived; `None` before that. Not checked against any maximum.
+pub fn frame_len(buf: &[u8]) -> Option<usize> {
+    let header = buf.first_chunk::<HEADER_LEN>()?;
+    Some(HEADER_LEN + u32::from_be_bytes(*header) as usize)
+}
+
 /// Decodes the first frame in `buf`: `Ok(None)` if `buf` does not hold a whole frame yet,
 /// else the frame and how many bytes it used.
 pub fn decode(buf: &[u8], max_frame_len: usize) -> Result<Option<(Frame, usize)>, FrameError> {
@@ -73,8 +81,9 @@ pub fn decode(buf: &[u8], max_frame_len: usize) -> Result<Option<(Frame, usize)>
     // length cannot allocate more than the body holds; the cursor tells what was used.
     let mut de = rmp_serde::Deserializer::new(Cursor::new(body));
     de.set_max_depth(DECODE_DEPTH_MAX);
-    let frame =
-        Frame::deserialize(&mut de).map_err(|error| FrameError::Decode(error.to_string()))?;
+    // A decoder's message may quote the peer's bytes (a wrong-typed string): keep it short.
+    let frame = Frame::deserialize(&mut de)
+        .map_err(|error| FrameError::Decode(truncate(error.to_string(), ERROR_TEXT_CHARS_MAX)))?;
     let used = de.position() as usize;
     if used != len {
         return Err(FrameError::Decode(format!(

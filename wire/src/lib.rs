@@ -1,29 +1,56 @@
 //! The wire protocol: messages, the frame codec, the handshake and the single
 //! long-lived socket channel per peer (request pipelining, heartbeats, reconnect), its
 //! phi-accrual failure detector, and the participant mesh. No protocol decisions live here.
+//!
+//! Modules only import downward: pure pieces (`msg`, `frame`, `quote`, `pipeline`,
+//! `detector`, `refusals`, `read_buf`, `memory`), then `config` and `runtime`, then
+//! `handshake`, `channel` and `events`, `connection`, then `dial` and `listen`, and on
+//! top `client` and `mesh`.
 
 pub mod channel;
 pub mod client;
+pub mod config;
+mod connection;
 pub mod crash;
 pub mod detector;
+mod dial;
+pub mod events;
 pub mod frame;
 pub mod handshake;
 pub mod limits;
+mod listen;
+pub mod memory;
 pub mod mesh;
 pub mod msg;
 pub mod pipeline;
-mod runtime;
+pub mod quote;
+pub mod read_buf;
+mod refusals;
+pub mod runtime;
 #[cfg(test)]
 mod tests;
 pub mod units;
 
-pub use channel::{
-    Channel, ChannelConfig, ChannelEvent, DialHandle, Epoch, EventReceiver, EventSender, Listener,
-    Liveness, SendError, ServeHandle, dial, event_queue,
-};
+use std::sync::{Mutex, MutexGuard};
+
+pub use channel::{Channel, Epoch, Liveness, SendError, supersedes};
 pub use client::{Client, ClientError};
+pub use config::{ChannelConfig, HELLO_LEN_MAX};
+pub use connection::WRITE_COALESCE_LEN;
+pub use dial::{DialHandle, dial};
+pub use events::{ChannelEvent, EventReceiver, EventSender, QueueClosed, event_queue};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameError};
 pub use limits::OpLimits;
+pub use listen::{Listener, ServeHandle};
+pub use memory::MemoryGauge;
 pub use mesh::{MeshHandle, mesh};
 pub use msg::*;
 pub use units::{Lsn, Millis};
+
+/// Locks, ignoring poisoning: the guarded data is updated in single steps that a panic
+/// elsewhere cannot leave half done.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

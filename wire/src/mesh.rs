@@ -21,7 +21,10 @@ use std::sync::Arc;
 use futures::future::{Either, select};
 use tracing::{debug, error, warn};
 
-use crate::channel::{self, ChannelConfig, DialHandle, EventSender};
+use crate::config::ChannelConfig;
+use crate::dial::{self, DialHandle, Redial};
+use crate::events::EventSender;
+use crate::listen::{Listener, ServeHandle};
 use crate::msg::{NodeId, Role};
 use crate::runtime::{self, Sender};
 
@@ -43,14 +46,12 @@ pub fn mesh(
         error!(role = ?config.role, "mesh started with a non-participant config; peers will refuse it");
     }
     let (stop, stop_rx) = runtime::bounded::<()>(1);
-    let mut kicks = BTreeMap::new();
+    let mut redial = Redial::default();
     let mut dials = Vec::new();
     for (&peer, &addr) in &peers {
         if peer < local {
-            // Capacity 1: a pending kick already covers any that come after it.
-            let (kick, kick_rx) = runtime::bounded(1);
-            kicks.insert(peer, kick);
-            dials.push(channel::spawn_dial(
+            let kick_rx = redial.add(peer);
+            dials.push(dial::spawn_dial(
                 addr,
                 peer,
                 Role::Participant,
@@ -61,7 +62,7 @@ pub fn mesh(
         } else if peer > local {
             let (config, stop) = (config.clone(), stop_rx.clone());
             runtime::spawn(async move {
-                let nudge = pin!(channel::nudge(addr, peer, &config));
+                let nudge = pin!(dial::nudge(addr, peer, &config));
                 if let Either::Left((result, _)) = select(nudge, pin!(stop.recv())).await {
                     match result {
                         Ok(()) => debug!(%peer, %addr, "nudged larger peer to dial us"),
@@ -75,7 +76,7 @@ pub fn mesh(
         }
     }
     MeshHandle {
-        link: Arc::new(MeshLink { kicks }),
+        redial: Arc::new(redial),
         _dials: dials,
         _stop: stop,
     }
@@ -84,7 +85,7 @@ pub fn mesh(
 /// The running mesh of one participant. Dropping it stops the diallers (closing the
 /// channels they keep) and any nudge still under way.
 pub struct MeshHandle {
-    link: Arc<MeshLink>,
+    redial: Arc<Redial>,
     _dials: Vec<DialHandle>,
     _stop: Sender<()>,
 }
@@ -92,35 +93,25 @@ pub struct MeshHandle {
 impl fmt::Debug for MeshHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeshHandle")
-            .field("dialled_peers", &self.link.kicks.keys().collect::<Vec<_>>())
+            .field("dialled_peers", &self.redial.peers().collect::<Vec<_>>())
             .finish()
     }
 }
 
-impl MeshHandle {
-    pub(crate) fn link(&self) -> Arc<MeshLink> {
-        self.link.clone()
-    }
-}
-
-/// What a listener needs of the mesh: a way to make a dialler retry now.
-#[derive(Debug)]
-pub(crate) struct MeshLink {
-    /// One per peer with a smaller id than ours (those we dial).
-    kicks: BTreeMap<NodeId, Sender<()>>,
-}
-
-impl MeshLink {
-    /// `peer` dialled us and was dropped: our dialler to it retries now. `false` if we
-    /// do not dial `peer` (it is not among our peers).
-    pub(crate) fn dial_back(&self, peer: NodeId) -> bool {
-        match self.kicks.get(&peer) {
-            Some(kick) => {
-                // Full: a kick is already pending. Closed: the mesh was dropped.
-                let _ = kick.try_send(());
-                true
-            }
-            None => false,
+impl Listener {
+    /// `serve` for a participant in a mesh: accepts `accept_roles` plus `Participant`,
+    /// and a connection from a smaller participant id makes `mesh` dial that peer back
+    /// at once instead of at the end of its reconnect backoff.
+    pub fn serve_mesh(
+        self,
+        config: Arc<ChannelConfig>,
+        mut accept_roles: Vec<Role>,
+        events: EventSender,
+        mesh: &MeshHandle,
+    ) -> ServeHandle {
+        if !accept_roles.contains(&Role::Participant) {
+            accept_roles.push(Role::Participant);
         }
+        self.spawn_accept_loop(config, accept_roles, events, Some(mesh.redial.clone()))
     }
 }

@@ -122,6 +122,11 @@ impl<T> Outbound<T> {
         self.in_flight.len()
     }
 
+    /// Drops every request still waiting (the channel closed: nobody will send them).
+    pub fn clear_waiting(&mut self) {
+        self.waiting.clear();
+    }
+
     pub fn queued(&self) -> usize {
         self.waiting.len()
     }

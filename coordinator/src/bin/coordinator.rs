@@ -16,7 +16,8 @@ use coordinator::core::{
 };
 use coordinator::shell::commands::{self, CallError};
 use coordinator::shell::demo::{self, DemoConfig};
-use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing, runtime};
+use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing};
+use wire::runtime;
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
 
 /// Exit codes (documented in `--help`).

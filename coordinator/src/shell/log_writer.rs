@@ -2,8 +2,8 @@
 //! SQLite transaction (group commit), then reports the batch durable, in order.
 
 use tracing::{debug, error};
+use wire::runtime::{self, Receiver, Sender};
 
-use super::runtime::{self, Receiver, Sender};
 use crate::core::{Lsn, Record};
 use crate::store::{Store, StoreError};
 

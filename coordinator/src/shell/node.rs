@@ -18,11 +18,11 @@ use wire::{
 
 use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
 use super::outstanding::Outstanding;
-use super::runtime::{self, Receiver, Sender};
 use crate::core::{
     ClientRef, Config, Coordinator, Input, Limits, Lsn, Millis, Output, Record, SendFailure,
 };
 use crate::store::{Store, StoreError};
+use wire::runtime::{self, Receiver, Sender};
 
 /// Crash points (`--crash-at NAME`) this binary has.
 pub const CRASH_POINTS: [&str; 5] = [
@@ -390,13 +390,21 @@ impl Node {
                 self.clients.insert(channel.epoch(), channel);
             }
             Role::Participant if self.peers.contains_key(&peer) => {
+                let Some(slot) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                // Ups of two connections can arrive in either order: the newer one
+                // stays, whichever came last.
+                if !wire::supersedes(&channel, slot.channel.as_ref()) {
+                    debug!(peer = %peer, epoch = %channel.epoch(), "stale connection up; closed");
+                    channel.close();
+                    return;
+                }
                 info!(peer = %peer, epoch = %channel.epoch(), addr = %channel.peer_addr(), "participant up");
-                if let Some(slot) = self.peers.get_mut(&peer) {
-                    slot.down = None;
-                    slot.outstanding.clear();
-                    if let Some(old) = slot.channel.replace(channel) {
-                        old.close();
-                    }
+                slot.down = None;
+                slot.outstanding.clear();
+                if let Some(old) = slot.channel.replace(channel) {
+                    old.close();
                 }
                 self.core.handle(now, Input::PeerUp { peer });
             }

@@ -4,7 +4,7 @@ use uuid::Uuid;
 use wire::{Decision, NodeId, Protocol, TxnId};
 
 use super::*;
-use crate::shell::runtime::block_on;
+use wire::runtime::block_on;
 
 fn txn_id(i: u128) -> TxnId {
     TxnId(Uuid::from_u128(i))

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coordinator::shell::runtime;
+use wire::runtime;
 use wire::{
     Answer, Channel, ChannelConfig, ChannelEvent, Decision, FromCoordinator, FromParticipant,
     Listener, NodeId, Op, Outcome, Read, Request, Response, Role, ServeHandle, ToCoordinator,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use participant::core::Config;
-use participant::shell::{CRASH_POINTS, Node, Options, ShellError, runtime};
+use participant::shell::{CRASH_POINTS, Node, Options, ShellError};
+use wire::runtime;
 use wire::{Client, ClientRequest, ClientResponse, NodeId, Response};
 
 const EXIT_OK: u8 = 0;

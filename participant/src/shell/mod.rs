@@ -13,7 +13,6 @@
 //! touched it was reported durable before (so the read, from a committed SQLite
 //! transaction, sees it).
 
-pub mod runtime;
 mod status;
 pub mod writer;
 
@@ -27,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
 use tracing::{Instrument, debug, error, info, info_span, warn};
+use wire::runtime;
 use wire::{
     Channel, ChannelConfig, ChannelEvent, ClientResponse, Epoch, EventReceiver, FromParticipant,
     Listener, MeshHandle, NodeId, Request, RequestId, Response, Role, ServeHandle, TxnId,
@@ -255,6 +255,8 @@ impl EventLoop {
             }
         };
         let accept_events = self.outstanding < WRITER_QUEUE_MAX;
+        // Paused for the writer is busy, not stuck: our channels keep heartbeating.
+        self.events.1.pause(!accept_events);
         let event = async {
             if !accept_events {
                 return pending().await;
@@ -345,6 +347,13 @@ impl EventLoop {
                 self.clients.insert(epoch, channel);
             }
             role => {
+                // Ups of two connections can arrive in either order: the newer one
+                // stays, whichever came last.
+                if !wire::supersedes(&channel, self.peers.get(&peer)) {
+                    debug!(%peer, %epoch, "stale connection up; closed");
+                    channel.close();
+                    return;
+                }
                 info!(%peer, %epoch, ?role, addr = %channel.peer_addr(), "peer up");
                 if let Some(old) = self.peers.insert(peer, channel) {
                     old.close();

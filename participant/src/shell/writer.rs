@@ -4,9 +4,9 @@
 
 use tracing::{debug, error};
 
-use super::runtime::{Receiver, Sender};
 use crate::core::{Lsn, Record};
 use crate::store::Writer;
+use wire::runtime::{Receiver, Sender};
 
 /// Records waiting to be written (and, equally, durable records not yet seen by the event
 /// loop): the event loop stops taking network input while this many are outstanding.

@@ -9,7 +9,7 @@ use wire::{NodeId, Protocol, TxnId, Value};
 
 use super::*;
 use crate::core::{LogEntry, OpKind, Record, StoredState, StoredTxn};
-use crate::shell::runtime::block_on;
+use wire::runtime::block_on;
 
 const COORDINATOR: NodeId = NodeId(3);
 

@@ -10,9 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use participant::core::StoredState;
-use participant::shell::runtime::{block_on, timeout};
 use participant::store::Store;
 use uuid::Uuid;
+use wire::runtime::{block_on, timeout};
 use wire::{
     Answer, Channel, ChannelConfig, ChannelEvent, Decision, DialHandle, EventReceiver,
     FromCoordinator, FromParticipant, NodeId, Op, Outcome, Protocol, Request, RequestId, Response,

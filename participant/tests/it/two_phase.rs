@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 
-use participant::shell::runtime::{block_on, timeout};
 use participant::store::Store;
 use uuid::Uuid;
+use wire::runtime::{block_on, timeout};
 use wire::{
     Answer, Channel, ChannelConfig, ChannelEvent, ClientRequest, ClientResponse, Decision,
     DialHandle, EventReceiver, FromCoordinator, FromParticipant, NodeId, Op, Outcome, Protocol,

@@ -10,6 +10,8 @@ use wire::{
     event_queue,
 };
 
+use wire::runtime;
+
 use crate::support::*;
 
 async fn next_up(events: &EventReceiver) -> Channel {
@@ -84,9 +86,7 @@ fn pipelined_requests_keep_their_order_under_the_in_flight_cap() {
 fn a_full_send_queue_refuses_requests() {
     run(async {
         // A raw peer that never answers keeps the single in-flight slot taken.
-        let fake = async_std::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let fake = runtime::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = fake.local_addr().unwrap();
         let mut dialler_config = config(2, Role::Coordinator);
         dialler_config.in_flight_max = 1;
@@ -139,9 +139,7 @@ fn a_full_send_queue_refuses_requests() {
 fn an_unanswered_request_expires_and_frees_its_slot() {
     run(async {
         // A raw peer that answers late: the slot must not wait for it.
-        let fake = async_std::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let fake = runtime::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = fake.local_addr().unwrap();
         let mut dialler_config = config(2, Role::Coordinator);
         dialler_config.in_flight_max = 1;
@@ -341,7 +339,7 @@ fn a_peer_that_heartbeats_stays_up() {
         );
         let channel = next_up(&events_rx).await;
         // Many dead-after periods pass with no requests: heartbeats alone keep it up.
-        async_std::task::sleep(fast_dead_after * 3).await;
+        runtime::sleep(fast_dead_after * 3).await;
         assert!(!channel.is_closed());
         assert!(channel.last_heard().elapsed() < WAIT);
         round_trip(&channel, &events_rx, ask(1)).await;
@@ -399,7 +397,7 @@ fn stopping_the_listener_closes_its_connections_and_accepts_no_more() {
         assert_eq!(down, NodeId(3));
         assert_eq!(peer.recv().await, None);
         // The listening socket is gone with the loop: a new peer gets no Hello.
-        if let Ok(stream) = async_std::net::TcpStream::connect(server.addr).await {
+        if let Ok(stream) = runtime::TcpStream::connect(server.addr).await {
             let mut late = RawPeer::new(stream);
             // The connect may have raced the listener's close: the send may then fail.
             late.try_send(&Frame::Hello(hello(4, Role::Coordinator)))

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use wire::{Client, ClientError, ClientRequest, Role};
 
+use wire::runtime;
+
 use crate::support::*;
 
 #[test]
@@ -40,7 +42,7 @@ fn client_calls_fail_closed_after_the_server_closes() {
         // The close reaches the client asynchronously; it must then fail, not hang.
         let mut result = client.call(ClientRequest::Status, WAIT).await;
         while result.is_ok() {
-            async_std::task::sleep(Duration::from_millis(10)).await;
+            runtime::sleep(Duration::from_millis(10)).await;
             result = client.call(ClientRequest::Status, WAIT).await;
         }
         assert!(matches!(result, Err(ClientError::Closed)), "{result:?}");

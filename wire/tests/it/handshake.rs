@@ -1,7 +1,7 @@
 //! Handshake refusals over real sockets: each bad Hello gets a `Reject` whose reason
 //! names the problem, the connection is closed, and good peers keep connecting.
 
-use async_std::net::TcpListener;
+use wire::runtime::TcpListener;
 use wire::{ClientError, Frame, Hello, NodeId, PROTOCOL_VERSION, Role, dial, event_queue};
 
 use crate::support::*;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use wire::{ChannelEvent, Frame, RequestId, Role};
 
+use wire::runtime;
+
 use crate::support::*;
 
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(20);
@@ -30,7 +32,7 @@ fn phi_grows_while_a_peer_is_silent() {
         };
         for _ in 0..HEARTBEATS {
             peer.send(&Frame::Heartbeat).await;
-            async_std::task::sleep(HEARTBEAT_INTERVAL).await;
+            runtime::sleep(HEARTBEAT_INTERVAL).await;
         }
         // Once the echo arrives the server has read every frame we sent: from here on
         // it hears nothing, so its detector's history is fixed and only time moves.
@@ -45,9 +47,9 @@ fn phi_grows_while_a_peer_is_silent() {
         };
         assert_eq!(peer.recv().await, Some(echo));
         let flowing = channel.liveness();
-        async_std::task::sleep(SILENCE).await;
+        runtime::sleep(SILENCE).await;
         let silent = channel.liveness();
-        async_std::task::sleep(SILENCE).await;
+        runtime::sleep(SILENCE).await;
         let longer = channel.liveness();
 
         assert!(!channel.is_closed());

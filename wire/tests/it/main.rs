@@ -7,4 +7,5 @@ mod client;
 mod handshake;
 mod liveness;
 mod mesh;
+mod robust;
 mod support;

@@ -7,13 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_std::net::TcpListener;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use wire::runtime::TcpListener;
 use wire::{
     Channel, ChannelConfig, ChannelEvent, EventReceiver, Frame, Listener, MeshHandle, NodeId, Role,
     ServeHandle, event_queue, mesh,
 };
+
+use wire::runtime;
 
 use crate::support::*;
 
@@ -50,11 +52,11 @@ async fn rebind(addr: SocketAddr) -> Listener {
         loop {
             match Listener::bind(addr).await {
                 Ok(listener) => return listener,
-                Err(_) => async_std::task::sleep(REBIND_PAUSE).await,
+                Err(_) => runtime::sleep(REBIND_PAUSE).await,
             }
         }
     };
-    async_std::future::timeout(WAIT, bound)
+    runtime::timeout(WAIT, bound)
         .await
         .expect("port not free again in time")
 }
@@ -138,7 +140,7 @@ impl Node {
     }
 
     fn expect_quiet(&self) {
-        if let Ok(event) = self.events.try_recv() {
+        if let Some(event) = self.events.try_recv() {
             panic!("node {}: unexpected event {event:?}", self.id);
         }
     }
@@ -168,7 +170,7 @@ async fn start_all(
         .map(|(listener, id)| {
             let delay = Duration::from_millis(rng.random_range(0..=START_SPREAD_MS));
             async move {
-                async_std::task::sleep(delay).await;
+                runtime::sleep(delay).await;
                 Node::start(listener, mesh_config(id.0), peers)
             }
         });
@@ -204,7 +206,7 @@ fn a_pair_dialling_each_other_at_once_keeps_one_connection_dialled_by_the_larger
                 .await
                 .remove(&small.id)
                 .unwrap();
-            async_std::task::sleep(SETTLE).await;
+            runtime::sleep(SETTLE).await;
             small.expect_quiet();
             large.expect_quiet();
             assert_one_connection_dialled_by_larger(small, &small_end, &large_end);
@@ -227,7 +229,7 @@ fn three_participants_form_a_full_mesh() {
             let others: Vec<NodeId> = ids.iter().copied().filter(|id| *id != node.id).collect();
             ends.push(node.expect_ups(&others).await);
         }
-        async_std::task::sleep(SETTLE).await;
+        runtime::sleep(SETTLE).await;
         for node in &nodes {
             node.expect_quiet();
         }
@@ -277,7 +279,7 @@ fn a_restarted_peer_is_reconnected_whichever_side_it_is() {
                 node.expect_down(&ends[&node.id][&id]).await;
             }
             let delay = Duration::from_millis(rng.random_range(0..=START_SPREAD_MS));
-            async_std::task::sleep(delay).await;
+            runtime::sleep(delay).await;
             let mut config = mesh_config(id.0);
             config.reconnect_backoff_min = SLOW_BACKOFF;
             config.reconnect_backoff_max = SLOW_BACKOFF;
@@ -294,7 +296,7 @@ fn a_restarted_peer_is_reconnected_whichever_side_it_is() {
                 let new_end = node.expect_ups(&[id]).await.remove(&id).unwrap();
                 ends.get_mut(other).unwrap().insert(id, new_end);
             }
-            async_std::task::sleep(SETTLE).await;
+            runtime::sleep(SETTLE).await;
             for node in nodes.iter().flatten() {
                 node.expect_quiet();
             }
@@ -358,7 +360,7 @@ fn only_participant_connections_from_smaller_ids_are_dropped_and_dialled_back() 
         assert_eq!(answer, Frame::Hello(hello(2, Role::Participant)));
         assert_eq!(smaller.recv().await, None);
         // ... and node 2 dials it back now, long before its backoff ends.
-        let (stream, _) = async_std::future::timeout(WAIT, fake.accept())
+        let (stream, _) = runtime::timeout(WAIT, fake.accept())
             .await
             .expect("no dial-back in time")
             .unwrap();

@@ -7,23 +7,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_std::channel::{Receiver, unbounded};
-use async_std::net::TcpStream;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use wire::frame::{self, DEFAULT_MAX_FRAME_LEN};
+use wire::runtime::{self, Receiver, TcpStream};
 use wire::{
-    ChannelConfig, ChannelEvent, ClientResponse, Epoch, Frame, Hello, Listener, MAGIC, NodeId,
-    PROTOCOL_VERSION, Request, Response, Role, ServeHandle, ToParticipant, TxnId, event_queue,
+    ChannelConfig, ChannelEvent, ClientResponse, Epoch, EventReceiver, Frame, Hello, Listener,
+    MAGIC, NodeId, PROTOCOL_VERSION, Request, Response, Role, ServeHandle, ToParticipant, TxnId,
+    event_queue,
 };
 
 pub const CLUSTER: &str = "test-cluster";
 /// Generous bound on any single wait: tests assert that things happen, not how fast.
 pub const WAIT: Duration = Duration::from_secs(20);
+/// Events an echo server keeps for its test: more than any test produces, so the server
+/// never waits on a test that reads its events late.
+const SEEN_MAX: usize = 1 << 16;
 
 /// Runs `test` on the runtime, failing if it takes longer than a generous bound.
 pub fn run<F: Future<Output = ()>>(test: F) {
-    async_std::task::block_on(async {
-        async_std::future::timeout(Duration::from_secs(60), test)
+    runtime::block_on(async {
+        runtime::timeout(Duration::from_secs(60), test)
             .await
             .expect("test timed out");
     });
@@ -46,9 +49,29 @@ pub fn hello(node: u32, role: Role) -> Hello {
     }
 }
 
+/// A queue a test waits on: the node's event queue or a plain channel.
+pub(crate) trait Queue {
+    type Item;
+    async fn take(&self) -> Option<Self::Item>;
+}
+
+impl<T> Queue for Receiver<T> {
+    type Item = T;
+    async fn take(&self) -> Option<T> {
+        self.recv().await.ok()
+    }
+}
+
+impl Queue for EventReceiver {
+    type Item = ChannelEvent;
+    async fn take(&self) -> Option<ChannelEvent> {
+        self.recv().await.ok()
+    }
+}
+
 /// Waits for the next item, failing the test after `WAIT`.
-pub async fn next<T>(rx: &Receiver<T>) -> T {
-    async_std::future::timeout(WAIT, rx.recv())
+pub async fn next<Q: Queue>(rx: &Q) -> Q::Item {
+    runtime::timeout(WAIT, rx.take())
         .await
         .expect("no event in time")
         .expect("event queue closed")
@@ -90,8 +113,8 @@ pub async fn echo_server(config: ChannelConfig, accept_roles: Vec<Role>) -> Serv
     let addr = listener.local_addr();
     let (events, events_rx) = event_queue(64);
     let handle = listener.serve(Arc::new(config), accept_roles, events);
-    let (seen_tx, seen) = unbounded();
-    async_std::task::spawn(async move {
+    let (seen_tx, seen) = runtime::bounded(SEEN_MAX);
+    runtime::spawn(async move {
         let mut channels = HashMap::<Epoch, wire::Channel>::new();
         while let Ok(event) = events_rx.recv().await {
             match &event {
@@ -189,7 +212,7 @@ impl RawPeer {
     }
 
     pub async fn recv_any(&mut self) -> Option<Frame> {
-        async_std::future::timeout(WAIT, async {
+        runtime::timeout(WAIT, async {
             loop {
                 if let Some((frame, used)) =
                     frame::decode(&self.buf, DEFAULT_MAX_FRAME_LEN).unwrap()
