@@ -1,9 +1,8 @@
-//! The async node around the core: the event loop (`node`), the group-commit log writer,
-//! client commands and the local-cluster demo. The only code that spawns, sleeps or
-//! touches sockets and processes; async-std itself is named only in `runtime`.
+//! The async node around the core: the event loop (`node`), the group-commit log writer
+//! and the client commands. The only code that spawns, sleeps or touches sockets;
+//! async-std itself is named only in `runtime`.
 
 pub mod commands;
-pub mod demo;
 mod log_writer;
 mod node;
 mod outstanding;

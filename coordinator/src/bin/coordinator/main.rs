@@ -15,9 +15,13 @@ use coordinator::core::{
     TXNS_IN_FLIGHT_MAX_DEFAULT,
 };
 use coordinator::shell::commands::{self, CallError};
-use coordinator::shell::demo::{self, DemoConfig};
 use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing, runtime};
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
+
+use crate::demo::DemoConfig;
+
+mod bank;
+mod demo;
 
 /// Exit codes (documented in `--help`).
 const EXIT_COMMITTED: u8 = 0;
