@@ -57,6 +57,9 @@ pub struct ServeConfig {
     pub participants: Vec<(NodeId, SocketAddr)>,
     pub heartbeat_interval: Duration,
     pub txns_in_flight_max: usize,
+    /// Requests in flight on each participant channel before later ones queue (1: stop
+    /// and wait, for comparison with pipelining); the wire's default when `None`.
+    pub channel_in_flight_max: Option<usize>,
     /// The core's timing settings (validated with the heartbeat by `Config::validate`).
     pub timing: Timing,
 }
@@ -145,7 +148,21 @@ pub struct Node {
     /// Client connections by epoch (clients all have node id 0).
     clients: HashMap<Epoch, Channel>,
     local_addr: SocketAddr,
+    io: IoCounts,
     _serve: ServeHandle,
+}
+
+/// What the node has done since it started, for `status` and the benchmark's
+/// per-transaction figures.
+#[derive(Clone, Copy, Debug, Default)]
+struct IoCounts {
+    /// SQLite transactions the log writer committed (each one fsync of the WAL).
+    sqlite_txns: u64,
+    records: u64,
+    /// Protocol messages (requests and responses, clients' included; heartbeats and
+    /// handshakes are not counted) received and sent.
+    messages_in: u64,
+    messages_out: u64,
 }
 
 enum Wake {
@@ -172,10 +189,13 @@ impl Node {
         let (log_records, log_events) = log_writer::spawn(store, log_queue_max);
 
         let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
-        let channel_config = Arc::new(ChannelConfig {
-            heartbeat_interval: config.heartbeat_interval,
-            ..ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone())
-        });
+        let mut channel_config =
+            ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone());
+        channel_config.heartbeat_interval = config.heartbeat_interval;
+        if let Some(in_flight_max) = config.channel_in_flight_max {
+            channel_config.in_flight_max = in_flight_max;
+        }
+        let channel_config = Arc::new(channel_config);
         channel_config.validate().map_err(ShellError::Config)?;
         let outstanding_max = channel_config.in_flight_max + channel_config.send_queue_max;
         let peers = config
@@ -220,6 +240,7 @@ impl Node {
             peers,
             clients: HashMap::new(),
             local_addr,
+            io: IoCounts::default(),
             _serve: serve,
         };
         node.flush().await?;
@@ -236,6 +257,9 @@ impl Node {
         loop {
             match self.wait().await {
                 Wake::Log(Some(LogEvent::Persisted(batch))) => {
+                    // The writer reports one batch per SQLite transaction.
+                    self.io.sqlite_txns += 1;
+                    self.io.records += batch.len() as u64;
                     let now = self.now();
                     for (lsn, record) in batch {
                         if is_commit_decision(&record) {
@@ -314,6 +338,7 @@ impl Node {
                 id,
                 msg,
             } => {
+                self.io.messages_in += 1;
                 if let Some(client) = self.clients.get(&epoch).cloned() {
                     self.on_client_request(now, &client, id, msg);
                 } else if self.current_slot(peer, epoch).is_some() {
@@ -335,6 +360,7 @@ impl Node {
                 id,
                 msg,
             } => {
+                self.io.messages_in += 1;
                 if let Some(slot) = self.current_slot(peer, epoch) {
                     slot.outstanding.answered(id);
                 }
@@ -397,6 +423,7 @@ impl Node {
             }
             Msg::Status => {
                 let text = self.status_text();
+                self.io.messages_out += 1;
                 respond(client, id, Msg::StatusReport { text });
             }
             other => {
@@ -404,6 +431,7 @@ impl Node {
                     "the coordinator serves Submit and Status from clients, got {}",
                     other.kind()
                 );
+                self.io.messages_out += 1;
                 respond(client, id, Msg::Error { reason });
             }
         }
@@ -422,7 +450,10 @@ impl Node {
                     }
                     Output::Reply { to, id, msg } => {
                         match self.peers.get(&to).and_then(|slot| slot.channel.as_ref()) {
-                            Some(channel) => respond(channel, id, msg),
+                            Some(channel) => {
+                                self.io.messages_out += 1;
+                                respond(channel, id, msg);
+                            }
                             None => debug!(peer = %to, "reply dropped: participant down"),
                         }
                     }
@@ -493,6 +524,7 @@ impl Node {
         };
         match channel.request(msg.clone()) {
             Ok(id) => {
+                self.io.messages_out += 1;
                 if !slot.outstanding.sent(msg, id, |id| channel.is_pending(id)) {
                     warn!(txn_id = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
                 }
@@ -516,11 +548,14 @@ impl Node {
             TxnResult::Rejected { reason } => debug!(txn_id = %txn, %reason, "rejected"),
         }
         match self.clients.get(&Epoch(client.channel)) {
-            Some(channel) => respond(
-                channel,
-                RequestId(client.request),
-                Msg::Result { txn, result },
-            ),
+            Some(channel) => {
+                self.io.messages_out += 1;
+                respond(
+                    channel,
+                    RequestId(client.request),
+                    Msg::Result { txn, result },
+                );
+            }
             None => debug!(txn_id = %txn, "client gone before its result"),
         }
     }
@@ -620,6 +655,12 @@ impl Node {
             text,
             "decided, not ended: {}",
             list(self.core.decided_not_ended().collect())
+        );
+        let io = self.io;
+        let _ = writeln!(
+            text,
+            "io since start: {} sqlite transactions, {} records, {} messages in, {} messages out",
+            io.sqlite_txns, io.records, io.messages_in, io.messages_out
         );
         text
     }

@@ -119,6 +119,11 @@ struct ServeArgs {
     /// Transactions in flight at once; past it submissions are rejected as overload.
     #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
     txns_in_flight_max: usize,
+    /// Requests in flight on each participant channel before later ones wait in its
+    /// queue; 1 is stop-and-wait (for comparison with pipelining) [default: the wire's
+    /// pipeline limit].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    channel_in_flight_max: Option<u64>,
     /// Abort the process at this named crash point (for crash tests; repeatable):
     /// coordinator.before_commit_logged (all YES, commit/precommit record not durable),
     /// coordinator.after_commit_logged (commit/precommit durable, nothing sent),
@@ -234,6 +239,9 @@ fn serve(args: ServeArgs) -> u8 {
         participants: args.participants,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         txns_in_flight_max: args.txns_in_flight_max,
+        channel_in_flight_max: args
+            .channel_in_flight_max
+            .map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
         timing: Timing {
             timeout_ms_min: args
                 .timeout_ms_min
