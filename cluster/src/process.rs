@@ -271,16 +271,22 @@ impl Node {
         }
     }
 
-    /// User and system CPU time so far (Linux `/proc/PID/stat`, fields 14 and 15).
+    /// User and system CPU time so far (see `cpu_time_of`).
     pub fn cpu_time(&self) -> std::io::Result<CpuTime> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        parse_cpu_time(&stat, clock_ticks_per_second()).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("unexpected /proc/{}/stat: {stat}", self.pid),
-            )
-        })
+        cpu_time_of(self.pid)
     }
+}
+
+/// User and system CPU time so far of process `pid`, all its threads (Linux
+/// `/proc/PID/stat`, fields 14 and 15).
+pub fn cpu_time_of(pid: u32) -> std::io::Result<CpuTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_time(&stat, clock_ticks_per_second()).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unexpected /proc/{pid}/stat: {stat}"),
+        )
+    })
 }
 
 impl Drop for Node {
