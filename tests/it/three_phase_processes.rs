@@ -128,7 +128,7 @@ fn frozen_participant_is_declared_dead_and_rejoins_after_sigcont() {
     seed(&cluster);
 
     let frozen = cluster.participants[2].as_ref().expect("participant 3");
-    tests::signal(&frozen, "STOP");
+    tests::signal(frozen, "STOP");
     // A transaction that needs the frozen participant aborts because it is declared dead
     // (not because the vote timed out); the others keep committing meanwhile.
     let output = cluster.submit(&["1:add a -1 min 0", "3:add c 1"]);
@@ -146,7 +146,7 @@ fn frozen_participant_is_declared_dead_and_rejoins_after_sigcont() {
     cluster.wait_for(1, BALANCES, &[&["a", "95"]]);
     cluster.wait_for(2, BALANCES, &[&["b", "105"]]);
 
-    tests::signal(&frozen, "CONT");
+    tests::signal(frozen, "CONT");
     cluster.wait_all_connected();
     // The frozen participant may still read the Prepare that was buffered in its socket,
     // vote into a closed channel and be in doubt for a moment: it asks, learns abort
