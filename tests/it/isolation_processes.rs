@@ -133,12 +133,12 @@ fn reads_see_the_conserved_total_with_two_coordinators(protocol: &'static str) {
         .collect();
     let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
     let deadline = Instant::now() + tests::CONVERGE_TIMEOUT;
-    while !submit_to(second.addr, protocol, &probe).status.success() {
+    while !submit_to(second.addr(), protocol, &probe).status.success() {
         assert!(Instant::now() < deadline, "second coordinator never ready");
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let seen = run_load([cluster.coordinator_addr(), second.addr], protocol);
+    let seen = run_load([cluster.coordinator_addr(), second.addr()], protocol);
     assert!(
         seen.wrong_totals.is_empty(),
         "{} of {} committed reads saw a wrong total; first:\n{}",

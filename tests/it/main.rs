@@ -1,5 +1,6 @@
 //! Workspace integration tests: one test binary (see STYLE.md), one module per area.
 
+mod bench;
 mod demo;
 mod disk_contract;
 mod isolation_processes;

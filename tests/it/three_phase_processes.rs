@@ -73,7 +73,7 @@ fn three_phase_transfer_with_coordinator_crash(crash_point: &str) -> (Cluster, S
     let txn = txn_id_of(&output);
     let coordinator = cluster.coordinator.take().expect("coordinator");
     assert!(
-        !coordinator.wait_exit(EXITED_IN).success(),
+        !tests::wait_exit(&coordinator, EXITED_IN).success(),
         "crashed at {crash_point}"
     );
     (cluster, txn)
@@ -128,7 +128,7 @@ fn frozen_participant_is_declared_dead_and_rejoins_after_sigcont() {
     seed(&cluster);
 
     let frozen = cluster.participants[2].as_ref().expect("participant 3");
-    frozen.signal("STOP");
+    tests::signal(frozen, "STOP");
     // A transaction that needs the frozen participant aborts because it is declared dead
     // (not because the vote timed out); the others keep committing meanwhile.
     let output = cluster.submit(&["1:add a -1 min 0", "3:add c 1"]);
@@ -146,7 +146,7 @@ fn frozen_participant_is_declared_dead_and_rejoins_after_sigcont() {
     cluster.wait_for(1, BALANCES, &[&["a", "95"]]);
     cluster.wait_for(2, BALANCES, &[&["b", "105"]]);
 
-    frozen.signal("CONT");
+    tests::signal(frozen, "CONT");
     cluster.wait_all_connected();
     // The frozen participant may still read the Prepare that was buffered in its socket,
     // vote into a closed channel and be in doubt for a moment: it asks, learns abort
@@ -174,7 +174,7 @@ fn two_phase_in_doubt_participants_learn_commit_from_a_peer() {
     assert_ne!(output.status.code(), Some(0), "{}", describe(&output));
     let txn = txn_id_of(&output);
     let coordinator = cluster.coordinator.take().expect("coordinator");
-    assert!(!coordinator.wait_exit(EXITED_IN).success());
+    assert!(!tests::wait_exit(&coordinator, EXITED_IN).success());
 
     assert_eq!(one_outcome(&cluster, &txn), "committed");
     assert_balances(&cluster, "70", "120", "110");
@@ -190,7 +190,7 @@ fn two_phase_in_doubt_participants_stay_blocked_until_the_coordinator_returns() 
     let output = cluster.submit(&TRANSFER);
     let txn = txn_id_of(&output);
     let coordinator = cluster.coordinator.take().expect("coordinator");
-    assert!(!coordinator.wait_exit(EXITED_IN).success());
+    assert!(!tests::wait_exit(&coordinator, EXITED_IN).success());
 
     // Nobody got a Commit and every peer is in doubt too: nobody may decide. They stay
     // blocked, visibly, through several rounds of asking.

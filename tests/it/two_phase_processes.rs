@@ -102,7 +102,7 @@ fn participant_crash_after_prepare_logged_restarts_and_aborts_with_the_others() 
     assert_ne!(output.status.code(), Some(0), "{}", describe(&output));
     let txn = txn_id_of(&output);
     let crashed = cluster.participants[1].take().expect("participant 2");
-    assert!(!crashed.wait_exit(Duration::from_secs(30)).success());
+    assert!(!tests::wait_exit(&crashed, Duration::from_secs(30)).success());
 
     // Durable before the vote: participant 2 holds the prepared record and is in doubt.
     let state = leak(state_sql(&txn));
@@ -139,7 +139,7 @@ fn participant_killed_in_doubt_learns_commit_after_restart() {
         describe(&output)
     );
     let crashed = cluster.coordinator.take().expect("coordinator");
-    assert!(!crashed.wait_exit(Duration::from_secs(30)).success());
+    assert!(!tests::wait_exit(&crashed, Duration::from_secs(30)).success());
 
     // Blocked, visibly: every participant shows the transaction in doubt.
     for id in 1..=3 {
@@ -176,7 +176,7 @@ fn participant_crash_after_commit_applied_acks_after_restart() {
     let output = cluster.submit(&["1:add a -1 min 0", "2:add b 1", "3:put c 7"]);
     let txn = txn_id_of(&output);
     let crashed = cluster.participants[2].take().expect("participant 3");
-    assert!(!crashed.wait_exit(Duration::from_secs(30)).success());
+    assert!(!tests::wait_exit(&crashed, Duration::from_secs(30)).success());
     let state = leak(state_sql(&txn));
     // The commit was applied durably before the crash.
     assert_eq!(cluster.query(3, state), vec![vec!["committed"]]);

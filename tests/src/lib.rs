@@ -1,23 +1,22 @@
-//! Harness for real-process tests: starts `coordinator` and `participant` binaries on
-//! loopback in a temp directory, kills every child on drop, and reads the participants'
-//! SQLite files the way a user would. The deterministic simulator (`sim`) and the model
+//! Harness for real-process tests: the shared local cluster (`cluster` crate: binaries on
+//! loopback in a temp directory, every child killed on drop) with test settings and
+//! panics for errors, and the participants' SQLite files read the way a user would. The deterministic simulator (`sim`) and the model
 //! checker (`mc`) of the real cores live in their own modules.
 
 pub mod mc;
 pub mod sim;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use cluster::{ClusterConfig, LocalCluster, WorkDir};
 
 /// The cluster id every test cluster uses.
 pub const CLUSTER: &str = "test";
-/// How long a node may take to print its `LISTENING` line.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for any "eventually" wait in a test.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Heartbeat interval for test clusters: short, so dead peers are noticed quickly.
@@ -58,247 +57,139 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A child process that is killed (and reaped) when dropped.
-pub struct Node {
-    pub name: String,
-    pub addr: SocketAddr,
-    child: Child,
+/// A node of a test cluster (killed and reaped when dropped).
+pub use cluster::Node;
+
+/// Starts `program args...`, logging to `log_dir/name.log`, and waits for its `LISTENING`
+/// line; panics with the node's log if it does not start.
+pub fn start_node(name: &str, program: &Path, args: &[String], log_dir: &Path) -> Node {
+    let launch = cluster::Launch::new(name, program)
+        .args(args)
+        .log_to(log_dir.join(format!("{name}.log")))
+        .env("RUST_LOG", "info");
+    started(launch.start())
 }
 
-impl Node {
-    /// Starts `program args...` and waits for its `LISTENING <addr>` line.
-    pub fn start(name: &str, program: &Path, args: &[String], log_dir: &Path) -> Node {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_dir.join(format!("{name}.log")))
-            .expect("open log file");
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .env("RUST_LOG", "info")
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("LISTENING ") {
-                    let _ = sender.send(addr.trim().to_string());
-                }
-            }
-        });
-        let mut node = Node {
-            name: name.to_string(),
-            addr: "0.0.0.0:0".parse().unwrap(),
-            child,
-        };
-        match receiver.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(addr) => node.addr = addr.parse().expect("LISTENING address"),
-            Err(_) => {
-                let log = std::fs::read_to_string(log_dir.join(format!("{name}.log")))
-                    .unwrap_or_default();
-                panic!("{name} did not print LISTENING in time; its log:\n{log}");
-            }
+/// The node, or a panic that shows why it did not start and its log.
+fn started(result: Result<Node, cluster::StartError>) -> Node {
+    match result {
+        Ok(node) => node,
+        Err(error) => {
+            let log = error
+                .log()
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .unwrap_or_default();
+            panic!("{error}; its log:\n{log}");
         }
-        node
-    }
-
-    /// SIGKILL: the process dies with no chance to flush or clean up.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Waits (bounded) for the process to exit by itself, e.g. at an armed crash point.
-    pub fn wait_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit in time",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends a signal by name (`STOP`, `CONT`, ...) with the system's `kill` command.
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} {} failed", self.pid());
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits (bounded) for `node` to exit by itself, e.g. at an armed crash point.
+pub fn wait_exit(node: &Node, timeout: Duration) -> ExitStatus {
+    node.wait_exit(timeout)
+        .unwrap_or_else(|| panic!("{} did not exit within {timeout:?}", node.name()))
+}
+
+/// Sends a signal by name (`STOP`, `CONT`, ...).
+pub fn signal(node: &Node, name: &str) {
+    node.signal(name)
+        .unwrap_or_else(|error| panic!("signal {name} to {}: {error}", node.name()));
 }
 
 /// A coordinator and N participants (ids 1..=N; the coordinator is id 100), each with its
-/// own SQLite file in one temp directory.
+/// own SQLite file in one temp directory: the shared local cluster, with test settings
+/// (short heartbeats, logs at info) and panics instead of errors.
 pub struct Cluster {
-    pub dir: tempfile::TempDir,
-    pub participants: Vec<Option<Node>>,
-    pub participant_addrs: Vec<SocketAddr>,
-    pub coordinator: Option<Node>,
+    pub local: LocalCluster,
+}
+
+impl Deref for Cluster {
+    type Target = LocalCluster;
+    fn deref(&self) -> &LocalCluster {
+        &self.local
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut LocalCluster {
+        &mut self.local
+    }
 }
 
 pub const COORDINATOR_ID: u32 = 100;
 
+/// Crash-point flags for a node's command line.
+fn crash_args(points: &[&str]) -> Vec<String> {
+    points
+        .iter()
+        .flat_map(|point| ["--crash-at".to_string(), point.to_string()])
+        .collect()
+}
+
 impl Cluster {
-    /// Starts `n` participants, then the coordinator; `crash_at[i]` arms crash points on
-    /// participant i+1. Returns once a read-only transaction over every participant commits.
+    /// Starts `n` participants, then the coordinator; `participant_crash_at` arms crash
+    /// points on the participants it names, `coordinator_crash_at` on the coordinator.
     pub fn start(
         n: usize,
         participant_crash_at: &[(u32, &str)],
         coordinator_crash_at: &[&str],
     ) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut cluster = Cluster {
-            dir,
-            participants: Vec::new(),
-            participant_addrs: Vec::new(),
-            coordinator: None,
-        };
-        // Participants must know each other's addresses to form the mesh, so reserve a
-        // free loopback port for each first (bind to port 0, then release it).
-        cluster.participant_addrs = (0..n).map(|_| free_loopback_addr()).collect();
+        let bin_dir = binary("coordinator")
+            .parent()
+            .expect("target/<profile>")
+            .to_path_buf();
+        // Both binaries are built by `binary`; asking for the other checks it is there.
+        binary("participant");
+        let mut config = ClusterConfig::new(bin_dir, CLUSTER, n as u32);
+        config.coordinator_id = COORDINATOR_ID;
+        config.heartbeat_ms = Some(HEARTBEAT_MS);
+        config.rust_log = Some("info".to_string());
+        let dir = WorkDir::temp("cluster-test-").expect("temp dir");
+        let local = LocalCluster::new(config, dir).expect("reserve loopback ports");
+        let mut cluster = Cluster { local };
         for id in 1..=n as u32 {
             let crash: Vec<&str> = participant_crash_at
                 .iter()
                 .filter(|(node, _)| *node == id)
                 .map(|(_, point)| *point)
                 .collect();
-            let listen = cluster.participant_addrs[id as usize - 1].to_string();
-            let node = cluster.spawn_participant(id, &listen, &crash);
-            cluster.participants.push(Some(node));
+            cluster.restart_participant(id, &crash);
         }
         cluster.start_coordinator(coordinator_crash_at);
         cluster
     }
 
-    pub fn participant_db(&self, id: u32) -> PathBuf {
-        self.dir.path().join(format!("participant-{id}.db"))
-    }
-
-    fn spawn_participant(&self, id: u32, listen: &str, crash_at: &[&str]) -> Node {
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--id".into(),
-            id.to_string(),
-            "--listen".into(),
-            listen.into(),
-            "--db".into(),
-            self.participant_db(id).display().to_string(),
-            "--cluster".into(),
-            CLUSTER.into(),
-            "--heartbeat-ms".into(),
-            HEARTBEAT_MS.to_string(),
-        ];
-        for (index, addr) in self.participant_addrs.iter().enumerate() {
-            let peer = index as u32 + 1;
-            if peer != id {
-                args.push("--peer".into());
-                args.push(format!("{peer}={addr}"));
-            }
-        }
-        for point in crash_at {
-            args.push("--crash-at".into());
-            args.push(point.to_string());
-        }
-        Node::start(
-            &format!("participant-{id}"),
-            &binary("participant"),
-            &args,
-            self.dir.path(),
-        )
-    }
-
-    /// Restarts participant `id` on its old address (the coordinator dials that address).
+    /// (Re)starts participant `id` on its old address (the coordinator dials that address).
     pub fn restart_participant(&mut self, id: u32, crash_at: &[&str]) {
-        let index = id as usize - 1;
-        if let Some(old) = self.participants[index].take() {
-            old.kill();
+        let result = self.local.start_participant(id, &crash_args(crash_at));
+        if let Err(error) = result {
+            started(Err(error));
         }
-        let listen = self.participant_addrs[index].to_string();
-        let node = self.spawn_participant(id, &listen, crash_at);
-        self.participants[index] = Some(node);
     }
 
     pub fn start_coordinator(&mut self, crash_at: &[&str]) {
-        if let Some(old) = self.coordinator.take() {
+        if self.local.coordinator.is_some() {
             // The end of a decision is written lazily: wait for it, or the new coordinator
             // would recover the decision and re-send its Commit, which can trip the new
             // crash points before the test has even started.
             self.wait_decisions_ended();
-            old.kill();
         }
-        let node = self.spawn_coordinator(COORDINATOR_ID, crash_at);
-        self.coordinator = Some(node);
+        let result = self.local.start_coordinator(&crash_args(crash_at));
+        if let Err(error) = result {
+            started(Err(error));
+        }
     }
 
     /// Starts one more coordinator, `id`, with its own decision log, dialling every
     /// participant (several coordinators may serve one cluster). The caller owns it.
     pub fn start_extra_coordinator(&self, id: u32) -> Node {
         assert_ne!(id, COORDINATOR_ID, "coordinator ids must differ");
-        self.spawn_coordinator(id, &[])
-    }
-
-    fn spawn_coordinator(&self, id: u32, crash_at: &[&str]) -> Node {
-        let db_name = if id == COORDINATOR_ID {
-            "coordinator.db".to_string()
-        } else {
-            format!("coordinator-{id}.db")
-        };
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--id".into(),
-            id.to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--db".into(),
-            self.dir.path().join(db_name).display().to_string(),
-            "--cluster".into(),
-            CLUSTER.into(),
-            "--heartbeat-ms".into(),
-            HEARTBEAT_MS.to_string(),
-        ];
-        for (index, addr) in self.participant_addrs.iter().enumerate() {
-            args.push("--participant".into());
-            args.push(format!("{}={addr}", index + 1));
-        }
-        for point in crash_at {
-            args.push("--crash-at".into());
-            args.push(point.to_string());
-        }
-        let name = if id == COORDINATOR_ID {
-            "coordinator".to_string()
-        } else {
-            format!("coordinator-{id}")
-        };
-        Node::start(&name, &binary("coordinator"), &args, self.dir.path())
+        started(self.local.spawn_coordinator(id, &[]))
     }
 
     /// Waits until the coordinator's decision log has no unfinished decision.
     pub fn wait_decisions_ended(&self) {
-        let db = self.dir.path().join("coordinator.db");
+        let db = self.coordinator_db(COORDINATOR_ID);
         let deadline = Instant::now() + CONVERGE_TIMEOUT;
         while query_db(&db, "SELECT count(*) FROM unfinished") != vec![vec!["0".to_string()]] {
             assert!(Instant::now() < deadline, "decisions never ended");
@@ -307,7 +198,7 @@ impl Cluster {
     }
 
     pub fn coordinator_addr(&self) -> SocketAddr {
-        self.coordinator.as_ref().expect("coordinator running").addr
+        self.local.coordinator_addr().expect("coordinator running")
     }
 
     /// Runs `coordinator submit` (2PC) with the given ops; returns its output.
@@ -369,7 +260,6 @@ impl Cluster {
     }
 }
 
-/// A loopback address with a port that was free a moment ago.
 /// Runs `coordinator submit --protocol PROTOCOL` against the coordinator at `addr`.
 pub fn submit_to(addr: SocketAddr, protocol: &str, ops: &[&str]) -> Output {
     let mut args: Vec<String> = vec![
@@ -391,9 +281,9 @@ pub fn submit_to(addr: SocketAddr, protocol: &str, ops: &[&str]) -> Output {
         .expect("run coordinator submit")
 }
 
+/// A loopback address with a port that was free a moment ago.
 pub fn free_loopback_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr")
+    cluster::free_loopback_addr().expect("bind 127.0.0.1:0")
 }
 
 /// Exit code, stdout and stderr of a finished command, for assertion messages.
@@ -417,33 +307,6 @@ pub fn txn_id_of(output: &Output) -> String {
 
 /// Reads a SQLite file read-only, as `sqlite3` would; every column rendered as text
 /// (NULL as "NULL").
-pub fn query_db(path: &Path, sql: &'static str) -> Vec<Vec<String>> {
-    use sqlx::{ConnectOptions, Row, TypeInfo, ValueRef};
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true);
-    wire::runtime::block_on(async move {
-        let mut connection = options.connect().await.expect("open participant database");
-        let rows = sqlx::query(sql)
-            .fetch_all(&mut connection)
-            .await
-            .expect("query");
-        rows.iter()
-            .map(|row| {
-                (0..row.columns().len())
-                    .map(|i| {
-                        let raw = row.try_get_raw(i).expect("column");
-                        if raw.is_null() {
-                            return "NULL".to_string();
-                        }
-                        match raw.type_info().name() {
-                            "INTEGER" => row.get::<i64, _>(i).to_string(),
-                            "REAL" => row.get::<f64, _>(i).to_string(),
-                            _ => row.get::<String, _>(i),
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
-    })
+pub fn query_db(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    cluster::query(path, sql).unwrap_or_else(|error| panic!("query `{sql}`: {error}"))
 }

@@ -1,4 +1,5 @@
-//! Client commands against a running coordinator: submit one transaction, fetch status.
+//! Client commands against a running node: submit one transaction, fetch a status report.
+//! The one place the client commands, the demo and the benchmark name messages.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -95,6 +96,13 @@ pub async fn submit(
 /// `coordinator status`: the coordinator's report text.
 pub async fn status(addr: SocketAddr, cluster_id: &str) -> Result<String, CallError> {
     let client = connect(addr, cluster_id).await?;
+    status_on(&client).await
+}
+
+/// The status report of the node at the other end of an open client (a coordinator or a
+/// participant: both answer `Status`).
+pub async fn status_on(client: &Client) -> Result<String, CallError> {
+    let addr = client.channel().peer_addr();
     match client.call(ClientRequest::Status, STATUS_TIMEOUT).await {
         Ok(Response::Client(ClientResponse::StatusReport { text })) => Ok(text),
         Ok(Response::Client(ClientResponse::Refused { reason })) => {

@@ -58,6 +58,9 @@ pub struct ServeConfig {
     pub participants: Vec<(NodeId, SocketAddr)>,
     pub heartbeat_interval: Duration,
     pub txns_in_flight_max: usize,
+    /// Requests in flight on each participant channel before later ones queue (1: stop
+    /// and wait, for comparison with pipelining); the wire's default when `None`.
+    pub channel_in_flight_max: Option<usize>,
     /// The core's timing settings (validated with the heartbeat by `Config::validate`).
     pub timing: Timing,
 }
@@ -146,7 +149,21 @@ pub struct Node {
     /// Client connections by epoch (clients all have node id 0).
     clients: HashMap<Epoch, Channel>,
     local_addr: SocketAddr,
+    io: IoCounts,
     _serve: ServeHandle,
+}
+
+/// What the node has done since it started, for `status` and the benchmark's
+/// per-transaction figures.
+#[derive(Clone, Copy, Debug, Default)]
+struct IoCounts {
+    /// SQLite transactions the log writer committed (each one fsync of the WAL).
+    sqlite_txns: u64,
+    records: u64,
+    /// Protocol messages (requests and responses, clients' included; heartbeats and
+    /// handshakes are not counted) received and sent.
+    messages_in: u64,
+    messages_out: u64,
 }
 
 enum Wake {
@@ -173,10 +190,13 @@ impl Node {
         let (log_records, log_events) = log_writer::spawn(store, log_queue_max);
 
         let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
-        let channel_config = Arc::new(ChannelConfig {
-            heartbeat_interval: config.heartbeat_interval,
-            ..ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone())
-        });
+        let mut channel_config =
+            ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone());
+        channel_config.heartbeat_interval = config.heartbeat_interval;
+        if let Some(in_flight_max) = config.channel_in_flight_max {
+            channel_config.in_flight_max = in_flight_max;
+        }
+        let channel_config = Arc::new(channel_config);
         channel_config.validate().map_err(ShellError::Config)?;
         let outstanding_max = channel_config.in_flight_max + channel_config.send_queue_max;
         let peers = config
@@ -221,6 +241,7 @@ impl Node {
             peers,
             clients: HashMap::new(),
             local_addr,
+            io: IoCounts::default(),
             _serve: serve,
         };
         node.flush().await?;
@@ -237,6 +258,9 @@ impl Node {
         loop {
             match self.wait().await {
                 Wake::Log(Some(LogEvent::Persisted(batch))) => {
+                    // The writer reports one batch per SQLite transaction.
+                    self.io.sqlite_txns += 1;
+                    self.io.records += batch.len() as u64;
                     let now = self.now();
                     for (lsn, record) in batch {
                         if is_commit_decision(&record) {
@@ -315,6 +339,7 @@ impl Node {
                 id,
                 msg,
             } => {
+                self.io.messages_in += 1;
                 if let Some(client) = self.clients.get(&epoch).cloned() {
                     match msg {
                         Request::Client(msg) => self.on_client_request(now, &client, id, msg),
@@ -356,6 +381,7 @@ impl Node {
                 id,
                 msg,
             } => {
+                self.io.messages_in += 1;
                 if let Some(slot) = self.current_slot(peer, epoch) {
                     slot.outstanding.answered(id);
                 }
@@ -439,6 +465,7 @@ impl Node {
             }
             ClientRequest::Status => {
                 let text = self.status_text();
+                self.io.messages_out += 1;
                 respond(client, id, ClientResponse::StatusReport { text }.into());
             }
         }
@@ -457,7 +484,10 @@ impl Node {
                     }
                     Output::Reply { to, id, msg } => {
                         match self.peers.get(&to).and_then(|slot| slot.channel.as_ref()) {
-                            Some(channel) => respond(channel, id, msg.into()),
+                            Some(channel) => {
+                                self.io.messages_out += 1;
+                                respond(channel, id, msg.into());
+                            }
                             None => debug!(peer = %to, "reply dropped: participant down"),
                         }
                     }
@@ -531,6 +561,7 @@ impl Node {
         };
         match channel.request(msg.clone()) {
             Ok(id) => {
+                self.io.messages_out += 1;
                 if !slot.outstanding.sent(msg, id, |id| channel.is_pending(id)) {
                     warn!(txn_id = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
                 }
@@ -554,11 +585,14 @@ impl Node {
             TxnResult::Rejected { reason } => debug!(txn_id = %txn, %reason, "rejected"),
         }
         match self.clients.get(&Epoch(client.channel)) {
-            Some(channel) => respond(
-                channel,
-                RequestId(client.request),
-                ClientResponse::Result { txn, result }.into(),
-            ),
+            Some(channel) => {
+                self.io.messages_out += 1;
+                respond(
+                    channel,
+                    RequestId(client.request),
+                    ClientResponse::Result { txn, result }.into(),
+                );
+            }
             None => debug!(txn_id = %txn, "client gone before its result"),
         }
     }
@@ -658,6 +692,12 @@ impl Node {
             text,
             "decided, not ended: {}",
             list(self.core.decided_not_ended().collect())
+        );
+        let io = self.io;
+        let _ = writeln!(
+            text,
+            "io since start: {} sqlite transactions, {} records, {} messages in, {} messages out",
+            io.sqlite_txns, io.records, io.messages_in, io.messages_out
         );
         text
     }

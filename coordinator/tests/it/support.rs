@@ -1,9 +1,8 @@
 //! Helpers: run the binary with a bounded wait, and a server process killed on drop.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Longest any spawned command may run before the test kills it and fails.
@@ -67,56 +66,35 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A `coordinator serve` process and the address from its LISTENING line.
+/// A `coordinator serve` process (killed on drop) and the address from its LISTENING line,
+/// started by the shared local-cluster code.
 pub struct Server {
-    pub process: KillOnDrop,
+    pub node: cluster::Node,
     pub addr: SocketAddr,
 }
 
 impl Server {
     pub fn start(args: &[String]) -> Server {
-        let mut child = KillOnDrop(
-            bin()
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                // Quiet unless the person running the tests asks for logs.
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-                )
-                .spawn()
-                .expect("spawn coordinator serve"),
-        );
-        let stdout = child.0.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("LISTENING ") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(COMMAND_TIMEOUT)
-            .expect("coordinator printed no LISTENING line");
+        let node = cluster::Launch::new("coordinator", env!("CARGO_BIN_EXE_coordinator"))
+            .args(args)
+            // Quiet unless the person running the tests asks for logs.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .startup_timeout(COMMAND_TIMEOUT)
+            .start()
+            .unwrap_or_else(|error| panic!("coordinator serve: {error}"));
         Server {
-            process: child,
-            addr: addr.parse().expect("LISTENING address"),
+            addr: node.addr(),
+            node,
         }
     }
 
     /// Waits (bounded) for the process to exit by itself; returns its exit code.
     pub fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        loop {
-            if let Some(status) = self.process.0.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "coordinator did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = self.node.wait_exit(COMMAND_TIMEOUT);
+        assert!(status.is_some(), "coordinator did not exit");
+        status.and_then(|status| status.code())
     }
 }

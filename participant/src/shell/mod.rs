@@ -129,6 +129,7 @@ impl Node {
             durable: runtime::bounded(WRITER_QUEUE_MAX + 1),
             outstanding: 0,
             local_addr: options.listen,
+            io: status::IoCounts::default(),
         };
         if !recovered.is_empty() {
             info!(
@@ -213,6 +214,7 @@ struct EventLoop {
     /// side can block the other.
     outstanding: usize,
     local_addr: SocketAddr,
+    io: status::IoCounts,
 }
 
 enum Wake {
@@ -281,6 +283,9 @@ impl EventLoop {
     }
 
     async fn on_durable(&mut self, batch: Vec<Durable>) {
+        // The writer sends one batch per SQLite transaction.
+        self.io.sqlite_txns += 1;
+        self.io.records += batch.len() as u64;
         for durable in batch {
             match durable.kind {
                 "prepared" | "waiting" => wire::crash::point(CRASH_AFTER_PREPARE_LOGGED),
@@ -321,6 +326,7 @@ impl EventLoop {
                 id,
                 msg,
             } => {
+                self.io.messages_in += 1;
                 let Some(channel) = self.channel(peer, epoch) else {
                     debug!(%peer, %epoch, "request on a stale connection dropped");
                     return;
@@ -334,7 +340,10 @@ impl EventLoop {
                 epoch,
                 id,
                 msg,
-            } => self.on_response(peer, epoch, id, msg),
+            } => {
+                self.io.messages_in += 1;
+                self.on_response(peer, epoch, id, msg);
+            }
         }
         self.drain().await;
     }
@@ -462,13 +471,17 @@ impl EventLoop {
                 }
                 Output::Reply { to, id, msg } => {
                     match self.channel(to.peer, Epoch(to.conn)) {
-                        Some(channel) => respond(&channel, id, msg.into()),
+                        Some(channel) => {
+                            self.io.messages_out += 1;
+                            respond(&channel, id, msg.into());
+                        }
                         // The coordinator re-sends on its new connection.
                         None => debug!(peer = %to.peer, "reply for a closed connection dropped"),
                     }
                 }
                 Output::Send { to, msg } => match self.peers.get(&to) {
                     Some(channel) => {
+                        self.io.messages_out += 1;
                         if let Err(error) = channel.request(msg) {
                             warn!(peer = %to, %error, "cannot send; the core retries later");
                         }
@@ -523,6 +536,7 @@ impl EventLoop {
             mesh,
             clients: self.clients.len(),
             writer_outstanding: self.outstanding,
+            io: self.io,
         })
     }
 }

@@ -35,6 +35,19 @@ impl MeshPeer {
     }
 }
 
+/// What the node has done since it started, for `status` and the benchmark's
+/// per-transaction figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IoCounts {
+    /// SQLite transactions the writer committed (each one fsync of the WAL).
+    pub sqlite_txns: u64,
+    pub records: u64,
+    /// Protocol messages (requests and responses; heartbeats and handshakes are not
+    /// counted) received and sent.
+    pub messages_in: u64,
+    pub messages_out: u64,
+}
+
 pub struct Report<'a> {
     pub node_id: NodeId,
     pub addr: SocketAddr,
@@ -46,6 +59,7 @@ pub struct Report<'a> {
     pub mesh: BTreeMap<NodeId, MeshPeer>,
     pub clients: usize,
     pub writer_outstanding: usize,
+    pub io: IoCounts,
 }
 
 pub fn report(report: Report<'_>) -> String {
@@ -118,6 +132,12 @@ pub fn report(report: Report<'_>) -> String {
             coordinators.join(", ")
         },
         report.clients
+    );
+    let io = report.io;
+    let _ = writeln!(
+        text,
+        "io since start: {} sqlite transactions, {} records, {} messages in, {} messages out",
+        io.sqlite_txns, io.records, io.messages_in, io.messages_out
     );
     text
 }

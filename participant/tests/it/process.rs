@@ -1,10 +1,9 @@
 //! Starting the participant binary as a child that is always killed, with bounded waits.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,10 +26,6 @@ impl ChildGuard {
     pub fn spawn(mut command: Command) -> ChildGuard {
         let child = command.spawn().expect("spawn participant");
         ChildGuard { child }
-    }
-
-    pub fn id(&self) -> u32 {
-        self.child.id()
     }
 
     /// Waits at most `CHILD_WAIT` for the child to exit.
@@ -84,42 +79,45 @@ pub fn run(args: &[&str]) -> (ExitStatus, String) {
     (status, text)
 }
 
-/// A serving participant with its address.
+/// A serving participant (killed on drop) with its address.
 pub struct Serving {
-    pub child: ChildGuard,
+    pub child: ServingChild,
     pub addr: SocketAddr,
+}
+
+/// The serving process, started by the shared local-cluster code.
+pub struct ServingChild(cluster::Node);
+
+impl ServingChild {
+    pub fn id(&self) -> u32 {
+        self.0.pid()
+    }
+
+    /// Waits at most `CHILD_WAIT` for the child to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        self.0
+            .wait_exit(CHILD_WAIT)
+            .unwrap_or_else(|| panic!("participant did not exit in {CHILD_WAIT:?}"))
+    }
 }
 
 /// Starts `participant serve` on 127.0.0.1:0 and waits for its `LISTENING` line.
 pub fn serve(id: u32, db: &Path, extra: &[&str]) -> Serving {
-    let mut command = participant();
-    command
-        .args(["serve", "--id", &id.to_string(), "--listen", "127.0.0.1:0"])
-        .arg("--db")
-        .arg(db)
-        .args(["--cluster", CLUSTER])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = ChildGuard::spawn(command);
-    let stdout = child.take_stdout().expect("stdout piped");
-    let (lines, lines_rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = lines_rx
-        .recv_timeout(CHILD_WAIT)
-        .expect("participant printed no LISTENING line");
-    let addr = line
-        .strip_prefix("LISTENING ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("LISTENING address");
-    Serving { child, addr }
+    let node = cluster::Launch::new(
+        format!("participant-{id}"),
+        env!("CARGO_BIN_EXE_participant"),
+    )
+    .args(["serve", "--id", &id.to_string(), "--listen", "127.0.0.1:0"])
+    .arg("--db")
+    .arg(db)
+    .args(["--cluster", CLUSTER])
+    .args(extra)
+    .env("RUST_LOG", "warn")
+    .startup_timeout(CHILD_WAIT)
+    .start()
+    .unwrap_or_else(|error| panic!("participant serve: {error}"));
+    Serving {
+        addr: node.addr(),
+        child: ServingChild(node),
+    }
 }

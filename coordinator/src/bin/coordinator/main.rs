@@ -1,5 +1,5 @@
 //! The `coordinator` binary: `serve` a coordinator node, `submit` a transaction, ask for
-//! `status`, or run the local-cluster `demo`.
+//! `status`, run the local-cluster `demo`, or `bench` a cluster.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
@@ -15,10 +15,16 @@ use coordinator::core::{
     TXNS_IN_FLIGHT_MAX_DEFAULT,
 };
 use coordinator::shell::commands::{self, CallError};
-use coordinator::shell::demo::{self, DemoConfig};
 use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing};
 use wire::runtime;
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
+
+use crate::bench::BenchConfig;
+use crate::demo::DemoConfig;
+
+mod bank;
+mod bench;
+mod demo;
 
 /// Exit codes (documented in `--help`).
 const EXIT_COMMITTED: u8 = 0;
@@ -49,7 +55,22 @@ enum Command {
     /// Start a local cluster (participants + coordinator), run bank transfers, check
     /// that the total balance is unchanged, stop everything.
     Demo(DemoArgs),
+    /// Benchmark bank transfers: a local cluster (or --coordinator ADDR), a progress
+    /// line every second, a summary, then a check of conservation and atomicity.
+    #[command(after_help = BENCH_HELP)]
+    Bench(BenchArgs),
 }
+
+const BENCH_HELP: &str = "\
+Examples:
+  coordinator bench --clients 1 --duration 10
+  coordinator bench --clients 64 --protocol 3pc --duration 10 --json
+  coordinator bench --clients 64 --stop-and-wait --duration 10
+  coordinator bench --coordinator 127.0.0.1:7000 --cluster demo --participants 2
+
+Progress goes to stderr (a bar when stdout is a terminal); the summary, or with --json
+one JSON object, to stdout. Exit status: 0 verified; 1 a conservation or atomicity
+violation, or the benchmark could not run; 2 usage error.";
 
 const SUBMIT_HELP: &str = "\
 Operations (one argument each, quoted):
@@ -116,6 +137,11 @@ struct ServeArgs {
     /// Transactions in flight at once; past it submissions are rejected as overload.
     #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
     txns_in_flight_max: usize,
+    /// Requests in flight on each participant channel before later ones wait in its
+    /// queue; 1 is stop-and-wait (for comparison with pipelining) [default: the wire's
+    /// pipeline limit].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    channel_in_flight_max: Option<u64>,
     /// Abort the process at this named crash point (for crash tests; repeatable):
     /// coordinator.before_commit_logged (all YES, commit/precommit record not durable),
     /// coordinator.after_commit_logged (commit/precommit durable, nothing sent),
@@ -176,6 +202,65 @@ struct DemoArgs {
     seed: Option<u64>,
 }
 
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Commit protocol of every transfer: 2pc or 3pc.
+    #[arg(long, default_value = "2pc", value_parser = parse_protocol)]
+    protocol: Protocol,
+    /// Participants (a local cluster starts this many; for --coordinator, how many the
+    /// cluster has).
+    #[arg(long, default_value_t = 3)]
+    participants: u32,
+    /// Transactions in flight: each client submits its next transfer when its last one's
+    /// result arrives.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Client connections the clients share (each pipelines its clients' requests).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Seconds of load (ignored with --transactions).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after this many transfers instead of after --duration.
+    #[arg(long)]
+    transactions: Option<u64>,
+    /// Accounts per participant (fewer accounts: more lock conflicts).
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u32,
+    /// Contention skew: accounts drawn Zipf-distributed with this exponent (0: uniform;
+    /// 1: the first 1% of 10,000 accounts get about half the transfers).
+    #[arg(long, default_value_t = 0.0)]
+    skew: f64,
+    /// Debits (and matching credits) per participant in each transfer.
+    #[arg(long, default_value_t = 1)]
+    ops_per_participant: u32,
+    /// One request in flight per participant channel (the local coordinator is started
+    /// with --channel-in-flight-max 1), to compare with pipelining.
+    #[arg(long)]
+    stop_and_wait: bool,
+    /// Benchmark an existing cluster through this coordinator instead of starting one
+    /// (its accounts are (re)seeded unless --no-init; CPU and atomicity are then not
+    /// measured per node, the conserved total is still checked).
+    #[arg(long)]
+    coordinator: Option<SocketAddr>,
+    /// Cluster id of the existing cluster (with --coordinator).
+    #[arg(long, default_value = bench::CLUSTER_ID)]
+    cluster: String,
+    /// Keep the accounts of an existing cluster as they are.
+    #[arg(long)]
+    no_init: bool,
+    /// Print the summary as one JSON object (and no progress lines).
+    #[arg(long)]
+    json: bool,
+    /// Directory for the local cluster's databases and logs, kept afterwards (must be
+    /// empty or missing); default: a temp dir, removed at the end.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// RNG seed of the workload (default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
 fn parse_protocol(text: &str) -> Result<Protocol, String> {
     match text {
         "2pc" => Ok(Protocol::TwoPhase),
@@ -196,6 +281,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => submit(args),
         Command::Status(args) => status(args),
         Command::Demo(args) => run_demo(args),
+        Command::Bench(args) => run_bench(args),
     };
     ExitCode::from(code)
 }
@@ -231,6 +317,9 @@ fn serve(args: ServeArgs) -> u8 {
         participants: args.participants,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         txns_in_flight_max: args.txns_in_flight_max,
+        channel_in_flight_max: args
+            .channel_in_flight_max
+            .map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
         timing: Timing {
             timeout_ms_min: args
                 .timeout_ms_min
@@ -324,13 +413,71 @@ fn call_exit_code(error: &CallError) -> u8 {
     }
 }
 
+/// Where this binary is: the cluster's nodes are started from beside it.
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the coordinator binary")?;
+    Ok(exe
+        .parent()
+        .context("the coordinator binary has no parent directory")?
+        .to_path_buf())
+}
+
+fn run_bench(args: BenchArgs) -> u8 {
+    let result = (|| -> anyhow::Result<bench::Summary> {
+        if !(args.duration.is_finite() && args.duration > 0.0) {
+            anyhow::bail!(bench::BenchError::Config(
+                "--duration must be a positive number of seconds".to_string()
+            ));
+        }
+        let config = BenchConfig {
+            protocol: args.protocol,
+            participants: args.participants,
+            clients: args.clients,
+            connections: args.connections,
+            duration: Duration::from_secs_f64(
+                args.duration.min(bench::DURATION_MAX.as_secs_f64() + 1.0),
+            ),
+            transactions: args.transactions,
+            accounts: args.accounts,
+            skew: args.skew,
+            ops_per_participant: args.ops_per_participant,
+            stop_and_wait: args.stop_and_wait,
+            coordinator: args.coordinator,
+            cluster_id: args.cluster,
+            no_init: args.no_init,
+            json: args.json,
+            dir: args.dir,
+            seed: args.seed,
+            bin_dir: bin_dir()?,
+        };
+        Ok(bench::run(config)?)
+    })();
+    match result {
+        Ok(summary) => {
+            if args.json {
+                println!("{}", summary.json());
+            } else {
+                print!("{}", summary.text());
+            }
+            if summary.verified() {
+                EXIT_COMMITTED
+            } else {
+                EXIT_NOT_COMMITTED
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            match error.downcast_ref::<bench::BenchError>() {
+                Some(bench::BenchError::Config(_)) => EXIT_USAGE,
+                _ => EXIT_NOT_COMMITTED,
+            }
+        }
+    }
+}
+
 fn run_demo(args: DemoArgs) -> u8 {
     let result = (|| -> anyhow::Result<bool> {
-        let exe = std::env::current_exe().context("cannot locate the coordinator binary")?;
-        let bin_dir = exe
-            .parent()
-            .context("the coordinator binary has no parent directory")?
-            .to_path_buf();
+        let bin_dir = bin_dir()?;
         let config = DemoConfig {
             participants: args.participants,
             accounts: args.accounts,
