@@ -11,7 +11,8 @@ pub const DEFAULT_IN_FLIGHT_MAX: usize = 1024;
 pub const DEFAULT_SEND_QUEUE_MAX: usize = 65_536;
 /// Two largest frames: one being written while the next is queued.
 pub const DEFAULT_SEND_QUEUE_BYTES_MAX: usize = 2 * (DEFAULT_MAX_FRAME_LEN + HEADER_LEN);
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration =
+    Duration::from_millis(crate::limits::HEARTBEAT_INTERVAL_MS_DEFAULT);
 pub const DEFAULT_DEAD_AFTER_HEARTBEATS: u32 = 10;
 pub const DEFAULT_RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);

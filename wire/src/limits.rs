@@ -4,6 +4,9 @@
 
 use crate::msg::{Op, Value};
 
+/// The channels' default heartbeat interval (`ChannelConfig`, and both binaries'
+/// `--heartbeat-ms`): the cores validate their timeouts against it.
+pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
 /// Every timeout must span at least this many heartbeat intervals: a shorter one would
 /// fire before a heartbeat or a reconnect could tell a slow peer from a dead one.
 pub const TIMEOUT_HEARTBEATS_MIN: u64 = 3;

@@ -27,15 +27,9 @@ pub const TXNS_IN_FLIGHT_MAX_DEFAULT: usize = 10_000;
 pub const OPS_PER_TXN_MAX_DEFAULT: usize = 1_000;
 pub const KEY_BYTES_MAX_DEFAULT: usize = 1_024;
 pub const VALUE_BYTES_MAX_DEFAULT: usize = 8 * 1_024;
-/// The wire's default heartbeat interval; the core only uses it to validate timeouts.
-pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
-/// Every timeout must span at least this many heartbeat intervals: a shorter one would
-/// fire before a heartbeat or a reconnect could tell a slow peer from a dead one.
-pub const TIMEOUT_HEARTBEATS_MIN: u64 = 3;
+pub use wire::limits::{HEARTBEAT_INTERVAL_MS_DEFAULT, TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS};
 pub const TIMEOUT_MS_MIN_DEFAULT: u64 = TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_INTERVAL_MS_DEFAULT;
 pub const TIMEOUT_MS_MAX_DEFAULT: u64 = 60_000;
-/// No configured timeout or interval may exceed an hour.
-pub const TIMEOUT_MS_LIMIT: u64 = 60 * 60 * 1_000;
 pub const DECIDE_RESEND_MS_DEFAULT: u64 = 1_000;
 /// 3PC: votes must all be in this long before the participants' waiting timeout, so a
 /// PreCommit sent then still reaches them (log write + network) before it fires.
@@ -111,9 +105,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |what: String| Err(ConfigError(what));
         let heartbeat = self.heartbeat_interval_ms;
-        if heartbeat == 0 || heartbeat > TIMEOUT_MS_LIMIT {
+        if heartbeat == 0 || heartbeat > TIMEOUT_LIMIT_MS {
             return fail(format!(
-                "heartbeat interval {heartbeat} ms outside 1..={TIMEOUT_MS_LIMIT} ms"
+                "heartbeat interval {heartbeat} ms outside 1..={TIMEOUT_LIMIT_MS} ms"
             ));
         }
         let spans = TIMEOUT_HEARTBEATS_MIN * heartbeat;
@@ -157,9 +151,9 @@ impl Config {
                     "{name} {value} ms must be at least {min_text} ({min} ms)"
                 ));
             }
-            if value > TIMEOUT_MS_LIMIT {
+            if value > TIMEOUT_LIMIT_MS {
                 return fail(format!(
-                    "{name} {value} ms exceeds the limit of {TIMEOUT_MS_LIMIT} ms"
+                    "{name} {value} ms exceeds the limit of {TIMEOUT_LIMIT_MS} ms"
                 ));
             }
         }

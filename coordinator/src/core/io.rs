@@ -6,19 +6,7 @@ use wire::{
     ToParticipant, TxnId, TxnResult, TxnSpec,
 };
 
-/// A point in time in milliseconds, from a clock only the shell reads.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Millis(pub u64);
-
-impl Millis {
-    pub fn plus(self, ms: u64) -> Millis {
-        Millis(self.0.saturating_add(ms))
-    }
-}
-
-/// Log sequence number: the order in which records were handed to the store.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Lsn(pub u64);
+pub use wire::{Lsn, Millis};
 
 /// The shell's opaque handle on a waiting client request; the core only hands it back.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

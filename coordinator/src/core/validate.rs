@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use wire::{NodeId, Op, TxnSpec, Value};
+use wire::{NodeId, Op, OpLimits, TxnSpec};
 
 use super::Limits;
 
@@ -50,36 +50,8 @@ pub fn validate(
 }
 
 fn validate_op(op: &Op, limits: &Limits) -> Result<(), String> {
-    let key = op.key();
-    if key.is_empty() {
-        return Err("empty key".to_string());
-    }
-    if key.len() > limits.key_bytes_max {
-        return Err(format!(
-            "key is {} bytes, limit {}",
-            key.len(),
-            limits.key_bytes_max
-        ));
-    }
-    match op {
-        Op::Put { value, .. } => validate_value(value, limits),
-        Op::Add {
-            min: Some(min),
-            max: Some(max),
-            ..
-        } if min > max => Err(format!("add bounds are empty: min {min} > max {max}")),
-        Op::Add { .. } | Op::Get { .. } | Op::Delete { .. } => Ok(()),
-    }
-}
-
-fn validate_value(value: &Value, limits: &Limits) -> Result<(), String> {
-    match value {
-        Value::Text(text) if text.len() > limits.value_bytes_max => Err(format!(
-            "value is {} bytes, limit {}",
-            text.len(),
-            limits.value_bytes_max
-        )),
-        // The byte limit is on text; an integer has a fixed size.
-        Value::Text(_) | Value::Int(_) => Ok(()),
-    }
+    op.check(&OpLimits {
+        key_bytes_max: limits.key_bytes_max,
+        value_bytes_max: limits.value_bytes_max,
+    })
 }

@@ -59,7 +59,7 @@ struct ServeArgs {
     peers: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on every channel; 10 silent intervals mean down. The 3PC timeouts
     /// below must each span at least 3 heartbeat intervals.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     heartbeat_ms: u64,
     /// 3PC: the shortest wait for PreCommit after a YES vote before the termination protocol
     /// starts. The wait is the coordinator's Prepare timeout, raised to at least this.

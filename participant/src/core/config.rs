@@ -5,12 +5,11 @@
 pub const OPS_PER_TXN_LIMIT: usize = 1_000_000;
 /// Upper bound for the decision query backoff: an in-doubt participant asks at least hourly.
 pub const DECISION_QUERY_BACKOFF_LIMIT_MS: u64 = 60 * 60 * 1000;
-/// Upper bound for every 3PC timing: a day.
-pub const TIMEOUT_LIMIT_MS: u64 = 24 * 60 * 60 * 1000;
-/// The 3PC timeouts and the termination round must each span at least this many
-/// heartbeat intervals, so that a live peer is never taken for silent (a heartbeat lost
-/// or late is not yet a failure) and a dead one is usually reported down before they fire.
-pub const TIMEOUT_HEARTBEATS_MIN: u64 = 3;
+/// Every 3PC timing is bounded by `TIMEOUT_LIMIT_MS`; the 3PC timeouts and the
+/// termination round must each span `TIMEOUT_HEARTBEATS_MIN` heartbeat intervals, so that
+/// a live peer is never taken for silent (a heartbeat lost or late is not yet a failure)
+/// and a dead one is usually reported down before they fire.
+pub use wire::limits::{TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS};
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Config {

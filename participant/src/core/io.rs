@@ -28,15 +28,7 @@ pub fn asked_before_voting_reason(peer: NodeId) -> String {
     format!("aborted before voting: asked by peer {peer}")
 }
 
-/// A point in time in milliseconds, from whatever clock the shell uses.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
-pub struct Millis(pub u64);
-
-impl Millis {
-    pub fn plus_ms(self, ms: u64) -> Millis {
-        Millis(self.0.saturating_add(ms))
-    }
-}
+pub use wire::Millis;
 
 /// Where a reply goes: the peer and the connection (channel epoch) the request came on,
 /// since request ids are per connection.

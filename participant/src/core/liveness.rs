@@ -29,7 +29,7 @@ impl Participant {
             active.backoff_ms = min_ms;
             match active.protocol {
                 Protocol::TwoPhase => {
-                    let at = now.plus_ms(min_ms);
+                    let at = now.plus(min_ms);
                     set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                     if active.coordinator == peer {
                         self.send(peer, ToCoordinator::DecisionQuery { txn });
@@ -63,7 +63,7 @@ impl Participant {
                 // 2PC: the coordinator gone, its in-doubt txns ask their peers at once.
                 Protocol::TwoPhase if active.coordinator == peer => {
                     active.backoff_ms = min_ms;
-                    let at = now.plus_ms(min_ms);
+                    let at = now.plus(min_ms);
                     set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                     self.ask_peers(txn, None);
                 }

@@ -78,17 +78,17 @@ impl Participant {
         match state {
             TxnState::Prepared => {
                 active.backoff_ms = self.config.decision_query_backoff_min_ms;
-                let at = now.plus_ms(active.backoff_ms);
+                let at = now.plus(active.backoff_ms);
                 set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
             }
             TxnState::Waiting => {
-                let at = now.plus_ms(active.waiting_timeout_ms);
+                let at = now.plus(active.waiting_timeout_ms);
                 set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
             }
             TxnState::PreCommitted => {
                 // A termination round in progress keeps its own deadline.
                 if active.target == TxnState::PreCommitted && active.termination.is_none() {
-                    let at = now.plus_ms(self.config.precommitted_timeout_ms);
+                    let at = now.plus(self.config.precommitted_timeout_ms);
                     set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                 }
             }

@@ -155,7 +155,7 @@ impl Participant {
             .backoff_ms
             .saturating_mul(2)
             .min(self.config.decision_query_backoff_max_ms);
-        let at = now.plus_ms(active.backoff_ms);
+        let at = now.plus(active.backoff_ms);
         set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
         let coordinator = active.coordinator;
         self.query(coordinator, txn);

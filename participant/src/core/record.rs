@@ -1,20 +1,10 @@
 //! The participant's log records and stored transaction states: what the core asks the
 //! store to make durable, and what the store hands back on lookups and recovery.
-
-use std::fmt;
-
 use wire::{NodeId, Protocol, TxnId, Value};
 
-/// A log sequence number: the core numbers every `Persist` strictly increasingly, and the
-/// store reports them durable in the same order.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct Lsn(pub u64);
-
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+/// The core numbers every `Persist` strictly increasingly, and the store reports them
+/// durable in the same order.
+pub use wire::Lsn;
 
 /// The kind of one operation in the transaction log (`txn_log.op`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

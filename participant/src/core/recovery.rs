@@ -52,7 +52,7 @@ impl Participant {
                     error!(%txn, %key, %holder, "recovered txns conflict on a key");
                 }
             }
-            let timer_at = now.plus_ms(backoff_ms);
+            let timer_at = now.plus(backoff_ms);
             self.timers.insert((timer_at, txn));
             info!(%txn, peer = %stored.coordinator, state = stored.state.as_str(), "recovered in doubt");
             let peers = self.peers_of(&stored.participants);

@@ -161,7 +161,7 @@ impl Participant {
             return;
         };
         if peer != me && termination.leader == Some(peer) && active.is_undecided() {
-            let at = now.plus_ms(termination.round_ms);
+            let at = now.plus(termination.round_ms);
             set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
         }
     }

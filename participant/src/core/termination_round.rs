@@ -54,7 +54,7 @@ impl Participant {
                     return;
                 }
                 debug!(%txn, live = live.len(), "termination round: live peers have not answered yet; asking again");
-                let at = now.plus_ms(termination.round_ms);
+                let at = now.plus(termination.round_ms);
                 if let Some(active) = self.active.get_mut(&txn) {
                     set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                 }
@@ -130,7 +130,7 @@ impl Participant {
         } else {
             info!(%txn, round = termination.round, leader = ?termination.leader, live = live.len(), "termination round");
         }
-        let at = now.plus_ms(termination.round_ms);
+        let at = now.plus(termination.round_ms);
         set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
         let coordinator = active.coordinator;
         self.query(coordinator, txn);
@@ -159,7 +159,7 @@ impl Participant {
                 info!(%txn, waiting = waiting.len(), "termination protocol: precommitting the waiting participants before commit");
                 termination.awaiting.clear();
                 termination.precommit_unacked = Some(waiting.clone());
-                let at = now.plus_ms(termination.round_ms);
+                let at = now.plus(termination.round_ms);
                 set_timer(&mut self.timers, txn, &mut active.timer_at, Some(at));
                 for peer in waiting {
                     self.send(peer, ToParticipant::PreCommit { txn });

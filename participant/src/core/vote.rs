@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{debug, info, warn};
-use wire::{NodeId, Op, Protocol, RequestId, TxnId, Value, Vote};
+use wire::{NodeId, Op, OpLimits, Protocol, RequestId, TxnId, Value, Vote};
 
 use super::answer::{no, reads_of, vote_msg};
 use super::eval;
@@ -145,7 +145,7 @@ impl Participant {
                 for key in &keys {
                     self.locks.acquire(txn, key, Mode::Shared);
                 }
-                let until = now.plus_ms(timeout_ms);
+                let until = now.plus(timeout_ms);
                 self.hold_timers.insert((until, txn));
                 self.read_holds.insert(
                     txn,
@@ -246,34 +246,13 @@ impl Participant {
                 config.ops_per_txn_max
             ));
         }
+        // The same rule the coordinator applied at submit, with this participant's limits.
+        let limits = OpLimits {
+            key_bytes_max: config.key_bytes_max,
+            value_bytes_max: config.value_bytes_max,
+        };
         for op in ops {
-            let key = op.key();
-            if key.is_empty() {
-                return Err("empty key".to_string());
-            }
-            if key.len() > config.key_bytes_max {
-                return Err(format!(
-                    "key of {} bytes exceeds the limit of {} bytes",
-                    key.len(),
-                    config.key_bytes_max
-                ));
-            }
-            // Integers are 8 bytes; only a text value written can be too long.
-            let value_bytes = match op {
-                Op::Put { value, .. } => match value {
-                    Value::Text(text) => Some(text.len()),
-                    Value::Int(_) => None,
-                },
-                Op::Get { .. } | Op::Delete { .. } | Op::Add { .. } => None,
-            };
-            if let Some(bytes) = value_bytes
-                && bytes > config.value_bytes_max
-            {
-                return Err(format!(
-                    "value of {bytes} bytes for key {key:?} exceeds the limit of {} bytes",
-                    config.value_bytes_max
-                ));
-            }
+            op.check(&limits)?;
         }
         // Read holds count too: they keep locks, and so bound the lock table with `active`.
         let holding = self.active.len() + self.read_holds.len();

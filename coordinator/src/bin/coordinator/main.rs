@@ -110,7 +110,7 @@ struct ServeArgs {
     participants: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on participant channels; 10 silent intervals mean down.
     /// Every timeout below must span several heartbeats (startup fails otherwise).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     heartbeat_ms: u64,
     /// Smallest transaction timeout a client may ask for (`submit --timeout-ms`), at
     /// least 3 heartbeats [default: 3 heartbeats]. 3pc timeouts must also cover the

@@ -4,7 +4,7 @@
 use expect_test::expect;
 
 use super::*;
-use crate::core::TIMEOUT_MS_LIMIT;
+use crate::core::TIMEOUT_LIMIT_MS;
 
 /// A change to the default configuration.
 type Change = fn(&mut Config);
@@ -23,7 +23,7 @@ fn timeouts_shorter_than_their_heartbeats_are_refused_with_the_setting_named() {
         ("no 3pc window", |c| c.limits.timeout_ms_max = 400),
         ("no heartbeat", |c| c.heartbeat_interval_ms = 0),
         ("long resend", |c| {
-            c.decide_resend_ms = TIMEOUT_MS_LIMIT + 1;
+            c.decide_resend_ms = TIMEOUT_LIMIT_MS + 1;
         }),
     ];
     let mut text = String::new();

@@ -95,8 +95,8 @@ fn every_reason_for_no_is_recorded_and_sent_at_once() {
             fresh,
             prepare(1, t1, vec![get("123456789")], &[("a", None)]),
             expect![[r#"
-                persist 1: Aborted { txn: t1, protocol: TwoPhase, coordinator: n1, reason: "key of 9 bytes exceeds the limit of 8 bytes" }
-                reply 1#1: Vote { txn: t1, vote: No { reason: "key of 9 bytes exceeds the limit of 8 bytes" }, reads: [] }
+                persist 1: Aborted { txn: t1, protocol: TwoPhase, coordinator: n1, reason: "key is 9 bytes, limit 8" }
+                reply 1#1: Vote { txn: t1, vote: No { reason: "key is 9 bytes, limit 8" }, reads: [] }
             "#]],
             0,
         ),
@@ -113,8 +113,8 @@ fn every_reason_for_no_is_recorded_and_sent_at_once() {
             fresh,
             prepare(1, t1, vec![long_text], &[("a", None)]),
             expect![[r#"
-                persist 1: Aborted { txn: t1, protocol: TwoPhase, coordinator: n1, reason: "value of 6 bytes for key \"a\" exceeds the limit of 5 bytes" }
-                reply 1#1: Vote { txn: t1, vote: No { reason: "value of 6 bytes for key \"a\" exceeds the limit of 5 bytes" }, reads: [] }
+                persist 1: Aborted { txn: t1, protocol: TwoPhase, coordinator: n1, reason: "value is 6 bytes, limit 5" }
+                reply 1#1: Vote { txn: t1, vote: No { reason: "value is 6 bytes, limit 5" }, reads: [] }
             "#]],
             0,
         ),
