@@ -8,7 +8,7 @@ use std::fmt;
 use wire::{NodeId, TxnId};
 
 use super::Coordinator;
-use super::txn::PartState;
+use super::txn::{PartState, Phase, Txn};
 
 /// Where a transaction stands, for status reports.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -108,5 +108,19 @@ impl Coordinator {
             .iter()
             .filter(|(_, txn)| txn.phase.is_decided())
             .map(|(id, _)| *id)
+    }
+}
+
+impl Txn {
+    /// The status report's name for where the transaction stands.
+    pub(super) fn phase_name(&self) -> TxnPhase {
+        match self.phase {
+            Phase::Collecting { .. } => TxnPhase::Collecting,
+            Phase::Logging { .. } => TxnPhase::Logging,
+            Phase::PreCommitting { .. } => TxnPhase::PreCommitting,
+            Phase::Committing { .. } => TxnPhase::Committing,
+            Phase::Resolving { .. } => TxnPhase::Resolving,
+            Phase::LoggingAbort { .. } => TxnPhase::LoggingAbort,
+        }
     }
 }

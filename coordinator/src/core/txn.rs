@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use wire::{Decision, NodeId, Op, Protocol, Read, ToParticipant, TxnId, TxnState};
 
 use super::io::{ClientRef, Lsn, Millis};
-use super::status::TxnPhase;
 
 /// Where one participant of a transaction stands, as far as the coordinator knows.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -153,17 +152,6 @@ impl Txn {
         match self.protocol {
             Protocol::TwoPhase => true,
             Protocol::ThreePhase => has(PartState::Acked) && !has(PartState::Aborted),
-        }
-    }
-
-    pub(super) fn phase_name(&self) -> TxnPhase {
-        match self.phase {
-            Phase::Collecting { .. } => TxnPhase::Collecting,
-            Phase::Logging { .. } => TxnPhase::Logging,
-            Phase::PreCommitting { .. } => TxnPhase::PreCommitting,
-            Phase::Committing { .. } => TxnPhase::Committing,
-            Phase::Resolving { .. } => TxnPhase::Resolving,
-            Phase::LoggingAbort { .. } => TxnPhase::LoggingAbort,
         }
     }
 }

@@ -11,20 +11,7 @@ use super::locks::{self, Mode};
 use super::state::{Active, End, Wants, rank, voted_state};
 use super::{Millis, PARTICIPANTS_PER_TXN_MAX, Participant, WAITERS_PER_TXN_MAX};
 
-/// A broken core invariant: a bug, reported with what was seen.
-#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
-#[error("participant invariant violated: {0}")]
-pub struct InvariantViolation(pub String);
-
-/// Returns an [`InvariantViolation`] from the enclosing check unless `$holds`.
-macro_rules! ensure {
-    ($holds:expr, $($what:tt)+) => {
-        if !$holds {
-            return Err(InvariantViolation(format!($($what)+)));
-        }
-    };
-}
-pub(super) use ensure;
+use super::violation::{InvariantViolation, ensure};
 
 impl Participant {
     /// Checks the core's state for consistency. Tests and the simulator call it after

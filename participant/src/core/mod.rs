@@ -72,6 +72,7 @@ mod termination_replies;
 mod termination_round;
 #[cfg(test)]
 mod tests;
+mod violation;
 mod vote;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -83,7 +84,6 @@ pub use config::{
     Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT,
     TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS,
 };
-pub use invariants::InvariantViolation;
 pub use io::{
     Input, Millis, Output, PARTICIPANTS_PER_TXN_MAX, ReplyTo, SUPERSEDED_REASON,
     WAITERS_PER_TXN_MAX, asked_before_voting_reason,
@@ -92,6 +92,7 @@ use locks::LockTable;
 pub use record::{LogEntry, Lsn, OpKind, Record, StoredState, StoredTxn};
 use state::{Active, Done, ReadHold, voted_state};
 pub use status::{InDoubtTxn, TxnCounts};
+pub use violation::InvariantViolation;
 use vote::PrepareRequest;
 
 /// The participant state machine. `Clone`, `Eq` and `Hash` (every map ordered) let the

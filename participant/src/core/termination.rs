@@ -45,7 +45,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use wire::{NodeId, TxnState};
 
-use super::invariants::{InvariantViolation, ensure};
+use super::violation::{InvariantViolation, ensure};
 
 /// One txn's termination protocol state at this participant.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
