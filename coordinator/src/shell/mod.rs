@@ -3,12 +3,11 @@
 //! async runtime is reached only through `wire::runtime`.
 
 pub mod commands;
+mod config;
 mod log_writer;
 mod node;
 mod outstanding;
 
+pub use config::{ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT, Timing};
 pub use log_writer::WRITE_BATCH_MAX;
-pub use node::{
-    CRASH_POINTS, EVENT_QUEUE_MAX, Node, PHI_SUSPECT, ServeConfig, ShellError,
-    TXNS_IN_FLIGHT_MAX_LIMIT, Timing,
-};
+pub use node::{CRASH_POINTS, EVENT_QUEUE_MAX, Node, PHI_SUSPECT};

@@ -2,9 +2,7 @@
 //! and a timer, and carrying out the core's outputs (sends, replies, log writes, results).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,12 +14,13 @@ use wire::{
     Role, SendError, ServeHandle, ToParticipant, TxnId, TxnResult,
 };
 
+mod status;
+
+use super::config::{ServeConfig, ShellError, validate};
 use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
 use super::outstanding::Outstanding;
-use crate::core::{
-    ClientRef, Config, Coordinator, Input, Limits, Lsn, Millis, Output, Record, SendFailure,
-};
-use crate::store::{Store, StoreError};
+use crate::core::{ClientRef, Coordinator, Input, Lsn, Millis, Output, Record, SendFailure};
+use crate::store::Store;
 use wire::runtime::{self, Receiver, Sender};
 
 /// Crash points (`--crash-at NAME`) this binary has.
@@ -42,87 +41,10 @@ pub const CRASH_AFTER_FIRST_COMMIT_SENT: &str = "coordinator.after_first_commit_
 pub const EVENT_QUEUE_MAX: usize = 4_096;
 /// Transaction ids a status report lists per category (the counts are always complete).
 pub const STATUS_TXNS_LISTED_MAX: usize = 10;
-pub const TXNS_IN_FLIGHT_MAX_LIMIT: usize = 1_000_000;
 /// A participant whose phi-accrual suspicion reaches this is shown as SUSPECT (Akka's
 /// default threshold); it is declared down only by the wire's hard rule (silent 10
 /// heartbeats).
 pub const PHI_SUSPECT: f64 = 8.0;
-
-/// `coordinator serve` settings.
-#[derive(Clone, Debug)]
-pub struct ServeConfig {
-    pub node_id: NodeId,
-    pub listen: SocketAddr,
-    pub db: PathBuf,
-    pub cluster_id: String,
-    pub participants: Vec<(NodeId, SocketAddr)>,
-    pub heartbeat_interval: Duration,
-    pub txns_in_flight_max: usize,
-    /// Requests in flight on each participant channel before later ones queue (1: stop
-    /// and wait, for comparison with pipelining); the wire's default when `None`.
-    pub channel_in_flight_max: Option<usize>,
-    /// The core's timing settings (validated with the heartbeat by `Config::validate`).
-    pub timing: Timing,
-}
-
-/// Timeouts of the protocols, in milliseconds (see `core::Config` for each one's role).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Timing {
-    pub timeout_ms_min: u64,
-    pub timeout_ms_max: u64,
-    pub decide_resend_ms: u64,
-    pub precommit_margin_ms: u64,
-    pub precommit_ack_timeout_ms: u64,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        let limits = Limits::default();
-        Timing {
-            timeout_ms_min: limits.timeout_ms_min,
-            timeout_ms_max: limits.timeout_ms_max,
-            decide_resend_ms: crate::core::DECIDE_RESEND_MS_DEFAULT,
-            precommit_margin_ms: crate::core::PRECOMMIT_MARGIN_MS_DEFAULT,
-            precommit_ack_timeout_ms: crate::core::PRECOMMIT_ACK_TIMEOUT_MS_DEFAULT,
-        }
-    }
-}
-
-impl ServeConfig {
-    /// The core's configuration; `Err` says which setting to change.
-    pub fn core_config(&self) -> Result<Config, ShellError> {
-        let mut config = Config::new(self.participants.iter().map(|(id, _)| *id));
-        config.limits.txns_in_flight_max = self.txns_in_flight_max;
-        config.limits.timeout_ms_min = self.timing.timeout_ms_min;
-        config.limits.timeout_ms_max = self.timing.timeout_ms_max;
-        config.decide_resend_ms = self.timing.decide_resend_ms;
-        config.precommit_margin_ms = self.timing.precommit_margin_ms;
-        config.precommit_ack_timeout_ms = self.timing.precommit_ack_timeout_ms;
-        config.heartbeat_interval_ms =
-            u64::try_from(self.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
-        config
-            .validate()
-            .map_err(|error| ShellError::Config(error.0))?;
-        Ok(config)
-    }
-}
-
-#[derive(thiserror::Error, Debug)]
-pub enum ShellError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("the decision log writer stopped")]
-    WriterGone,
-    #[error("the wire event queue closed")]
-    EventsGone,
-}
 
 /// One configured participant: where it is, and its channel while it is up.
 struct PeerSlot {
@@ -596,111 +518,6 @@ impl Node {
             None => debug!(txn_id = %txn, "client gone before its result"),
         }
     }
-
-    /// The `coordinator status` report.
-    fn status_text(&self) -> String {
-        let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "coordinator {} (cluster {}) on {}, up {} s",
-            self.config.node_id,
-            self.config.cluster_id,
-            self.local_addr,
-            self.start.elapsed().as_secs()
-        );
-        let core = self.core.config();
-        let _ = writeln!(
-            text,
-            "timing: heartbeat {} ms; txn timeout {}..={} ms; commit resend {} ms; \
-             3pc precommit margin {} ms, precommit ack timeout {} ms",
-            core.heartbeat_interval_ms,
-            core.limits.timeout_ms_min,
-            core.limits.timeout_ms_max,
-            core.decide_resend_ms,
-            core.precommit_margin_ms,
-            core.precommit_ack_timeout_ms
-        );
-        let in_flight = self.core.in_flight_by_peer();
-        let _ = writeln!(text, "participants:");
-        for (id, slot) in &self.peers {
-            let waiting = in_flight.get(id).copied().unwrap_or(0);
-            match &slot.channel {
-                Some(channel) => {
-                    let liveness = channel.liveness();
-                    let suspect = if liveness.phi >= PHI_SUSPECT {
-                        " SUSPECT"
-                    } else {
-                        ""
-                    };
-                    let _ = writeln!(
-                        text,
-                        "  {id} {} up{suspect}, last heard {} ms ago, phi {:.2}, \
-                         {waiting} txns waiting on it, channel {} requests in flight, {} queued",
-                        slot.addr,
-                        liveness.last_heard_ago.as_millis(),
-                        liveness.phi,
-                        channel.in_flight(),
-                        channel.queued()
-                    );
-                }
-                None => {
-                    let since = match &slot.down {
-                        Some((at, reason)) => {
-                            format!(" for {} ms ({reason})", at.elapsed().as_millis())
-                        }
-                        None => " (never connected)".to_string(),
-                    };
-                    let _ = writeln!(
-                        text,
-                        "  {id} {} DOWN{since}, {waiting} txns waiting on it",
-                        slot.addr
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            text,
-            "txns in flight: {} (limit {})",
-            self.core.txns_in_flight(),
-            self.config.txns_in_flight_max,
-        );
-        for ((protocol, phase), count) in self.core.txns_by_protocol_and_phase() {
-            let _ = writeln!(text, "  {protocol} {phase}: {count}");
-        }
-        let list = |ids: Vec<TxnId>| -> String {
-            let shown: Vec<String> = ids
-                .iter()
-                .take(STATUS_TXNS_LISTED_MAX)
-                .map(TxnId::to_string)
-                .collect();
-            let more = ids.len().saturating_sub(STATUS_TXNS_LISTED_MAX);
-            let mut line = format!("{}", ids.len());
-            if !shown.is_empty() {
-                let _ = write!(line, ": {}", shown.join(" "));
-            }
-            if more > 0 {
-                let _ = write!(line, " (+{more} more)");
-            }
-            line
-        };
-        let _ = writeln!(
-            text,
-            "undecided (no durable commit yet): {}",
-            list(self.core.undecided().collect())
-        );
-        let _ = writeln!(
-            text,
-            "decided, not ended: {}",
-            list(self.core.decided_not_ended().collect())
-        );
-        let io = self.io;
-        let _ = writeln!(
-            text,
-            "io since start: {} sqlite transactions, {} records, {} messages in, {} messages out",
-            io.sqlite_txns, io.records, io.messages_in, io.messages_out
-        );
-        text
-    }
 }
 
 fn respond(channel: &Channel, id: RequestId, msg: Response) {
@@ -717,33 +534,4 @@ fn is_commit_decision(record: &Record) -> bool {
             ..
         }
     )
-}
-
-fn validate(config: &ServeConfig) -> Result<(), ShellError> {
-    if config.participants.is_empty() {
-        return Err(ShellError::Config(
-            "at least one --participant ID=ADDR is required".to_string(),
-        ));
-    }
-    let mut ids: Vec<NodeId> = config.participants.iter().map(|(id, _)| *id).collect();
-    ids.sort();
-    if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(ShellError::Config(format!(
-            "participant {} is given twice",
-            pair[0]
-        )));
-    }
-    if ids.contains(&config.node_id) {
-        return Err(ShellError::Config(format!(
-            "participant id {} is the coordinator's own id",
-            config.node_id
-        )));
-    }
-    if config.txns_in_flight_max == 0 || config.txns_in_flight_max > TXNS_IN_FLIGHT_MAX_LIMIT {
-        return Err(ShellError::Config(format!(
-            "txns in flight max {} outside 1..={TXNS_IN_FLIGHT_MAX_LIMIT}",
-            config.txns_in_flight_max
-        )));
-    }
-    Ok(())
 }
