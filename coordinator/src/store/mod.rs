@@ -108,15 +108,29 @@ impl Store {
     /// outcome, because an `Ended` never precedes its own `Decided` (see `# Correctness`)
     /// and records of different txns touch different rows. An `AbortAdopted` record must
     /// see exactly the records before it, so it is a statement of its own, in place.
+    /// Without one (the usual batch), BEGIN and COMMIT go in the same script: one round
+    /// trip for the whole SQLite transaction.
     pub async fn append(&mut self, batch: &[(Lsn, Record)]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let write_error = |source| StoreError::Write {
             path: path.clone(),
             source,
         };
-        let mut sqlite_txn = self.conn.begin().await.map_err(write_error)?;
         let is_adopted =
             |(_, record): &(Lsn, Record)| matches!(record, Record::AbortAdopted { .. });
+        if !batch.iter().any(is_adopted) {
+            let Some(script) = Script::of(batch) else {
+                return Ok(());
+            };
+            let written = script.in_transaction().execute(&mut self.conn).await;
+            if written.is_err() {
+                // The SQLite transaction may still be open: end it, writing nothing. (It
+                // may have ended already, which makes ROLLBACK fail harmlessly.)
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            }
+            return written.map(drop).map_err(write_error);
+        }
+        let mut sqlite_txn = self.conn.begin().await.map_err(write_error)?;
         for segment in batch.split_inclusive(is_adopted) {
             let (plain, adopted) = match segment.split_last() {
                 Some((last, rest)) if is_adopted(last) => (rest, Some(&last.1)),
@@ -264,6 +278,15 @@ impl<'r> Script<'r> {
             decided,
             ended,
         })
+    }
+
+    /// The script inside `BEGIN` ... `COMMIT`.
+    fn in_transaction(
+        mut self,
+    ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        self.sql.insert_str(0, "BEGIN;\n");
+        self.sql.push_str("COMMIT;\n");
+        self.query()
     }
 
     fn query(self) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {

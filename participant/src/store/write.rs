@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
-use sqlx::{Connection, Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite};
 use wire::{NodeId, Protocol, TxnId, Value};
 
 use super::StoreError;
@@ -22,20 +22,30 @@ impl Writer {
     /// Writes `records` in order as one SQLite transaction; durable once this returns `Ok`.
     /// On `Err` nothing of the batch was written.
     ///
-    /// Every statement is a round trip to sqlx's connection thread, so a batch costs a
-    /// fixed number of them, whatever its size: BEGIN, one read of what the database
-    /// holds for the batch's txns (states and redo images), one script of multi-row
-    /// statements, COMMIT. The records' effects are worked out in memory first, in order,
-    /// with the same rules and refusals as applying them one by one (`Batch::apply`), and
-    /// a refused record fails the batch before anything is written.
+    /// Every statement is a round trip to sqlx's connection thread, so a batch costs two
+    /// of them, whatever its size: BEGIN with one read of what the database holds for the
+    /// batch's txns (states and redo images), then one script of multi-row statements
+    /// ending in COMMIT. The records' effects are worked out in memory in between, in
+    /// order, with the same rules and refusals as applying them one by one
+    /// (`Batch::apply`); a refused record fails the batch before anything is written.
     ///
     /// Returns what the batch did to `kv`: every key it changed with its value after the
     /// batch (`None`: deleted), so a cache of committed values can stay exact.
     pub async fn write(&mut self, records: &[Record]) -> Result<KvChanges, StoreError> {
+        let written = self.write_in_transaction(records).await;
+        if written.is_err() {
+            // Whatever failed, the SQLite transaction may still be open: end it, so that
+            // nothing of the batch is written and the connection is usable. (It may also
+            // have ended already, which makes ROLLBACK fail harmlessly.)
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        written
+    }
+
+    async fn write_in_transaction(&mut self, records: &[Record]) -> Result<KvChanges, StoreError> {
         // IMMEDIATE takes the write lock up front, so a concurrent writer (an operator's
         // sqlite3) makes us wait for the busy timeout rather than fail mid-batch.
-        let mut sql_txn = self.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let stored = stored_txns(&mut sql_txn, records).await?;
+        let stored = stored_txns(&mut self.conn, records).await?;
         let mut batch = Batch::new(stored);
         for record in records {
             batch.apply(record)?;
@@ -45,10 +55,7 @@ impl Writer {
             .iter()
             .map(|(key, (value, _))| (key.clone(), value.clone()))
             .collect();
-        if let Some(query) = batch.script() {
-            query.execute(&mut *sql_txn).await?;
-        }
-        sql_txn.commit().await?;
+        batch.script().execute(&mut self.conn).await?;
         Ok(changes)
     }
 
@@ -77,9 +84,10 @@ struct StoredRow {
     redo: Vec<(String, Option<Value>)>,
 }
 
-/// One read for every txn the batch names: its state and its redo images.
+/// Opens the SQLite transaction (`BEGIN IMMEDIATE`) and reads, in the same round trip,
+/// every txn the batch names: its state and its redo images.
 async fn stored_txns(
-    sql_txn: &mut Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
     records: &[Record],
 ) -> Result<HashMap<TxnId, StoredRow>, StoreError> {
     let mut ids: HashMap<String, TxnId> = HashMap::new();
@@ -87,7 +95,7 @@ async fn stored_txns(
         let txn = record.txn();
         ids.entry(txn.to_string()).or_insert(txn);
     }
-    let mut sql = String::new();
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
     let ordered: Vec<&String> = ids.keys().collect();
     for chunk in ordered.chunks(ROWS_PER_STATEMENT_MAX) {
         sql.push_str(
@@ -103,7 +111,7 @@ async fn stored_txns(
     for id in &ordered {
         query = query.bind((*id).clone());
     }
-    let rows = query.fetch_all(&mut **sql_txn).await?;
+    let rows = query.fetch_all(&mut *conn).await?;
     let mut stored: HashMap<TxnId, StoredRow> = HashMap::new();
     for row in &rows {
         let txn_id: String = row.try_get("txn_id")?;
@@ -371,9 +379,8 @@ impl<'r> Batch<'r> {
     }
 
     /// The batch as one SQL script: inserted txn rows (with their final state), their
-    /// log rows, read-only votes, the changed txn rows, then `kv`. `None` if the batch
-    /// changes nothing (only repeats).
-    fn script(self) -> Option<Query<'static, Sqlite, SqliteArguments>> {
+    /// log rows, read-only votes, the changed txn rows, then `kv`, then COMMIT.
+    fn script(self) -> Query<'static, Sqlite, SqliteArguments> {
         let upserts: Vec<(&String, &Value, &TxnId)> = self
             .kv
             .iter()
@@ -432,9 +439,7 @@ impl<'r> Batch<'r> {
             upserts.len(),
         );
         statement("DELETE FROM kv WHERE key IN (", "?", ")", deletes.len());
-        if sql.is_empty() {
-            return None;
-        }
+        sql.push_str("COMMIT;\n");
         // The SQL text is built only from constants; every value is a bind, in the order
         // of the statements above.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -478,7 +483,7 @@ impl<'r> Batch<'r> {
         for key in deletes {
             query = query.bind(key.clone());
         }
-        Some(query)
+        query
     }
 }
 
