@@ -240,15 +240,18 @@ impl EventLoop {
             match self.next_wake().await {
                 Wake::Durable(batch) => self.on_durable(batch).await,
                 Wake::Event(event) => self.on_event(event).await,
-                Wake::Timer => {
-                    let now = self.now();
-                    self.core.handle_timeout(now);
-                    self.drain().await;
-                }
+                Wake::Timer => {}
                 Wake::Closed => {
                     error!("event queues closed; stopping");
                     return;
                 }
+            }
+            // Checked on every wake, so a steady stream of queued input (taken without
+            // arming the timer) cannot starve the timers.
+            let now = self.now();
+            if self.core.poll_timeout().is_some_and(|at| at <= now) {
+                self.core.handle_timeout(now);
+                self.drain().await;
             }
         }
     }
@@ -256,15 +259,23 @@ impl EventLoop {
     /// Durable notifications first (they release votes and locks), then network input
     /// (paused while the writer is `WRITER_QUEUE_MAX` records behind), then the timer.
     async fn next_wake(&self) -> Wake {
+        let accept_events = self.outstanding < WRITER_QUEUE_MAX;
+        // Paused for the writer is busy, not stuck: our channels keep heartbeating.
+        self.events.1.pause(!accept_events);
+        // What is queued already is taken without a timer or a select: under load that is
+        // most wakes, and arming a timer costs syscalls and a hand-off to the reactor.
+        if let Ok(batch) = self.durable.1.try_recv() {
+            return Wake::Durable(batch);
+        }
+        if accept_events && let Some(event) = self.events.1.try_recv() {
+            return Wake::Event(event);
+        }
         let durable = async {
             match self.durable.1.recv().await {
                 Ok(batch) => Wake::Durable(batch),
                 Err(_) => Wake::Closed,
             }
         };
-        let accept_events = self.outstanding < WRITER_QUEUE_MAX;
-        // Paused for the writer is busy, not stuck: our channels keep heartbeating.
-        self.events.1.pause(!accept_events);
         let event = async {
             if !accept_events {
                 return pending().await;
