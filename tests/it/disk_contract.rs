@@ -145,18 +145,18 @@ fn same<T: PartialEq + Debug>(what: &str, real: T, sim: T) -> Result<(), String>
 }
 
 /// Accepted by both or refused by both; the trace notes what each said.
-fn same_verdict<E: Debug>(
+fn same_verdict<T, E: Debug>(
     trace: &mut String,
-    real: Result<(), E>,
+    real: Result<T, E>,
     sim: Result<(), String>,
 ) -> Result<bool, String> {
     match (real, sim) {
-        (Ok(()), Ok(())) => Ok(true),
+        (Ok(_), Ok(())) => Ok(true),
         (Err(real), Err(sim)) => {
             let _ = writeln!(trace, "    refused by both: real {real:?}; sim {sim:?}");
             Ok(false)
         }
-        (Ok(()), Err(sim)) => Err(format!(
+        (Ok(_), Err(sim)) => Err(format!(
             "the real store accepted the last batch, the sim disk refused it: {sim}"
         )),
         (Err(real), Ok(())) => Err(format!(

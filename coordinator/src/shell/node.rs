@@ -209,6 +209,14 @@ impl Node {
     /// Waits for the next thing to do: durable records first (they release commits),
     /// then wire events, then the core's next deadline.
     async fn wait(&self) -> Wake {
+        // What is queued already is taken without a timer or a select: under load that is
+        // most wakes, and arming a timer costs syscalls and a hand-off to the reactor.
+        if let Ok(event) = self.log_events.try_recv() {
+            return Wake::Log(Some(event));
+        }
+        if let Some(event) = self.events.try_recv() {
+            return Wake::Wire(Some(event));
+        }
         let sleep_for = self
             .core
             .poll_timeout()

@@ -101,51 +101,61 @@ impl Store {
     }
 
     /// Appends `batch` in ONE SQLite transaction (group commit); durable on `Ok`.
+    ///
+    /// Each SQL statement is a round trip to sqlx's connection thread, so the records
+    /// between two `AbortAdopted` records go in as one script of multi-row statements:
+    /// every `Decided` insert, then every `Ended` update. That order is the slice order's
+    /// outcome, because an `Ended` never precedes its own `Decided` (see `# Correctness`)
+    /// and records of different txns touch different rows. An `AbortAdopted` record must
+    /// see exactly the records before it, so it is a statement of its own, in place.
+    /// Without one (the usual batch), BEGIN and COMMIT go in the same script: one round
+    /// trip for the whole SQLite transaction.
     pub async fn append(&mut self, batch: &[(Lsn, Record)]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let write_error = |source| StoreError::Write {
             path: path.clone(),
             source,
         };
+        let is_adopted =
+            |(_, record): &(Lsn, Record)| matches!(record, Record::AbortAdopted { .. });
+        if !batch.iter().any(is_adopted) {
+            let Some(script) = Script::of(batch) else {
+                return Ok(());
+            };
+            let written = script.in_transaction().execute(&mut self.conn).await;
+            if written.is_err() {
+                // The SQLite transaction may still be open: end it, writing nothing. (It
+                // may have ended already, which makes ROLLBACK fail harmlessly.)
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            }
+            return written.map(drop).map_err(write_error);
+        }
         let mut sqlite_txn = self.conn.begin().await.map_err(write_error)?;
-        for (_, record) in batch {
-            match record {
-                Record::Decided {
-                    txn,
-                    protocol,
-                    decision,
-                    participants,
-                } => {
-                    sqlx::query(INSERT_DECIDED)
-                        .bind(txn.to_string())
-                        .bind(protocol.as_str())
-                        .bind(decision_text(*decision))
-                        .bind(participants_text(participants))
-                        .execute(&mut *sqlite_txn)
-                        .await
-                        .map_err(write_error)?;
-                }
-                Record::Ended { txn } => {
-                    sqlx::query(UPDATE_ENDED)
-                        .bind(txn.to_string())
-                        .execute(&mut *sqlite_txn)
-                        .await
-                        .map_err(write_error)?;
-                }
-                Record::AbortAdopted { txn, reason } => {
-                    let done = sqlx::query(UPDATE_ABORT_ADOPTED)
-                        .bind(txn.to_string())
-                        .bind(reason.as_str())
-                        .execute(&mut *sqlite_txn)
-                        .await
-                        .map_err(write_error)?;
-                    if done.rows_affected() != 1 {
-                        // Dropping the SQLite transaction rolls the whole batch back.
-                        return Err(StoreError::NotUnfinished {
-                            path: path.clone(),
-                            txn: *txn,
-                        });
-                    }
+        for segment in batch.split_inclusive(is_adopted) {
+            let (plain, adopted) = match segment.split_last() {
+                Some((last, rest)) if is_adopted(last) => (rest, Some(&last.1)),
+                _ => (segment, None),
+            };
+            if let Some(script) = Script::of(plain) {
+                script
+                    .query()
+                    .execute(&mut *sqlite_txn)
+                    .await
+                    .map_err(write_error)?;
+            }
+            if let Some(Record::AbortAdopted { txn, reason }) = adopted {
+                let done = sqlx::query(UPDATE_ABORT_ADOPTED)
+                    .bind(txn.to_string())
+                    .bind(reason.as_str())
+                    .execute(&mut *sqlite_txn)
+                    .await
+                    .map_err(write_error)?;
+                if done.rows_affected() != 1 {
+                    // Dropping the SQLite transaction rolls the whole batch back.
+                    return Err(StoreError::NotUnfinished {
+                        path: path.clone(),
+                        txn: *txn,
+                    });
                 }
             }
         }
@@ -209,19 +219,108 @@ impl Store {
     }
 }
 
+/// Rows (or ids) in one multi-row statement at most: with 4 binds a row, far below
+/// SQLite's limit of 32,766 bind parameters per statement, and few enough that a large
+/// batch is a handful of statements.
+const ROWS_PER_STATEMENT_MAX: usize = 256;
+
+const _: () = assert!(ROWS_PER_STATEMENT_MAX * 4 <= 32_766);
+
 // Timestamps are UTC text computed by SQLite, so the store needs no clock of its own.
-const INSERT_DECIDED: &str = "INSERT INTO decision \
-     (txn_id, protocol, decision, participants, logged_at) \
-     VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+const INSERT_DECIDED_HEAD: &str = "INSERT INTO decision \
+     (txn_id, protocol, decision, participants, logged_at) VALUES ";
+const INSERT_DECIDED_ROW: &str = "(?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+
+const UPDATE_ENDED_HEAD: &str = "UPDATE decision \
+     SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE ended_at IS NULL AND txn_id IN (";
+
+/// Several `Decided` and `Ended` records as one SQL script: multi-row INSERTs, then
+/// `UPDATE ... WHERE txn_id IN (...)`, with every value a bind parameter.
+struct Script<'r> {
+    sql: String,
+    decided: Vec<(&'r TxnId, &'r Protocol, &'r Decision, &'r [NodeId])>,
+    ended: Vec<&'r TxnId>,
+}
+
+impl<'r> Script<'r> {
+    /// `None` if there is nothing to write. `AbortAdopted` records are not scripted.
+    fn of(records: &'r [(Lsn, Record)]) -> Option<Script<'r>> {
+        let mut decided = Vec::new();
+        let mut ended = Vec::new();
+        for (_, record) in records {
+            match record {
+                Record::Decided {
+                    txn,
+                    protocol,
+                    decision,
+                    participants,
+                } => decided.push((txn, protocol, decision, participants.as_slice())),
+                Record::Ended { txn } => ended.push(txn),
+                Record::AbortAdopted { .. } => {}
+            }
+        }
+        if decided.is_empty() && ended.is_empty() {
+            return None;
+        }
+        let mut sql = String::new();
+        for chunk in decided.chunks(ROWS_PER_STATEMENT_MAX) {
+            sql.push_str(INSERT_DECIDED_HEAD);
+            push_list(&mut sql, INSERT_DECIDED_ROW, chunk.len());
+            sql.push_str(";\n");
+        }
+        for chunk in ended.chunks(ROWS_PER_STATEMENT_MAX) {
+            sql.push_str(UPDATE_ENDED_HEAD);
+            push_list(&mut sql, "?", chunk.len());
+            sql.push_str(");\n");
+        }
+        Some(Script {
+            sql,
+            decided,
+            ended,
+        })
+    }
+
+    /// The script inside `BEGIN` ... `COMMIT`.
+    fn in_transaction(
+        mut self,
+    ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        self.sql.insert_str(0, "BEGIN;\n");
+        self.sql.push_str("COMMIT;\n");
+        self.query()
+    }
+
+    fn query(self) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        // The SQL text is built only from the constants above; every value is a bind.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql));
+        for (txn, protocol, decision, participants) in self.decided {
+            query = query
+                .bind(txn.to_string())
+                .bind(protocol.as_str())
+                .bind(decision_text(*decision))
+                .bind(participants_text(participants));
+        }
+        for txn in self.ended {
+            query = query.bind(txn.to_string());
+        }
+        query
+    }
+}
+
+/// `item, item, ...` (`count` times).
+fn push_list(sql: &mut String, item: &str, count: usize) {
+    for i in 0..count {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(item);
+    }
+}
 
 // Only a 3PC commit still unfinished may become an abort (never a 2PC one, never an
 // ended one): the WHERE clause makes the store refuse anything else.
 const UPDATE_ABORT_ADOPTED: &str = "UPDATE decision SET decision = 'abort', reason = ?2, \
      ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
      WHERE txn_id = ?1 AND protocol = '3pc' AND decision = 'commit' AND ended_at IS NULL";
-
-const UPDATE_ENDED: &str = "UPDATE decision SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-     WHERE txn_id = ?1 AND ended_at IS NULL";
 
 fn decision_text(decision: Decision) -> &'static str {
     match decision {

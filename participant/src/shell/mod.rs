@@ -11,9 +11,11 @@
 //! input is handled. That is safe because the loop handles one input at a time: a key not
 //! locked when the Prepare is handled has no commit in flight, and every commit that
 //! touched it was reported durable before (so the read, from a committed SQLite
-//! transaction, sees it).
+//! transaction, sees it). Committed values come from `values::ValueCache` when it has
+//! them (kept exact by the writer's reports, see there), from SQLite otherwise.
 
 mod status;
+mod values;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +37,8 @@ use wire::{
 use crate::core::inbound::{self, Needs, Plan, Reads};
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
 use crate::store::{Store, StoreError};
-use writer::{Durable, Pending, WRITER_QUEUE_MAX};
+use values::ValueCache;
+use writer::{DurableBatch, Pending, WRITER_QUEUE_MAX};
 
 /// The node's single queue of channel events.
 pub const EVENT_QUEUE_MAX: usize = 4096;
@@ -125,6 +128,7 @@ impl Node {
             peers: HashMap::new(),
             mesh_peers: options.peers.clone(),
             clients: HashMap::new(),
+            values: ValueCache::default(),
             writer_queue: runtime::bounded(WRITER_QUEUE_MAX + 1),
             durable: runtime::bounded(WRITER_QUEUE_MAX + 1),
             outstanding: 0,
@@ -203,10 +207,12 @@ struct EventLoop {
     mesh_peers: BTreeMap<NodeId, SocketAddr>,
     /// Client channels, by epoch (bounded by the listener's connection limit).
     clients: HashMap<Epoch, Channel>,
+    /// Committed values of `kv` keys, exact as of the last durable batch handled.
+    values: ValueCache,
     writer_queue: (runtime::Sender<Pending>, runtime::Receiver<Pending>),
     durable: (
-        runtime::Sender<Vec<Durable>>,
-        runtime::Receiver<Vec<Durable>>,
+        runtime::Sender<DurableBatch>,
+        runtime::Receiver<DurableBatch>,
     ),
     /// Records sent to the writer and not yet reported durable to the core. The core emits
     /// at most one record per input, so pausing network input at `WRITER_QUEUE_MAX` keeps
@@ -218,7 +224,7 @@ struct EventLoop {
 }
 
 enum Wake {
-    Durable(Vec<Durable>),
+    Durable(DurableBatch),
     Event(ChannelEvent),
     Timer,
     Closed,
@@ -234,15 +240,18 @@ impl EventLoop {
             match self.next_wake().await {
                 Wake::Durable(batch) => self.on_durable(batch).await,
                 Wake::Event(event) => self.on_event(event).await,
-                Wake::Timer => {
-                    let now = self.now();
-                    self.core.handle_timeout(now);
-                    self.drain().await;
-                }
+                Wake::Timer => {}
                 Wake::Closed => {
                     error!("event queues closed; stopping");
                     return;
                 }
+            }
+            // Checked on every wake, so a steady stream of queued input (taken without
+            // arming the timer) cannot starve the timers.
+            let now = self.now();
+            if self.core.poll_timeout().is_some_and(|at| at <= now) {
+                self.core.handle_timeout(now);
+                self.drain().await;
             }
         }
     }
@@ -250,15 +259,23 @@ impl EventLoop {
     /// Durable notifications first (they release votes and locks), then network input
     /// (paused while the writer is `WRITER_QUEUE_MAX` records behind), then the timer.
     async fn next_wake(&self) -> Wake {
+        let accept_events = self.outstanding < WRITER_QUEUE_MAX;
+        // Paused for the writer is busy, not stuck: our channels keep heartbeating.
+        self.events.1.pause(!accept_events);
+        // What is queued already is taken without a timer or a select: under load that is
+        // most wakes, and arming a timer costs syscalls and a hand-off to the reactor.
+        if let Ok(batch) = self.durable.1.try_recv() {
+            return Wake::Durable(batch);
+        }
+        if accept_events && let Some(event) = self.events.1.try_recv() {
+            return Wake::Event(event);
+        }
         let durable = async {
             match self.durable.1.recv().await {
                 Ok(batch) => Wake::Durable(batch),
                 Err(_) => Wake::Closed,
             }
         };
-        let accept_events = self.outstanding < WRITER_QUEUE_MAX;
-        // Paused for the writer is busy, not stuck: our channels keep heartbeating.
-        self.events.1.pause(!accept_events);
         let event = async {
             if !accept_events {
                 return pending().await;
@@ -282,11 +299,15 @@ impl EventLoop {
         race(durable, race(event, timer)).await
     }
 
-    async fn on_durable(&mut self, batch: Vec<Durable>) {
+    async fn on_durable(&mut self, batch: DurableBatch) {
         // The writer sends one batch per SQLite transaction.
         self.io.sqlite_txns += 1;
-        self.io.records += batch.len() as u64;
-        for durable in batch {
+        self.io.records += batch.records.len() as u64;
+        // Before any of the batch's commits releases its locks.
+        for (key, value) in batch.kv {
+            self.values.insert(key, value);
+        }
+        for durable in batch.records {
             match durable.kind {
                 "prepared" | "waiting" => wire::crash::point(CRASH_AFTER_PREPARE_LOGGED),
                 "precommitted" => wire::crash::point(CRASH_AFTER_PRECOMMIT_LOGGED),
@@ -408,15 +429,24 @@ impl EventLoop {
         self.core.handle(now, input);
     }
 
-    /// Reads what a request needs from the store.
-    async fn read(&self, needs: &Needs) -> Result<Reads, StoreError> {
-        let values = if needs.keys.is_empty() {
-            Default::default()
-        } else {
-            self.store
-                .values(needs.keys.iter().map(String::as_str))
-                .await?
-        };
+    /// Reads what a request needs: committed values from the cache, or the store.
+    async fn read(&mut self, needs: &Needs) -> Result<Reads, StoreError> {
+        let mut values = BTreeMap::new();
+        let mut missing = Vec::new();
+        for key in &needs.keys {
+            match self.values.get(key) {
+                Some(value) => {
+                    values.insert(key.clone(), value.clone());
+                }
+                None => missing.push(key.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            for (key, value) in self.store.values(missing).await? {
+                self.values.insert(key.clone(), value.clone());
+                values.insert(key, value);
+            }
+        }
         let stored = match needs.stored {
             Some(txn) => self.store.txn(txn).await?,
             None => None,

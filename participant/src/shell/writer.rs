@@ -5,7 +5,7 @@
 use tracing::{debug, error};
 
 use crate::core::{Lsn, Record};
-use crate::store::Writer;
+use crate::store::{KvChanges, Writer};
 use wire::runtime::{Receiver, Sender};
 
 /// Records waiting to be written (and, equally, durable records not yet seen by the event
@@ -28,9 +28,17 @@ pub struct Durable {
     pub kind: &'static str,
 }
 
+/// One SQLite transaction's records, now durable (in lsn order), and what it changed in
+/// `kv` (for the committed-value cache).
+#[derive(Debug)]
+pub struct DurableBatch {
+    pub records: Vec<Durable>,
+    pub kv: KvChanges,
+}
+
 /// Runs until `queue` closes. A failed write is fatal: later records may depend on it, and
 /// the log on disk is the truth a restart recovers from.
-pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<Vec<Durable>>) {
+pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<DurableBatch>) {
     while let Ok(first) = queue.recv().await {
         let mut lsns = vec![first.lsn];
         let mut records = vec![first.record];
@@ -43,12 +51,15 @@ pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<V
                 Err(_) => break,
             }
         }
-        if let Err(error) = writer.write(&records).await {
-            error!(%error, records = records.len(), "log write failed; exiting so that restart recovers from the log");
-            std::process::exit(LOG_WRITE_FAILED_EXIT);
-        }
+        let kv = match writer.write(&records).await {
+            Ok(kv) => kv,
+            Err(error) => {
+                error!(%error, records = records.len(), "log write failed; exiting so that restart recovers from the log");
+                std::process::exit(LOG_WRITE_FAILED_EXIT);
+            }
+        };
         debug!(records = records.len(), "batch durable");
-        let done = lsns
+        let records = lsns
             .into_iter()
             .zip(&records)
             .map(|(lsn, record)| Durable {
@@ -56,7 +67,7 @@ pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<V
                 kind: record.kind(),
             })
             .collect();
-        if durable.send(done).await.is_err() {
+        if durable.send(DurableBatch { records, kv }).await.is_err() {
             return;
         }
     }

@@ -21,6 +21,8 @@
 //!   images (from the `txn_log` rows written with `Prepared`) are applied in `seq` order in
 //!   the same SQLite transaction that marks the txn committed. `Aborted` changes no data.
 //!   So `kv` holds exactly the committed transactions' writes, in commit order.
+//!   `Writer::write` returns every key the batch changed with its value afterwards, so
+//!   the single writer's caller can keep a cache of committed values exact.
 //! - **States only move forward.** A record that would move a txn backwards (prepare twice,
 //!   commit an aborted txn, abort a committed one) fails with `StateConflict` and writes
 //!   nothing; a repeated `Committed` or `Aborted` is a no-op (redo images are never applied
@@ -34,7 +36,7 @@ mod read;
 mod tests;
 mod write;
 
-pub use write::Writer;
+pub use write::{KvChanges, Writer};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

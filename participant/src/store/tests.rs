@@ -540,3 +540,49 @@ fn a_read_only_vote_is_remembered_outside_the_txn_table() {
         assert_eq!(store.in_doubt_txns().await.expect("recover"), vec![]);
     });
 }
+
+#[test]
+fn a_write_reports_every_key_it_changed_with_its_value_afterwards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("participant.db");
+    let (t1, t2, t3) = (txn(1), txn(2), txn(3));
+    block_on(async {
+        let (store, mut writer) = open(&path).await;
+        seed(&mut writer).await;
+        writer
+            .write(&[prepared(
+                t1,
+                vec![
+                    entry(0, "a", OpKind::Add, int(1), int(5)),
+                    entry(1, "b", OpKind::Get, text("x"), text("x")),
+                ],
+            )])
+            .await
+            .expect("prepare t1");
+        // t1 commits from an earlier batch; t2 and t3 are prepared and decided in this
+        // one, and t3 writes `a` after t1: the report holds what the file holds.
+        let changes = writer
+            .write(&[
+                Record::Committed { txn: t1 },
+                prepared(t2, vec![entry(0, "b", OpKind::Delete, text("x"), None)]),
+                Record::Committed { txn: t2 },
+                prepared(t3, vec![entry(0, "a", OpKind::Put, int(5), int(9))]),
+                Record::Committed { txn: t3 },
+            ])
+            .await
+            .expect("commit");
+        assert_eq!(
+            changes,
+            vec![("a".to_string(), int(9)), ("b".to_string(), None)]
+        );
+        assert_eq!(values(&store, &["a", "b"]).await, vec![int(9), None]);
+        // A batch that changes no data reports nothing.
+        let changes = writer
+            .write(&[Record::Committed { txn: t1 }, aborted(txn(4), "no")])
+            .await
+            .expect("repeat");
+        assert!(changes.is_empty());
+        writer.close().await.expect("close writer");
+        store.close().await;
+    });
+}
