@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,10 @@ pub enum ShellError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// `--db` names a file in a directory that does not exist (SQLite creates the file,
+    /// not its directory, and says only "unable to open database file").
+    #[error("cannot create decision log {}: directory {} does not exist", db.display(), dir.display())]
+    NoDbDir { db: PathBuf, dir: PathBuf },
     #[error("the decision log writer stopped")]
     WriterGone,
     #[error("the wire event queue closed")]
@@ -173,23 +177,12 @@ enum Wake {
 }
 
 impl Node {
-    /// Opens the store, recovers, dials every participant and binds the client listener.
+    /// Binds the client listener, opens the store, recovers and dials every participant,
+    /// in that order: a node that cannot listen (say, the port is another coordinator's)
+    /// fails before it creates a file or knocks a live coordinator's channels down.
     pub async fn start(config: ServeConfig) -> Result<Node, ShellError> {
         validate(&config)?;
-        let start = Instant::now();
-        let mut store = Store::open(&config.db).await?;
-        let recovered = store.recover().await?;
-        info!(db = %config.db.display(), unfinished_commits = recovered.len(), "decision log recovered");
-
-        let mut core = Coordinator::new(config.core_config()?);
-        // Every record the core has outstanding belongs to a tracked transaction or a
-        // pending end, which the in-flight limit bounds (recovered ones come on top):
-        // with this capacity neither writer queue can fill, so the loop never waits on it.
-        let log_queue_max = config.txns_in_flight_max + recovered.len() + WRITE_BATCH_MAX;
-        core.handle(Millis(0), Input::Recovered { txns: recovered });
-        let (log_records, log_events) = log_writer::spawn(store, log_queue_max);
-
-        let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
+        let core_config = config.core_config()?;
         let mut channel_config =
             ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone());
         channel_config.heartbeat_interval = config.heartbeat_interval;
@@ -198,6 +191,28 @@ impl Node {
         }
         let channel_config = Arc::new(channel_config);
         channel_config.validate().map_err(ShellError::Config)?;
+        // Connections that arrive before the accept loop starts wait in the backlog.
+        let listener =
+            Listener::bind(config.listen)
+                .await
+                .map_err(|source| ShellError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let start = Instant::now();
+        let mut store = open_store(&config.db).await?;
+        let recovered = store.recover().await?;
+        info!(db = %config.db.display(), unfinished_commits = recovered.len(), "decision log recovered");
+
+        let mut core = Coordinator::new(core_config);
+        // Every record the core has outstanding belongs to a tracked transaction or a
+        // pending end, which the in-flight limit bounds (recovered ones come on top):
+        // with this capacity neither writer queue can fill, so the loop never waits on it.
+        let log_queue_max = config.txns_in_flight_max + recovered.len() + WRITE_BATCH_MAX;
+        core.handle(Millis(0), Input::Recovered { txns: recovered });
+        let (log_records, log_events) = log_writer::spawn(store, log_queue_max);
+
+        let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
         let outstanding_max = channel_config.in_flight_max + channel_config.send_queue_max;
         let peers = config
             .participants
@@ -222,13 +237,6 @@ impl Node {
                 )
             })
             .collect();
-        let listener =
-            Listener::bind(config.listen)
-                .await
-                .map_err(|source| ShellError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
         let local_addr = listener.local_addr();
         let serve = listener.serve(channel_config, vec![Role::Client], event_tx);
         let mut node = Node {
@@ -717,6 +725,20 @@ fn is_commit_decision(record: &Record) -> bool {
             ..
         }
     )
+}
+
+/// Opens the decision log, naming a missing directory.
+async fn open_store(db: &Path) -> Result<Store, ShellError> {
+    if let Some(dir) = db.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        return Err(ShellError::NoDbDir {
+            db: db.to_path_buf(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(Store::open(db).await?)
 }
 
 fn validate(config: &ServeConfig) -> Result<(), ShellError> {

@@ -19,7 +19,7 @@ pub mod writer;
 use std::collections::{BTreeMap, HashMap};
 use std::future::{Future, pending};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,6 +78,10 @@ pub enum ShellError {
         #[source]
         source: std::io::Error,
     },
+    /// `--db` names a file in a directory that does not exist (SQLite creates the file,
+    /// not its directory, and says only "unable to open database file").
+    #[error("cannot create participant database {}: directory {} does not exist", db.display(), dir.display())]
+    NoDbDir { db: PathBuf, dir: PathBuf },
 }
 
 /// A participant that has opened its store, recovered and bound its listener.
@@ -90,8 +94,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the store, recovers every in-doubt txn into the core, starts the writer and
-    /// the listener (accepting coordinators and clients).
+    /// Binds the listener, opens the store, recovers every in-doubt txn into the core,
+    /// starts the writer, then accepts coordinators and clients and dials the mesh. The
+    /// bind comes first: a node that cannot listen fails before it creates its database.
     pub async fn start(options: Options) -> Result<Node, ShellError> {
         let heartbeat_interval_ms =
             u64::try_from(options.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
@@ -111,7 +116,15 @@ impl Node {
             )
         };
         channel_config.validate().map_err(ShellError::Config)?;
-
+        // Connections that arrive before the accept loop starts wait in the backlog.
+        let listener =
+            Listener::bind(options.listen)
+                .await
+                .map_err(|source| ShellError::Listen {
+                    addr: options.listen,
+                    source,
+                })?;
+        check_db_dir(&options.db)?;
         let store = Store::open(&options.db).await?;
         let recovered = store.in_doubt_txns().await?;
         let writer = store.writer().await?;
@@ -142,13 +155,6 @@ impl Node {
             .core
             .handle(now, Input::Recover { txns: recovered });
 
-        let listener =
-            Listener::bind(options.listen)
-                .await
-                .map_err(|source| ShellError::Listen {
-                    addr: options.listen,
-                    source,
-                })?;
         let local_addr = listener.local_addr();
         event_loop.local_addr = local_addr;
         runtime::spawn(writer::run(
@@ -538,6 +544,16 @@ impl EventLoop {
             writer_outstanding: self.outstanding,
             io: self.io,
         })
+    }
+}
+
+fn check_db_dir(db: &Path) -> Result<(), ShellError> {
+    match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(ShellError::NoDbDir {
+            db: db.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+        _ => Ok(()),
     }
 }
 
