@@ -1,22 +1,26 @@
 //! The `participant` binary: `serve` a participant node, or print a running one's `status`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use participant::core::Config;
 use participant::shell::{CRASH_POINTS, Node, Options, ShellError};
 use wire::runtime;
-use wire::{Client, ClientRequest, ClientResponse, NodeId, Response};
+use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
 
+/// Exit codes, the same as the coordinator's (README, "Exit status"); 3 (outcome unknown)
+/// is for a submitted transaction, which no participant command has.
 const EXIT_OK: u8 = 0;
+/// Refused or rejected (a wrong cluster id), or a node that could not start.
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// No connection, or no answer.
+const EXIT_UNREACHABLE: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -125,9 +129,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Status(args) => match status(args) {
             Ok(()) => EXIT_OK,
-            Err(error) => {
-                eprintln!("error: {error:#}");
+            Err(StatusError::Refused(message)) => {
+                eprintln!("error: {message}");
                 EXIT_FAILED
+            }
+            Err(StatusError::Unreachable(message)) => {
+                eprintln!("error: {message}");
+                EXIT_UNREACHABLE
             }
         },
     };
@@ -140,6 +148,7 @@ fn init_tracing(default_level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -200,7 +209,9 @@ fn serve(args: ServeArgs) -> u8 {
                 eprintln!("error: {error}");
                 return match error {
                     ShellError::Config(_) => EXIT_USAGE,
-                    ShellError::Store(_) | ShellError::Listen { .. } => EXIT_FAILED,
+                    ShellError::Store(_)
+                    | ShellError::Listen { .. }
+                    | ShellError::NoDbDir { .. } => EXIT_FAILED,
                 };
             }
         };
@@ -230,28 +241,49 @@ fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
     Ok((NodeId(id), addr))
 }
 
-fn status(args: StatusArgs) -> anyhow::Result<()> {
+/// Why `status` printed no report, and its exit code.
+#[derive(Debug)]
+enum StatusError {
+    /// The participant answered, or refused the handshake (a wrong cluster id, say).
+    Refused(String),
+    /// No connection, or no answer.
+    Unreachable(String),
+}
+
+fn status(args: StatusArgs) -> Result<(), StatusError> {
     let timeout = Duration::from_millis(args.timeout_ms);
+    let addr = args.addr;
     let answer = runtime::block_on(async {
-        let client = Client::connect(args.addr, &args.cluster, timeout)
-            .await
-            .with_context(|| format!("cannot reach participant at {}", args.addr))?;
+        let client = match Client::connect(addr, &args.cluster, timeout).await {
+            Ok(client) => client,
+            Err(ClientError::Rejected(reason)) => {
+                return Err(StatusError::Refused(format!(
+                    "participant at {addr} rejected the connection: {reason}"
+                )));
+            }
+            Err(error) => {
+                return Err(StatusError::Unreachable(format!(
+                    "cannot reach participant at {addr}: {error}"
+                )));
+            }
+        };
         client
             .call(ClientRequest::Status, timeout)
             .await
-            .with_context(|| format!("no status from participant at {}", args.addr))
+            .map_err(|error| {
+                StatusError::Unreachable(format!("no status from participant at {addr}: {error}"))
+            })
     })?;
     match answer {
         Response::Client(ClientResponse::StatusReport { text }) => {
             print!("{text}");
             Ok(())
         }
-        Response::Client(ClientResponse::Refused { reason }) => {
-            bail!("participant at {} refused: {reason}", args.addr)
-        }
-        other => bail!(
-            "unexpected answer from participant at {}: {other:?}",
-            args.addr
-        ),
+        Response::Client(ClientResponse::Refused { reason }) => Err(StatusError::Refused(
+            format!("participant at {addr} refused: {reason}"),
+        )),
+        other => Err(StatusError::Refused(format!(
+            "unexpected answer from participant at {addr}: {other:?}"
+        ))),
     }
 }

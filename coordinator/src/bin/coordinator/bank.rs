@@ -73,6 +73,12 @@ impl Tally {
                     reason: reason.clone(),
                 });
             }
+            Err(CallError::Rejected { addr, reason }) => {
+                return Err(CallError::Rejected {
+                    addr: *addr,
+                    reason: reason.clone(),
+                });
+            }
             Err(CallError::Refused { reason }) => {
                 return Err(CallError::Refused {
                     reason: reason.clone(),

@@ -26,11 +26,15 @@ mod bank;
 mod bench;
 mod demo;
 
-/// Exit codes (documented in `--help`).
+/// Exit codes, the same on every command of both binaries (README, "Exit status").
 const EXIT_COMMITTED: u8 = 0;
+/// Aborted, refused or rejected (a wrong cluster id), or a node that could not start.
 const EXIT_NOT_COMMITTED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// Only when the transaction may have reached the coordinator: it may have committed.
 const EXIT_UNKNOWN: u8 = 3;
+/// Nothing was sent: no connection (or no answer to a status request).
+const EXIT_UNREACHABLE: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,8 +92,9 @@ Examples:
   coordinator submit --addr 127.0.0.1:7000 --cluster demo --protocol 3pc '1:add alice -5 min 0' '2:add bob 5'
 
 Prints the transaction id, then `committed` (and the values read) or `aborted: <reason>`.
-Exit status: 0 committed; 1 aborted or rejected; 2 usage error;
-3 coordinator unreachable or outcome UNKNOWN (no answer in time: it may have committed).";
+Exit status: 0 committed; 1 aborted, refused or rejected (e.g. a wrong --cluster); 2 usage
+error; 3 outcome UNKNOWN (sent, no answer in time: it may have committed); 4 coordinator
+unreachable (nothing was sent).";
 
 #[derive(Args, Debug)]
 struct ServeArgs {
@@ -408,8 +413,9 @@ fn status(args: AddrArgs) -> u8 {
 
 fn call_exit_code(error: &CallError) -> u8 {
     match error {
-        CallError::Unreachable { .. } | CallError::OutcomeUnknown { .. } => EXIT_UNKNOWN,
-        CallError::Refused { .. } => EXIT_NOT_COMMITTED,
+        CallError::Unreachable { .. } => EXIT_UNREACHABLE,
+        CallError::OutcomeUnknown { .. } => EXIT_UNKNOWN,
+        CallError::Rejected { .. } | CallError::Refused { .. } => EXIT_NOT_COMMITTED,
     }
 }
 
