@@ -1,5 +1,6 @@
 //! The command-line syntax of a transaction (`1:add alice -5 min 0`) and of results: pure
-//! parsing and formatting shared by `coordinator submit` and the demo.
+//! parsing and formatting shared by `coordinator submit` and the demo (a host name in
+//! `--participant ID=HOST:PORT` is resolved, once, at start-up).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -185,10 +186,7 @@ pub fn parse_participant(text: &str) -> Result<(NodeId, SocketAddr), String> {
         .trim()
         .parse::<u32>()
         .map_err(|_| format!("'{text}': node id '{id}' is not a number; {usage}"))?;
-    let addr = addr
-        .trim()
-        .parse::<SocketAddr>()
-        .map_err(|_| format!("'{text}': '{addr}' is not an ip:port address; {usage}"))?;
+    let addr = wire::addr::resolve(addr).map_err(|reason| format!("'{text}': {reason}"))?;
     Ok((NodeId(id), addr))
 }
 
@@ -413,8 +411,10 @@ mod tests {
         );
         assert_eq!(
             parse_participant("2=localhost"),
-            Err("'2=localhost': 'localhost' is not an ip:port address; expected ID=ADDR, e.g. 1=127.0.0.1:7001".to_string())
+            Err("'2=localhost': 'localhost' is not an address: expected HOST:PORT, e.g. 127.0.0.1:7001 or localhost:7001".to_string())
         );
+        let (id, addr) = parse_participant("2=localhost:7002").expect("a host name resolves");
+        assert!(id == NodeId(2) && addr.ip().is_loopback() && addr.port() == 7002);
     }
 
     #[test]
