@@ -206,3 +206,56 @@ fn logs_to_a_file_carry_no_colour_codes() {
         assert!(!text.contains('\u{1b}'), "{}: {text:?}", log.display());
     }
 }
+
+#[test]
+fn host_names_quoted_text_and_the_coordinator_value_limit_work_end_to_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut serve = args(&["serve", "--id", "1", "--cluster", CLUSTER]);
+    serve.extend(["--listen".into(), "localhost:0".into()]);
+    serve.extend(["--db".into(), dir.path().join("p1.db").display().to_string()]);
+    let participant = start("participant", serve, &dir.path().join("p1.log"));
+    assert!(participant.addr().ip().is_loopback(), "{}", participant.addr());
+    let mut serve = args(&["serve", "--id", "100", "--cluster", CLUSTER]);
+    serve.extend(["--listen".into(), "localhost:0".into()]);
+    serve.extend(["--db".into(), dir.path().join("c.db").display().to_string()]);
+    serve.extend([
+        "--participant".into(),
+        format!("1=localhost:{}", participant.addr().port()),
+    ]);
+    serve.extend(["--value-bytes-max".into(), "16".into()]);
+    let coordinator = start("coordinator", serve, &dir.path().join("coordinator.log"));
+    let submit = |op: &str| {
+        let mut words = args(&["submit", "--cluster", CLUSTER, "--timeout-ms", "3000"]);
+        words.extend([
+            "--addr".into(),
+            format!("localhost:{}", coordinator.addr().port()),
+        ]);
+        words.push(op.into());
+        run("coordinator", &words)
+    };
+    // The coordinator dials the participant in the background: retry until it is up.
+    let deadline = std::time::Instant::now() + tests::CONVERGE_TIMEOUT;
+    loop {
+        let ran = submit("1:put zip \"007\"");
+        if code(&ran) == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ran:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ran = submit("1:get zip");
+    assert_eq!(code(&ran), 0, "{ran:?}");
+    assert!(ran.stdout.contains("1:zip = \"007\""), "{ran:?}");
+    let ran = submit("1:put big 12345678901234567890");
+    assert_eq!(code(&ran), 2, "a number past 64 bits is refused: {ran:?}");
+    let ran = submit("1:put big \"12345678901234567890\"");
+    assert_eq!(code(&ran), 1, "20 bytes of text are over 16: {ran:?}");
+    assert!(ran.stdout.contains("rejected"), "{ran:?}");
+    let mut status = args(&["status", "--cluster", CLUSTER]);
+    status.extend([
+        "--addr".into(),
+        format!("localhost:{}", participant.addr().port()),
+    ]);
+    let ran = run("participant", &status);
+    assert_eq!(code(&ran), 0, "{ran:?}");
+}

@@ -36,19 +36,39 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a participant node: prints `LISTENING ip:port` once ready, logs to stderr.
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Print a running participant's status report.
+    #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
 }
+
+const SERVE_HELP: &str = "\
+Example (participant 1 of three; every participant lists the others with --peer, so
+their ports must be chosen in advance):
+  participant serve --id 1 --listen 127.0.0.1:7001 --db p1.db --cluster demo \\
+      --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003
+
+Addresses may name a host (localhost:7001); it is resolved once, at start-up. The listen
+address is bound before the database is opened and before any peer is dialled.
+Exit status: 1 if it cannot start (address in use, database unusable); 2 usage or
+invalid configuration.";
+
+const STATUS_HELP: &str = "\
+Example:
+  participant status --addr 127.0.0.1:7001 --cluster demo
+
+Exit status: 0 report printed; 1 refused or rejected (e.g. a wrong --cluster); 2 usage
+error; 4 participant unreachable or no answer.";
 
 #[derive(Args, Debug)]
 struct ServeArgs {
     /// This participant's node id (1 or more; 0 is the clients' id).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     id: u32,
-    /// Address coordinators, clients and peer participants connect to (port 0: any free
-    /// port).
-    #[arg(long)]
+    /// Address coordinators, clients and peer participants connect to, IP:PORT or
+    /// HOST:PORT (port 0: any free port, but then no peer can list it in advance).
+    #[arg(long, value_parser = wire::addr::resolve)]
     listen: SocketAddr,
     /// The participant's database (SQLite; created if missing, its directory is not).
     #[arg(long)]
@@ -94,9 +114,11 @@ struct ServeArgs {
     /// Operations per transaction on this participant.
     #[arg(long, default_value_t = Config::default().ops_per_txn_max)]
     ops_per_txn_max: usize,
+    /// Longest key, in bytes; a transaction with a longer one gets a NO vote.
     #[arg(long, default_value_t = Config::default().key_bytes_max)]
     key_bytes_max: usize,
-    /// Largest text value, in bytes.
+    /// Longest text value, in bytes; a transaction with a longer one gets a NO vote (the
+    /// coordinator's --value-bytes-max, which rejects it first, has the same default).
     #[arg(long, default_value_t = Config::default().value_bytes_max)]
     value_bytes_max: usize,
     /// Abort the process at this named crash point (for crash tests; repeatable):
@@ -108,9 +130,10 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct StatusArgs {
-    /// The participant's address.
-    #[arg(long)]
+    /// The participant's address, IP:PORT or HOST:PORT.
+    #[arg(long, value_parser = wire::addr::resolve)]
     addr: SocketAddr,
+    /// Cluster id (must match the participant's).
     #[arg(long)]
     cluster: String,
     /// How long to wait for the connection and the answer.
@@ -234,10 +257,7 @@ fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
     if id == 0 {
         return Err("peer id 0 is the clients' id, not a participant's".to_string());
     }
-    let addr = addr
-        .trim()
-        .parse()
-        .map_err(|_| format!("peer address {addr:?} is not ip:port"))?;
+    let addr = wire::addr::resolve(addr).map_err(|reason| format!("peer {id}: {reason}"))?;
     Ok((NodeId(id), addr))
 }
 
@@ -285,5 +305,34 @@ fn status(args: StatusArgs) -> Result<(), StatusError> {
         other => Err(StatusError::Refused(format!(
             "unexpected answer from participant at {addr}: {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// `--help` on every command explains every option and shows an example.
+    #[test]
+    fn every_command_has_an_example_and_every_option_a_description() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        for command in cli.get_subcommands() {
+            let name = command.get_name();
+            let after = command.get_after_help().map(|text| text.to_string());
+            assert!(
+                after.is_some_and(|text| text.contains("Example")),
+                "`{name} --help` shows no example"
+            );
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "`{name} --{}` has no description",
+                    arg.get_id()
+                );
+            }
+        }
     }
 }
