@@ -1,12 +1,12 @@
 //! The coordinator's configuration: the participants, the limits on what one client may
-//! ask for (DESIGN §10), the protocol timings, and `Config::validate`, which checks them
-//! against each other.
+//! ask for (every bound configurable: README, "Guarantees and limits"), the protocol
+//! timings, and `Config::validate`, which checks them against each other.
 
 use std::collections::BTreeSet;
 
 use wire::NodeId;
 
-/// Bounds on what one client may ask for (DESIGN §10).
+/// Bounds on what one client may ask for.
 #[derive(Clone, Hash, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Transactions the core tracks at once, including decided ones awaiting acks and
