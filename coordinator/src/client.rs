@@ -370,7 +370,10 @@ mod tests {
             put("1:put s \"two words\""),
             Ok(Value::Text("two words".into()))
         );
-        assert_eq!(put("1:put s two words"), Ok(Value::Text("two words".into())));
+        assert_eq!(
+            put("1:put s two words"),
+            Ok(Value::Text("two words".into()))
+        );
         assert_eq!(put("1:put n 42"), Ok(Value::Int(42)));
         assert_eq!(put("1:put n -5"), Ok(Value::Int(-5)));
         assert_eq!(put("1:put n 0"), Ok(Value::Int(0)));
@@ -385,9 +388,11 @@ mod tests {
         );
         assert_eq!(
             put("1:put n 12345678901234567890"),
-            Err("VALUE 12345678901234567890 is outside the integer range: write \
+            Err(
+                "VALUE 12345678901234567890 is outside the integer range: write \
                  \"12345678901234567890\" to store it as text"
-                .into())
+                    .into()
+            )
         );
         assert_eq!(
             put("1:put s \"open"),

@@ -212,9 +212,16 @@ fn host_names_quoted_text_and_the_coordinator_value_limit_work_end_to_end() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut serve = args(&["serve", "--id", "1", "--cluster", CLUSTER]);
     serve.extend(["--listen".into(), "localhost:0".into()]);
-    serve.extend(["--db".into(), dir.path().join("p1.db").display().to_string()]);
+    serve.extend([
+        "--db".into(),
+        dir.path().join("p1.db").display().to_string(),
+    ]);
     let participant = start("participant", serve, &dir.path().join("p1.log"));
-    assert!(participant.addr().ip().is_loopback(), "{}", participant.addr());
+    assert!(
+        participant.addr().ip().is_loopback(),
+        "{}",
+        participant.addr()
+    );
     let mut serve = args(&["serve", "--id", "100", "--cluster", CLUSTER]);
     serve.extend(["--listen".into(), "localhost:0".into()]);
     serve.extend(["--db".into(), dir.path().join("c.db").display().to_string()]);
@@ -258,4 +265,22 @@ fn host_names_quoted_text_and_the_coordinator_value_limit_work_end_to_end() {
     ]);
     let ran = run("participant", &status);
     assert_eq!(code(&ran), 0, "{ran:?}");
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("p1.log");
+    let mut serve = participant_serve(free_loopback_addr(), &dir.path().join("p1.db"));
+    serve.extend(["--log-format".into(), "json".into()]);
+    drop(start("participant", serve, &log));
+    let text = std::fs::read_to_string(&log).expect("read the log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for line in lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+        assert!(object["level"].is_string(), "{line}");
+        assert!(object["fields"].is_object(), "{line}");
+    }
 }

@@ -39,8 +39,16 @@ mod tests {
 
     #[test]
     fn ip_addresses_parse_and_host_names_resolve() {
-        assert_eq!(resolve("127.0.0.1:7001"), Ok(SocketAddr::from(([127, 0, 0, 1], 7001))));
-        assert_eq!(resolve("[::1]:7001"), "[::1]:7001".parse::<SocketAddr>().map_err(|_| String::new()));
+        assert_eq!(
+            resolve("127.0.0.1:7001"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 7001)))
+        );
+        assert_eq!(
+            resolve("[::1]:7001"),
+            "[::1]:7001"
+                .parse::<SocketAddr>()
+                .map_err(|_| String::new())
+        );
         let local = resolve("localhost:7001").expect("localhost resolves");
         assert!(local.ip().is_loopback() && local.port() == 7001, "{local}");
     }
@@ -48,9 +56,16 @@ mod tests {
     #[test]
     fn bad_addresses_say_what_is_wrong() {
         assert!(resolve("7001").unwrap_err().contains("expected HOST:PORT"));
-        assert!(resolve("localhost:99999").unwrap_err().contains("port of 0..=65535"));
+        assert!(
+            resolve("localhost:99999")
+                .unwrap_err()
+                .contains("port of 0..=65535")
+        );
         assert!(resolve(":7001").unwrap_err().contains("expected HOST:PORT"));
         let unknown = resolve("no-such-host.invalid:7001").unwrap_err();
-        assert!(unknown.contains("cannot resolve host 'no-such-host.invalid'"), "{unknown}");
+        assert!(
+            unknown.contains("cannot resolve host 'no-such-host.invalid'"),
+            "{unknown}"
+        );
     }
 }

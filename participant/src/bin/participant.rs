@@ -31,6 +31,16 @@ const EXIT_UNREACHABLE: u8 = 4;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text, or as one JSON object per line (fields `timestamp`,
+    /// `level`, `fields`, `target`, `spans`). Colour codes only when stderr is a terminal.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,7 +157,7 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
         Command::Status(_) => "warn",
     };
-    init_tracing(default_level);
+    init_tracing(default_level, cli.log_format);
     let code = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Status(args) => match status(args) {
@@ -165,14 +175,16 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_tracing(default_level: &str) {
+fn init_tracing(default_level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 fn serve(args: ServeArgs) -> u8 {
@@ -299,9 +311,9 @@ fn status(args: StatusArgs) -> Result<(), StatusError> {
             print!("{text}");
             Ok(())
         }
-        Response::Client(ClientResponse::Refused { reason }) => Err(StatusError::Refused(
-            format!("participant at {addr} refused: {reason}"),
-        )),
+        Response::Client(ClientResponse::Refused { reason }) => Err(StatusError::Refused(format!(
+            "participant at {addr} refused: {reason}"
+        ))),
         other => Err(StatusError::Refused(format!(
             "unexpected answer from participant at {addr}: {other:?}"
         ))),
