@@ -284,3 +284,21 @@ fn log_format_json_writes_one_object_per_line() {
         assert!(object["fields"].is_object(), "{line}");
     }
 }
+
+#[test]
+fn a_participant_database_given_to_the_coordinator_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("p1.db");
+    drop(start(
+        "participant",
+        participant_serve(free_loopback_addr(), &db),
+        &dir.path().join("p1.log"),
+    ));
+    let ran = run(
+        "coordinator",
+        &coordinator_serve(free_loopback_addr(), &db, free_loopback_addr()),
+    );
+    assert_eq!(code(&ran), 1, "{ran:?}");
+    let named = format!("{} is not a coordinator database", db.display());
+    assert!(ran.stderr.contains(&named), "{ran:?}");
+}

@@ -129,6 +129,11 @@ pub enum ShellError {
     /// not its directory, and says only "unable to open database file").
     #[error("cannot create decision log {}: directory {} does not exist", db.display(), dir.display())]
     NoDbDir { db: PathBuf, dir: PathBuf },
+    /// `--db` holds migrations that are not the coordinator's: a participant's database,
+    /// say (the store's own text is sqlx's "migration 1 was previously applied but has
+    /// been modified").
+    #[error("{} is not a coordinator database: {source}", db.display())]
+    ForeignDb { db: PathBuf, source: StoreError },
     #[error("the decision log writer stopped")]
     WriterGone,
     #[error("the wire event queue closed")]
@@ -734,7 +739,7 @@ fn is_commit_decision(record: &Record) -> bool {
     )
 }
 
-/// Opens the decision log, naming a missing directory.
+/// Opens the decision log, naming a missing directory and a database of another kind.
 async fn open_store(db: &Path) -> Result<Store, ShellError> {
     if let Some(dir) = db.parent()
         && !dir.as_os_str().is_empty()
@@ -745,7 +750,15 @@ async fn open_store(db: &Path) -> Result<Store, ShellError> {
             dir: dir.to_path_buf(),
         });
     }
-    Ok(Store::open(db).await?)
+    // A file SQLite can read whose migration history is not ours is some other
+    // database; the store's error keeps the detail.
+    Store::open(db).await.map_err(|error| match error {
+        StoreError::Migrate { .. } => ShellError::ForeignDb {
+            db: db.to_path_buf(),
+            source: error,
+        },
+        error => ShellError::Store(error),
+    })
 }
 
 fn validate(config: &ServeConfig) -> Result<(), ShellError> {
