@@ -19,6 +19,6 @@ pub use interrupt::{CHILDREN_MAX, stop_all_children, stop_children_on_interrupt}
 pub use local::{ClusterConfig, LocalCluster};
 pub use ports::{free_loopback_addr, reserve_loopback_addrs};
 pub use process::{
-    CpuTime, Launch, Node, STARTUP_TIMEOUT, StartError, clock_ticks_per_second, cpu_time_of,
+    CpuTime, Launch, Node, Ran, STARTUP_TIMEOUT, StartError, clock_ticks_per_second, cpu_time_of,
 };
 pub use workdir::WorkDir;

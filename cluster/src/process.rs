@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -188,6 +188,74 @@ impl Launch {
             .parse()
             .map_err(|_| not_listening(format!("bad LISTENING address {addr:?}")))?;
         Ok(node)
+    }
+}
+
+/// How a command that was expected to exit by itself ended (`Launch::run`).
+#[derive(Debug)]
+pub struct Ran {
+    /// `None`: still running at the deadline, so it was killed.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Launch {
+    /// Runs the child to its end, at most `timeout` (then it is killed), capturing stdout
+    /// and stderr (`log_to` is ignored). The child is registered like a node's, so
+    /// Ctrl-C stops it too.
+    pub fn run(self, timeout: Duration) -> Result<Ran, StartError> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().map_err(|source| StartError::Spawn {
+            name: self.name.clone(),
+            program: self.program.clone(),
+            source,
+        })?;
+        let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_string(&mut text);
+                }
+                text
+            })
+        };
+        let stdout = read_all(child.stdout.take().map(|pipe| Box::new(pipe) as _));
+        let stderr = read_all(child.stderr.take().map(|pipe| Box::new(pipe) as _));
+        let slot = interrupt::register(child).map_err(|mut child| {
+            let _ = child.kill();
+            let _ = child.wait();
+            StartError::TooMany {
+                name: self.name.clone(),
+            }
+        })?;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(child) = interrupt::lock(&slot).as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(EXIT_POLL_INTERVAL);
+        };
+        // Kills it if it is still running (so the pipes close), and reaps it.
+        interrupt::stop(&slot);
+        Ok(Ran {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The command-line syntax of a transaction (`1:add alice -5 min 0`) and of results: pure
-//! parsing and formatting shared by `coordinator submit` and the demo.
+//! parsing and formatting shared by `coordinator submit` and the demo (a host name in
+//! `--participant ID=HOST:PORT` is resolved, once, at start-up).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -83,7 +84,7 @@ pub fn parse_op(arg: &str) -> Result<(NodeId, Op), String> {
             }
             Op::Put {
                 key,
-                value: parse_value(value),
+                value: parse_value(value)?,
             }
         }
         "add" => {
@@ -132,11 +133,36 @@ fn parse_int(what: &str, text: &str) -> Result<i64, String> {
         .map_err(|_| format!("{what} '{text}' is not an integer"))
 }
 
-/// An integer if it parses as i64, else text (kept as written).
-pub fn parse_value(text: &str) -> Value {
-    text.parse::<i64>()
-        .map(Value::Int)
-        .unwrap_or_else(|_| Value::Text(text.to_string()))
+/// The rule for a `put` VALUE, for `--help` and the README.
+pub const VALUE_RULE: &str = "VALUE in double quotes (\"007\") is text, exactly what is \
+                              between them; unquoted, an integer written plainly (42, -5) is \
+                              an integer and anything else that is not a number is text";
+
+/// A `put` VALUE: `"..."` is the text between the quotes (nothing is escaped, so any
+/// text, including one that looks like a number, can be stored); unquoted, an integer
+/// in plain form (`0`, `42`, `-5`) is an integer and other text stays text. What would be
+/// silently retyped (`007` read back as `7`, `+5`, a number outside i64 stored as text
+/// that a later `add` refuses) is an error that says to quote it.
+pub fn parse_value(text: &str) -> Result<Value, String> {
+    if let Some(quoted) = text.strip_prefix('"') {
+        return match quoted.strip_suffix('"') {
+            Some(inner) => Ok(Value::Text(inner.to_string())),
+            None => Err(format!("VALUE {text} has no closing quote")),
+        };
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Ok(Value::Text(text.to_string()));
+    }
+    match text.parse::<i64>() {
+        Ok(int) if int.to_string() == text => Ok(Value::Int(int)),
+        Ok(int) => Err(format!(
+            "VALUE {text} would be stored as the integer {int}: write {int}, or \"{text}\" for text"
+        )),
+        Err(_) => Err(format!(
+            "VALUE {text} is outside the integer range: write \"{text}\" to store it as text"
+        )),
+    }
 }
 
 fn next_word(text: &str) -> (&str, &str) {
@@ -160,10 +186,7 @@ pub fn parse_participant(text: &str) -> Result<(NodeId, SocketAddr), String> {
         .trim()
         .parse::<u32>()
         .map_err(|_| format!("'{text}': node id '{id}' is not a number; {usage}"))?;
-    let addr = addr
-        .trim()
-        .parse::<SocketAddr>()
-        .map_err(|_| format!("'{text}': '{addr}' is not an ip:port address; {usage}"))?;
+    let addr = wire::addr::resolve(addr).map_err(|reason| format!("'{text}': {reason}"))?;
     Ok((NodeId(id), addr))
 }
 
@@ -334,6 +357,50 @@ mod tests {
     }
 
     #[test]
+    fn quoted_values_are_text_and_plain_integers_are_integers() {
+        let put = |arg: &str| match parse_op(arg) {
+            Ok((_, Op::Put { value, .. })) => Ok(value),
+            Ok(other) => panic!("not a put: {other:?}"),
+            Err(reason) => Err(reason),
+        };
+        assert_eq!(put("1:put zip \"007\""), Ok(Value::Text("007".into())));
+        assert_eq!(put("1:put n \"42\""), Ok(Value::Text("42".into())));
+        assert_eq!(put("1:put s \"\""), Ok(Value::Text(String::new())));
+        assert_eq!(
+            put("1:put s \"two words\""),
+            Ok(Value::Text("two words".into()))
+        );
+        assert_eq!(
+            put("1:put s two words"),
+            Ok(Value::Text("two words".into()))
+        );
+        assert_eq!(put("1:put n 42"), Ok(Value::Int(42)));
+        assert_eq!(put("1:put n -5"), Ok(Value::Int(-5)));
+        assert_eq!(put("1:put n 0"), Ok(Value::Int(0)));
+        assert_eq!(put("1:put s 4x"), Ok(Value::Text("4x".into())));
+        assert_eq!(
+            put("1:put zip 007"),
+            Err("VALUE 007 would be stored as the integer 7: write 7, or \"007\" for text".into())
+        );
+        assert_eq!(
+            put("1:put n +5"),
+            Err("VALUE +5 would be stored as the integer 5: write 5, or \"+5\" for text".into())
+        );
+        assert_eq!(
+            put("1:put n 12345678901234567890"),
+            Err(
+                "VALUE 12345678901234567890 is outside the integer range: write \
+                 \"12345678901234567890\" to store it as text"
+                    .into()
+            )
+        );
+        assert_eq!(
+            put("1:put s \"open"),
+            Err("VALUE \"open has no closing quote".into())
+        );
+    }
+
+    #[test]
     fn parses_participant_addresses() {
         assert_eq!(
             parse_participant("2=127.0.0.1:7002"),
@@ -349,8 +416,10 @@ mod tests {
         );
         assert_eq!(
             parse_participant("2=localhost"),
-            Err("'2=localhost': 'localhost' is not an ip:port address; expected ID=ADDR, e.g. 1=127.0.0.1:7001".to_string())
+            Err("'2=localhost': 'localhost' is not an address: expected HOST:PORT, e.g. 127.0.0.1:7001 or localhost:7001".to_string())
         );
+        let (id, addr) = parse_participant("2=localhost:7002").expect("a host name resolves");
+        assert!(id == NodeId(2) && addr.ip().is_loopback() && addr.port() == 7002);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Workspace integration tests: one test binary (see STYLE.md), one module per area.
 
 mod bench;
+mod cli_processes;
 mod demo;
 mod disk_contract;
 mod isolation_processes;

@@ -3,10 +3,12 @@
 //! phi-accrual failure detector, and the participant mesh. No protocol decisions live here.
 //!
 //! Modules only import downward: pure pieces (`msg`, `frame`, `quote`, `pipeline`,
+//! `addr` (which resolves host names, at start-up),
 //! `detector`, `refusals`, `read_buf`, `memory`), then `config` and `runtime`, then
 //! `handshake`, `channel` and `events`, `connection`, then `dial` and `listen`, and on
 //! top `client` and `mesh`.
 
+pub mod addr;
 pub mod channel;
 pub mod client;
 pub mod config;

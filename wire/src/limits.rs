@@ -14,6 +14,14 @@ pub const TIMEOUT_HEARTBEATS_MIN: u64 = 3;
 /// and a node that waits that long for a peer is as good as stuck.
 pub const TIMEOUT_LIMIT_MS: u64 = 60 * 60 * 1_000;
 
+/// Default size limits of one transaction, shared by the coordinator (which refuses a
+/// Submit past them) and the participant (which votes NO past its own): with the same
+/// defaults a transaction the coordinator accepts is not refused by a participant for
+/// its size. 1,000 ops of a 1 KiB key and an 8 KiB value fit in a 16 MiB frame.
+pub const OPS_PER_TXN_MAX_DEFAULT: usize = 1_000;
+pub const KEY_BYTES_MAX_DEFAULT: usize = 1_024;
+pub const VALUE_BYTES_MAX_DEFAULT: usize = 8 * 1_024;
+
 /// Size limits of one operation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct OpLimits {

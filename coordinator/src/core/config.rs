@@ -1,12 +1,12 @@
 //! The coordinator's configuration: the participants, the limits on what one client may
-//! ask for (DESIGN §10), the protocol timings, and `Config::validate`, which checks them
-//! against each other.
+//! ask for (every bound configurable: README, "Guarantees and limits"), the protocol
+//! timings, and `Config::validate`, which checks them against each other.
 
 use std::collections::BTreeSet;
 
 use wire::NodeId;
 
-/// Bounds on what one client may ask for (DESIGN §10).
+/// Bounds on what one client may ask for.
 #[derive(Clone, Hash, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Transactions the core tracks at once, including decided ones awaiting acks and
@@ -24,10 +24,8 @@ pub struct Limits {
 }
 
 pub const TXNS_IN_FLIGHT_MAX_DEFAULT: usize = 10_000;
-pub const OPS_PER_TXN_MAX_DEFAULT: usize = 1_000;
-pub const KEY_BYTES_MAX_DEFAULT: usize = 1_024;
-pub const VALUE_BYTES_MAX_DEFAULT: usize = 8 * 1_024;
 pub use wire::limits::{HEARTBEAT_INTERVAL_MS_DEFAULT, TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS};
+pub use wire::limits::{KEY_BYTES_MAX_DEFAULT, OPS_PER_TXN_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT};
 pub const TIMEOUT_MS_MIN_DEFAULT: u64 = TIMEOUT_HEARTBEATS_MIN * HEARTBEAT_INTERVAL_MS_DEFAULT;
 pub const TIMEOUT_MS_MAX_DEFAULT: u64 = 60_000;
 pub const DECIDE_RESEND_MS_DEFAULT: u64 = 1_000;
@@ -170,6 +168,29 @@ impl Config {
         }
         if limits.txns_in_flight_max == 0 || limits.ops_per_txn_max == 0 {
             return fail("txns_in_flight_max and ops_per_txn_max must be at least 1".to_string());
+        }
+        if limits.key_bytes_max == 0 {
+            return fail("key_bytes_max must be at least 1".to_string());
+        }
+        // The largest Prepare a valid spec can produce must fit in one frame.
+        let largest = limits
+            .ops_per_txn_max
+            .saturating_mul(
+                limits
+                    .key_bytes_max
+                    .saturating_add(limits.value_bytes_max)
+                    .saturating_add(OP_OVERHEAD_BYTES_MAX),
+            )
+            .saturating_add(MSG_OVERHEAD_BYTES_MAX);
+        if largest >= wire::frame::DEFAULT_MAX_FRAME_LEN {
+            return fail(format!(
+                "ops_per_txn_max {} x (key_bytes_max {} + value_bytes_max {}) does not fit \
+                 in a {} byte frame: lower one of them",
+                limits.ops_per_txn_max,
+                limits.key_bytes_max,
+                limits.value_bytes_max,
+                wire::frame::DEFAULT_MAX_FRAME_LEN
+            ));
         }
         Ok(())
     }

@@ -17,8 +17,11 @@ pub const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(thiserror::Error, Debug)]
 pub enum CallError {
     /// Nothing was sent: the transaction certainly did not run.
-    #[error("cannot reach coordinator at {addr}: {reason}")]
+    #[error("cannot reach {addr}: {reason}")]
     Unreachable { addr: SocketAddr, reason: String },
+    /// The node refused the handshake (a wrong cluster id, say): nothing was sent.
+    #[error("{addr} rejected the connection: {reason}")]
+    Rejected { addr: SocketAddr, reason: String },
     /// Sent, but no answer: it may or may not have committed.
     #[error(
         "outcome UNKNOWN: {reason} (the transaction may have committed; check `coordinator status`)"
@@ -49,9 +52,12 @@ pub fn result_timeout_for(spec: &TxnSpec) -> Duration {
 pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallError> {
     Client::connect(addr, cluster_id, CONNECT_TIMEOUT)
         .await
-        .map_err(|error| CallError::Unreachable {
-            addr,
-            reason: error.to_string(),
+        .map_err(|error| match error {
+            wire::ClientError::Rejected(reason) => CallError::Rejected { addr, reason },
+            error => CallError::Unreachable {
+                addr,
+                reason: error.to_string(),
+            },
         })
 }
 

@@ -22,6 +22,10 @@ pub struct ServeConfig {
     pub participants: Vec<(NodeId, SocketAddr)>,
     pub heartbeat_interval: Duration,
     pub txns_in_flight_max: usize,
+    /// Operations per transaction, key and text value sizes a Submit may carry.
+    pub ops_per_txn_max: usize,
+    pub key_bytes_max: usize,
+    pub value_bytes_max: usize,
     /// Requests in flight on each participant channel before later ones queue (1: stop
     /// and wait, for comparison with pipelining); the wire's default when `None`.
     pub channel_in_flight_max: Option<usize>,
@@ -57,6 +61,9 @@ impl ServeConfig {
     pub fn core_config(&self) -> Result<Config, ShellError> {
         let mut config = Config::new(self.participants.iter().map(|(id, _)| *id));
         config.limits.txns_in_flight_max = self.txns_in_flight_max;
+        config.limits.ops_per_txn_max = self.ops_per_txn_max;
+        config.limits.key_bytes_max = self.key_bytes_max;
+        config.limits.value_bytes_max = self.value_bytes_max;
         config.limits.timeout_ms_min = self.timing.timeout_ms_min;
         config.limits.timeout_ms_max = self.timing.timeout_ms_max;
         config.decide_resend_ms = self.timing.decide_resend_ms;
@@ -82,6 +89,15 @@ pub enum ShellError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// `--db` names a file in a directory that does not exist (SQLite creates the file,
+    /// not its directory, and says only "unable to open database file").
+    #[error("cannot create decision log {}: directory {} does not exist", db.display(), dir.display())]
+    NoDbDir { db: PathBuf, dir: PathBuf },
+    /// `--db` holds migrations that are not the coordinator's: a participant's database,
+    /// say (the store's own text is sqlx's "migration 1 was previously applied but has
+    /// been modified").
+    #[error("{} is not a coordinator database: {source}", db.display())]
+    ForeignDb { db: PathBuf, source: StoreError },
     #[error("the decision log writer stopped")]
     WriterGone,
     #[error("the wire event queue closed")]

@@ -1,22 +1,26 @@
 //! The `participant` binary: `serve` a participant node, or print a running one's `status`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use participant::core::Config;
 use participant::shell::{CRASH_POINTS, Node, Options, ShellError};
 use wire::runtime;
-use wire::{Client, ClientRequest, ClientResponse, NodeId, Response};
+use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
 
+/// Exit codes, the same as the coordinator's (README, "Exit status"); 3 (outcome unknown)
+/// is for a submitted transaction, which no participant command has.
 const EXIT_OK: u8 = 0;
+/// Refused or rejected (a wrong cluster id), or a node that could not start.
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// No connection, or no answer.
+const EXIT_UNREACHABLE: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,24 +31,54 @@ const EXIT_USAGE: u8 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text, or as one JSON object per line (fields `timestamp`,
+    /// `level`, `fields`, `target`, `spans`). Colour codes only when stderr is a terminal.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a participant node: prints `LISTENING ip:port` once ready, logs to stderr.
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Print a running participant's status report.
+    #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
 }
+
+const SERVE_HELP: &str = "\
+Example (participant 1 of three; every participant lists the others with --peer, so
+their ports must be chosen in advance):
+  participant serve --id 1 --listen 127.0.0.1:7001 --db p1.db --cluster demo \\
+      --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003
+
+Addresses may name a host (localhost:7001); it is resolved once, at start-up. The listen
+address is bound before the database is opened and before any peer is dialled.
+Exit status: 1 if it cannot start (address in use, database unusable); 2 usage or
+invalid configuration.";
+
+const STATUS_HELP: &str = "\
+Example:
+  participant status --addr 127.0.0.1:7001 --cluster demo
+
+Exit status: 0 report printed; 1 refused or rejected (e.g. a wrong --cluster); 2 usage
+error; 4 participant unreachable or no answer.";
 
 #[derive(Args, Debug)]
 struct ServeArgs {
     /// This participant's node id (1 or more; 0 is the clients' id).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     id: u32,
-    /// Address coordinators, clients and peer participants connect to (port 0: any free
-    /// port).
-    #[arg(long)]
+    /// Address coordinators, clients and peer participants connect to, IP:PORT or
+    /// HOST:PORT (port 0: any free port, but then no peer can list it in advance).
+    #[arg(long, value_parser = wire::addr::resolve)]
     listen: SocketAddr,
     /// The participant's database (SQLite; created if missing, its directory is not).
     #[arg(long)]
@@ -90,9 +124,11 @@ struct ServeArgs {
     /// Operations per transaction on this participant.
     #[arg(long, default_value_t = Config::default().ops_per_txn_max)]
     ops_per_txn_max: usize,
+    /// Longest key, in bytes; a transaction with a longer one gets a NO vote.
     #[arg(long, default_value_t = Config::default().key_bytes_max)]
     key_bytes_max: usize,
-    /// Largest text value, in bytes.
+    /// Longest text value, in bytes; a transaction with a longer one gets a NO vote (the
+    /// coordinator's --value-bytes-max, which rejects it first, has the same default).
     #[arg(long, default_value_t = Config::default().value_bytes_max)]
     value_bytes_max: usize,
     /// Abort the process at this named crash point (for crash tests; repeatable):
@@ -104,9 +140,10 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct StatusArgs {
-    /// The participant's address.
-    #[arg(long)]
+    /// The participant's address, IP:PORT or HOST:PORT.
+    #[arg(long, value_parser = wire::addr::resolve)]
     addr: SocketAddr,
+    /// Cluster id (must match the participant's).
     #[arg(long)]
     cluster: String,
     /// How long to wait for the connection and the answer.
@@ -120,27 +157,34 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
         Command::Status(_) => "warn",
     };
-    init_tracing(default_level);
+    init_tracing(default_level, cli.log_format);
     let code = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Status(args) => match status(args) {
             Ok(()) => EXIT_OK,
-            Err(error) => {
-                eprintln!("error: {error:#}");
+            Err(StatusError::Refused(message)) => {
+                eprintln!("error: {message}");
                 EXIT_FAILED
+            }
+            Err(StatusError::Unreachable(message)) => {
+                eprintln!("error: {message}");
+                EXIT_UNREACHABLE
             }
         },
     };
     ExitCode::from(code)
 }
 
-fn init_tracing(default_level: &str) {
+fn init_tracing(default_level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 fn serve(args: ServeArgs) -> u8 {
@@ -200,7 +244,9 @@ fn serve(args: ServeArgs) -> u8 {
                 eprintln!("error: {error}");
                 return match error {
                     ShellError::Config(_) => EXIT_USAGE,
-                    ShellError::Store(_) | ShellError::Listen { .. } => EXIT_FAILED,
+                    ShellError::Store(_)
+                    | ShellError::Listen { .. }
+                    | ShellError::NoDbDir { .. } => EXIT_FAILED,
                 };
             }
         };
@@ -223,35 +269,82 @@ fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
     if id == 0 {
         return Err("peer id 0 is the clients' id, not a participant's".to_string());
     }
-    let addr = addr
-        .trim()
-        .parse()
-        .map_err(|_| format!("peer address {addr:?} is not ip:port"))?;
+    let addr = wire::addr::resolve(addr).map_err(|reason| format!("peer {id}: {reason}"))?;
     Ok((NodeId(id), addr))
 }
 
-fn status(args: StatusArgs) -> anyhow::Result<()> {
+/// Why `status` printed no report, and its exit code.
+#[derive(Debug)]
+enum StatusError {
+    /// The participant answered, or refused the handshake (a wrong cluster id, say).
+    Refused(String),
+    /// No connection, or no answer.
+    Unreachable(String),
+}
+
+fn status(args: StatusArgs) -> Result<(), StatusError> {
     let timeout = Duration::from_millis(args.timeout_ms);
+    let addr = args.addr;
     let answer = runtime::block_on(async {
-        let client = Client::connect(args.addr, &args.cluster, timeout)
-            .await
-            .with_context(|| format!("cannot reach participant at {}", args.addr))?;
+        let client = match Client::connect(addr, &args.cluster, timeout).await {
+            Ok(client) => client,
+            Err(ClientError::Rejected(reason)) => {
+                return Err(StatusError::Refused(format!(
+                    "participant at {addr} rejected the connection: {reason}"
+                )));
+            }
+            Err(error) => {
+                return Err(StatusError::Unreachable(format!(
+                    "cannot reach participant at {addr}: {error}"
+                )));
+            }
+        };
         client
             .call(ClientRequest::Status, timeout)
             .await
-            .with_context(|| format!("no status from participant at {}", args.addr))
+            .map_err(|error| {
+                StatusError::Unreachable(format!("no status from participant at {addr}: {error}"))
+            })
     })?;
     match answer {
         Response::Client(ClientResponse::StatusReport { text }) => {
             print!("{text}");
             Ok(())
         }
-        Response::Client(ClientResponse::Refused { reason }) => {
-            bail!("participant at {} refused: {reason}", args.addr)
+        Response::Client(ClientResponse::Refused { reason }) => Err(StatusError::Refused(format!(
+            "participant at {addr} refused: {reason}"
+        ))),
+        other => Err(StatusError::Refused(format!(
+            "unexpected answer from participant at {addr}: {other:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// `--help` on every command explains every option and shows an example.
+    #[test]
+    fn every_command_has_an_example_and_every_option_a_description() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        for command in cli.get_subcommands() {
+            let name = command.get_name();
+            let after = command.get_after_help().map(|text| text.to_string());
+            assert!(
+                after.is_some_and(|text| text.contains("Example")),
+                "`{name} --help` shows no example"
+            );
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "`{name} --{}` has no description",
+                    arg.get_id()
+                );
+            }
         }
-        other => bail!(
-            "unexpected answer from participant at {}: {other:?}",
-            args.addr
-        ),
     }
 }

@@ -45,9 +45,9 @@ impl Default for Config {
         Config {
             active_txns_max: 10_000,
             finished_txns_max: 100_000,
-            ops_per_txn_max: 1_000,
-            key_bytes_max: 1_024,
-            value_bytes_max: 64 * 1024,
+            ops_per_txn_max: wire::limits::OPS_PER_TXN_MAX_DEFAULT,
+            key_bytes_max: wire::limits::KEY_BYTES_MAX_DEFAULT,
+            value_bytes_max: wire::limits::VALUE_BYTES_MAX_DEFAULT,
             decision_query_backoff_min_ms: 200,
             decision_query_backoff_max_ms: 5_000,
             waiting_timeout_min_ms: 500,

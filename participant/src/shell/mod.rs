@@ -21,7 +21,7 @@ pub mod writer;
 use std::collections::{BTreeMap, HashMap};
 use std::future::{Future, pending};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,6 +81,10 @@ pub enum ShellError {
         #[source]
         source: std::io::Error,
     },
+    /// `--db` names a file in a directory that does not exist (SQLite creates the file,
+    /// not its directory, and says only "unable to open database file").
+    #[error("cannot create participant database {}: directory {} does not exist", db.display(), dir.display())]
+    NoDbDir { db: PathBuf, dir: PathBuf },
 }
 
 /// A participant that has opened its store, recovered and bound its listener.
@@ -93,8 +97,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the store, recovers every in-doubt txn into the core, starts the writer and
-    /// the listener (accepting coordinators and clients).
+    /// Binds the listener, opens the store, recovers every in-doubt txn into the core,
+    /// starts the writer, then accepts coordinators and clients and dials the mesh. The
+    /// bind comes first: a node that cannot listen fails before it creates its database.
     pub async fn start(options: Options) -> Result<Node, ShellError> {
         let heartbeat_interval_ms =
             u64::try_from(options.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
@@ -114,7 +119,15 @@ impl Node {
             )
         };
         channel_config.validate().map_err(ShellError::Config)?;
-
+        // Connections that arrive before the accept loop starts wait in the backlog.
+        let listener =
+            Listener::bind(options.listen)
+                .await
+                .map_err(|source| ShellError::Listen {
+                    addr: options.listen,
+                    source,
+                })?;
+        check_db_dir(&options.db)?;
         let store = Store::open(&options.db).await?;
         let recovered = store.in_doubt_txns().await?;
         let writer = store.writer().await?;
@@ -146,13 +159,6 @@ impl Node {
             .core
             .handle(now, Input::Recover { txns: recovered });
 
-        let listener =
-            Listener::bind(options.listen)
-                .await
-                .map_err(|source| ShellError::Listen {
-                    addr: options.listen,
-                    source,
-                })?;
         let local_addr = listener.local_addr();
         event_loop.local_addr = local_addr;
         runtime::spawn(writer::run(
@@ -568,6 +574,16 @@ impl EventLoop {
             writer_outstanding: self.outstanding,
             io: self.io,
         })
+    }
+}
+
+fn check_db_dir(db: &Path) -> Result<(), ShellError> {
+    match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(ShellError::NoDbDir {
+            db: db.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+        _ => Ok(()),
     }
 }
 

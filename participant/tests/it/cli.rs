@@ -116,9 +116,10 @@ fn bad_peers_and_3pc_timings_are_usage_errors() {
 }
 
 #[test]
-fn an_unopenable_db_path_exits_1_naming_it() {
+fn a_db_in_a_missing_directory_exits_1_naming_the_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("missing-dir").join("p.db");
+    let missing = dir.path().join("missing-dir");
+    let db = missing.join("p.db");
     let db = db.to_str().expect("utf-8 path");
     let (status, stderr) = run(&[
         "serve",
@@ -133,7 +134,10 @@ fn an_unopenable_db_path_exits_1_naming_it() {
     ]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!("error: cannot open participant database {db}: ")),
+        stderr.contains(&format!(
+            "error: cannot create participant database {db}: directory {} does not exist",
+            missing.display()
+        )),
         "{stderr}"
     );
 }
@@ -164,7 +168,7 @@ fn a_db_file_that_is_not_sqlite_exits_1_naming_it() {
 }
 
 #[test]
-fn status_of_an_address_with_no_participant_exits_1() {
+fn status_of_an_address_with_no_participant_exits_4() {
     let addr = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr")
@@ -178,7 +182,7 @@ fn status_of_an_address_with_no_participant_exits_1() {
         "--timeout-ms",
         "2000",
     ]);
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(status.code(), Some(4), "{stderr}");
     assert!(
         stderr.contains(&format!("error: cannot reach participant at {addr}")),
         "{stderr}"

@@ -1,4 +1,4 @@
-//! The deterministic simulator (DESIGN §7): the real coordinator and participant cores,
+//! The deterministic simulator (README, "Deterministic simulation"): the real coordinator and participant cores,
 //! driven in one thread by a seeded RNG and a virtual clock, over a simulated network
 //! (FIFO per link, random delays, loss only when a link or node fails) and simulated
 //! disks (group commit; a crash keeps exactly what was durable). After a safety phase

@@ -73,6 +73,12 @@ impl Tally {
                     reason: reason.clone(),
                 });
             }
+            Err(CallError::Rejected { addr, reason }) => {
+                return Err(CallError::Rejected {
+                    addr: *addr,
+                    reason: reason.clone(),
+                });
+            }
             Err(CallError::Refused { reason }) => {
                 return Err(CallError::Refused {
                     reason: reason.clone(),
@@ -303,17 +309,24 @@ pub async fn wait_for_participants(
 }
 
 /// Groups reasons that differ only in ids and numbers: a transaction id becomes `<txn>`,
-/// every other run of digits `N` ("participant 2 ... acct-17 ... -3").
+/// every other run of digits `N` ("participant 2 ... acct-17 ... -3"), except a bound
+/// (the number after `min`, `max`, `minimum`, `maximum`), which every transfer of the
+/// workload shares and the reader needs ("below the minimum 0").
 pub fn numbers_as_n(reason: &str) -> String {
+    let mut previous = "";
     let words: Vec<String> = reason
         .split(' ')
         .map(|word| {
             let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
-            if uuid::Uuid::parse_str(bare).is_ok() {
+            let masked = if uuid::Uuid::parse_str(bare).is_ok() {
                 word.replace(bare, "<txn>")
+            } else if matches!(previous, "min" | "max" | "minimum" | "maximum") {
+                word.to_string()
             } else {
                 digits_as_n(word)
-            }
+            };
+            previous = word;
+            masked
         })
         .collect();
     words.join(" ")
@@ -346,7 +359,15 @@ mod tests {
     fn reasons_differing_only_in_numbers_and_ids_group_together() {
         assert_eq!(
             numbers_as_n("participant 2 voted no: add on acct-17 would leave -3 below min 0"),
-            "participant N voted no: add on acct-N would leave -N below min N"
+            "participant N voted no: add on acct-N would leave -N below min 0"
+        );
+        assert_eq!(
+            numbers_as_n(
+                "participant 3 voted no: adding -7 to key \"acct-12\" would make it -2, \
+                 below the minimum 0"
+            ),
+            "participant N voted no: adding -N to key \"acct-N\" would make it -N, below the \
+             minimum 0"
         );
         assert_eq!(
             numbers_as_n(

@@ -198,7 +198,10 @@ fn print_summary(
     println!();
     println!("transfers:  {}", config.transfers);
     println!("committed:  {}", tally.committed);
-    println!("aborted:    {}", tally.aborted_total());
+    println!(
+        "aborted:    {} (by reason; N stands for the ids and amounts that vary)",
+        tally.aborted_total()
+    );
     for (reason, count) in &tally.aborted {
         println!("  {count:>7}  {reason}");
     }

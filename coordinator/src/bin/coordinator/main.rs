@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use coordinator::client::{self, ResultText};
 use coordinator::core::{
-    DECIDE_RESEND_MS_DEFAULT, TIMEOUT_HEARTBEATS_MIN, TIMEOUT_MS_MAX_DEFAULT,
-    TXNS_IN_FLIGHT_MAX_DEFAULT,
+    DECIDE_RESEND_MS_DEFAULT, KEY_BYTES_MAX_DEFAULT, OPS_PER_TXN_MAX_DEFAULT,
+    TIMEOUT_HEARTBEATS_MIN, TIMEOUT_MS_MAX_DEFAULT, TXNS_IN_FLIGHT_MAX_DEFAULT,
+    VALUE_BYTES_MAX_DEFAULT,
 };
 use coordinator::shell::commands::{self, CallError};
 use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing};
@@ -26,11 +27,15 @@ mod bank;
 mod bench;
 mod demo;
 
-/// Exit codes (documented in `--help`).
+/// Exit codes, the same on every command of both binaries (README, "Exit status").
 const EXIT_COMMITTED: u8 = 0;
+/// Aborted, refused or rejected (a wrong cluster id), or a node that could not start.
 const EXIT_NOT_COMMITTED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// Only when the transaction may have reached the coordinator: it may have committed.
 const EXIT_UNKNOWN: u8 = 3;
+/// Nothing was sent: no connection (or no answer to a status request).
+const EXIT_UNREACHABLE: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,25 +46,63 @@ const EXIT_UNKNOWN: u8 = 3;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text, or as one JSON object per line (fields `timestamp`,
+    /// `level`, `fields`, `target`, `spans`). Colour codes only when stderr is a terminal.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a coordinator node: prints `LISTENING ip:port` once ready, logs to stderr.
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Submit one transaction and print its outcome.
     #[command(after_help = SUBMIT_HELP)]
     Submit(SubmitArgs),
     /// Print a running coordinator's status report.
+    #[command(after_help = STATUS_HELP)]
     Status(AddrArgs),
     /// Start a local cluster (participants + coordinator), run bank transfers, check
     /// that the total balance is unchanged, stop everything.
+    #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
     /// Benchmark bank transfers: a local cluster (or --coordinator ADDR), a progress
     /// line every second, a summary, then a check of conservation and atomicity.
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
 }
+
+const SERVE_HELP: &str = "\
+Example (participants 1 and 2 already listening on 7001 and 7002):
+  coordinator serve --id 100 --listen 127.0.0.1:7000 --db coordinator.db --cluster demo \\
+      --participant 1=127.0.0.1:7001 --participant 2=127.0.0.1:7002
+
+Addresses may name a host (localhost:7000); it is resolved once, at start-up. The listen
+address is bound before the decision log is opened and before any participant is dialled.
+Exit status: 1 if it cannot start (address in use, database unusable) or stops on a
+failed log write; 2 usage or invalid configuration.";
+
+const STATUS_HELP: &str = "\
+Example:
+  coordinator status --addr 127.0.0.1:7000 --cluster demo
+
+Exit status: 0 report printed; 1 refused or rejected (e.g. a wrong --cluster); 2 usage
+error; 4 coordinator unreachable or no answer.";
+
+const DEMO_HELP: &str = "\
+Examples:
+  coordinator demo
+  coordinator demo --protocol 3pc --transfers 10000 --accounts 100 --dir demo-files
+
+Exit status: 0 the total balance is unchanged; 1 it changed, or the demo could not run;
+2 usage error.";
 
 const BENCH_HELP: &str = "\
 Examples:
@@ -75,29 +118,35 @@ violation, or the benchmark could not run; 2 usage error.";
 const SUBMIT_HELP: &str = "\
 Operations (one argument each, quoted):
   NODE:get KEY                          read KEY
-  NODE:put KEY VALUE                    write VALUE (an integer if it parses as one, else text)
+  NODE:put KEY VALUE                    write VALUE: 42 or -5 is an integer, \"007\" (in double
+                                        quotes) is text, other words are text; 007, +5 or a
+                                        number past 64 bits is refused (quote it for text)
   NODE:del KEY                          delete KEY
   NODE:add KEY DELTA [min M] [max M]    add to an integer; votes NO if the result leaves the bounds
 
 Examples:
+  # seed two accounts first (a transfer on an empty cluster aborts: no balance to debit)
+  coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:put alice 100' '2:put bob 100'
   # a bank transfer: 5 from alice on participant 1 to bob on participant 2
   coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:add alice -5 min 0' '2:add bob 5'
-  coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:put alice 100' '2:put bob 100'
   coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:get alice' '2:get bob'
+  # text that looks like a number: double quotes inside the argument
+  coordinator submit --addr 127.0.0.1:7000 --cluster demo '1:put zip \"007\"'
   # the same transfer with three-phase commit (non-blocking if the coordinator crashes)
   coordinator submit --addr 127.0.0.1:7000 --cluster demo --protocol 3pc '1:add alice -5 min 0' '2:add bob 5'
 
 Prints the transaction id, then `committed` (and the values read) or `aborted: <reason>`.
-Exit status: 0 committed; 1 aborted or rejected; 2 usage error;
-3 coordinator unreachable or outcome UNKNOWN (no answer in time: it may have committed).";
+Exit status: 0 committed; 1 aborted, refused or rejected (e.g. a wrong --cluster); 2 usage
+error; 3 outcome UNKNOWN (sent, no answer in time: it may have committed); 4 coordinator
+unreachable (nothing was sent).";
 
 #[derive(Args, Debug)]
 struct ServeArgs {
     /// This coordinator's node id.
     #[arg(long)]
     id: u32,
-    /// Address for client connections (port 0: any free port).
-    #[arg(long)]
+    /// Address for client connections, IP:PORT or HOST:PORT (port 0: any free port).
+    #[arg(long, value_parser = wire::addr::resolve)]
     listen: SocketAddr,
     /// The decision log (SQLite; created if missing).
     #[arg(long)]
@@ -105,7 +154,8 @@ struct ServeArgs {
     /// Cluster id: every node and client of the cluster must use the same.
     #[arg(long)]
     cluster: String,
-    /// A participant as ID=ADDR (repeat for each), e.g. --participant 1=127.0.0.1:7001.
+    /// A participant as ID=ADDR (repeat for each), e.g. --participant 1=127.0.0.1:7001
+    /// or 1=localhost:7001.
     #[arg(long = "participant", value_name = "ID=ADDR", required = true, value_parser = client::parse_participant)]
     participants: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on participant channels; 10 silent intervals mean down.
@@ -137,6 +187,17 @@ struct ServeArgs {
     /// Transactions in flight at once; past it submissions are rejected as overload.
     #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
     txns_in_flight_max: usize,
+    /// Operations in one transaction, over all its participants; a larger Submit is
+    /// rejected. ops x (key + value) must fit in a 16 MiB frame.
+    #[arg(long, default_value_t = OPS_PER_TXN_MAX_DEFAULT)]
+    ops_per_txn_max: usize,
+    /// Longest key, in bytes; a Submit with a longer one is rejected.
+    #[arg(long, default_value_t = KEY_BYTES_MAX_DEFAULT)]
+    key_bytes_max: usize,
+    /// Longest text value, in bytes; a Submit with a longer one is rejected (the
+    /// participants' --value-bytes-max has the same default).
+    #[arg(long, default_value_t = VALUE_BYTES_MAX_DEFAULT)]
+    value_bytes_max: usize,
     /// Requests in flight on each participant channel before later ones wait in its
     /// queue; 1 is stop-and-wait (for comparison with pipelining) [default: the wire's
     /// pipeline limit].
@@ -154,8 +215,8 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct AddrArgs {
-    /// The coordinator's client address.
-    #[arg(long)]
+    /// The coordinator's client address, IP:PORT or HOST:PORT.
+    #[arg(long, value_parser = wire::addr::resolve)]
     addr: SocketAddr,
     /// Cluster id (must match the coordinator's).
     #[arg(long)]
@@ -181,11 +242,13 @@ struct SubmitArgs {
 
 #[derive(Args, Debug)]
 struct DemoArgs {
+    /// Participants to start (each with its own SQLite file and accounts).
     #[arg(long, default_value_t = 3)]
     participants: u32,
     /// Accounts per participant (fewer accounts: more lock conflicts).
     #[arg(long, default_value_t = 1_000)]
     accounts: u32,
+    /// Bank transfers to run, each between two random participants.
     #[arg(long, default_value_t = 3_000)]
     transfers: u64,
     /// Transfers in flight at once (pipelined on one connection).
@@ -241,7 +304,7 @@ struct BenchArgs {
     /// Benchmark an existing cluster through this coordinator instead of starting one
     /// (its accounts are (re)seeded unless --no-init; CPU and atomicity are then not
     /// measured per node, the conserved total is still checked).
-    #[arg(long)]
+    #[arg(long, value_parser = wire::addr::resolve)]
     coordinator: Option<SocketAddr>,
     /// Cluster id of the existing cluster (with --coordinator).
     #[arg(long, default_value = bench::CLUSTER_ID)]
@@ -275,7 +338,7 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    init_tracing(default_level);
+    init_tracing(default_level, cli.log_format);
     let code = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Submit(args) => submit(args),
@@ -286,14 +349,16 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_tracing(default_level: &str) {
+fn init_tracing(default_level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 fn serve(args: ServeArgs) -> u8 {
@@ -317,6 +382,9 @@ fn serve(args: ServeArgs) -> u8 {
         participants: args.participants,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         txns_in_flight_max: args.txns_in_flight_max,
+        ops_per_txn_max: args.ops_per_txn_max,
+        key_bytes_max: args.key_bytes_max,
+        value_bytes_max: args.value_bytes_max,
         channel_in_flight_max: args
             .channel_in_flight_max
             .map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
@@ -408,8 +476,9 @@ fn status(args: AddrArgs) -> u8 {
 
 fn call_exit_code(error: &CallError) -> u8 {
     match error {
-        CallError::Unreachable { .. } | CallError::OutcomeUnknown { .. } => EXIT_UNKNOWN,
-        CallError::Refused { .. } => EXIT_NOT_COMMITTED,
+        CallError::Unreachable { .. } => EXIT_UNREACHABLE,
+        CallError::OutcomeUnknown { .. } => EXIT_UNKNOWN,
+        CallError::Rejected { .. } | CallError::Refused { .. } => EXIT_NOT_COMMITTED,
     }
 }
 
@@ -498,6 +567,35 @@ fn run_demo(args: DemoArgs) -> u8 {
             match error.downcast_ref::<demo::DemoError>() {
                 Some(demo::DemoError::Config(_)) => EXIT_USAGE,
                 _ => EXIT_NOT_COMMITTED,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// `--help` on every command explains every option and shows an example.
+    #[test]
+    fn every_command_has_an_example_and_every_option_a_description() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        for command in cli.get_subcommands() {
+            let name = command.get_name();
+            let after = command.get_after_help().map(|text| text.to_string());
+            assert!(
+                after.is_some_and(|text| text.contains("Example")),
+                "`{name} --help` shows no example"
+            );
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "`{name} --{}` has no description",
+                    arg.get_id()
+                );
             }
         }
     }

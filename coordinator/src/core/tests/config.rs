@@ -45,3 +45,15 @@ fn timeouts_shorter_than_their_heartbeats_are_refused_with_the_setting_named() {
         long resend: invalid coordinator configuration: decide_resend_ms 3600001 ms exceeds the limit of 3600000 ms
     "#]].assert_eq(&text);
 }
+
+#[test]
+fn size_limits_whose_largest_transaction_cannot_fit_a_frame_are_refused() {
+    let mut config = Config::new([n(1)]);
+    config.limits.value_bytes_max = 64 * 1_024;
+    expect![[r#"invalid coordinator configuration: ops_per_txn_max 1000 x (key_bytes_max 1024 + value_bytes_max 65536) does not fit in a 16777216 byte frame: lower one of them"#]]
+        .assert_eq(&config.validate().unwrap_err().to_string());
+    config.limits.ops_per_txn_max = 100;
+    assert_eq!(config.validate(), Ok(()));
+    config.limits.key_bytes_max = 0;
+    assert!(config.validate().is_err());
+}
