@@ -1,26 +1,18 @@
 //! The `participant` binary: `serve` a participant node, or print a running one's `status`.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use cli::{EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, LogFormat, init_tracing};
 use participant::core::Config;
 use participant::shell::{CRASH_POINTS, Node, Options, ShellError};
 use wire::runtime;
 use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
-
-/// Exit codes, the same as the coordinator's (README, "Exit status"); 3 (outcome unknown)
-/// is for a submitted transaction, which no participant command has.
-const EXIT_OK: u8 = 0;
-/// Refused or rejected (a wrong cluster id), or a node that could not start.
-const EXIT_FAILED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-/// No connection, or no answer.
-const EXIT_UNREACHABLE: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,12 +27,6 @@ struct Cli {
     /// `level`, `fields`, `target`, `spans`). Colour codes only when stderr is a terminal.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,18 +159,6 @@ fn main() -> ExitCode {
         },
     };
     ExitCode::from(code)
-}
-
-fn init_tracing(default_level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().with_current_span(false).init(),
-    }
 }
 
 fn serve(args: ServeArgs) -> u8 {

@@ -527,54 +527,6 @@ impl EventLoop {
             }
         }
     }
-
-    async fn status_report(&self) -> String {
-        let stored = self
-            .store
-            .txn_counts()
-            .await
-            .map_err(|error| error.to_string());
-        let coordinators: Vec<(NodeId, SocketAddr)> = self
-            .peers
-            .values()
-            .filter(|channel| channel.peer_role() == Role::Coordinator)
-            .map(|channel| (channel.peer(), channel.peer_addr()))
-            .collect();
-        // Every configured peer, and any participant that connected without being listed.
-        let mut mesh: BTreeMap<NodeId, status::MeshPeer> = self
-            .mesh_peers
-            .iter()
-            .map(|(peer, addr)| (*peer, status::MeshPeer::down(*addr)))
-            .collect();
-        for channel in self.peers.values() {
-            if channel.peer_role() == Role::Participant {
-                let liveness = channel.liveness();
-                mesh.insert(
-                    channel.peer(),
-                    status::MeshPeer {
-                        addr: channel.peer_addr(),
-                        connected: true,
-                        // The mesh keeps the connection dialled by the larger id.
-                        dialled_by_us: channel.peer() < self.node_id,
-                        last_heard_ago: Some(liveness.last_heard_ago),
-                        phi: Some(liveness.phi),
-                    },
-                );
-            }
-        }
-        status::report(status::Report {
-            node_id: self.node_id,
-            addr: self.local_addr,
-            now: self.now(),
-            core: &self.core,
-            stored,
-            coordinators,
-            mesh,
-            clients: self.clients.len(),
-            writer_outstanding: self.outstanding,
-            io: self.io,
-        })
-    }
 }
 
 fn check_db_dir(db: &Path) -> Result<(), ShellError> {

@@ -5,8 +5,9 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use wire::{NodeId, TxnState};
+use wire::{NodeId, Role, TxnState};
 
+use super::EventLoop;
 use crate::core::{InDoubtTxn, Millis, Participant};
 
 /// In-doubt txns listed one per line; the rest are counted.
@@ -191,4 +192,55 @@ fn mesh_line(peer: NodeId, mesh_peer: &MeshPeer) -> String {
         let _ = write!(line, ", phi {phi:.2}");
     }
     line
+}
+
+impl EventLoop {
+    /// Gathers the report's parts from the loop's state and the store.
+    pub(super) async fn status_report(&self) -> String {
+        let stored = self
+            .store
+            .txn_counts()
+            .await
+            .map_err(|error| error.to_string());
+        let coordinators: Vec<(NodeId, SocketAddr)> = self
+            .peers
+            .values()
+            .filter(|channel| channel.peer_role() == Role::Coordinator)
+            .map(|channel| (channel.peer(), channel.peer_addr()))
+            .collect();
+        // Every configured peer, and any participant that connected without being listed.
+        let mut mesh: BTreeMap<NodeId, MeshPeer> = self
+            .mesh_peers
+            .iter()
+            .map(|(peer, addr)| (*peer, MeshPeer::down(*addr)))
+            .collect();
+        for channel in self.peers.values() {
+            if channel.peer_role() == Role::Participant {
+                let liveness = channel.liveness();
+                mesh.insert(
+                    channel.peer(),
+                    MeshPeer {
+                        addr: channel.peer_addr(),
+                        connected: true,
+                        // The mesh keeps the connection dialled by the larger id.
+                        dialled_by_us: channel.peer() < self.node_id,
+                        last_heard_ago: Some(liveness.last_heard_ago),
+                        phi: Some(liveness.phi),
+                    },
+                );
+            }
+        }
+        report(Report {
+            node_id: self.node_id,
+            addr: self.local_addr,
+            now: self.now(),
+            core: &self.core,
+            stored,
+            coordinators,
+            mesh,
+            clients: self.clients.len(),
+            writer_outstanding: self.outstanding,
+            io: self.io,
+        })
+    }
 }

@@ -1,7 +1,7 @@
 //! The `coordinator` binary: `serve` a coordinator node, `submit` a transaction, ask for
 //! `status`, run the local-cluster `demo`, or `bench` a cluster.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use cli::{
+    EXIT_FAILED, EXIT_OK, EXIT_UNKNOWN, EXIT_UNREACHABLE, EXIT_USAGE, LogFormat, init_tracing,
+};
 use coordinator::client::{self, ResultText};
 use coordinator::core::{
     DECIDE_RESEND_MS_DEFAULT, KEY_BYTES_MAX_DEFAULT, OPS_PER_TXN_MAX_DEFAULT,
@@ -27,16 +30,6 @@ mod bank;
 mod bench;
 mod demo;
 
-/// Exit codes, the same on every command of both binaries (README, "Exit status").
-const EXIT_COMMITTED: u8 = 0;
-/// Aborted, refused or rejected (a wrong cluster id), or a node that could not start.
-const EXIT_NOT_COMMITTED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-/// Only when the transaction may have reached the coordinator: it may have committed.
-const EXIT_UNKNOWN: u8 = 3;
-/// Nothing was sent: no connection (or no answer to a status request).
-const EXIT_UNREACHABLE: u8 = 4;
-
 #[derive(Parser, Debug)]
 #[command(
     name = "coordinator",
@@ -50,12 +43,6 @@ struct Cli {
     /// `level`, `fields`, `target`, `spans`). Colour codes only when stderr is a terminal.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -349,18 +336,6 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_tracing(default_level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().with_current_span(false).init(),
-    }
-}
-
 fn serve(args: ServeArgs) -> u8 {
     if let Some(unknown) = args
         .crash_at
@@ -407,7 +382,7 @@ fn serve(args: ServeArgs) -> u8 {
                 eprintln!("error: {error}");
                 return match error {
                     ShellError::Config(_) => EXIT_USAGE,
-                    _ => EXIT_NOT_COMMITTED,
+                    _ => EXIT_FAILED,
                 };
             }
         };
@@ -419,7 +394,7 @@ fn serve(args: ServeArgs) -> u8 {
             tracing::error!(%error, "coordinator stopping");
             eprintln!("error: {error}");
         }
-        EXIT_NOT_COMMITTED
+        EXIT_FAILED
     })
 }
 
@@ -450,8 +425,8 @@ fn submit(args: SubmitArgs) -> u8 {
         Ok(result) => {
             print!("{}", ResultText { result: &result });
             match result {
-                TxnResult::Committed { .. } => EXIT_COMMITTED,
-                TxnResult::Aborted { .. } | TxnResult::Rejected { .. } => EXIT_NOT_COMMITTED,
+                TxnResult::Committed { .. } => EXIT_OK,
+                TxnResult::Aborted { .. } | TxnResult::Rejected { .. } => EXIT_FAILED,
             }
         }
         Err(error) => {
@@ -465,7 +440,7 @@ fn status(args: AddrArgs) -> u8 {
     match runtime::block_on(commands::status(args.addr, &args.cluster)) {
         Ok(text) => {
             print!("{text}");
-            EXIT_COMMITTED
+            EXIT_OK
         }
         Err(error) => {
             eprintln!("error: {error}");
@@ -478,7 +453,7 @@ fn call_exit_code(error: &CallError) -> u8 {
     match error {
         CallError::Unreachable { .. } => EXIT_UNREACHABLE,
         CallError::OutcomeUnknown { .. } => EXIT_UNKNOWN,
-        CallError::Rejected { .. } | CallError::Refused { .. } => EXIT_NOT_COMMITTED,
+        CallError::Rejected { .. } | CallError::Refused { .. } => EXIT_FAILED,
     }
 }
 
@@ -529,16 +504,16 @@ fn run_bench(args: BenchArgs) -> u8 {
                 print!("{}", summary.text());
             }
             if summary.verified() {
-                EXIT_COMMITTED
+                EXIT_OK
             } else {
-                EXIT_NOT_COMMITTED
+                EXIT_FAILED
             }
         }
         Err(error) => {
             eprintln!("error: {error:#}");
             match error.downcast_ref::<bench::BenchError>() {
                 Some(bench::BenchError::Config(_)) => EXIT_USAGE,
-                _ => EXIT_NOT_COMMITTED,
+                _ => EXIT_FAILED,
             }
         }
     }
@@ -560,13 +535,13 @@ fn run_demo(args: DemoArgs) -> u8 {
         Ok(demo::run(config)?)
     })();
     match result {
-        Ok(true) => EXIT_COMMITTED,
-        Ok(false) => EXIT_NOT_COMMITTED,
+        Ok(true) => EXIT_OK,
+        Ok(false) => EXIT_FAILED,
         Err(error) => {
             eprintln!("error: {error:#}");
             match error.downcast_ref::<demo::DemoError>() {
                 Some(demo::DemoError::Config(_)) => EXIT_USAGE,
-                _ => EXIT_NOT_COMMITTED,
+                _ => EXIT_FAILED,
             }
         }
     }
