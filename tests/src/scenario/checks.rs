@@ -67,11 +67,15 @@ fn settle(run: &mut Run) {
     let started = Instant::now();
     loop {
         let in_doubt = in_doubt_counts(run).values().sum::<i64>();
-        let unfinished = run
-            .query(NodeName::Coordinator, "SELECT count(*) FROM unfinished")
-            .ok()
-            .and_then(|rows| rows.first()?.first()?.parse::<i64>().ok())
-            .unwrap_or(0);
+        // A coordinator that is down cannot finish its decisions; nothing to wait for.
+        let unfinished = match run.running(NodeName::Coordinator) {
+            Some(_) => run
+                .query(NodeName::Coordinator, "SELECT count(*) FROM unfinished")
+                .ok()
+                .and_then(|rows| rows.first()?.first()?.parse::<i64>().ok())
+                .unwrap_or(0),
+            None => 0,
+        };
         if in_doubt == 0 && unfinished == 0 {
             run.timeline.event(
                 "checks",
@@ -212,7 +216,7 @@ fn nothing_in_doubt(run: &Run) -> Result<String, String> {
 fn no_locks(run: &Run) -> Result<String, String> {
     let mut checked = Vec::new();
     for p in 1..=run.scenario.participants {
-        let Some(process) = run.process(NodeName::Participant(p)) else {
+        let Some(process) = run.running(NodeName::Participant(p)) else {
             continue;
         };
         let ran = Launch::new("status", crate::binary("participant"))

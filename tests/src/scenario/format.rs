@@ -162,6 +162,9 @@ pub enum Step {
         protocol: Option<Protocol>,
         /// "committed", "aborted" or "unknown" (the client could not learn the outcome).
         expect: Option<Expect>,
+        /// Run it in the background (the next step starts at once); no `expect` then.
+        #[serde(default)]
+        background: bool,
     },
     StartWorkload {},
     Sleep {
@@ -385,6 +388,11 @@ fn validate_step(step: &Step, n: u32, has_workload: bool) -> Result<(), String> 
             check_ms("ms", link.ms.ok_or("delay needs ms")?)
         }
         Step::Submit { ops, .. } if ops.is_empty() => Err("ops: at least one".to_string()),
+        Step::Submit {
+            background: true,
+            expect: Some(_),
+            ..
+        } => Err("a background submit cannot have expect".to_string()),
         Step::Submit { .. } => Ok(()),
         Step::StartWorkload {} | Step::WaitWorkload { .. } if !has_workload => {
             Err("there is no [workload]".to_string())

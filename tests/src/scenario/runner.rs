@@ -20,6 +20,10 @@ use crate::{COORDINATOR_ID, cluster_config, find_txn_id, submit_args};
 const POLL: Duration = Duration::from_millis(50);
 /// Seeding and the first connection: the nodes have just started.
 const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long a `status` command may take.
+const STATUS_WITHIN: Duration = Duration::from_secs(10);
+/// How long a coordinator restart waits for the old one's decisions to end.
+const DECISIONS_END_WITHIN: Duration = Duration::from_secs(5);
 /// A submit process may run this much longer than its transaction's timeout.
 const SUBMIT_SLACK: Duration = Duration::from_secs(10);
 
@@ -81,6 +85,10 @@ pub fn run_file(path: &Path, echo: bool) -> Result<Verdict, String> {
             failure = Some("the workload did not finish in time".to_string());
         }
     }
+    // A background submit ends within its own bound (`submit`).
+    for thread in run.background.drain(..) {
+        let _ = thread.join();
+    }
     let passed = match &failure {
         Some(error) => {
             timeline.event("runner", format!("FAIL: {error}"));
@@ -130,7 +138,9 @@ pub struct Run {
     /// Every transaction a client ran (steps and workload).
     pub txns: Arc<Mutex<Vec<TxnRecord>>>,
     /// `submit` steps' names -> txn ids, for `{txn:NAME}` in SQL.
-    pub named: BTreeMap<String, String>,
+    pub named: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Background submits still running.
+    background: Vec<std::thread::JoinHandle<()>>,
     /// What the seeding put in the bank (`None`: nothing seeded).
     pub seeded_total: Option<i64>,
     coordinator_addr: Arc<Mutex<Option<SocketAddr>>>,
@@ -182,7 +192,8 @@ impl Run {
             timeline,
             proxies,
             txns: Arc::new(Mutex::new(Vec::new())),
-            named: BTreeMap::new(),
+            named: Arc::new(Mutex::new(BTreeMap::new())),
+            background: Vec::new(),
             seeded_total: None,
             coordinator_addr: Arc::new(Mutex::new(None)),
             workload: None,
@@ -295,12 +306,47 @@ impl Run {
                 ops,
                 name,
                 protocol,
+                background: true,
+                ..
+            } => {
+                let (addr, protocol) = (
+                    self.cluster.coordinator_addr(),
+                    protocol.unwrap_or(self.scenario.protocol),
+                );
+                let (ops, name, timeout_ms) = (ops.clone(), name.clone(), self.scenario.timeout_ms);
+                let (txns, named, timeline) =
+                    (self.txns.clone(), self.named.clone(), self.timeline.clone());
+                self.timeline.event(
+                    "client",
+                    format!("{} [{}] in the background", protocol.flag(), ops.join(", ")),
+                );
+                self.background.push(std::thread::spawn(move || {
+                    let record = submit(addr, protocol, timeout_ms, &ops, writes_of(&ops));
+                    timeline.event("client", workload::describe(&record));
+                    if let (Some(name), Some(id)) = (name, &record.id) {
+                        named
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(name, id.clone());
+                    }
+                    txns.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+                }));
+                Ok(())
+            }
+            Step::Submit {
+                ops,
+                name,
+                protocol,
                 expect,
+                ..
             } => {
                 let writes = writes_of(ops);
                 let record = self.submit(ops, *protocol, writes);
                 if let (Some(name), Some(id)) = (name, &record.id) {
-                    self.named.insert(name.clone(), id.clone());
+                    self.named
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name.clone(), id.clone());
                 }
                 let wanted = expect.map(|expect| match expect {
                     format::Expect::Committed => ClientOutcome::Committed,
@@ -433,29 +479,56 @@ impl Run {
         record
     }
 
+    /// Waits until the coordinator's `status` shows every participant up. A status
+    /// report, not a probe transaction: a probe would trip the crash points.
     fn wait_connected(&mut self, within: Duration) -> Result<(), String> {
         let n = self.scenario.participants;
-        let ops: Vec<String> = (1..=n).map(|p| format!("{p}:get probe")).collect();
         let deadline = Instant::now() + within;
         loop {
-            let addr = self.cluster.coordinator_addr();
-            let record = submit(
-                addr,
-                Protocol::TwoPhase,
-                self.scenario.timeout_ms,
-                &ops,
-                vec![],
-            );
-            if record.outcome == ClientOutcome::Committed {
-                self.timeline
-                    .event("runner", "coordinator connected to every participant");
-                return Ok(());
+            if let Some(addr) = self.running(NodeName::Coordinator).map(Node::addr) {
+                let ran = Launch::new("status", crate::binary("coordinator"))
+                    .args([
+                        "status",
+                        "--addr",
+                        &addr.to_string(),
+                        "--cluster",
+                        crate::CLUSTER,
+                    ])
+                    .run(STATUS_WITHIN);
+                let up = ran.map_or(0, |ran| {
+                    (1..=n)
+                        .filter(|id| {
+                            ran.stdout.lines().any(|line| {
+                                line.trim_start().starts_with(&format!("{id} "))
+                                    && line.contains(" up")
+                            })
+                        })
+                        .count()
+                });
+                if up == n as usize {
+                    self.timeline
+                        .event("runner", "coordinator connected to every participant");
+                    return Ok(());
+                }
             }
             if Instant::now() >= deadline {
                 return Err(format!("not connected within {within:?}"));
             }
             self.notice_exits();
             std::thread::sleep(POLL * 2);
+        }
+    }
+
+    /// Waits (up to `DECISIONS_END_WITHIN`) until the coordinator's log has no unfinished
+    /// decision: ends are written lazily, and a restarted coordinator would re-send the
+    /// Commit of one, tripping its new crash points on an old transaction.
+    fn wait_decisions_ended(&self) {
+        let deadline = Instant::now() + DECISIONS_END_WITHIN;
+        while Instant::now() < deadline
+            && self.query(NodeName::Coordinator, "SELECT count(*) FROM unfinished")
+                != Ok(vec![vec!["0".to_string()]])
+        {
+            std::thread::sleep(POLL);
         }
     }
 
@@ -479,6 +552,9 @@ impl Run {
                 .start_participant(id, &extra)
                 .map_err(|e| e.to_string())?,
             NodeName::Coordinator => {
+                if self.running(NodeName::Coordinator).is_some() {
+                    self.wait_decisions_ended();
+                }
                 self.cluster
                     .start_coordinator(&extra)
                     .map_err(|e| e.to_string())?;
@@ -568,6 +644,12 @@ impl Run {
         }
     }
 
+    /// The node's process if it has not exited.
+    pub fn running(&self, node: NodeName) -> Option<&Node> {
+        self.process(node)
+            .filter(|process| process.wait_exit(Duration::ZERO).is_none())
+    }
+
     fn take(&mut self, node: NodeName) -> Option<Node> {
         match node {
             NodeName::Coordinator => self.cluster.coordinator.take(),
@@ -632,9 +714,12 @@ impl Run {
             let name = &out[start + 5..end];
             let id = self
                 .named
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
                 .get(name)
+                .cloned()
                 .ok_or(format!("no submit step named '{name}' got a txn id"))?;
-            out.replace_range(start..=end, id);
+            out.replace_range(start..=end, &id);
         }
         Ok(out)
     }
