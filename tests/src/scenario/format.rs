@@ -162,6 +162,8 @@ pub enum Step {
         protocol: Option<Protocol>,
         /// "committed", "aborted" or "unknown" (the client could not learn the outcome).
         expect: Option<Expect>,
+        /// Text the client must print (e.g. the abort's reason).
+        expect_output: Option<String>,
         /// Run it in the background (the next step starts at once); no `expect` then.
         #[serde(default)]
         background: bool,
@@ -390,9 +392,12 @@ fn validate_step(step: &Step, n: u32, has_workload: bool) -> Result<(), String> 
         Step::Submit { ops, .. } if ops.is_empty() => Err("ops: at least one".to_string()),
         Step::Submit {
             background: true,
-            expect: Some(_),
+            expect,
+            expect_output,
             ..
-        } => Err("a background submit cannot have expect".to_string()),
+        } if expect.is_some() || expect_output.is_some() => {
+            Err("a background submit cannot have expect or expect_output".to_string())
+        }
         Step::Submit { .. } => Ok(()),
         Step::StartWorkload {} | Step::WaitWorkload { .. } if !has_workload => {
             Err("there is no [workload]".to_string())
@@ -456,4 +461,41 @@ fn check_ms(field: &str, ms: u64) -> Result<(), String> {
         return Err(format!("{field} = {ms}: at most {WAIT_MS_MAX}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_field_is_refused_with_its_line_and_name() {
+        let text = "description = \"x\"\n\n[[step]]\nkill = \"p1\"\n\n[checks]\natomik = true\n";
+        let error = parse(text).unwrap_err();
+        assert!(error.contains("line 7"), "{error}");
+        assert!(error.contains("atomik"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_step_names_the_known_ones() {
+        let error = parse("description = \"x\"\n[[step]]\nkil = \"p1\"\n").unwrap_err();
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("kil") && error.contains("restart"), "{error}");
+    }
+
+    #[test]
+    fn unknown_nodes_and_crash_points_are_refused_with_the_step() {
+        let error = parse("description = \"x\"\n[[step]]\nkill = \"p9\"\n").unwrap_err();
+        assert!(error.contains("step 1 (kill)") && error.contains("p9"), "{error}");
+        let error = parse(
+            "description = \"x\"\n[[step]]\nrestart = { node = \"p1\", crash_at = [\"coordinator.after_commit_logged\"] }\n",
+        )
+        .unwrap_err();
+        assert!(error.contains("unknown crash point"), "{error}");
+    }
+
+    #[test]
+    fn a_workload_needs_exactly_one_bound() {
+        let text = "description = \"x\"\n[workload]\ncount = 3\nduration_ms = 100\n";
+        assert!(parse(text).unwrap_err().contains("exactly one of count and duration_ms"));
+    }
 }

@@ -34,6 +34,8 @@ pub struct TxnRecord {
     /// Participants the transaction writes on.
     pub writes: Vec<u32>,
     pub outcome: ClientOutcome,
+    /// What the client printed.
+    pub output: String,
 }
 
 /// The printed timeline: every line is time since the start, node, event.

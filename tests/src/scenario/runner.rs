@@ -338,6 +338,7 @@ impl Run {
                 name,
                 protocol,
                 expect,
+                expect_output,
                 ..
             } => {
                 let writes = writes_of(ops);
@@ -353,10 +354,14 @@ impl Run {
                     format::Expect::Aborted => ClientOutcome::Aborted,
                     format::Expect::Unknown => ClientOutcome::Unknown,
                 });
-                match wanted {
-                    Some(wanted) if wanted != record.outcome => Err(format!(
+                match (wanted, expect_output) {
+                    (Some(wanted), _) if wanted != record.outcome => Err(format!(
                         "expected {wanted:?}, the client was told {:?}",
                         record.outcome
+                    )),
+                    (_, Some(text)) if !record.output.contains(text.as_str()) => Err(format!(
+                        "the client did not print {text:?}; it printed {:?}",
+                        record.output.trim()
                     )),
                     _ => Ok(()),
                 }
@@ -759,6 +764,7 @@ pub fn submit(
         id: None,
         writes: writes.clone(),
         outcome: ClientOutcome::NotSent,
+        output: String::new(),
     };
     let Some(addr) = addr else {
         return not_sent;
@@ -785,5 +791,6 @@ pub fn submit(
         id: find_txn_id(&ran.stdout),
         writes,
         outcome,
+        output: ran.stdout,
     }
 }
