@@ -8,5 +8,4 @@ mod isolation_processes;
 mod model_check;
 mod scenarios;
 mod simulation;
-mod three_phase_processes;
 mod two_phase_processes;

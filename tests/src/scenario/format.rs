@@ -479,13 +479,19 @@ mod tests {
     fn an_unknown_step_names_the_known_ones() {
         let error = parse("description = \"x\"\n[[step]]\nkil = \"p1\"\n").unwrap_err();
         assert!(error.contains("line 3"), "{error}");
-        assert!(error.contains("kil") && error.contains("restart"), "{error}");
+        assert!(
+            error.contains("kil") && error.contains("restart"),
+            "{error}"
+        );
     }
 
     #[test]
     fn unknown_nodes_and_crash_points_are_refused_with_the_step() {
         let error = parse("description = \"x\"\n[[step]]\nkill = \"p9\"\n").unwrap_err();
-        assert!(error.contains("step 1 (kill)") && error.contains("p9"), "{error}");
+        assert!(
+            error.contains("step 1 (kill)") && error.contains("p9"),
+            "{error}"
+        );
         let error = parse(
             "description = \"x\"\n[[step]]\nrestart = { node = \"p1\", crash_at = [\"coordinator.after_commit_logged\"] }\n",
         )
@@ -496,6 +502,10 @@ mod tests {
     #[test]
     fn a_workload_needs_exactly_one_bound() {
         let text = "description = \"x\"\n[workload]\ncount = 3\nduration_ms = 100\n";
-        assert!(parse(text).unwrap_err().contains("exactly one of count and duration_ms"));
+        assert!(
+            parse(text)
+                .unwrap_err()
+                .contains("exactly one of count and duration_ms")
+        );
     }
 }
