@@ -150,7 +150,7 @@ impl Spec {
     /// Parses `NAME[@N][:TXN]`, refusing a name `binary` does not have.
     pub fn parse(text: &str, binary: Binary) -> Result<Spec, String> {
         let (rest, txn) = match text.split_once(':') {
-            Some((_, txn)) if txn.is_empty() => {
+            Some((_, "")) => {
                 return Err(format!(
                     "crash point '{text}': empty transaction id after ':'"
                 ));

@@ -4,9 +4,11 @@
 //! on the shared local cluster and prints a timeline, the checks and a verdict.
 
 pub mod checks;
+mod client;
 pub mod format;
 pub mod proxy;
 pub mod runner;
+mod steps;
 mod workload;
 
 use std::io::Write;

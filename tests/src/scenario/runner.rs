@@ -10,22 +10,21 @@ use std::time::{Duration, Instant};
 
 use cluster::{Launch, LocalCluster, Node, WorkDir};
 
-use super::format::{self, Direction, LinkSpec, NodeName, Protocol, Scenario, Step};
+use super::client::submit;
+use super::format::{self, NodeName, Protocol, Scenario, Step};
 use super::proxy::Proxy;
 use super::workload::{self, Target, account};
 use super::{ClientOutcome, Timeline, TxnRecord, checks};
-use crate::{COORDINATOR_ID, cluster_config, find_txn_id, submit_args};
+use crate::{COORDINATOR_ID, cluster_config};
 
 /// How often a wait looks again.
-const POLL: Duration = Duration::from_millis(50);
+pub(super) const POLL: Duration = Duration::from_millis(50);
 /// Seeding and the first connection: the nodes have just started.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 /// How long a `status` command may take.
 const STATUS_WITHIN: Duration = Duration::from_secs(10);
 /// How long a coordinator restart waits for the old one's decisions to end.
 const DECISIONS_END_WITHIN: Duration = Duration::from_secs(5);
-/// A submit process may run this much longer than its transaction's timeout.
-const SUBMIT_SLACK: Duration = Duration::from_secs(10);
 
 /// How a scenario ended.
 #[derive(Debug)]
@@ -80,10 +79,9 @@ pub fn run_file(path: &Path, echo: bool) -> Result<Verdict, String> {
     }
     if failure.is_none()
         && let Some(mut running) = run.workload.take()
+        && !running.wait(Duration::from_millis(run.scenario.checks.settle_ms))
     {
-        if !running.wait(Duration::from_millis(run.scenario.checks.settle_ms)) {
-            failure = Some("the workload did not finish in time".to_string());
-        }
+        failure = Some("the workload did not finish in time".to_string());
     }
     // A background submit ends within its own bound (`submit`).
     for thread in run.background.drain(..) {
@@ -140,16 +138,16 @@ pub struct Run {
     /// `submit` steps' names -> txn ids, for `{txn:NAME}` in SQL.
     pub named: Arc<Mutex<BTreeMap<String, String>>>,
     /// Background submits still running.
-    background: Vec<std::thread::JoinHandle<()>>,
+    pub(super) background: Vec<std::thread::JoinHandle<()>>,
     /// What the seeding put in the bank (`None`: nothing seeded).
     pub seeded_total: Option<i64>,
-    coordinator_addr: Arc<Mutex<Option<SocketAddr>>>,
-    workload: Option<workload::Running>,
+    pub(super) coordinator_addr: Arc<Mutex<Option<SocketAddr>>>,
+    pub(super) workload: Option<workload::Running>,
     /// Pids whose exit was already reported.
-    reported_exits: BTreeSet<u32>,
+    pub(super) reported_exits: BTreeSet<u32>,
 }
 
-fn node_id(node: NodeName) -> u32 {
+pub(super) fn node_id(node: NodeName) -> u32 {
     match node {
         NodeName::Coordinator => COORDINATOR_ID,
         NodeName::Participant(id) => id,
@@ -250,192 +248,7 @@ impl Run {
         Ok(())
     }
 
-    fn step(&mut self, step: &Step) -> Result<(), String> {
-        let n = self.scenario.participants;
-        let parse = |name: &str| NodeName::parse(name, n);
-        let result = match step {
-            Step::Kill(node) => {
-                let node = parse(node)?;
-                self.notice_exits();
-                match self.take(node) {
-                    Some(process) => {
-                        process.kill();
-                        self.timeline.event(&node.to_string(), "kill -9");
-                    }
-                    None => self
-                        .timeline
-                        .event(&node.to_string(), "kill -9: not running"),
-                }
-                if node == NodeName::Coordinator {
-                    *self
-                        .coordinator_addr
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = None;
-                }
-                Ok(())
-            }
-            Step::Stop(node) => self.signal(parse(node)?, "STOP"),
-            Step::Cont(node) => self.signal(parse(node)?, "CONT"),
-            Step::Restart { node, crash_at } => self.restart(parse(node)?, crash_at),
-            Step::Cut(link) => self.link(link, "cut", |faults| faults.cut = true),
-            Step::Heal(link) => self.link(link, "heal", |faults| *faults = Default::default()),
-            Step::Drop(link) => self.link(link, "drop", |faults| faults.drop = true),
-            Step::Delay(link) => {
-                let delay = Duration::from_millis(link.ms.unwrap_or(0));
-                self.link(link, &format!("delay {delay:?}"), |faults| {
-                    faults.delay = delay
-                })
-            }
-            Step::Reset(link) => {
-                let mut closed = 0;
-                for proxy in self
-                    .proxies_of(link, Direction::Both)?
-                    .into_iter()
-                    .map(|(p, _)| p)
-                {
-                    closed += self.proxies[&proxy].reset();
-                }
-                let (a, b) = (&link.link[0], &link.link[1]);
-                self.timeline.event(
-                    "net",
-                    format!("reset {a}<->{b}: {closed} connections closed"),
-                );
-                Ok(())
-            }
-            Step::Submit {
-                ops,
-                name,
-                protocol,
-                background: true,
-                ..
-            } => {
-                let (addr, protocol) = (
-                    self.cluster.coordinator_addr(),
-                    protocol.unwrap_or(self.scenario.protocol),
-                );
-                let (ops, name, timeout_ms) = (ops.clone(), name.clone(), self.scenario.timeout_ms);
-                let (txns, named, timeline) =
-                    (self.txns.clone(), self.named.clone(), self.timeline.clone());
-                self.timeline.event(
-                    "client",
-                    format!("{} [{}] in the background", protocol.flag(), ops.join(", ")),
-                );
-                self.background.push(std::thread::spawn(move || {
-                    let record = submit(addr, protocol, timeout_ms, &ops, writes_of(&ops));
-                    timeline.event("client", workload::describe(&record));
-                    if let (Some(name), Some(id)) = (name, &record.id) {
-                        named
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(name, id.clone());
-                    }
-                    txns.lock().unwrap_or_else(|p| p.into_inner()).push(record);
-                }));
-                Ok(())
-            }
-            Step::Submit {
-                ops,
-                name,
-                protocol,
-                expect,
-                expect_output,
-                ..
-            } => {
-                let writes = writes_of(ops);
-                let record = self.submit(ops, *protocol, writes);
-                if let (Some(name), Some(id)) = (name, &record.id) {
-                    self.named
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(name.clone(), id.clone());
-                }
-                let wanted = expect.map(|expect| match expect {
-                    format::Expect::Committed => ClientOutcome::Committed,
-                    format::Expect::Aborted => ClientOutcome::Aborted,
-                    format::Expect::Unknown => ClientOutcome::Unknown,
-                });
-                match (wanted, expect_output) {
-                    (Some(wanted), _) if wanted != record.outcome => Err(format!(
-                        "expected {wanted:?}, the client was told {:?}",
-                        record.outcome
-                    )),
-                    (_, Some(text)) if !record.output.contains(text.as_str()) => Err(format!(
-                        "the client did not print {text:?}; it printed {:?}",
-                        record.output.trim()
-                    )),
-                    _ => Ok(()),
-                }
-            }
-            Step::StartWorkload {} => {
-                self.start_workload();
-                Ok(())
-            }
-            Step::Sleep { ms } => {
-                self.timeline.event("runner", format!("sleep {ms} ms"));
-                std::thread::sleep(Duration::from_millis(*ms));
-                Ok(())
-            }
-            Step::WaitExit { node, within_ms } => {
-                let node = parse(node)?;
-                let within = Duration::from_millis(*within_ms);
-                let Some(process) = self.process(node) else {
-                    return Err(format!("{node} is not running"));
-                };
-                match process.wait_exit(within) {
-                    Some(_) => {
-                        self.notice_exits();
-                        let process = self.take(node);
-                        drop(process);
-                        Ok(())
-                    }
-                    None => Err(format!("{node} did not exit within {within:?}")),
-                }
-            }
-            Step::WaitConnected { within_ms } => {
-                self.wait_connected(Duration::from_millis(*within_ms))
-            }
-            Step::WaitSql {
-                node,
-                sql,
-                rows,
-                within_ms,
-            } => {
-                let node = parse(node)?;
-                let sql = self.expand(sql)?;
-                let deadline = Instant::now() + Duration::from_millis(*within_ms);
-                loop {
-                    let got = self.query(node, &sql);
-                    if got.as_ref() == Ok(rows) {
-                        self.timeline
-                            .event(&node.to_string(), format!("`{sql}` = {rows:?}"));
-                        break Ok(());
-                    }
-                    if Instant::now() >= deadline {
-                        break Err(format!(
-                            "{node}: `{sql}` returned {got:?}, expected {rows:?} within {within_ms} ms"
-                        ));
-                    }
-                    self.notice_exits();
-                    std::thread::sleep(POLL);
-                }
-            }
-            Step::WaitWorkload { within_ms } => match self.workload.as_mut() {
-                Some(running) => {
-                    if running.wait(Duration::from_millis(*within_ms)) {
-                        self.timeline.event("runner", "workload done");
-                        Ok(())
-                    } else {
-                        Err(format!("the workload was not done within {within_ms} ms"))
-                    }
-                }
-                None => Err("the workload was not started".to_string()),
-            },
-        };
-        self.notice_exits();
-        result
-    }
-
-    fn start_workload(&mut self) {
+    pub(super) fn start_workload(&mut self) {
         let Some(spec) = self.scenario.workload.clone() else {
             return;
         };
@@ -459,7 +272,7 @@ impl Run {
     }
 
     /// Runs one transaction on the coordinator now, records and prints its outcome.
-    fn submit(
+    pub(super) fn submit(
         &mut self,
         ops: &[String],
         protocol: Option<Protocol>,
@@ -486,7 +299,7 @@ impl Run {
 
     /// Waits until the coordinator's `status` shows every participant up. A status
     /// report, not a probe transaction: a probe would trip the crash points.
-    fn wait_connected(&mut self, within: Duration) -> Result<(), String> {
+    pub(super) fn wait_connected(&mut self, within: Duration) -> Result<(), String> {
         let n = self.scenario.participants;
         let deadline = Instant::now() + within;
         loop {
@@ -539,7 +352,7 @@ impl Run {
 
     /// (Re)starts a node with crash points armed. A coordinator is restarted only once
     /// its old decision log has no unfinished decision left to re-send, or after 5 s.
-    fn restart(&mut self, node: NodeName, crash_at: &[String]) -> Result<(), String> {
+    pub(super) fn restart(&mut self, node: NodeName, crash_at: &[String]) -> Result<(), String> {
         let extra: Vec<String> = crash_at
             .iter()
             .flat_map(|point| ["--crash-at".to_string(), point.clone()])
@@ -580,68 +393,6 @@ impl Run {
         Ok(())
     }
 
-    fn signal(&mut self, node: NodeName, signal: &str) -> Result<(), String> {
-        let process = self.process(node).ok_or(format!("{node} is not running"))?;
-        process.signal(signal).map_err(|e| e.to_string())?;
-        self.timeline
-            .event(&node.to_string(), format!("SIG{signal}"));
-        Ok(())
-    }
-
-    /// The proxies a fault on `link` applies to, and for each whether it is their `up`
-    /// (dialler to target) direction.
-    fn proxies_of(
-        &self,
-        link: &LinkSpec,
-        direction: Direction,
-    ) -> Result<Vec<((u32, u32), bool)>, String> {
-        let n = self.scenario.participants;
-        let a = node_id(NodeName::parse(&link.link[0], n)?);
-        let b = node_id(NodeName::parse(&link.link[1], n)?);
-        // Bytes a -> b travel up the path a dials to b, and down the path b dials to a.
-        let mut found = Vec::new();
-        let forward = direction != Direction::Backward;
-        let backward = direction != Direction::Forward;
-        if self.proxies.contains_key(&(a, b)) {
-            if forward {
-                found.push(((a, b), true));
-            }
-            if backward {
-                found.push(((a, b), false));
-            }
-        }
-        if self.proxies.contains_key(&(b, a)) {
-            if forward {
-                found.push(((b, a), false));
-            }
-            if backward {
-                found.push(((b, a), true));
-            }
-        }
-        Ok(found)
-    }
-
-    fn link(
-        &mut self,
-        link: &LinkSpec,
-        what: &str,
-        change: impl Fn(&mut super::proxy::Faults),
-    ) -> Result<(), String> {
-        for (key, up) in self.proxies_of(link, link.direction)? {
-            self.proxies[&key].update(up, &change);
-        }
-        let arrow = match link.direction {
-            Direction::Both => "<->",
-            Direction::Forward => "->",
-            Direction::Backward => "<-",
-        };
-        self.timeline.event(
-            "net",
-            format!("{what} {}{arrow}{}", link.link[0], link.link[1]),
-        );
-        Ok(())
-    }
-
     pub fn process(&self, node: NodeName) -> Option<&Node> {
         match node {
             NodeName::Coordinator => self.cluster.coordinator.as_ref(),
@@ -655,7 +406,7 @@ impl Run {
             .filter(|process| process.wait_exit(Duration::ZERO).is_none())
     }
 
-    fn take(&mut self, node: NodeName) -> Option<Node> {
+    pub(super) fn take(&mut self, node: NodeName) -> Option<Node> {
         match node {
             NodeName::Coordinator => self.cluster.coordinator.take(),
             NodeName::Participant(id) => self.cluster.participants[id as usize - 1].take(),
@@ -735,62 +486,5 @@ impl Run {
                 process.kill();
             }
         }
-    }
-}
-
-/// The participants `ops` write on (`N:put`, `N:add`, `N:del`).
-fn writes_of(ops: &[String]) -> Vec<u32> {
-    let mut writes: Vec<u32> = ops
-        .iter()
-        .filter_map(|op| {
-            let (node, rest) = op.split_once(':')?;
-            (!rest.trim_start().starts_with("get")).then(|| node.parse().ok())?
-        })
-        .collect();
-    writes.sort_unstable();
-    writes.dedup();
-    writes
-}
-
-/// Runs `coordinator submit` once (bounded; killed on Ctrl-C like every node).
-pub fn submit(
-    addr: Option<SocketAddr>,
-    protocol: Protocol,
-    timeout_ms: u64,
-    ops: &[String],
-    writes: Vec<u32>,
-) -> TxnRecord {
-    let not_sent = TxnRecord {
-        id: None,
-        writes: writes.clone(),
-        outcome: ClientOutcome::NotSent,
-        output: String::new(),
-    };
-    let Some(addr) = addr else {
-        return not_sent;
-    };
-    let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
-    let launch = Launch::new("submit", crate::binary("coordinator")).args(submit_args(
-        addr,
-        protocol.flag(),
-        timeout_ms,
-        &ops,
-    ));
-    let Ok(ran) = launch.run(Duration::from_millis(timeout_ms) + SUBMIT_SLACK) else {
-        return not_sent;
-    };
-    let outcome = match ran.status.and_then(|status| status.code()) {
-        Some(0) => ClientOutcome::Committed,
-        Some(1) if ran.stdout.contains("aborted") => ClientOutcome::Aborted,
-        Some(3) => ClientOutcome::Unknown,
-        // Killed at the deadline: the client cannot know either.
-        None => ClientOutcome::Unknown,
-        Some(_) => ClientOutcome::NotSent,
-    };
-    TxnRecord {
-        id: find_txn_id(&ran.stdout),
-        writes,
-        outcome,
-        output: ran.stdout,
     }
 }

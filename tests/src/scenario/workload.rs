@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+use super::client::submit;
 use super::format::{Protocol, Workload, WorkloadKind};
-use super::runner::submit;
 use super::{ClientOutcome, Timeline, TxnRecord};
 
 /// Pause after a transaction that was not sent (coordinator down), so a client does not
