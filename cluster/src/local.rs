@@ -2,6 +2,7 @@
 //! one work directory: the command lines are built here, once, for the demo, the benchmark
 //! and the tests.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,9 @@ pub struct ClusterConfig {
     pub coordinator_args: Vec<String>,
     /// `RUST_LOG` for the nodes; inherited when `None`.
     pub rust_log: Option<String>,
+    /// `(from, to) -> addr`: node `from` is told participant `to` is at `addr` (e.g. a
+    /// fault-injecting proxy) instead of its listen address.
+    pub dial_overrides: BTreeMap<(u32, u32), SocketAddr>,
 }
 
 impl ClusterConfig {
@@ -38,6 +42,7 @@ impl ClusterConfig {
             participant_args: Vec::new(),
             coordinator_args: Vec::new(),
             rust_log: None,
+            dial_overrides: BTreeMap::new(),
         }
     }
 }
@@ -132,10 +137,9 @@ impl LocalCluster {
             .arg("--db")
             .arg(self.participant_db(id))
             .args(self.common_args());
-        for (peer, addr) in self.participant_ids().zip(&self.participant_addrs) {
-            if peer != id {
-                launch = launch.arg("--peer").arg(format!("{peer}={addr}"));
-            }
+        for peer in self.participant_ids().filter(|peer| *peer != id) {
+            let addr = self.dial_addr(id, peer);
+            launch = launch.arg("--peer").arg(format!("{peer}={addr}"));
         }
         let launch = launch.args(&self.config.participant_args).args(extra);
         self.participants[index] = Some(self.launch(launch, &name)?);
@@ -161,13 +165,22 @@ impl LocalCluster {
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(self.coordinator_db(id))
             .args(self.common_args());
-        for (participant, addr) in self.participant_ids().zip(&self.participant_addrs) {
+        for participant in self.participant_ids() {
+            let addr = self.dial_addr(id, participant);
             launch = launch
                 .arg("--participant")
                 .arg(format!("{participant}={addr}"));
         }
         let launch = launch.args(&self.config.coordinator_args).args(extra);
         self.launch(launch, &name)
+    }
+
+    /// The address node `from` dials for participant `to`.
+    fn dial_addr(&self, from: u32, to: u32) -> SocketAddr {
+        match self.config.dial_overrides.get(&(from, to)) {
+            Some(addr) => *addr,
+            None => self.participant_addrs[self.index(to)],
+        }
     }
 
     fn common_args(&self) -> Vec<String> {

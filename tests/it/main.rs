@@ -6,6 +6,6 @@ mod demo;
 mod disk_contract;
 mod isolation_processes;
 mod model_check;
+mod scenarios;
 mod simulation;
-mod three_phase_processes;
 mod two_phase_processes;

@@ -4,6 +4,7 @@
 //! checker (`mc`) of the real cores live in their own modules.
 
 pub mod mc;
+pub mod scenario;
 pub mod sim;
 
 use std::net::SocketAddr;
@@ -24,34 +25,39 @@ pub const HEARTBEAT_MS: u64 = 50;
 /// The vote timeout test transactions carry (3PC: also the participants' waiting timeout).
 pub const SUBMIT_TIMEOUT_MS: u64 = 3_000;
 
-/// Path of a workspace binary, built once per test run so it is never stale.
+/// Path of a workspace binary, built once per run (in the profile of the running
+/// executable) so it is never stale.
 pub fn binary(name: &str) -> PathBuf {
+    // A test executable lives in target/<profile>/deps/, a bin (the scenario runner) in
+    // target/<profile>/; the node binaries in target/<profile>/.
+    let exe = std::env::current_exe().expect("current exe");
+    let mut profile_dir = exe.parent().expect("target/<profile>").to_path_buf();
+    if profile_dir.file_name().is_some_and(|dir| dir == "deps") {
+        profile_dir.pop();
+    }
+    let release = profile_dir.file_name().is_some_and(|dir| dir == "release");
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "coordinator",
-                "-p",
-                "participant",
-                "--bins",
-            ])
-            .status()
-            .expect("run cargo build for the binaries");
+        let mut command = Command::new(cargo);
+        command.args([
+            "build",
+            "--quiet",
+            "-p",
+            "coordinator",
+            "-p",
+            "participant",
+            "--bins",
+        ]);
+        if release {
+            command.arg("--release");
+        }
+        let status = command.status().expect("run cargo build for the binaries");
         assert!(
             status.success(),
             "building the coordinator and participant binaries failed"
         );
     });
-    // The test executable lives in target/<profile>/deps/; binaries in target/<profile>/.
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
     let path = profile_dir.join(name);
     assert!(path.exists(), "binary {} not found", path.display());
     path
@@ -126,6 +132,22 @@ fn crash_args(points: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The settings of every test cluster (and scenario) of `participants` participants:
+/// the binaries just built, short heartbeats, logs at info.
+pub fn cluster_config(participants: u32) -> ClusterConfig {
+    let bin_dir = binary("coordinator")
+        .parent()
+        .expect("target/<profile>")
+        .to_path_buf();
+    // Both binaries are built by `binary`; asking for the other checks it is there.
+    binary("participant");
+    let mut config = ClusterConfig::new(bin_dir, CLUSTER, participants);
+    config.coordinator_id = COORDINATOR_ID;
+    config.heartbeat_ms = Some(HEARTBEAT_MS);
+    config.rust_log = Some("info".to_string());
+    config
+}
+
 impl Cluster {
     /// Starts `n` participants, then the coordinator; `participant_crash_at` arms crash
     /// points on the participants it names, `coordinator_crash_at` on the coordinator.
@@ -134,16 +156,7 @@ impl Cluster {
         participant_crash_at: &[(u32, &str)],
         coordinator_crash_at: &[&str],
     ) -> Cluster {
-        let bin_dir = binary("coordinator")
-            .parent()
-            .expect("target/<profile>")
-            .to_path_buf();
-        // Both binaries are built by `binary`; asking for the other checks it is there.
-        binary("participant");
-        let mut config = ClusterConfig::new(bin_dir, CLUSTER, n as u32);
-        config.coordinator_id = COORDINATOR_ID;
-        config.heartbeat_ms = Some(HEARTBEAT_MS);
-        config.rust_log = Some("info".to_string());
+        let config = cluster_config(n as u32);
         let dir = WorkDir::temp("cluster-test-").expect("temp dir");
         let local = LocalCluster::new(config, dir).expect("reserve loopback ports");
         let mut cluster = Cluster { local };
@@ -262,6 +275,15 @@ impl Cluster {
 
 /// Runs `coordinator submit --protocol PROTOCOL` against the coordinator at `addr`.
 pub fn submit_to(addr: SocketAddr, protocol: &str, ops: &[&str]) -> Output {
+    Command::new(binary("coordinator"))
+        .args(submit_args(addr, protocol, SUBMIT_TIMEOUT_MS, ops))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run coordinator submit")
+}
+
+/// The arguments of `coordinator submit` for one transaction.
+pub fn submit_args(addr: SocketAddr, protocol: &str, timeout_ms: u64, ops: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "submit".into(),
         "--addr".into(),
@@ -271,14 +293,10 @@ pub fn submit_to(addr: SocketAddr, protocol: &str, ops: &[&str]) -> Output {
         "--protocol".into(),
         protocol.into(),
         "--timeout-ms".into(),
-        SUBMIT_TIMEOUT_MS.to_string(),
+        timeout_ms.to_string(),
     ];
     args.extend(ops.iter().map(|op| op.to_string()));
-    Command::new(binary("coordinator"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run coordinator submit")
+    args
 }
 
 /// A loopback address with a port that was free a moment ago.
@@ -298,11 +316,16 @@ pub fn describe(output: &Output) -> String {
 
 /// The transaction id a `coordinator submit` printed (the first UUID in its output).
 pub fn txn_id_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout)
+    find_txn_id(&String::from_utf8_lossy(&output.stdout))
+        .unwrap_or_else(|| panic!("no transaction id in output: {}", describe(output)))
+}
+
+/// The first UUID in a `coordinator submit`'s stdout.
+pub fn find_txn_id(stdout: &str) -> Option<String> {
+    stdout
         .split(|c: char| c.is_whitespace() || c == ',' || c == ':' || c == '=')
         .find(|word| uuid::Uuid::parse_str(word).is_ok())
-        .unwrap_or_else(|| panic!("no transaction id in output: {}", describe(output)))
-        .to_string()
+        .map(str::to_string)
 }
 
 /// Reads a SQLite file read-only, as `sqlite3` would; every column rendered as text

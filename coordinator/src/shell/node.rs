@@ -24,19 +24,11 @@ use crate::core::{ClientRef, Coordinator, Input, Lsn, Millis, Output, Record, Se
 use crate::store::{Store, StoreError};
 use wire::runtime::{self, Receiver, Sender};
 
-/// Crash points (`--crash-at NAME`) this binary has.
-pub const CRASH_POINTS: [&str; 5] = [
-    "coordinator.before_commit_logged",
-    "coordinator.after_commit_logged",
-    "coordinator.after_first_precommit_acked",
-    CRASH_AFTER_FIRST_PRECOMMIT_SENT,
-    CRASH_AFTER_FIRST_COMMIT_SENT,
-];
-/// 3PC: one PreCommit is on the wire, the others are not sent (the case timeouts alone
-/// get wrong).
-pub const CRASH_AFTER_FIRST_PRECOMMIT_SENT: &str = "coordinator.after_first_precommit_sent";
-/// One Commit (2PC) or DoCommit (3PC) is on the wire, the others are not sent.
-pub const CRASH_AFTER_FIRST_COMMIT_SENT: &str = "coordinator.after_first_commit_sent";
+use wire::crash::{
+    COORDINATOR_AFTER_COMMIT_LOGGED, COORDINATOR_AFTER_FIRST_COMMIT_SENT,
+    COORDINATOR_AFTER_FIRST_PRECOMMIT_ACKED, COORDINATOR_AFTER_FIRST_PRECOMMIT_SENT,
+    COORDINATOR_BEFORE_COMMIT_LOGGED, COORDINATOR_BEFORE_END_LOGGED,
+};
 
 /// Events the wire may queue for the loop before its readers wait (backpressure).
 pub const EVENT_QUEUE_MAX: usize = 4_096;
@@ -190,8 +182,8 @@ impl Node {
                     self.io.records += batch.len() as u64;
                     let now = self.now();
                     for (lsn, record) in batch {
-                        if is_commit_decision(&record) {
-                            wire::crash::point("coordinator.after_commit_logged");
+                        if let Some(txn) = commit_decision_txn(&record) {
+                            wire::crash::point(COORDINATOR_AFTER_COMMIT_LOGGED, txn);
                         }
                         self.core.handle(now, Input::Persisted { lsn });
                     }
@@ -331,11 +323,11 @@ impl Node {
                         }
                     };
                     if let FromParticipant::Ack {
+                        txn,
                         outcome: Outcome::PreCommitted,
-                        ..
                     } = &msg
                     {
-                        wire::crash::point("coordinator.after_first_precommit_acked");
+                        wire::crash::point(COORDINATOR_AFTER_FIRST_PRECOMMIT_ACKED, *txn);
                     }
                     self.core.handle(now, Input::Response { from: peer, msg });
                 }
@@ -427,8 +419,11 @@ impl Node {
                         }
                     }
                     Output::Persist { lsn, record } => {
-                        if is_commit_decision(&record) {
-                            wire::crash::point("coordinator.before_commit_logged");
+                        if let Some(txn) = commit_decision_txn(&record) {
+                            wire::crash::point(COORDINATOR_BEFORE_COMMIT_LOGGED, txn);
+                        }
+                        if let Record::Ended { txn } = &record {
+                            wire::crash::point(COORDINATOR_BEFORE_END_LOGGED, *txn);
                         }
                         self.log_records
                             .send((lsn, record))
@@ -481,11 +476,11 @@ impl Node {
             debug!(txn_id = %txn, peer = %to, "commit sent");
         }
         let crash_point = match &msg {
-            ToParticipant::PreCommit { .. } => Some(CRASH_AFTER_FIRST_PRECOMMIT_SENT),
+            ToParticipant::PreCommit { .. } => Some(COORDINATOR_AFTER_FIRST_PRECOMMIT_SENT),
             ToParticipant::Decide {
                 decision: Decision::Commit,
                 ..
-            } => Some(CRASH_AFTER_FIRST_COMMIT_SENT),
+            } => Some(COORDINATOR_AFTER_FIRST_COMMIT_SENT),
             ToParticipant::Prepare { .. }
             | ToParticipant::Decide {
                 decision: Decision::Abort,
@@ -501,7 +496,7 @@ impl Node {
                     warn!(txn_id = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
                 }
                 if let Some(name) = crash_point {
-                    wire::crash::point_after_send(name);
+                    wire::crash::point_after_send(name, txn);
                 }
                 Ok(())
             }
@@ -539,14 +534,16 @@ fn respond(channel: &Channel, id: RequestId, msg: Response) {
     }
 }
 
-fn is_commit_decision(record: &Record) -> bool {
-    matches!(
-        record,
+/// The txn of a commit (3PC: precommit) decision record, the crash points' "decision".
+fn commit_decision_txn(record: &Record) -> Option<TxnId> {
+    match record {
         Record::Decided {
+            txn,
             decision: Decision::Commit,
             ..
-        }
-    )
+        } => Some(*txn),
+        _ => None,
+    }
 }
 
 /// Opens the decision log, naming a missing directory and a database of another kind.

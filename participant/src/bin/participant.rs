@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use cli::{EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, LogFormat, init_tracing};
 use participant::core::Config;
-use participant::shell::{CRASH_POINTS, Node, Options, ShellError};
+use participant::shell::{Node, Options, ShellError};
 use wire::runtime;
 use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
 
@@ -117,10 +117,9 @@ struct ServeArgs {
     /// coordinator's --value-bytes-max, which rejects it first, has the same default).
     #[arg(long, default_value_t = Config::default().value_bytes_max)]
     value_bytes_max: usize,
-    /// Abort the process at this named crash point (for crash tests; repeatable):
-    /// participant.after_prepare_logged, participant.after_precommit_logged,
-    /// participant.after_commit_applied.
-    #[arg(long = "crash-at", value_name = "NAME")]
+    /// Abort the process at a named crash point (for crash tests; repeatable).
+    #[arg(long = "crash-at", value_name = "NAME[@N][:TXN]",
+        long_help = wire::crash::help(wire::crash::Binary::Participant))]
     crash_at: Vec<String>,
 }
 
@@ -162,17 +161,13 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> u8 {
-    if let Some(unknown) = args
-        .crash_at
-        .iter()
-        .find(|name| !CRASH_POINTS.contains(&name.as_str()))
-    {
-        eprintln!(
-            "error: unknown crash point '{unknown}' (known: {})",
-            CRASH_POINTS.join(", ")
-        );
-        return EXIT_USAGE;
-    }
+    let crash_specs = match wire::crash::specs(&args.crash_at, wire::crash::Binary::Participant) {
+        Ok(specs) => specs,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+    };
     let mut peers = BTreeMap::new();
     for (peer, addr) in &args.peers {
         if peers.insert(*peer, *addr).is_some() {
@@ -180,7 +175,7 @@ fn serve(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     }
-    wire::crash::arm(args.crash_at);
+    wire::crash::arm(crash_specs);
     // Every durable state is in SQLite and every reply waits for it, so stopping at any
     // instant is safe: exit at once, and the next start recovers.
     if let Err(error) = ctrlc::set_handler(|| {

@@ -265,6 +265,12 @@ impl Participant {
         &self.config
     }
 
+    /// Whether `lsn` is a termination leader's decision, whose peers are told once it is
+    /// durable (for the shell's crash point there).
+    pub fn holds_decision(&self, lsn: Lsn) -> bool {
+        self.held.contains_key(&lsn)
+    }
+
     pub fn locks_held(&self) -> usize {
         self.locks.len()
     }

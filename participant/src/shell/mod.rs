@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
 use tracing::{Instrument, debug, error, info, info_span, warn};
-use wire::runtime;
 use wire::{
     Channel, ChannelConfig, ChannelEvent, ClientResponse, Epoch, EventReceiver, FromParticipant,
     Listener, MeshHandle, NodeId, Request, RequestId, Response, Role, ServeHandle, TxnId,
 };
+use wire::{crash, runtime};
 
 use crate::core::inbound::{self, Needs, Plan, Reads};
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
@@ -42,20 +42,6 @@ use writer::{DurableBatch, Pending, WRITER_QUEUE_MAX};
 
 /// The node's single queue of channel events.
 pub const EVENT_QUEUE_MAX: usize = 4096;
-
-/// Crash points (`--crash-at NAME`) this binary has.
-pub const CRASH_POINTS: [&str; 3] = [
-    CRASH_AFTER_PREPARE_LOGGED,
-    CRASH_AFTER_PRECOMMIT_LOGGED,
-    CRASH_AFTER_COMMIT_APPLIED,
-];
-/// The `Prepared` record (state `prepared` or `waiting`) is durable; the YES vote has not
-/// gone out.
-pub const CRASH_AFTER_PREPARE_LOGGED: &str = "participant.after_prepare_logged";
-/// 3PC: the `PreCommitted` record is durable; the Ack has not gone out.
-pub const CRASH_AFTER_PRECOMMIT_LOGGED: &str = "participant.after_precommit_logged";
-/// A `Committed` record (with its data) is durable; the Ack has not gone out.
-pub const CRASH_AFTER_COMMIT_APPLIED: &str = "participant.after_commit_applied";
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -314,11 +300,19 @@ impl EventLoop {
             self.values.insert(key, value);
         }
         for durable in batch.records {
-            match durable.kind {
-                "prepared" | "waiting" => wire::crash::point(CRASH_AFTER_PREPARE_LOGGED),
-                "precommitted" => wire::crash::point(CRASH_AFTER_PRECOMMIT_LOGGED),
-                "committed" => wire::crash::point(CRASH_AFTER_COMMIT_APPLIED),
-                _ => {}
+            let point = match durable.kind {
+                "prepared" | "waiting" => Some(crash::PARTICIPANT_AFTER_PREPARE_LOGGED),
+                "precommitted" => Some(crash::PARTICIPANT_AFTER_PRECOMMIT_LOGGED),
+                "committed" => Some(crash::PARTICIPANT_AFTER_COMMIT_APPLIED),
+                _ => None,
+            };
+            if let Some(point) = point {
+                crash::point(point, durable.txn);
+            }
+            // A termination leader's decision is held until durable; its peers hear it on
+            // `Persisted` below.
+            if self.core.holds_decision(durable.lsn) {
+                crash::point(crash::LEADER_AFTER_DECISION_LOGGED, durable.txn);
             }
             self.outstanding = self.outstanding.saturating_sub(1);
             let now = self.now();
@@ -491,6 +485,9 @@ impl EventLoop {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Persist { lsn, record } => {
+                    if matches!(record.kind(), "prepared" | "waiting") {
+                        crash::point(crash::PARTICIPANT_BEFORE_PREPARE_LOGGED, record.txn());
+                    }
                     self.outstanding += 1;
                     // Never blocks (see `outstanding`); if it did, the writer would still
                     // make progress because the durable channel has room.
@@ -506,6 +503,15 @@ impl EventLoop {
                     }
                 }
                 Output::Reply { to, id, msg } => {
+                    match &msg {
+                        FromParticipant::Vote { txn, .. } => {
+                            crash::point(crash::PARTICIPANT_BEFORE_VOTE_SENT, *txn);
+                        }
+                        FromParticipant::Ack { txn, .. } => {
+                            crash::point(crash::PARTICIPANT_BEFORE_ACK_SENT, *txn);
+                        }
+                        _ => {}
+                    }
                     match self.channel(to.peer, Epoch(to.conn)) {
                         Some(channel) => {
                             self.io.messages_out += 1;

@@ -6,6 +6,7 @@ use tracing::{debug, error};
 
 use crate::core::{Lsn, Record};
 use crate::store::{KvChanges, Writer};
+use wire::TxnId;
 use wire::runtime::{Receiver, Sender};
 
 /// Records waiting to be written (and, equally, durable records not yet seen by the event
@@ -25,6 +26,7 @@ pub struct Pending {
 #[derive(Clone, Copy, Debug)]
 pub struct Durable {
     pub lsn: Lsn,
+    pub txn: TxnId,
     pub kind: &'static str,
 }
 
@@ -64,6 +66,7 @@ pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<D
             .zip(&records)
             .map(|(lsn, record)| Durable {
                 lsn,
+                txn: record.txn(),
                 kind: record.kind(),
             })
             .collect();

@@ -19,7 +19,7 @@ use coordinator::core::{
     VALUE_BYTES_MAX_DEFAULT,
 };
 use coordinator::shell::commands::{self, CallError};
-use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing};
+use coordinator::shell::{Node, ServeConfig, ShellError, Timing};
 use wire::runtime;
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
 
@@ -190,13 +190,9 @@ struct ServeArgs {
     /// pipeline limit].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     channel_in_flight_max: Option<u64>,
-    /// Abort the process at this named crash point (for crash tests; repeatable):
-    /// coordinator.before_commit_logged (all YES, commit/precommit record not durable),
-    /// coordinator.after_commit_logged (commit/precommit durable, nothing sent),
-    /// coordinator.after_first_precommit_acked (3pc: a participant is precommitted),
-    /// coordinator.after_first_precommit_sent (3pc: one PreCommit sent, the rest not),
-    /// coordinator.after_first_commit_sent (one Commit/DoCommit sent, the rest not).
-    #[arg(long = "crash-at", value_name = "NAME")]
+    /// Abort the process at a named crash point (for crash tests; repeatable).
+    #[arg(long = "crash-at", value_name = "NAME[@N][:TXN]",
+        long_help = wire::crash::help(wire::crash::Binary::Coordinator))]
     crash_at: Vec<String>,
 }
 
@@ -337,18 +333,14 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> u8 {
-    if let Some(unknown) = args
-        .crash_at
-        .iter()
-        .find(|name| !CRASH_POINTS.contains(&name.as_str()))
-    {
-        eprintln!(
-            "error: unknown crash point '{unknown}' (known: {})",
-            CRASH_POINTS.join(", ")
-        );
-        return EXIT_USAGE;
-    }
-    wire::crash::arm(args.crash_at);
+    let crash_specs = match wire::crash::specs(&args.crash_at, wire::crash::Binary::Coordinator) {
+        Ok(specs) => specs,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    wire::crash::arm(crash_specs);
     let config = ServeConfig {
         node_id: NodeId(args.id),
         listen: args.listen,
