@@ -8,4 +8,5 @@ mod handshake;
 mod liveness;
 mod mesh;
 mod robust;
+mod security;
 mod support;
