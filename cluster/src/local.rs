@@ -24,6 +24,9 @@ pub struct ClusterConfig {
     pub coordinator_args: Vec<String>,
     /// `RUST_LOG` for the nodes; inherited when `None`.
     pub rust_log: Option<String>,
+    /// The cluster secret every node gets in its environment (`wire::CLUSTER_SECRET_ENV`);
+    /// inherited when `None`.
+    pub cluster_secret: Option<wire::Secret>,
 }
 
 impl ClusterConfig {
@@ -38,6 +41,7 @@ impl ClusterConfig {
             participant_args: Vec::new(),
             coordinator_args: Vec::new(),
             rust_log: None,
+            cluster_secret: None,
         }
     }
 }
@@ -183,6 +187,10 @@ impl LocalCluster {
         let mut launch = launch.log_to(self.log_path(name));
         if let Some(filter) = &self.config.rust_log {
             launch = launch.env("RUST_LOG", filter);
+        }
+        // Through the environment, not a flag: a flag's value shows in `ps`.
+        if let Some(secret) = &self.config.cluster_secret {
+            launch = launch.env(wire::CLUSTER_SECRET_ENV, secret.expose());
         }
         launch.start()
     }

@@ -144,6 +144,8 @@ impl Cluster {
         config.coordinator_id = COORDINATOR_ID;
         config.heartbeat_ms = Some(HEARTBEAT_MS);
         config.rust_log = Some("info".to_string());
+        // Every test cluster authenticates its members, as a deployment should.
+        config.cluster_secret = Some(wire::Secret::generate());
         let dir = WorkDir::temp("cluster-test-").expect("temp dir");
         let local = LocalCluster::new(config, dir).expect("reserve loopback ports");
         let mut cluster = Cluster { local };

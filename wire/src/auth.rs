@@ -99,6 +99,23 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// A node's secrets: each from its file if given, else from its environment variable
+    /// (`CLUSTER_SECRET_ENV`, `CLIENT_TOKEN_ENV`).
+    pub fn load(
+        cluster_secret_file: Option<&Path>,
+        client_token_file: Option<&Path>,
+    ) -> Result<Auth, String> {
+        Ok(Auth {
+            cluster_secret: Secret::load(cluster_secret_file, CLUSTER_SECRET_ENV)?,
+            client_token: Secret::load(client_token_file, CLIENT_TOKEN_ENV)?,
+        })
+    }
+
+    /// A client's token: from `file` if given, else from `CLIENT_TOKEN_ENV`.
+    pub fn load_client_token(file: Option<&Path>) -> Result<Option<Secret>, String> {
+        Secret::load(file, CLIENT_TOKEN_ENV)
+    }
+
     /// The secret a connection between a dialler of `dialler` role and us uses: a client's
     /// connection uses the client token, any other the cluster secret.
     pub fn secret_for(&self, dialler: Role) -> Option<&Secret> {

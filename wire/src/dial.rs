@@ -109,7 +109,8 @@ async fn dial_loop(
             Some(Err(
                 error @ (HandshakeError::Rejected(_)
                 | HandshakeError::Refused(_)
-                | HandshakeError::Duplicate(_)),
+                | HandshakeError::Duplicate(_)
+                | HandshakeError::Unauthenticated(_)),
             )) => {
                 let reason = crate::quote::quote(&error.to_string());
                 if last_refusal.as_ref() != Some(&reason) {

@@ -146,6 +146,9 @@ pub(crate) enum HandshakeError {
     /// We refused a second process with a live member's id (and told it so).
     #[error("refused peer: {0}")]
     Duplicate(String),
+    /// We refused the peer's missing or wrong proof of the secret (and told it so).
+    #[error("refused peer: {0}")]
+    Unauthenticated(String),
     /// The peer refused ours.
     #[error("rejected by peer: {0}")]
     Rejected(String),
@@ -250,11 +253,12 @@ async fn receive_proof(
         (Frame::Auth { proof }, _) if auth::verify(secret, side, hellos.0, hellos.1, &proof) => {
             Ok(())
         }
-        (Frame::Auth { .. }, _) => Err(refuse(
-            stream,
-            "authentication failed: the proof does not match this node's secret".into(),
-        )
-        .await),
+        (Frame::Auth { .. }, _) => {
+            let reason = "authentication failed: the proof does not match this node's secret";
+            Err(HandshakeError::Unauthenticated(
+                send_reject(stream, reason.into()).await,
+            ))
+        }
         (Frame::Reject { reason }, _) => Err(HandshakeError::Rejected(reason)),
         (other, _) => {
             let reason = format!("expected Auth, got {}", frame_kind(&other));
@@ -315,7 +319,8 @@ pub(crate) async fn accept(
     }
     let secret = config.auth.secret_for(peer.role);
     if let Err(reason) = check_auth(peer.role, peer.auth, secret.is_some()) {
-        return Err(refuse(&mut stream, reason).await);
+        let reason = send_reject(&mut stream, reason).await;
+        return Err(HandshakeError::Unauthenticated(reason));
     }
     let keep = !dialled_by_smaller_id(config, &peer);
     let Some(secret) = secret else {

@@ -75,6 +75,11 @@ impl Listener {
             accept_roles: accept_roles.into(),
             redial,
             refusals: Mutex::new(RefusalLog::new(REFUSAL_LOG_INTERVAL, REFUSAL_LOG_ADDRS_MAX)),
+            duplicates: Mutex::new(RefusalLog::new(REFUSAL_LOG_INTERVAL, REFUSAL_LOG_ADDRS_MAX)),
+            unauthenticated: Mutex::new(RefusalLog::new(
+                REFUSAL_LOG_INTERVAL,
+                REFUSAL_LOG_ADDRS_MAX,
+            )),
         };
         // The loop holds a sender too, so dropping the handle detaches rather than stops.
         runtime::spawn(accept_loop(self, rules, events, stop_rx, stop.clone()));
@@ -87,7 +92,11 @@ struct AcceptRules {
     config: Arc<ChannelConfig>,
     accept_roles: Arc<[Role]>,
     redial: Option<Arc<Redial>>,
+    /// One rate limit per kind of failure, so that (say) refused clients cannot hide
+    /// a duplicate node id behind their line from the same address.
     refusals: Mutex<RefusalLog>,
+    duplicates: Mutex<RefusalLog>,
+    unauthenticated: Mutex<RefusalLog>,
     slots: Slots,
 }
 
@@ -183,7 +192,12 @@ async fn serve_connection(
         }
     };
     // The error quotes at most a short prefix of what the peer sent.
-    let Some(suppressed) = lock(&rules.refusals).admit(peer_addr.ip(), Instant::now()) else {
+    let log = match failure {
+        HandshakeError::Duplicate(_) => &rules.duplicates,
+        HandshakeError::Unauthenticated(_) => &rules.unauthenticated,
+        _ => &rules.refusals,
+    };
+    let Some(suppressed) = lock(log).admit(peer_addr.ip(), Instant::now()) else {
         return;
     };
     match failure {

@@ -122,6 +122,8 @@ struct ServeArgs {
     /// participant.after_commit_applied.
     #[arg(long = "crash-at", value_name = "NAME")]
     crash_at: Vec<String>,
+    #[command(flatten)]
+    security: cli::security::ServeSecurityArgs,
 }
 
 #[derive(Args, Debug)]
@@ -135,6 +137,8 @@ struct StatusArgs {
     /// How long to wait for the connection and the answer.
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    token: cli::security::ClientTokenArgs,
 }
 
 fn main() -> ExitCode {
@@ -190,7 +194,16 @@ fn serve(args: ServeArgs) -> u8 {
         eprintln!("error: cannot install the signal handler: {error}");
         return EXIT_FAILED;
     }
+    let auth = match args.security.auth() {
+        Ok(auth) => auth,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+    };
     let options = Options {
+        auth,
+        connections: args.security.connection_limits(),
         node_id: NodeId(args.id),
         listen: args.listen,
         db: args.db,
@@ -259,8 +272,10 @@ enum StatusError {
 fn status(args: StatusArgs) -> Result<(), StatusError> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let addr = args.addr;
+    // A token that cannot be read is reported like a refusal: nothing was sent.
+    let token = args.token.token().map_err(StatusError::Refused)?;
     let answer = runtime::block_on(async {
-        let client = match Client::connect(addr, &args.cluster, timeout).await {
+        let client = match Client::connect_with_token(addr, &args.cluster, token, timeout).await {
             Ok(client) => client,
             Err(ClientError::Rejected(reason)) => {
                 return Err(StatusError::Refused(format!(
