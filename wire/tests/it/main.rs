@@ -4,6 +4,7 @@
 
 mod channel;
 mod client;
+mod fuzz;
 mod handshake;
 mod liveness;
 mod mesh;
