@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Run a participant node: prints `LISTENING ip:port` once ready, logs to stderr.
     #[command(after_help = SERVE_HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a running participant's status report.
     #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
@@ -149,7 +149,7 @@ fn main() -> ExitCode {
     };
     init_tracing(default_level, cli.log_format);
     let code = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Status(args) => match status(args) {
             Ok(()) => EXIT_OK,
             Err(StatusError::Refused(message)) => {
