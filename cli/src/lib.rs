@@ -1,5 +1,8 @@
 //! What the `coordinator` and `participant` command lines share, so the two cannot drift:
-//! the exit codes (README, "Exit status") and how logs are set up.
+//! the exit codes (README, "Exit status"), how logs are set up, and the security and
+//! connection-limit options of both `serve` commands and of the clients (`security`).
+
+pub mod security;
 
 use std::io::IsTerminal as _;
 

@@ -28,6 +28,9 @@ pub struct ClusterConfig {
     /// `(from, to) -> addr`: node `from` is told participant `to` is at `addr` (e.g. a
     /// fault-injecting proxy) instead of its listen address.
     pub dial_overrides: BTreeMap<(u32, u32), SocketAddr>,
+    /// The cluster secret every node gets in its environment (`wire::CLUSTER_SECRET_ENV`);
+    /// inherited when `None`.
+    pub cluster_secret: Option<wire::Secret>,
 }
 
 impl ClusterConfig {
@@ -43,6 +46,7 @@ impl ClusterConfig {
             coordinator_args: Vec::new(),
             rust_log: None,
             dial_overrides: BTreeMap::new(),
+            cluster_secret: None,
         }
     }
 }
@@ -196,6 +200,10 @@ impl LocalCluster {
         let mut launch = launch.log_to(self.log_path(name));
         if let Some(filter) = &self.config.rust_log {
             launch = launch.env("RUST_LOG", filter);
+        }
+        // Through the environment, not a flag: a flag's value shows in `ps`.
+        if let Some(secret) = &self.config.cluster_secret {
+            launch = launch.env(wire::CLUSTER_SECRET_ENV, secret.expose());
         }
         launch.start()
     }

@@ -302,3 +302,93 @@ fn a_participant_database_given_to_the_coordinator_is_named_as_such() {
     let named = format!("{} is not a coordinator database", db.display());
     assert!(ran.stderr.contains(&named), "{ran:?}");
 }
+
+/// Waits until the log at `path` contains `text`.
+fn wait_for_log(path: &Path, text: &str) {
+    let deadline = std::time::Instant::now() + tests::CONVERGE_TIMEOUT;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never said {text:?}:\n{log}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn secrets_come_from_files_and_a_second_coordinator_with_the_same_id_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("cluster.secret");
+    let token = dir.path().join("client.token");
+    let wrong = dir.path().join("wrong.secret");
+    std::fs::write(&secret, "a-cluster-secret-for-this-test\n").expect("write secret");
+    std::fs::write(&token, "a-client-token-for-this-test\n").expect("write token");
+    std::fs::write(&wrong, "not-this-clusters-secret-at-all\n").expect("write secret");
+    let secured = |mut words: Vec<String>, secret: &Path| {
+        words.extend(["--cluster-secret-file".into(), secret.display().to_string()]);
+        words.extend(["--client-token-file".into(), token.display().to_string()]);
+        words
+    };
+    let p1_log = dir.path().join("p1.log");
+    let participant_addr = free_loopback_addr();
+    let serve = participant_serve(participant_addr, &dir.path().join("p1.db"));
+    let participant = start("participant", secured(serve, &secret), &p1_log);
+    let serve = coordinator_serve(
+        "127.0.0.1:0".parse().unwrap(),
+        &dir.path().join("c.db"),
+        participant.addr(),
+    );
+    let first_log = dir.path().join("coordinator.log");
+    let first = start("coordinator", secured(serve, &secret), &first_log);
+    let submit = |with_token: bool| {
+        let mut words = args(&["submit", "--cluster", CLUSTER, "--timeout-ms", "3000"]);
+        words.extend(["--addr".into(), first.addr().to_string()]);
+        if with_token {
+            words.extend(["--client-token-file".into(), token.display().to_string()]);
+        }
+        words.push("1:put k 1".into());
+        run("coordinator", &words)
+    };
+    let deadline = std::time::Instant::now() + tests::CONVERGE_TIMEOUT;
+    while code(&submit(true)) != 0 {
+        assert!(std::time::Instant::now() < deadline, "never committed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ran = submit(false);
+    assert_eq!(code(&ran), 1, "{ran:?}");
+    assert!(ran.stderr.contains("requires a client token"), "{ran:?}");
+
+    // The same --id again: refused by the participant, ERROR on both sides.
+    let serve = coordinator_serve(
+        "127.0.0.1:0".parse().unwrap(),
+        &dir.path().join("c2.db"),
+        participant.addr(),
+    );
+    let second_log = dir.path().join("coordinator-2.log");
+    let _second = start("coordinator", secured(serve, &secret), &second_log);
+    wait_for_log(&second_log, "duplicate node id: Coordinator 100");
+    wait_for_log(&p1_log, "ERROR");
+    wait_for_log(&p1_log, "second node with a live member's id refused");
+    // A coordinator with a wrong secret is refused too.
+    let mut serve = coordinator_serve(
+        "127.0.0.1:0".parse().unwrap(),
+        &dir.path().join("c3.db"),
+        participant.addr(),
+    );
+    serve[2] = "101".into();
+    let third_log = dir.path().join("coordinator-3.log");
+    let _third = start("coordinator", secured(serve, &wrong), &third_log);
+    wait_for_log(&third_log, "authentication failed");
+    wait_for_log(&p1_log, "authentication failed");
+    // The first coordinator kept its channel throughout.
+    let ran = submit(true);
+    assert_eq!(code(&ran), 0, "{ran:?}");
+    let log = std::fs::read_to_string(&first_log).unwrap_or_default();
+    let participant_ups = log.matches("participant up peer=1").count();
+    assert_eq!(participant_ups, 1, "{log}");
+}

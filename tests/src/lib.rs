@@ -145,6 +145,8 @@ pub fn cluster_config(participants: u32) -> ClusterConfig {
     config.coordinator_id = COORDINATOR_ID;
     config.heartbeat_ms = Some(HEARTBEAT_MS);
     config.rust_log = Some("info".to_string());
+    // Every test cluster authenticates its members, as a deployment should.
+    config.cluster_secret = Some(wire::Secret::generate());
     config
 }
 

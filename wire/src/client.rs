@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use tracing::{debug, warn};
 
+use crate::auth::{Auth, Secret};
 use crate::channel::Channel;
 use crate::config::{ChannelConfig, REQUEST_TIMEOUT_MAX};
 use crate::connection::run_connection;
@@ -65,7 +66,21 @@ impl Client {
         cluster_id: &str,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
+        Client::connect_with_token(addr, cluster_id, None, timeout).await
+    }
+
+    /// `connect`, proving `token` (the node's client token) in the handshake when given.
+    pub async fn connect_with_token(
+        addr: SocketAddr,
+        cluster_id: &str,
+        token: Option<Secret>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         let config = Arc::new(ChannelConfig {
+            auth: Auth {
+                cluster_secret: None,
+                client_token: token,
+            },
             handshake_timeout: timeout,
             // Each call bounds its own wait and abandons its request when that ends, so
             // the channel's deadline must not cut a long call (a Submit waits for the
@@ -131,7 +146,7 @@ async fn connect(
     stop: Receiver<()>,
 ) -> Result<(Channel, EventReceiver), ClientError> {
     let roles = [Role::Coordinator, Role::Participant];
-    let conn = match handshake::dial(addr, &roles, None, &config).await {
+    let conn = match handshake::dial(addr, &roles, None, &config, false).await {
         Ok(conn) => conn,
         Err(HandshakeError::Rejected(reason)) => return Err(ClientError::Rejected(reason)),
         Err(HandshakeError::Frame(error)) => return Err(ClientError::Frame(error)),

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use crate::auth::Auth;
 use crate::frame::{DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 use crate::memory::MemoryGauge;
 use crate::msg::{NodeId, Role};
+use crate::registry::Registry;
 
 pub const DEFAULT_IN_FLIGHT_MAX: usize = 1024;
 pub const DEFAULT_SEND_QUEUE_MAX: usize = 65_536;
@@ -22,8 +24,15 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest `request_timeout` a config may set (a deadline must stay representable).
 pub const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
-/// Connections one listener serves at once; past that new ones are closed at accept.
-pub const CONNECTIONS_MAX: usize = 4096;
+/// Connections one listener holds before their handshake is done; past that new ones are
+/// closed at accept. Each holds at most a `HELLO_LEN_MAX` buffer for `handshake_timeout`.
+pub const DEFAULT_HANDSHAKES_MAX: usize = 256;
+/// Handshaken client connections one listener serves at once; past that a new client
+/// gets a `Reject`.
+pub const DEFAULT_CLIENT_CONNECTIONS_MAX: usize = 1024;
+/// Handshaken coordinator and participant connections one listener serves at once. A
+/// pool of their own: clients, however many, cannot take these slots.
+pub const DEFAULT_PEER_CONNECTIONS_MAX: usize = 256;
 /// Smallest `max_frame_len` a config may set: a `Hello` must always fit.
 pub const MIN_MAX_FRAME_LEN: usize = 1024;
 /// Largest first frame (a `Hello`, or the `Reject` answering ours) read from a peer, in
@@ -34,6 +43,24 @@ pub const HELLO_LEN_MAX: usize = 4096;
 pub const CLUSTER_ID_LEN_MAX: usize = 1024;
 const _: () = assert!(CLUSTER_ID_LEN_MAX + 256 <= HELLO_LEN_MAX);
 const _: () = assert!(HELLO_LEN_MAX <= MIN_MAX_FRAME_LEN * 4);
+
+/// How many connections of each kind one listener holds at once (see the defaults).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ConnectionLimits {
+    pub handshakes_max: usize,
+    pub client_connections_max: usize,
+    pub peer_connections_max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            handshakes_max: DEFAULT_HANDSHAKES_MAX,
+            client_connections_max: DEFAULT_CLIENT_CONNECTIONS_MAX,
+            peer_connections_max: DEFAULT_PEER_CONNECTIONS_MAX,
+        }
+    }
+}
 
 /// Settings of every channel a node opens or accepts.
 #[derive(Clone, Debug)]
@@ -63,6 +90,15 @@ pub struct ChannelConfig {
     pub request_timeout: Duration,
     /// Where every connection opened with this config (or a clone) counts its buffers.
     pub memory: MemoryGauge,
+    /// The secrets this node proves and asks for in handshakes.
+    pub auth: Auth,
+    /// Connection limits of a listener served with this config.
+    pub connections: ConnectionLimits,
+    /// Random per config (so per node process; clones share it): sent in our Hello so
+    /// that peers tell our reconnects from a second process with our id.
+    pub instance: u64,
+    /// The cluster members our connections run to (clones share it).
+    pub registry: Registry,
 }
 
 impl ChannelConfig {
@@ -82,6 +118,10 @@ impl ChannelConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             memory: MemoryGauge::new(),
+            auth: Auth::default(),
+            connections: ConnectionLimits::default(),
+            instance: rand::random(),
+            registry: Registry::default(),
         }
     }
 
@@ -118,6 +158,13 @@ impl ChannelConfig {
             || self.reconnect_backoff_min > self.reconnect_backoff_max
         {
             return Err("reconnect backoff must satisfy 0 < min <= max".into());
+        }
+        let limits = &self.connections;
+        if limits.handshakes_max == 0
+            || limits.client_connections_max == 0
+            || limits.peer_connections_max == 0
+        {
+            return Err("connection limits must be at least 1".into());
         }
         if self.handshake_timeout.is_zero() {
             return Err("handshake_timeout must be non-zero".into());

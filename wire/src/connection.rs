@@ -25,6 +25,13 @@ use crate::runtime::{self, Receiver, TcpStream};
 /// Largest write buffer: small frames are copied into it and written together; a frame
 /// this large or larger is written on its own, uncopied.
 pub const WRITE_COALESCE_LEN: usize = 64 * 1024;
+/// Capacity the write buffer keeps while the queue is empty: a burst's larger buffer is
+/// given back before the writer waits, so idle connections hold little.
+pub const WRITE_BUF_IDLE_LEN: usize = 4 * 1024;
+/// The buffers an idle connection holds at most (read buffer, write buffer), as counted by
+/// its config's `MemoryGauge`; queued frames come on top while the peer does not read.
+pub const IDLE_CONNECTION_BYTES_MAX: usize =
+    crate::read_buf::READ_BUF_KEEP_LEN + WRITE_BUF_IDLE_LEN;
 
 /// Runs one handshaken connection to its end: starts the writer and heartbeat tasks,
 /// emits `Up` (so a busy node's full queue delays the Up, not the heartbeats the peer
@@ -41,7 +48,11 @@ pub(crate) async fn run_connection(
         local_addr,
         peer_addr,
         peer,
+        claim,
+        slot,
     } = conn;
+    // Both held until the connection ends: the member's claim and the listener's slot.
+    let _held = slot;
     let (wake_writer, wake_rx) = runtime::bounded(1);
     let (closing, closing_rx) = runtime::bounded(1);
     let parts = Parts {
@@ -54,6 +65,9 @@ pub(crate) async fn run_connection(
         closing,
     };
     let channel = Channel::new(parts, config.clone());
+    if let Some(claim) = &claim {
+        claim.running(&channel);
+    }
     let (peer_id, epoch) = (channel.peer(), channel.epoch());
     info!(peer = %peer_id, role = ?peer.role, addr = %peer_addr, %epoch, "channel up");
     runtime::spawn(write_loop(channel.clone(), stream.clone(), wake_rx));
@@ -103,11 +117,10 @@ pub(crate) async fn run_connection(
 /// Drains the outgoing queue: small frames go out coalesced, one flush per batch, so a
 /// burst costs few syscalls; a large frame is written from its own buffer, so the copy
 /// never exceeds `WRITE_COALESCE_LEN`. The batch's bytes leave the channel's byte bound
-/// once written.
+/// once written; the buffer shrinks to `WRITE_BUF_IDLE_LEN` before the writer waits.
 async fn write_loop(channel: Channel, mut stream: TcpStream, wake: Receiver<()>) {
-    let mut buf = Vec::with_capacity(WRITE_COALESCE_LEN);
+    let mut buf = Vec::new();
     let mut held = Held::new(&channel.shared.config.memory);
-    held.set(buf.capacity());
     loop {
         let batch = {
             let mut state = channel.shared.state();
@@ -117,6 +130,8 @@ async fn write_loop(channel: Channel, mut stream: TcpStream, wake: Receiver<()>)
             std::mem::take(&mut state.outgoing)
         };
         if batch.is_empty() {
+            buf.shrink_to(WRITE_BUF_IDLE_LEN);
+            held.set(buf.capacity());
             if wake.recv().await.is_err() {
                 return;
             }
@@ -137,13 +152,14 @@ async fn write_loop(channel: Channel, mut stream: TcpStream, wake: Receiver<()>)
                 if bytes.len() >= WRITE_COALESCE_LEN {
                     written = stream.write_all(&bytes).await;
                 } else {
-                    buf.extend_from_slice(&bytes);
+                    append_coalesced(&mut buf, &bytes);
                 }
             }
         }
         if written.is_ok() && !buf.is_empty() {
             written = stream.write_all(&buf).await;
         }
+        held.set(buf.capacity());
         buf.clear();
         if written.is_ok() {
             written = stream.flush().await;
@@ -154,6 +170,17 @@ async fn write_loop(channel: Channel, mut stream: TcpStream, wake: Receiver<()>)
         }
         channel.written(batch_bytes);
     }
+}
+
+/// Appends a small frame to the write buffer, growing it by doubling but never past
+/// `WRITE_COALESCE_LEN` (the caller writes the buffer out before it would overflow).
+fn append_coalesced(buf: &mut Vec<u8>, bytes: &[u8]) {
+    let needed = buf.len() + bytes.len();
+    if needed > buf.capacity() {
+        let target = (buf.capacity() * 2).clamp(needed, WRITE_COALESCE_LEN.max(needed));
+        buf.reserve_exact(target - buf.len());
+    }
+    buf.extend_from_slice(bytes);
 }
 
 /// Every interval: closes the channel when the peer has been silent for
@@ -327,9 +354,9 @@ async fn handle_frame(
             warn!(%peer, %addr, %epoch, %reason, "peer rejected the connection");
             return Err(format!("rejected by peer: {reason}"));
         }
-        Frame::Hello(_) => {
-            warn!(%peer, %addr, %epoch, "Hello after the handshake; closing");
-            return Err("protocol error: Hello after the handshake".into());
+        Frame::Hello(_) | Frame::Auth { .. } => {
+            warn!(%peer, %addr, %epoch, "handshake frame after the handshake; closing");
+            return Err("protocol error: handshake frame after the handshake".into());
         }
     };
     channel.delivery_started();

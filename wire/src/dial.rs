@@ -9,7 +9,7 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use futures::future::{Either, select};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::config::ChannelConfig;
 use crate::connection::{run_connection, warn_if_invalid};
@@ -92,10 +92,13 @@ async fn dial_loop(
     } = target;
     let mut backoff = config.reconnect_backoff_min;
     let peer_roles = [peer_role];
+    // A refusal is logged as an ERROR once, and again only when its reason changes: the
+    // peer (or we) will refuse every retry the same way until someone fixes the setup.
+    let mut last_refusal = None::<String>;
     loop {
         let attempt = runtime::timeout(
             config.handshake_timeout,
-            handshake::dial(addr, &peer_roles, Some(peer), &config),
+            handshake::dial(addr, &peer_roles, Some(peer), &config, true),
         );
         let attempt = match select(pin!(attempt), pin!(stop.recv())).await {
             Either::Left((attempt, _)) => attempt,
@@ -103,13 +106,24 @@ async fn dial_loop(
         };
         match attempt {
             None => warn!(%peer, %addr, "handshake timed out; will retry"),
-            Some(Err(HandshakeError::Rejected(reason))) => {
-                let reason = crate::quote::quote(&reason);
-                warn!(%peer, %addr, %reason, "peer rejected our handshake; will retry")
+            Some(Err(
+                error @ (HandshakeError::Rejected(_)
+                | HandshakeError::Refused(_)
+                | HandshakeError::Duplicate(_)
+                | HandshakeError::Unauthenticated(_)),
+            )) => {
+                let reason = crate::quote::quote(&error.to_string());
+                if last_refusal.as_ref() != Some(&reason) {
+                    error!(%peer, %addr, %reason, "handshake refused; will retry (logged again only if the reason changes)");
+                    last_refusal = Some(reason);
+                } else {
+                    debug!(%peer, %addr, %reason, "handshake refused again; will retry");
+                }
             }
             Some(Err(error)) => warn!(%peer, %addr, %error, "cannot connect; will retry"),
             Some(Ok(conn)) => {
                 backoff = config.reconnect_backoff_min;
+                last_refusal = None;
                 // A kick that comes while connected stays pending and makes the next
                 // redial immediate: at worst one early attempt, never a lost dial-back.
                 run_connection(conn, config.clone(), events.clone(), stop.clone()).await;
@@ -176,7 +190,7 @@ pub(crate) async fn nudge(
     peer: NodeId,
     config: &ChannelConfig,
 ) -> Result<(), String> {
-    let attempt = handshake::dial(addr, &[Role::Participant], Some(peer), config);
+    let attempt = handshake::dial(addr, &[Role::Participant], Some(peer), config, false);
     match runtime::timeout(config.handshake_timeout, attempt).await {
         Some(Ok(conn)) => {
             let _ = conn.stream.shutdown(Shutdown::Both);

@@ -1,28 +1,49 @@
 //! The handshake: the `Hello` we send, the checks on the one we receive (pure), and the
-//! exchange itself on a fresh connection, both sides. The first frame read from a peer is
-//! capped at `HELLO_LEN_MAX` bytes and is read exactly (nothing past it is buffered),
-//! so a peer that has not shown it belongs to the cluster can make us hold only that.
+//! exchange itself on a fresh connection, both sides: Hellos, then (when both sides hold
+//! the connection's secret) the `Auth` proofs of `auth`, then the duplicate-id check of
+//! `registry`. Every frame read before the handshake is done is capped at
+//! `HELLO_LEN_MAX` bytes and read exactly (nothing past it is buffered), so a peer that
+//! has not shown it belongs to the cluster can make us hold only that.
 
 use std::net::{Shutdown, SocketAddr};
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
 
+use crate::auth::{self, Secret, Side};
 use crate::config::{ChannelConfig, HELLO_LEN_MAX};
 use crate::frame::{self, FrameError, HEADER_LEN};
 use crate::memory::Held;
 use crate::msg::{Frame, Hello, MAGIC, NodeId, PROTOCOL_VERSION, Role};
 use crate::quote::{ERROR_TEXT_CHARS_MAX, quote, truncate};
+use crate::registry::Claim;
 use crate::runtime::TcpStream;
+use crate::slots::{Slot, Slots};
 
-/// Our first frame on every connection.
-pub fn hello(node_id: NodeId, role: Role, cluster_id: &str) -> Hello {
+/// A Hello with a fresh nonce and instance 0 (`ours` sets the node's instance).
+pub fn hello(node_id: NodeId, role: Role, cluster_id: &str, auth: bool) -> Hello {
     Hello {
         magic: MAGIC,
         protocol_version: PROTOCOL_VERSION,
         node_id,
         role,
         cluster_id: cluster_id.to_owned(),
+        instance: 0,
+        nonce: auth::nonce(),
+        auth,
+    }
+}
+
+/// Our first frame on a connection whose secret is `secret`.
+fn ours(config: &ChannelConfig, secret: Option<&Secret>) -> Hello {
+    Hello {
+        instance: config.instance,
+        ..hello(
+            config.node_id,
+            config.role,
+            &config.cluster_id,
+            secret.is_some(),
+        )
     }
 }
 
@@ -68,17 +89,48 @@ pub fn check(
     Ok(())
 }
 
+/// Both sides must agree on authenticating a connection between a dialler of role
+/// `dialler` and the acceptor: `peer_auth` is what the peer announced, `we_auth` whether
+/// we hold the secret. `Err` names what is missing where.
+pub fn check_auth(dialler: Role, peer_auth: bool, we_auth: bool) -> Result<(), String> {
+    let what = match dialler {
+        Role::Client => "client token",
+        Role::Coordinator | Role::Participant => "cluster secret",
+    };
+    match (peer_auth, we_auth) {
+        (true, false) => Err(format!(
+            "authentication mismatch: the peer proves a {what}, but this node has none configured"
+        )),
+        (false, true) => Err(format!(
+            "authentication required: this node requires a {what}, and the peer has none configured"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Between two participants (we and the peer), the mesh rule applies.
 pub(crate) fn is_mesh_connection(config: &ChannelConfig, peer: &Hello) -> bool {
     config.role == Role::Participant && peer.role == Role::Participant
 }
 
-/// A connection whose handshake succeeded. Nothing past the peer's `Hello` was read.
+/// ZooKeeper's QuorumCnxManager rule: of the connections between two participants only
+/// the one dialled by the larger id survives, so a pair dialling each other at once
+/// still ends with exactly one channel.
+pub(crate) fn dialled_by_smaller_id(config: &ChannelConfig, peer: &Hello) -> bool {
+    is_mesh_connection(config, peer) && peer.node_id < config.node_id
+}
+
+/// A connection whose handshake succeeded. Nothing past the handshake was read.
 pub(crate) struct Handshaken {
     pub(crate) stream: TcpStream,
     pub(crate) local_addr: SocketAddr,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) peer: Hello,
+    /// The peer's registry claim while the connection lives (`None` for clients and
+    /// connections about to be dropped).
+    pub(crate) claim: Option<Claim>,
+    /// The listener's connection slot this connection holds (accepted ones only).
+    pub(crate) slot: Option<Slot>,
 }
 
 /// Why a handshake failed.
@@ -91,23 +143,31 @@ pub(crate) enum HandshakeError {
     /// We refused the peer's Hello (and told it so with a Reject).
     #[error("refused peer: {0}")]
     Refused(String),
+    /// We refused a second process with a live member's id (and told it so).
+    #[error("refused peer: {0}")]
+    Duplicate(String),
+    /// We refused the peer's missing or wrong proof of the secret (and told it so).
+    #[error("refused peer: {0}")]
+    Unauthenticated(String),
     /// The peer refused ours.
     #[error("rejected by peer: {0}")]
     Rejected(String),
 }
 
-/// Reads the peer's first frame: its header, then exactly its body if that is at most
-/// `HELLO_LEN_MAX` bytes; a longer one is refused from its header alone.
-async fn read_first_frame(
+/// Reads a frame of the handshake: its header, then exactly its body if that is at most
+/// `HELLO_LEN_MAX` bytes; a longer one is refused from its header alone. Returns the
+/// frame and its bytes as received (the `Auth` proofs cover them).
+async fn read_handshake_frame(
     stream: &mut TcpStream,
     config: &ChannelConfig,
-) -> Result<Frame, HandshakeError> {
+) -> Result<(Frame, Vec<u8>), HandshakeError> {
     let mut header = [0u8; HEADER_LEN];
     read_exact(stream, &mut header).await?;
     let len = frame::frame_len(&header).unwrap_or(HEADER_LEN) - HEADER_LEN;
     if len > HELLO_LEN_MAX {
-        let reason =
-            format!("first frame of {len} bytes is over the Hello limit of {HELLO_LEN_MAX} bytes");
+        let reason = format!(
+            "handshake frame of {len} bytes is over the Hello limit of {HELLO_LEN_MAX} bytes"
+        );
         return Err(refuse(stream, reason).await);
     }
     let mut held = Held::new(&config.memory);
@@ -116,8 +176,8 @@ async fn read_first_frame(
     buf[..HEADER_LEN].copy_from_slice(&header);
     read_exact(stream, &mut buf[HEADER_LEN..]).await?;
     match frame::decode(&buf, HELLO_LEN_MAX) {
-        Ok(Some((frame, _))) => Ok(frame),
-        Ok(None) => Err(HandshakeError::Io("first frame incomplete".into())),
+        Ok(Some((frame, _))) => Ok((frame, buf)),
+        Ok(None) => Err(HandshakeError::Io("handshake frame incomplete".into())),
         Err(error) => Err(HandshakeError::Frame(error)),
     }
 }
@@ -132,7 +192,8 @@ async fn read_exact(stream: &mut TcpStream, buf: &mut [u8]) -> Result<(), Handsh
     })
 }
 
-async fn write_frame(stream: &mut TcpStream, frame: &Frame) -> Result<(), HandshakeError> {
+/// Writes a handshake frame; returns its bytes as sent.
+async fn write_frame(stream: &mut TcpStream, frame: &Frame) -> Result<Vec<u8>, HandshakeError> {
     let bytes = frame::encode(frame, HELLO_LEN_MAX).map_err(HandshakeError::Frame)?;
     stream
         .write_all(&bytes)
@@ -141,12 +202,17 @@ async fn write_frame(stream: &mut TcpStream, frame: &Frame) -> Result<(), Handsh
     stream
         .flush()
         .await
-        .map_err(|error| HandshakeError::Io(format!("flush failed: {error}")))
+        .map_err(|error| HandshakeError::Io(format!("flush failed: {error}")))?;
+    Ok(bytes)
 }
 
 /// Sends `Reject{reason}` and reports the refusal. The reason is cut to fit a first
 /// frame, so the Reject always goes out unless the peer is gone.
 async fn refuse(stream: &mut TcpStream, reason: String) -> HandshakeError {
+    HandshakeError::Refused(send_reject(stream, reason).await)
+}
+
+async fn send_reject(stream: &mut TcpStream, reason: String) -> String {
     let reason = truncate(reason, ERROR_TEXT_CHARS_MAX * 4);
     let reject = Frame::Reject {
         reason: reason.clone(),
@@ -155,19 +221,91 @@ async fn refuse(stream: &mut TcpStream, reason: String) -> HandshakeError {
         debug!(%error, "cannot send Reject; the peer may be gone");
     }
     let _ = stream.shutdown(Shutdown::Both);
-    HandshakeError::Refused(reason)
+    reason
 }
 
-/// Acceptor side: wait for the peer's Hello, check it, answer with ours or a Reject.
+/// Claims the peer in the registry (a connection about to be dropped for the mesh rule
+/// is only checked); a live member's id from another process gets a Reject.
+async fn claim(
+    stream: &mut TcpStream,
+    config: &ChannelConfig,
+    peer: &Hello,
+    peer_addr: SocketAddr,
+    keep: bool,
+) -> Result<Option<Claim>, HandshakeError> {
+    let claimed = config.registry.claim(peer, peer_addr, config.dead_after());
+    match claimed {
+        Ok(claim) if keep => Ok(claim),
+        Ok(_) => Ok(None),
+        Err(reason) => Err(HandshakeError::Duplicate(send_reject(stream, reason).await)),
+    }
+}
+
+/// Reads the peer's `Auth` and checks its proof for `side`.
+async fn receive_proof(
+    stream: &mut TcpStream,
+    config: &ChannelConfig,
+    secret: &Secret,
+    side: Side,
+    hellos: (&[u8], &[u8]),
+) -> Result<(), HandshakeError> {
+    match read_handshake_frame(stream, config).await? {
+        (Frame::Auth { proof }, _) if auth::verify(secret, side, hellos.0, hellos.1, &proof) => {
+            Ok(())
+        }
+        (Frame::Auth { .. }, _) => {
+            let reason = "authentication failed: the proof does not match this node's secret";
+            Err(HandshakeError::Unauthenticated(
+                send_reject(stream, reason.into()).await,
+            ))
+        }
+        (Frame::Reject { reason }, _) => Err(HandshakeError::Rejected(reason)),
+        (other, _) => {
+            let reason = format!("expected Auth, got {}", frame_kind(&other));
+            Err(refuse(stream, reason).await)
+        }
+    }
+}
+
+async fn send_proof(
+    stream: &mut TcpStream,
+    secret: &Secret,
+    side: Side,
+    hellos: (&[u8], &[u8]),
+) -> Result<(), HandshakeError> {
+    let proof = auth::proof(secret, side, hellos.0, hellos.1);
+    write_frame(stream, &Frame::Auth { proof }).await.map(drop)
+}
+
+/// Takes a slot of the pool for the peer's role, or refuses it (a connection about to be
+/// dropped for the mesh rule needs none).
+async fn take_slot(
+    stream: &mut TcpStream,
+    slots: &Slots,
+    peer: &Hello,
+    keep: bool,
+) -> Result<Option<Slot>, HandshakeError> {
+    if !keep {
+        return Ok(None);
+    }
+    match slots.for_role(peer.role).take() {
+        Ok(slot) => Ok(Some(slot)),
+        Err(reason) => Err(refuse(stream, reason).await),
+    }
+}
+
+/// Acceptor side: wait for the peer's Hello, check it, answer with ours or a Reject;
+/// then the proofs (theirs first), then a connection slot and the duplicate check.
 pub(crate) async fn accept(
     mut stream: TcpStream,
     peer_addr: SocketAddr,
     config: &ChannelConfig,
     accept_roles: &[Role],
+    slots: &Slots,
 ) -> Result<Handshaken, HandshakeError> {
-    let peer = match read_first_frame(&mut stream, config).await? {
-        Frame::Hello(hello) => hello,
-        other => {
+    let (peer, peer_bytes) = match read_handshake_frame(&mut stream, config).await? {
+        (Frame::Hello(hello), bytes) => (hello, bytes),
+        (other, _) => {
             let reason = format!("expected Hello, got {}", frame_kind(&other));
             return Err(refuse(&mut stream, reason).await);
         }
@@ -179,22 +317,35 @@ pub(crate) async fn accept(
         let reason = format!("node id {} is our own", peer.node_id);
         return Err(refuse(&mut stream, reason).await);
     }
-    let ours = hello(config.node_id, config.role, &config.cluster_id);
-    write_frame(&mut stream, &Frame::Hello(ours)).await?;
-    Ok(Handshaken {
-        local_addr: local_addr_of(&stream)?,
-        stream,
-        peer_addr,
-        peer,
-    })
+    let secret = config.auth.secret_for(peer.role);
+    if let Err(reason) = check_auth(peer.role, peer.auth, secret.is_some()) {
+        let reason = send_reject(&mut stream, reason).await;
+        return Err(HandshakeError::Unauthenticated(reason));
+    }
+    let keep = !dialled_by_smaller_id(config, &peer);
+    let Some(secret) = secret else {
+        let slot = take_slot(&mut stream, slots, &peer, keep).await?;
+        let claim = claim(&mut stream, config, &peer, peer_addr, keep).await?;
+        write_frame(&mut stream, &Frame::Hello(ours(config, None))).await?;
+        return handshaken(stream, peer_addr, peer, claim, slot);
+    };
+    let our_bytes = write_frame(&mut stream, &Frame::Hello(ours(config, Some(secret)))).await?;
+    let hellos = (&peer_bytes[..], &our_bytes[..]);
+    receive_proof(&mut stream, config, secret, Side::Dialler, hellos).await?;
+    let slot = take_slot(&mut stream, slots, &peer, keep).await?;
+    let claim = claim(&mut stream, config, &peer, peer_addr, keep).await?;
+    send_proof(&mut stream, secret, Side::Acceptor, hellos).await?;
+    handshaken(stream, peer_addr, peer, claim, slot)
 }
 
-/// Dialler side: connect, send our Hello, check the answer.
+/// Dialler side: connect, send our Hello, check the answer, prove and check proofs.
+/// `keep` claims the peer in the registry (a nudge, closed at once, does not).
 pub(crate) async fn dial(
     addr: SocketAddr,
     accept_roles: &[Role],
     expected_node: Option<NodeId>,
     config: &ChannelConfig,
+    keep: bool,
 ) -> Result<Handshaken, HandshakeError> {
     let mut stream = TcpStream::connect(addr)
         .await
@@ -202,37 +353,58 @@ pub(crate) async fn dial(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::warn!(%addr, %error, "cannot set TCP_NODELAY");
     }
-    let ours = hello(config.node_id, config.role, &config.cluster_id);
-    write_frame(&mut stream, &Frame::Hello(ours)).await?;
-    let peer = match read_first_frame(&mut stream, config).await? {
-        Frame::Hello(hello) => hello,
-        Frame::Reject { reason } => return Err(HandshakeError::Rejected(reason)),
-        other => {
+    let secret = config.auth.secret_for(config.role);
+    let our_bytes = write_frame(&mut stream, &Frame::Hello(ours(config, secret))).await?;
+    let (peer, peer_bytes) = match read_handshake_frame(&mut stream, config).await? {
+        (Frame::Hello(hello), bytes) => (hello, bytes),
+        (Frame::Reject { reason }, _) => return Err(HandshakeError::Rejected(reason)),
+        (other, _) => {
             let reason = format!("expected Hello, got {}", frame_kind(&other));
             return Err(refuse(&mut stream, reason).await);
         }
     };
-    if let Err(reason) = check(&peer, &config.cluster_id, accept_roles, expected_node) {
+    if let Err(reason) = check(&peer, &config.cluster_id, accept_roles, expected_node)
+        .and_then(|()| check_auth(config.role, peer.auth, secret.is_some()))
+    {
         return Err(refuse(&mut stream, reason).await);
     }
-    Ok(Handshaken {
-        local_addr: local_addr_of(&stream)?,
-        stream,
-        peer_addr: addr,
-        peer,
-    })
+    if let Some(secret) = secret {
+        let hellos = (&our_bytes[..], &peer_bytes[..]);
+        send_proof(&mut stream, secret, Side::Dialler, hellos).await?;
+        receive_proof(&mut stream, config, secret, Side::Acceptor, hellos).await?;
+    }
+    let claim = match keep {
+        true => claim(&mut stream, config, &peer, addr, true).await?,
+        false => None,
+    };
+    handshaken(stream, addr, peer, claim, None)
 }
 
-fn local_addr_of(stream: &TcpStream) -> Result<SocketAddr, HandshakeError> {
-    stream
+fn handshaken(
+    stream: TcpStream,
+    peer_addr: SocketAddr,
+    peer: Hello,
+    claim: Option<Claim>,
+    slot: Option<Slot>,
+) -> Result<Handshaken, HandshakeError> {
+    let local_addr = stream
         .local_addr()
-        .map_err(|error| HandshakeError::Io(format!("no local address: {error}")))
+        .map_err(|error| HandshakeError::Io(format!("no local address: {error}")))?;
+    Ok(Handshaken {
+        stream,
+        local_addr,
+        peer_addr,
+        peer,
+        claim,
+        slot,
+    })
 }
 
 fn frame_kind(frame: &Frame) -> &'static str {
     match frame {
         Frame::Hello(_) => "Hello",
         Frame::Reject { .. } => "Reject",
+        Frame::Auth { .. } => "Auth",
         Frame::Heartbeat => "Heartbeat",
         Frame::Request { .. } => "Request",
         Frame::Response { .. } => "Response",
@@ -247,7 +419,7 @@ mod tests {
     const ROLES: &[Role] = &[Role::Coordinator];
 
     fn good() -> Hello {
-        hello(NodeId(4), Role::Coordinator, "c1")
+        hello(NodeId(4), Role::Coordinator, "c1", false)
     }
 
     fn refusal(peer: &Hello, expected_node: Option<NodeId>) -> String {
@@ -310,5 +482,20 @@ mod tests {
     #[test]
     fn wrong_node_id_is_refused() {
         assert_eq!(refusal(&good(), Some(NodeId(5))), "node id 4, expected 5");
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_must_agree_on_authenticating() {
+        assert_eq!(check_auth(Role::Participant, true, true), Ok(()));
+        assert_eq!(check_auth(Role::Client, false, false), Ok(()));
+        let missing = check_auth(Role::Coordinator, false, true).unwrap_err();
+        assert!(missing.contains("requires a cluster secret"), "{missing}");
+        let extra = check_auth(Role::Client, true, false).unwrap_err();
+        assert!(extra.contains("proves a client token"), "{extra}");
     }
 }

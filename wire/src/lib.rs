@@ -3,12 +3,13 @@
 //! phi-accrual failure detector, and the participant mesh. No protocol decisions live here.
 //!
 //! Modules only import downward: pure pieces (`msg`, `frame`, `quote`, `pipeline`,
-//! `addr` (which resolves host names, at start-up),
+//! `addr` (which resolves host names, at start-up), `auth`, `slots`,
 //! `detector`, `refusals`, `read_buf`, `memory`), then `config` and `runtime`, then
-//! `handshake`, `channel` and `events`, `connection`, then `dial` and `listen`, and on
-//! top `client` and `mesh`.
+//! `channel`, `registry`, `handshake` and `events`, `connection`, then `dial` and
+//! `listen`, and on top `client` and `mesh`.
 
 pub mod addr;
+pub mod auth;
 pub mod channel;
 pub mod client;
 pub mod config;
@@ -28,17 +29,20 @@ pub mod pipeline;
 pub mod quote;
 pub mod read_buf;
 mod refusals;
+pub mod registry;
 pub mod runtime;
+mod slots;
 #[cfg(test)]
 mod tests;
 pub mod units;
 
 use std::sync::{Mutex, MutexGuard};
 
+pub use auth::{Auth, CLIENT_TOKEN_ENV, CLUSTER_SECRET_ENV, Secret};
 pub use channel::{Channel, Epoch, Liveness, SendError, supersedes};
 pub use client::{Client, ClientError};
-pub use config::{ChannelConfig, HELLO_LEN_MAX};
-pub use connection::WRITE_COALESCE_LEN;
+pub use config::{ChannelConfig, ConnectionLimits, HELLO_LEN_MAX};
+pub use connection::{IDLE_CONNECTION_BYTES_MAX, WRITE_BUF_IDLE_LEN, WRITE_COALESCE_LEN};
 pub use dial::{DialHandle, dial};
 pub use events::{ChannelEvent, EventReceiver, EventSender, QueueClosed, event_queue};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameError};

@@ -1,26 +1,27 @@
-//! The accepting side: a bound `Listener` and its accept loop. Each connection does the
-//! handshake within `handshake_timeout` (a refusal gets a `Reject` and one rate-limited
-//! log line per peer address), the mesh rule drops connections from smaller participant
-//! ids, and the rest run as channels until their end.
+//! The accepting side: a bound `Listener` and its accept loop. Each connection takes a
+//! handshake slot, does the handshake within `handshake_timeout` (a refusal gets a
+//! `Reject` and one rate-limited log line per peer address), then holds a client or peer
+//! slot (`slots`); the mesh rule drops connections from smaller participant ids, and the
+//! rest run as channels until their end.
 
 use std::net::{Shutdown, SocketAddr};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::{Either, select};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::config::{CONNECTIONS_MAX, ChannelConfig};
+use crate::config::ChannelConfig;
 use crate::connection::{run_connection, warn_if_invalid};
 use crate::dial::Redial;
 use crate::events::EventSender;
-use crate::handshake::{self, Handshaken};
+use crate::handshake::{self, HandshakeError, Handshaken, dialled_by_smaller_id};
 use crate::lock;
-use crate::msg::{Hello, Role};
+use crate::msg::Role;
 use crate::refusals::{REFUSAL_LOG_ADDRS_MAX, REFUSAL_LOG_INTERVAL, RefusalLog};
 use crate::runtime::{self, Receiver, Sender, TcpListener, TcpStream};
+use crate::slots::{Slot, Slots};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop cannot spin.
 const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -69,10 +70,16 @@ impl Listener {
         warn_if_invalid(&config);
         let (stop, stop_rx) = runtime::bounded(1);
         let rules = AcceptRules {
+            slots: Slots::new(&config.connections),
             config,
             accept_roles: accept_roles.into(),
             redial,
             refusals: Mutex::new(RefusalLog::new(REFUSAL_LOG_INTERVAL, REFUSAL_LOG_ADDRS_MAX)),
+            duplicates: Mutex::new(RefusalLog::new(REFUSAL_LOG_INTERVAL, REFUSAL_LOG_ADDRS_MAX)),
+            unauthenticated: Mutex::new(RefusalLog::new(
+                REFUSAL_LOG_INTERVAL,
+                REFUSAL_LOG_ADDRS_MAX,
+            )),
         };
         // The loop holds a sender too, so dropping the handle detaches rather than stops.
         runtime::spawn(accept_loop(self, rules, events, stop_rx, stop.clone()));
@@ -85,14 +92,12 @@ struct AcceptRules {
     config: Arc<ChannelConfig>,
     accept_roles: Arc<[Role]>,
     redial: Option<Arc<Redial>>,
+    /// One rate limit per kind of failure, so that (say) refused clients cannot hide
+    /// a duplicate node id behind their line from the same address.
     refusals: Mutex<RefusalLog>,
-}
-
-/// ZooKeeper's QuorumCnxManager rule: of the connections between two participants only
-/// the one dialled by the larger id survives, so a pair dialling each other at once
-/// still ends with exactly one channel.
-fn dialled_by_smaller_id(config: &ChannelConfig, peer: &Hello) -> bool {
-    handshake::is_mesh_connection(config, peer) && peer.node_id < config.node_id
+    duplicates: Mutex<RefusalLog>,
+    unauthenticated: Mutex<RefusalLog>,
+    slots: Slots,
 }
 
 /// The running accept loop. Dropping it leaves the loop running (detached);
@@ -116,7 +121,6 @@ async fn accept_loop(
     _keep_open: Sender<()>,
 ) {
     let rules = Arc::new(rules);
-    let live = Arc::new(AtomicUsize::new(0));
     let local = listener.local_addr;
     info!(addr = %local, "listening");
     loop {
@@ -141,19 +145,21 @@ async fn accept_loop(
             info!(addr = %local, "listener stopped");
             return;
         }
-        if live.load(Ordering::Acquire) >= CONNECTIONS_MAX {
-            if let Some(suppressed) = lock(&rules.refusals).admit(peer_addr.ip(), Instant::now()) {
-                warn!(addr = %peer_addr, max = CONNECTIONS_MAX, suppressed,
-                    "too many connections; closing new one");
+        // Closed unanswered: a peer that has not shown who it is gets no frame from us.
+        let handshaking = match rules.slots.handshakes.take() {
+            Ok(slot) => slot,
+            Err(reason) => {
+                if let Some(suppressed) =
+                    lock(&rules.refusals).admit(peer_addr.ip(), Instant::now())
+                {
+                    warn!(addr = %peer_addr, %reason, suppressed, "closing new connection");
+                }
+                continue;
             }
-            continue;
-        }
-        live.fetch_add(1, Ordering::AcqRel);
-        let (rules, events, stop, live) =
-            (rules.clone(), events.clone(), stop.clone(), live.clone());
+        };
+        let (rules, events, stop) = (rules.clone(), events.clone(), stop.clone());
         runtime::spawn(async move {
-            serve_connection(stream, peer_addr, &rules, events, stop).await;
-            live.fetch_sub(1, Ordering::AcqRel);
+            serve_connection(stream, peer_addr, &rules, events, stop, handshaking).await;
         });
     }
 }
@@ -164,15 +170,18 @@ async fn serve_connection(
     rules: &AcceptRules,
     events: EventSender,
     stop: Receiver<()>,
+    handshaking: Slot,
 ) {
     let config = &rules.config;
     if let Err(error) = stream.set_nodelay(true) {
         warn!(addr = %peer_addr, %error, "cannot set TCP_NODELAY");
     }
-    let handshake = handshake::accept(stream, peer_addr, config, &rules.accept_roles);
-    let failure = match runtime::timeout(config.handshake_timeout, handshake).await {
-        None => "handshake timed out".to_string(),
-        Some(Err(error)) => error.to_string(),
+    let handshake = handshake::accept(stream, peer_addr, config, &rules.accept_roles, &rules.slots);
+    let outcome = runtime::timeout(config.handshake_timeout, handshake).await;
+    drop(handshaking);
+    let failure = match outcome {
+        None => HandshakeError::Io("handshake timed out".to_string()),
+        Some(Err(error)) => error,
         Some(Ok(conn)) if dialled_by_smaller_id(config, &conn.peer) => {
             drop_for_dial_back(conn, rules.redial.as_deref());
             return;
@@ -183,9 +192,20 @@ async fn serve_connection(
         }
     };
     // The error quotes at most a short prefix of what the peer sent.
-    if let Some(suppressed) = lock(&rules.refusals).admit(peer_addr.ip(), Instant::now()) {
-        warn!(addr = %peer_addr, error = %failure, suppressed,
-            "handshake failed; connection closed (one line per address per {REFUSAL_LOG_INTERVAL:?})");
+    let log = match failure {
+        HandshakeError::Duplicate(_) => &rules.duplicates,
+        HandshakeError::Unauthenticated(_) => &rules.unauthenticated,
+        _ => &rules.refusals,
+    };
+    let Some(suppressed) = lock(log).admit(peer_addr.ip(), Instant::now()) else {
+        return;
+    };
+    match failure {
+        // Two processes with one id: a configuration error that breaks the cluster.
+        HandshakeError::Duplicate(reason) => error!(addr = %peer_addr, %reason, suppressed,
+            "second node with a live member's id refused; connection closed (one line per address per {REFUSAL_LOG_INTERVAL:?})"),
+        failure => warn!(addr = %peer_addr, error = %failure, suppressed,
+            "handshake failed; connection closed (one line per address per {REFUSAL_LOG_INTERVAL:?})"),
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// First field of every `Hello`: a connection that does not start with it is not ours.
 pub const MAGIC: u32 = 0x4143_4D54; // "ACMT": atomic commit
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// A node of the cluster (coordinator or participant), unique within a cluster.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -523,7 +523,20 @@ pub struct Hello {
     pub node_id: NodeId,
     pub role: Role,
     pub cluster_id: String,
+    /// Random per node process (`ChannelConfig::new`): tells a reconnect of the node we
+    /// know from a second process claiming its id (see `registry`).
+    pub instance: u64,
+    /// Fresh per connection: the challenge the peer's `Auth` proof must cover.
+    pub nonce: [u8; NONCE_LEN],
+    /// The sender has a secret for this connection and will prove it with `Auth` (see
+    /// `auth`); both sides must agree.
+    pub auth: bool,
 }
+
+/// Bytes of a handshake nonce.
+pub const NONCE_LEN: usize = 16;
+/// Bytes of an HMAC-SHA256 proof.
+pub const PROOF_LEN: usize = 32;
 
 /// One frame on a channel.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
@@ -532,6 +545,11 @@ pub enum Frame {
     /// Handshake refused; the sender closes the connection after it.
     Reject {
         reason: String,
+    },
+    /// Proof of the shared secret, sent after both Hellos when both announced `auth`:
+    /// HMAC-SHA256 over both Hellos as sent, so it is good for this connection only.
+    Auth {
+        proof: [u8; PROOF_LEN],
     },
     /// Liveness only; any frame counts as heard-from.
     Heartbeat,

@@ -164,7 +164,16 @@ fn frames() -> Vec<(&'static str, Frame)> {
                 node_id: NodeId(3),
                 role: Role::Participant,
                 cluster_id: "c1".into(),
+                instance: 7,
+                nonce: [1; NONCE_LEN],
+                auth: true,
             }),
+        ),
+        (
+            "Auth",
+            Frame::Auth {
+                proof: [2; PROOF_LEN],
+            },
         ),
         (
             "Reject",
@@ -222,7 +231,11 @@ fn samples() -> Vec<(&'static str, Frame)> {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "Hello",
-        "0000004d81a548656c6c6f85a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e03a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331",
+        "0000007681a548656c6c6f88a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e04a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331a8696e7374616e636507a56e6f6e6365dc001001010101010101010101010101010101a461757468c3",
+    ),
+    (
+        "Auth",
+        "0000003081a44175746881a570726f6f66dc00200202020202020202020202020202020202020202020202020202020202020202",
     ),
     ("Reject", "0000001481a652656a65637481a6726561736f6ea3626164"),
     ("Heartbeat", "0000000aa9486561727462656174"),
@@ -350,6 +363,7 @@ fn samples_cover_every_variant() {
         match frame {
             Frame::Hello(_)
             | Frame::Reject { .. }
+            | Frame::Auth { .. }
             | Frame::Heartbeat
             | Frame::Request { .. }
             | Frame::Response { .. }

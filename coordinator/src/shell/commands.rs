@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use wire::{Client, ClientRequest, ClientResponse, Protocol, Response, TxnId, TxnResult, TxnSpec};
+use wire::{
+    Client, ClientRequest, ClientResponse, Protocol, Response, Secret, TxnId, TxnResult, TxnSpec,
+};
 
 /// How long connecting (TCP + handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,8 +51,28 @@ pub fn result_timeout_for(spec: &TxnSpec) -> Duration {
     }
 }
 
+/// A node to call: its address, the cluster id and the client token, if it needs one.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub addr: SocketAddr,
+    pub cluster_id: &'a str,
+    pub token: Option<&'a Secret>,
+}
+
+/// Connects to a node that needs no client token.
 pub async fn connect(addr: SocketAddr, cluster_id: &str) -> Result<Client, CallError> {
-    Client::connect(addr, cluster_id, CONNECT_TIMEOUT)
+    let target = Target {
+        addr,
+        cluster_id,
+        token: None,
+    };
+    connect_to(target).await
+}
+
+pub async fn connect_to(target: Target<'_>) -> Result<Client, CallError> {
+    let addr = target.addr;
+    let token = target.token.cloned();
+    Client::connect_with_token(addr, target.cluster_id, token, CONNECT_TIMEOUT)
         .await
         .map_err(|error| match error {
             wire::ClientError::Rejected(reason) => CallError::Rejected { addr, reason },
@@ -89,19 +111,14 @@ pub async fn submit_on(client: &Client, txn: TxnId, spec: TxnSpec) -> Result<Txn
 }
 
 /// `coordinator submit`: connect, submit, wait for the result.
-pub async fn submit(
-    addr: SocketAddr,
-    cluster_id: &str,
-    txn: TxnId,
-    spec: TxnSpec,
-) -> Result<TxnResult, CallError> {
-    let client = connect(addr, cluster_id).await?;
+pub async fn submit(target: Target<'_>, txn: TxnId, spec: TxnSpec) -> Result<TxnResult, CallError> {
+    let client = connect_to(target).await?;
     submit_on(&client, txn, spec).await
 }
 
 /// `coordinator status`: the coordinator's report text.
-pub async fn status(addr: SocketAddr, cluster_id: &str) -> Result<String, CallError> {
-    let client = connect(addr, cluster_id).await?;
+pub async fn status(target: Target<'_>) -> Result<String, CallError> {
+    let client = connect_to(target).await?;
     status_on(&client).await
 }
 

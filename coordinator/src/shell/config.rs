@@ -31,6 +31,10 @@ pub struct ServeConfig {
     pub channel_in_flight_max: Option<usize>,
     /// The core's timing settings (validated with the heartbeat by `Config::validate`).
     pub timing: Timing,
+    /// Cluster secret and client token (none: nobody is authenticated).
+    pub auth: wire::Auth,
+    /// Connection limits of the client listener.
+    pub connections: wire::ConnectionLimits,
 }
 
 /// Timeouts of the protocols, in milliseconds (see `core::Config` for each one's role).

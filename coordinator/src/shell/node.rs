@@ -97,6 +97,8 @@ impl Node {
         let mut channel_config =
             ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone());
         channel_config.heartbeat_interval = config.heartbeat_interval;
+        channel_config.auth = config.auth.clone();
+        channel_config.connections = config.connections;
         if let Some(in_flight_max) = config.channel_in_flight_max {
             channel_config.in_flight_max = in_flight_max;
         }

@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Run a participant node: prints `LISTENING ip:port` once ready, logs to stderr.
     #[command(after_help = SERVE_HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a running participant's status report.
     #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
@@ -121,6 +121,8 @@ struct ServeArgs {
     #[arg(long = "crash-at", value_name = "NAME[@N][:TXN]",
         long_help = wire::crash::help(wire::crash::Binary::Participant))]
     crash_at: Vec<String>,
+    #[command(flatten)]
+    security: cli::security::ServeSecurityArgs,
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +136,8 @@ struct StatusArgs {
     /// How long to wait for the connection and the answer.
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    token: cli::security::ClientTokenArgs,
 }
 
 fn main() -> ExitCode {
@@ -144,7 +148,7 @@ fn main() -> ExitCode {
     };
     init_tracing(default_level, cli.log_format);
     let code = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Status(args) => match status(args) {
             Ok(()) => EXIT_OK,
             Err(StatusError::Refused(message)) => {
@@ -185,7 +189,16 @@ fn serve(args: ServeArgs) -> u8 {
         eprintln!("error: cannot install the signal handler: {error}");
         return EXIT_FAILED;
     }
+    let auth = match args.security.auth() {
+        Ok(auth) => auth,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+    };
     let options = Options {
+        auth,
+        connections: args.security.connection_limits(),
         node_id: NodeId(args.id),
         listen: args.listen,
         db: args.db,
@@ -254,8 +267,10 @@ enum StatusError {
 fn status(args: StatusArgs) -> Result<(), StatusError> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let addr = args.addr;
+    // A token that cannot be read is reported like a refusal: nothing was sent.
+    let token = args.token.token().map_err(StatusError::Refused)?;
     let answer = runtime::block_on(async {
-        let client = match Client::connect(addr, &args.cluster, timeout).await {
+        let client = match Client::connect_with_token(addr, &args.cluster, token, timeout).await {
             Ok(client) => client,
             Err(ClientError::Rejected(reason)) => {
                 return Err(StatusError::Refused(format!(

@@ -53,6 +53,10 @@ pub struct Options {
     pub core: Config,
     /// The other participants of the cluster and their listen addresses (the mesh).
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Cluster secret and client token (none: nobody is authenticated).
+    pub auth: wire::Auth,
+    /// Connection limits of the listener.
+    pub connections: wire::ConnectionLimits,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -98,6 +102,8 @@ impl Node {
             .map_err(|error| ShellError::Config(error.to_string()))?;
         let channel_config = ChannelConfig {
             heartbeat_interval: options.heartbeat_interval,
+            auth: options.auth.clone(),
+            connections: options.connections,
             ..ChannelConfig::new(
                 options.node_id,
                 Role::Participant,

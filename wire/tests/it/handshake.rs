@@ -42,7 +42,7 @@ fn bad_hellos_are_rejected_with_a_reason_and_good_peers_still_connect() {
         expect_reject(server.addr, hello(8, Role::Participant), "role Participant").await;
 
         let (_peer, answer) = RawPeer::handshake(server.addr, good).await;
-        assert_eq!(answer, Frame::Hello(hello(1, Role::Participant)));
+        assert_hello(&answer, 1, Role::Participant);
     });
 }
 
@@ -89,10 +89,7 @@ fn dialler_rejects_a_peer_with_the_wrong_node_id() {
         );
         let (stream, _) = fake.accept().await.unwrap();
         let mut peer = RawPeer::new(stream);
-        assert_eq!(
-            peer.recv().await,
-            Some(Frame::Hello(hello(1, Role::Coordinator)))
-        );
+        assert_hello(&peer.recv().await.expect("Hello"), 1, Role::Coordinator);
         peer.send(&Frame::Hello(hello(9, Role::Participant))).await;
         match peer.recv().await {
             Some(Frame::Reject { reason }) => assert_eq!(reason, "node id 9, expected 5"),

@@ -4,8 +4,10 @@
 
 mod channel;
 mod client;
+mod fuzz;
 mod handshake;
 mod liveness;
 mod mesh;
 mod robust;
+mod security;
 mod support;

@@ -335,13 +335,14 @@ fn a_stale_up_arriving_last_never_replaces_the_newer_channel() {
         let (events, events_rx) = event_queue(64);
         let mut dials = Vec::new();
         let mut channels = Vec::new();
+        // One node (one instance) reconnecting, as after half-open connections.
+        let dialler = Arc::new(config(2, Role::Coordinator));
         for _ in 0..3 {
-            let dialler = Arc::new(config(2, Role::Coordinator));
             dials.push(dial(
                 server.addr,
                 NodeId(1),
                 Role::Participant,
-                dialler,
+                dialler.clone(),
                 events.clone(),
             ));
             match next(&events_rx).await {

@@ -12,8 +12,8 @@ use wire::frame::{self, DEFAULT_MAX_FRAME_LEN};
 use wire::runtime::{self, Receiver, TcpStream};
 use wire::{
     ChannelConfig, ChannelEvent, ClientResponse, Epoch, EventReceiver, Frame, Hello, Listener,
-    MAGIC, NodeId, PROTOCOL_VERSION, Request, Response, Role, ServeHandle, ToParticipant, TxnId,
-    event_queue,
+    MAGIC, NONCE_LEN, NodeId, PROTOCOL_VERSION, Request, Response, Role, ServeHandle,
+    ToParticipant, TxnId, event_queue,
 };
 
 pub const CLUSTER: &str = "test-cluster";
@@ -39,6 +39,8 @@ pub fn config(node: u32, role: Role) -> ChannelConfig {
     config
 }
 
+/// A raw peer's Hello: no secret, a fixed instance per node id (so a test's reconnect of
+/// "the same process" keeps it).
 pub fn hello(node: u32, role: Role) -> Hello {
     Hello {
         magic: MAGIC,
@@ -46,6 +48,27 @@ pub fn hello(node: u32, role: Role) -> Hello {
         node_id: NodeId(node),
         role,
         cluster_id: CLUSTER.into(),
+        instance: u64::from(node),
+        nonce: [0; NONCE_LEN],
+        auth: false,
+    }
+}
+
+/// `hello` without the fields that differ per connection or process, to compare.
+pub fn stable(hello: &Hello) -> Hello {
+    Hello {
+        instance: 0,
+        nonce: [0; NONCE_LEN],
+        ..hello.clone()
+    }
+}
+
+/// Asserts that `answer` is the Hello of node `node` with `role` (no secret).
+#[track_caller]
+pub fn assert_hello(answer: &Frame, node: u32, role: Role) {
+    match answer {
+        Frame::Hello(got) => assert_eq!(stable(got), stable(&hello(node, role))),
+        other => panic!("expected Hello, got {other:?}"),
     }
 }
 

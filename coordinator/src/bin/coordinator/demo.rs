@@ -72,6 +72,9 @@ pub fn run(config: DemoConfig) -> Result<bool, DemoError> {
 
     let mut cluster_config = ClusterConfig::new(&config.bin_dir, CLUSTER_ID, config.participants);
     cluster_config.coordinator_id = COORDINATOR_ID;
+    // A fresh cluster secret, handed to every node through its environment: nothing
+    // else on the machine can join this cluster.
+    cluster_config.cluster_secret = Some(wire::Secret::generate());
     // Every node is killed when `cluster` drops, on error as on success.
     let mut cluster = LocalCluster::new(cluster_config, dir)?;
     for id in cluster.participant_ids() {

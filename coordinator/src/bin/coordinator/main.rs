@@ -194,6 +194,8 @@ struct ServeArgs {
     #[arg(long = "crash-at", value_name = "NAME[@N][:TXN]",
         long_help = wire::crash::help(wire::crash::Binary::Coordinator))]
     crash_at: Vec<String>,
+    #[command(flatten)]
+    security: cli::security::ServeSecurityArgs,
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +206,8 @@ struct AddrArgs {
     /// Cluster id (must match the coordinator's).
     #[arg(long)]
     cluster: String,
+    #[command(flatten)]
+    token: cli::security::ClientTokenArgs,
 }
 
 #[derive(Args, Debug)]
@@ -341,7 +345,16 @@ fn serve(args: ServeArgs) -> u8 {
         }
     };
     wire::crash::arm(crash_specs);
+    let auth = match args.security.auth() {
+        Ok(auth) => auth,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+    };
     let config = ServeConfig {
+        auth,
+        connections: args.security.connection_limits(),
         node_id: NodeId(args.id),
         listen: args.listen,
         db: args.db,
@@ -408,12 +421,19 @@ fn submit(args: SubmitArgs) -> u8 {
     let txn = TxnId::new_v7();
     println!("txn {txn}");
     let _ = std::io::stdout().flush();
-    match runtime::block_on(commands::submit(
-        args.target.addr,
-        &args.target.cluster,
-        txn,
-        spec,
-    )) {
+    let token = match args.target.token.token() {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let target = commands::Target {
+        addr: args.target.addr,
+        cluster_id: &args.target.cluster,
+        token: token.as_ref(),
+    };
+    match runtime::block_on(commands::submit(target, txn, spec)) {
         Ok(result) => {
             print!("{}", ResultText { result: &result });
             match result {
@@ -429,7 +449,19 @@ fn submit(args: SubmitArgs) -> u8 {
 }
 
 fn status(args: AddrArgs) -> u8 {
-    match runtime::block_on(commands::status(args.addr, &args.cluster)) {
+    let token = match args.token.token() {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let target = commands::Target {
+        addr: args.addr,
+        cluster_id: &args.cluster,
+        token: token.as_ref(),
+    };
+    match runtime::block_on(commands::status(target)) {
         Ok(text) => {
             print!("{text}");
             EXIT_OK

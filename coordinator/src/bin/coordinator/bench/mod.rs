@@ -238,6 +238,9 @@ fn start_local(config: &BenchConfig) -> Result<LocalCluster, BenchError> {
     }
     let mut cluster_config = ClusterConfig::new(&config.bin_dir, CLUSTER_ID, config.participants);
     cluster_config.coordinator_id = COORDINATOR_ID;
+    // A fresh cluster secret, handed to every node through its environment: nothing
+    // else on the machine can join this cluster.
+    cluster_config.cluster_secret = Some(wire::Secret::generate());
     cluster_config.rust_log = Some("warn".to_string());
     // Every client's transaction must fit, with room for the seeding and the reads.
     cluster_config.coordinator_args = vec![
@@ -281,7 +284,13 @@ fn cpu_delta(before: &Option<CpuTime>, after: &Option<CpuTime>) -> Option<Durati
 async fn io_counts(nodes: &[Measured], cluster_id: &str) -> Vec<Option<IoCounts>> {
     let mut counts = Vec::new();
     for node in nodes {
-        let report = commands::status(node.addr, cluster_id).await.ok();
+        let report = commands::status(commands::Target {
+            addr: node.addr,
+            cluster_id,
+            token: None,
+        })
+        .await
+        .ok();
         counts.push(report.as_deref().and_then(IoCounts::parse));
     }
     counts
