@@ -89,7 +89,7 @@ pub use io::{
     WAITERS_PER_TXN_MAX, asked_before_voting_reason,
 };
 use locks::LockTable;
-pub use record::{LogEntry, Lsn, OpKind, Record, StoredState, StoredTxn};
+pub use record::{LogEntry, Lsn, OpKind, Record, StoredReadHold, StoredState, StoredTxn};
 use state::{Active, Done, ReadHold, voted_state};
 pub use status::{InDoubtTxn, TxnCounts};
 pub use violation::InvariantViolation;
@@ -113,6 +113,9 @@ pub struct Participant {
     read_holds: BTreeMap<TxnId, ReadHold>,
     /// One entry per read hold: `(until, txn)`.
     hold_timers: BTreeSet<(Millis, TxnId)>,
+    /// Until then no key is taken exclusively: set at recovery when more read holds were
+    /// still running than `active_txns_max` lets it track one by one (`release.rs`).
+    writes_fenced_until: Option<Millis>,
     /// Records emitted and not yet reported durable, with the state each moves its txn to
     /// (`None`: a ReadOnly record).
     pending: BTreeMap<Lsn, (TxnId, Option<TxnState>)>,
@@ -139,6 +142,7 @@ impl Participant {
             timers: BTreeSet::new(),
             read_holds: BTreeMap::new(),
             hold_timers: BTreeSet::new(),
+            writes_fenced_until: None,
             pending: BTreeMap::new(),
             held: BTreeMap::new(),
             next_lsn: Lsn(1),
@@ -208,7 +212,14 @@ impl Participant {
             Input::Persisted { lsn } => self.on_persisted(now, lsn),
             Input::PeerUp { peer } => self.on_peer_up(now, peer),
             Input::PeerDown { peer } => self.on_peer_down(now, peer),
-            Input::Recover { txns } => self.on_recover(now, txns),
+            Input::Recover {
+                txns,
+                holds,
+                wall_ms,
+            } => {
+                self.on_recover(now, txns);
+                self.recover_holds(now, holds, wall_ms);
+            }
         }
     }
 
