@@ -32,11 +32,12 @@
 //! Isolation is serializable by global two-phase locking: a txn's locks at every
 //! participant are held from its vote until every participant has voted (the lock point),
 //! writers' until the outcome. A ReadOnly voter of a txn with other participants therefore
-//! keeps its shared locks (in memory only: a "read hold") until the coordinator's
-//! `Release` (sent once every vote is in, or at the abort), a `Decide`, or, if neither
-//! comes, the txn's `timeout_ms` after the vote: the coordinator gives up collecting votes
-//! by then, so no vote can arrive after the hold ends. A txn on this participant alone
-//! holds nothing: its vote is its whole lock interval.
+//! keeps its shared locks (a "read hold") until the coordinator's `Release` (sent once
+//! every vote is in, or at the abort), a `Decide`, or, if neither comes, the txn's
+//! `timeout_ms` after the vote: the coordinator gives up collecting votes by then, so no
+//! vote can arrive after the hold ends. The hold's keys are in its `ReadOnly` record, so a
+//! restart takes it again until its deadline (`release.rs` says why that is enough). A txn
+//! on this participant alone holds nothing: its vote is its whole lock interval.
 //!
 //! A ReadOnly vote on a txn with other participants is made durable first (a
 //! `read_only_vote` row): a peer asking about a txn this node does not know is told
