@@ -376,8 +376,11 @@ fn participant_seed(seed: u64, trace: &mut String) -> Result<(), String> {
                 Fate::Durable { crash_after } => {
                     let queued: Vec<ParticipantRecord> =
                         disk.queue.drain(..).map(|(_, record)| record).collect();
-                    let accepted =
-                        same_verdict(trace, writer.write(batch).await, disk.apply_batch(&queued, 0))?;
+                    let accepted = same_verdict(
+                        trace,
+                        writer.write(batch).await,
+                        disk.apply_batch(&queued, 0),
+                    )?;
                     // A refused write is fatal for a real node: it stops and recovers.
                     crash_after || !accepted
                 }

@@ -3,8 +3,9 @@
 //!
 //! A read hold is what makes the moment the last vote arrives a lock point (see the module
 //! docs of `core`), so it must outlive a crash: a voter that restarts before its
-//! coordinator notices would otherwise let a writer in between, and a read across
-//! participants could see half of a transfer. The `ReadOnly` record therefore carries the
+//! coordinator notices (another coordinator may have noticed, redialled, and sent a
+//! writer) would otherwise let that writer in between, and a read across participants
+//! could see half of a transfer. The `ReadOnly` record therefore carries the
 //! keys read, and the store stamps the hold's deadline by its wall clock when it writes
 //! the record (after the vote was taken, before it is sent, so no earlier than vote +
 //! timeout). Recovery holds each key again until the earlier of that deadline and one
