@@ -331,11 +331,14 @@ impl<'r> Batch<'r> {
                 if let Some(state) = state {
                     return Err(conflict(state));
                 }
-                // A repeated Prepare repeats the vote: the first row stays.
+                // A repeated Prepare repeats the vote: the first row stays, keys and all
+                // (a vote row stored before the batch keeps its keys: see `script`).
+                if !self.read_only.iter().any(|(voted, ..)| *voted == txn) {
+                    self.read_only_keys
+                        .extend(keys.iter().map(|key| (txn, key)));
+                }
                 self.read_only
                     .push((txn, *protocol, *coordinator, *hold_ms));
-                self.read_only_keys
-                    .extend(keys.iter().map(|key| (txn, key)));
             }
             Record::Committed { .. } => match state {
                 Some(StoredState::Committed) => {}
@@ -425,18 +428,19 @@ impl<'r> Batch<'r> {
             "",
             self.log_rows.len(),
         );
+        // Keys before their vote rows, so that a vote already stored keeps its keys.
+        statement(
+            "INSERT INTO read_only_key (txn_id, key) SELECT column1, column2 FROM (VALUES ",
+            "(?, ?)",
+            ") WHERE column1 NOT IN (SELECT txn_id FROM read_only_vote) ON CONFLICT DO NOTHING",
+            self.read_only_keys.len(),
+        );
         statement(
             "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, \
              hold_until_ms, hold_ms) VALUES ",
             &format!("(?, ?, ?, {NOW}, {NOW_MS} + ?, ?)"),
             " ON CONFLICT (txn_id) DO NOTHING",
             self.read_only.len(),
-        );
-        statement(
-            "INSERT INTO read_only_key (txn_id, key) VALUES ",
-            "(?, ?)",
-            " ON CONFLICT DO NOTHING",
-            self.read_only_keys.len(),
         );
         statement(
             "WITH change (txn_id, state, reason, decided) AS (VALUES ",
@@ -480,6 +484,9 @@ impl<'r> Batch<'r> {
             query = bind_value(query, &entry.undo);
             query = bind_value(query, &entry.redo);
         }
+        for (txn, key) in &self.read_only_keys {
+            query = query.bind(txn.to_string()).bind((*key).clone());
+        }
         for (txn, protocol, coordinator, hold_ms) in &self.read_only {
             let hold_ms = i64::try_from(*hold_ms).unwrap_or(i64::MAX);
             query = query
@@ -488,9 +495,6 @@ impl<'r> Batch<'r> {
                 .bind(i64::from(coordinator.0))
                 .bind(hold_ms)
                 .bind(hold_ms);
-        }
-        for (txn, key) in &self.read_only_keys {
-            query = query.bind(txn.to_string()).bind((*key).clone());
         }
         for (txn, change) in &self.changed {
             query = query
