@@ -38,6 +38,7 @@ fn restarted_holding_g(participant: &mut Participant) {
         recover(Vec::new(), vec![stored_hold(txn(1), &["g"], 3_000)]),
         vec![],
     );
+    assert_eq!((participant.locks_held(), participant.read_holds()), (1, 1));
 }
 
 fn writer_of_g(id: u64, txn: TxnId) -> Input {
