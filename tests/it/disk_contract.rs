@@ -3,13 +3,14 @@
 //! and after every reopen both must recover the same state and have refused the same
 //! batches. Replay one seed with `DISK_CONTRACT_SEED=N`.
 
+use std::collections::BTreeSet;
 use std::fmt::{Debug, Write as _};
 use std::ops::Range;
 use std::path::Path;
 
 use coordinator::core::{Lsn as CoordinatorLsn, Record as CoordinatorRecord, unfinished};
 use participant::core::{
-    LogEntry, Lsn as ParticipantLsn, OpKind, Record as ParticipantRecord, StoredTxn,
+    LogEntry, Lsn as ParticipantLsn, OpKind, Record as ParticipantRecord, StoredReadHold, StoredTxn,
 };
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -304,6 +305,8 @@ fn participant_script(rng: &mut StdRng, txn: TxnId) -> Vec<ParticipantRecord> {
                 txn,
                 protocol,
                 coordinator: COORDINATOR,
+                keys: vec![format!("k{}", rng.random_range(0..4))],
+                hold_ms: 600_000,
             });
         }
     }
@@ -327,6 +330,8 @@ fn participant_probes(rng: &mut StdRng, txn: TxnId) -> Vec<ParticipantRecord> {
             txn,
             protocol: third,
             coordinator: COORDINATOR,
+            keys: vec!["k0".to_string(), "k1".to_string()],
+            hold_ms: 600_000,
         },
     ]
 }
@@ -371,8 +376,11 @@ fn participant_seed(seed: u64, trace: &mut String) -> Result<(), String> {
                 Fate::Durable { crash_after } => {
                     let queued: Vec<ParticipantRecord> =
                         disk.queue.drain(..).map(|(_, record)| record).collect();
-                    let accepted =
-                        same_verdict(trace, writer.write(batch).await, disk.apply_batch(&queued))?;
+                    let accepted = same_verdict(
+                        trace,
+                        writer.write(batch).await,
+                        disk.apply_batch(&queued, 0),
+                    )?;
                     // A refused write is fatal for a real node: it stops and recovers.
                     crash_after || !accepted
                 }
@@ -395,7 +403,7 @@ fn participant_seed(seed: u64, trace: &mut String) -> Result<(), String> {
             for record in probes {
                 let _ = writeln!(trace, "  probe: {record:?}");
                 let batch = std::slice::from_ref(&record);
-                same_verdict(trace, writer.write(batch).await, disk.apply_batch(batch))?;
+                same_verdict(trace, writer.write(batch).await, disk.apply_batch(batch, 0))?;
             }
         }
         disk.crash();
@@ -438,6 +446,18 @@ async fn compare_participant(
         let real = store.txn(txn).await.map_err(|e| e.to_string())?;
         same(&format!("txn({txn})"), real, disk.txn(txn))?;
     }
+    // Read holds: the same txns, keys and lengths (the deadlines come from two clocks;
+    // every hold here is 10 minutes long, so none has run out on either).
+    let holds = |holds: Vec<StoredReadHold>| -> Vec<(TxnId, Vec<String>, u64)> {
+        holds
+            .into_iter()
+            .map(|hold| (hold.txn, hold.keys, hold.hold_ms))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let (real, _) = store.read_holds().await.map_err(|e| e.to_string())?;
+    same("read_holds()", holds(real), holds(disk.read_holds(0)))?;
     let real = store.values(KEYS).await.map_err(|e| e.to_string())?;
     same("values()", real, disk.values(KEYS))
 }

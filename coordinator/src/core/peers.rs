@@ -81,9 +81,9 @@ impl Coordinator {
                 Phase::Collecting { .. } => {
                     let aborts_now = match part.state {
                         PartState::AwaitingVote => true,
-                        // A read-only voter that went down may have restarted and lost its
-                        // shared locks (they are in memory only) before every vote is in:
-                        // no lock point.
+                        // A read-only voter that went down may restart before every vote
+                        // is in; it takes its shared locks again from its record, but
+                        // aborting costs little and leaves the lock point to no clock.
                         PartState::ReadOnly => txn.parts.len() > 1,
                         PartState::Yes => match txn.protocol {
                             // Prepared durably: it learns the outcome when it is back.

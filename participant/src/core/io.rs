@@ -8,7 +8,7 @@ use wire::{
     TxnState, Value,
 };
 
-use super::{Lsn, Record, StoredTxn};
+use super::{Lsn, Record, StoredReadHold, StoredTxn};
 
 /// Requests for the same transaction waiting on one record (duplicates from retries);
 /// past it the oldest waiter is answered with [`SUPERSEDED_REASON`] (its sender retries
@@ -112,8 +112,14 @@ pub enum Input {
     PeerUp { peer: NodeId },
     /// A coordinator or a peer participant is down (closed, or silent too long).
     PeerDown { peer: NodeId },
-    /// At startup: every transaction the store holds in doubt, with its log entries.
-    Recover { txns: Vec<StoredTxn> },
+    /// At startup: every transaction the store holds in doubt, with its log entries; and
+    /// the ReadOnly votes whose hold's deadline had not passed by the store's wall clock
+    /// reading `wall_ms` (Unix milliseconds), read just before.
+    Recover {
+        txns: Vec<StoredTxn>,
+        holds: Vec<StoredReadHold>,
+        wall_ms: u64,
+    },
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]

@@ -32,11 +32,12 @@
 //! Isolation is serializable by global two-phase locking: a txn's locks at every
 //! participant are held from its vote until every participant has voted (the lock point),
 //! writers' until the outcome. A ReadOnly voter of a txn with other participants therefore
-//! keeps its shared locks (in memory only: a "read hold") until the coordinator's
-//! `Release` (sent once every vote is in, or at the abort), a `Decide`, or, if neither
-//! comes, the txn's `timeout_ms` after the vote: the coordinator gives up collecting votes
-//! by then, so no vote can arrive after the hold ends. A txn on this participant alone
-//! holds nothing: its vote is its whole lock interval.
+//! keeps its shared locks (a "read hold") until the coordinator's `Release` (sent once
+//! every vote is in, or at the abort), a `Decide`, or, if neither comes, the txn's
+//! `timeout_ms` after the vote: the coordinator gives up collecting votes by then, so no
+//! vote can arrive after the hold ends. The hold's keys are in its `ReadOnly` record, so a
+//! restart takes it again until its deadline (`release.rs` says why that is enough). A txn
+//! on this participant alone holds nothing: its vote is its whole lock interval.
 //!
 //! A ReadOnly vote on a txn with other participants is made durable first (a
 //! `read_only_vote` row): a peer asking about a txn this node does not know is told
@@ -89,7 +90,7 @@ pub use io::{
     WAITERS_PER_TXN_MAX, asked_before_voting_reason,
 };
 use locks::LockTable;
-pub use record::{LogEntry, Lsn, OpKind, Record, StoredState, StoredTxn};
+pub use record::{LogEntry, Lsn, OpKind, Record, StoredReadHold, StoredState, StoredTxn};
 use state::{Active, Done, ReadHold, voted_state};
 pub use status::{InDoubtTxn, TxnCounts};
 pub use violation::InvariantViolation;
@@ -113,6 +114,9 @@ pub struct Participant {
     read_holds: BTreeMap<TxnId, ReadHold>,
     /// One entry per read hold: `(until, txn)`.
     hold_timers: BTreeSet<(Millis, TxnId)>,
+    /// Until then no key is taken exclusively: set at recovery when more read holds were
+    /// still running than `active_txns_max` lets it track one by one (`release.rs`).
+    writes_fenced_until: Option<Millis>,
     /// Records emitted and not yet reported durable, with the state each moves its txn to
     /// (`None`: a ReadOnly record).
     pending: BTreeMap<Lsn, (TxnId, Option<TxnState>)>,
@@ -139,6 +143,7 @@ impl Participant {
             timers: BTreeSet::new(),
             read_holds: BTreeMap::new(),
             hold_timers: BTreeSet::new(),
+            writes_fenced_until: None,
             pending: BTreeMap::new(),
             held: BTreeMap::new(),
             next_lsn: Lsn(1),
@@ -208,7 +213,14 @@ impl Participant {
             Input::Persisted { lsn } => self.on_persisted(now, lsn),
             Input::PeerUp { peer } => self.on_peer_up(now, peer),
             Input::PeerDown { peer } => self.on_peer_down(now, peer),
-            Input::Recover { txns } => self.on_recover(now, txns),
+            Input::Recover {
+                txns,
+                holds,
+                wall_ms,
+            } => {
+                self.on_recover(now, txns);
+                self.recover_holds(now, holds, wall_ms);
+            }
         }
     }
 

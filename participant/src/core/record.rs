@@ -90,12 +90,19 @@ pub enum Record {
         reason: String,
     },
     /// Voted ReadOnly on a txn with other participants: a row in `read_only_vote` (no
-    /// `txn` row, no locks), so that a peer asking about the txn later is told "not
-    /// decided here" rather than "never voted" (which would abort it).
+    /// `txn` row), so that a peer asking about the txn later is told "not decided here"
+    /// rather than "never voted" (which would abort it); and, so that the read hold
+    /// survives a restart, the keys read and the hold's length. The store stamps the
+    /// hold's deadline (its wall clock when the record is written, plus `hold_ms`): the
+    /// core's clock restarts with the process, a wall clock does not.
     ReadOnly {
         txn: TxnId,
         protocol: Protocol,
         coordinator: NodeId,
+        /// The keys read, sorted, without duplicates: held shared until every vote is in.
+        keys: Vec<String>,
+        /// The txn's `timeout_ms`: how long the hold lasts after the vote at most.
+        hold_ms: u64,
     },
 }
 
@@ -202,4 +209,17 @@ pub struct StoredTxn {
     /// Every participant of the txn as its Prepare named them (empty for rows written
     /// before participants were recorded, and for txns never voted YES on).
     pub participants: Vec<NodeId>,
+}
+
+/// A ReadOnly vote's hold as the store keeps it, for recovery: the keys it read and its
+/// deadline by the store's wall clock (Unix milliseconds).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct StoredReadHold {
+    pub txn: TxnId,
+    /// Sorted, without duplicates.
+    pub keys: Vec<String>,
+    /// The hold's length as voted (`Record::ReadOnly::hold_ms`).
+    pub hold_ms: u64,
+    /// Written with the vote's record: its wall-clock time then plus `hold_ms`.
+    pub until_wall_ms: u64,
 }

@@ -94,7 +94,7 @@ impl Participant {
     /// `Prepared` persisted, the vote held until it is durable).
     pub(super) fn vote(&mut self, now: Millis, request: PrepareRequest<'_>) {
         let peers = self.peers_of(request.participants);
-        let checked = self.check_prepare(&request, &peers);
+        let checked = self.check_prepare(now, &request, &peers);
         let PrepareRequest {
             from,
             id,
@@ -145,19 +145,24 @@ impl Participant {
                 for key in &keys {
                     self.locks.acquire(txn, key, Mode::Shared);
                 }
+                let keys: Vec<String> = keys.into_iter().collect();
                 let until = now.plus(timeout_ms);
                 self.hold_timers.insert((until, txn));
                 self.read_holds.insert(
                     txn,
                     ReadHold {
-                        keys: keys.into_iter().collect(),
+                        keys: keys.clone(),
                         until,
                     },
                 );
+                // The keys and the hold's length go with the record, so a restart before
+                // every vote is in takes the hold again (`release.rs`).
                 let lsn = self.persist(Record::ReadOnly {
                     txn,
                     protocol,
                     coordinator,
+                    keys,
+                    hold_ms: timeout_ms,
                 });
                 self.done.insert(
                     txn,
@@ -220,6 +225,7 @@ impl Participant {
     /// reason for NO, or what a YES (or ReadOnly) vote would log.
     pub(super) fn check_prepare(
         &self,
+        now: Millis,
         request: &PrepareRequest<'_>,
         peers: &[NodeId],
     ) -> Result<eval::Evaluated, String> {
@@ -265,6 +271,15 @@ impl Participant {
         for (key, mode) in locks::modes_of_ops(ops) {
             if let Some(holder) = self.locks.conflict(txn, &key, mode) {
                 return Err(format!("lock conflict on key {key:?} held by txn {holder}"));
+            }
+            if mode == Mode::Exclusive
+                && let Some(until) = self.writes_fenced_until.filter(|until| now < *until)
+            {
+                return Err(format!(
+                    "writes refused until {} ms: this participant restarted with more \
+                     read-only holds than it can track (active_txns_max {})",
+                    until.0, config.active_txns_max
+                ));
             }
         }
         let evaluated = eval::evaluate(ops, values)?;

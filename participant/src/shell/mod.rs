@@ -122,6 +122,7 @@ impl Node {
         check_db_dir(&options.db)?;
         let store = Store::open(&options.db).await?;
         let recovered = store.in_doubt_txns().await?;
+        let (holds, wall_ms) = store.read_holds().await?;
         let writer = store.writer().await?;
         let clock = Instant::now();
         let mut event_loop = EventLoop {
@@ -147,9 +148,14 @@ impl Node {
             );
         }
         let now = event_loop.now();
-        event_loop
-            .core
-            .handle(now, Input::Recover { txns: recovered });
+        event_loop.core.handle(
+            now,
+            Input::Recover {
+                txns: recovered,
+                holds,
+                wall_ms,
+            },
+        );
 
         let local_addr = listener.local_addr();
         event_loop.local_addr = local_addr;

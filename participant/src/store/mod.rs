@@ -29,7 +29,15 @@
 //!   twice).
 //! - **Recovery returns every unfinished txn**: `in_doubt_txns` returns every txn in state
 //!   `prepared`, `waiting` or `precommitted`, with all its log entries.
+//! - **Read holds survive a restart**: a `ReadOnly` record writes the keys read
+//!   (`read_only_key`) and the hold's deadline (`hold_until_ms`: SQLite's wall clock at the
+//!   write plus `hold_ms`) with its row; `read_holds` returns every hold whose deadline
+//!   has not passed by that same clock, with the clock's reading.
 //! - **Reads see only committed SQLite transactions** (WAL readers), i.e. durable records.
+
+/// SQLite's wall clock now, in Unix milliseconds: the clock read-hold deadlines are
+/// stamped with at write and compared with at recovery (one clock for both).
+const NOW_MS: &str = "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
 
 mod read;
 #[cfg(test)]

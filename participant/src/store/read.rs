@@ -8,8 +8,8 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use uuid::Uuid;
 use wire::{NodeId, Protocol, TxnId, Value};
 
-use super::{InDoubtRow, Store, StoreError};
-use crate::core::{LogEntry, OpKind, StoredState, StoredTxn};
+use super::{InDoubtRow, NOW_MS, Store, StoreError};
+use crate::core::{LogEntry, OpKind, StoredReadHold, StoredState, StoredTxn};
 
 impl Store {
     /// The committed value of each key (`None`: absent).
@@ -83,6 +83,50 @@ impl Store {
             txns.push(stored_txn(&mut conn, row).await?);
         }
         Ok(txns)
+    }
+
+    /// Recovery: every ReadOnly vote's hold whose deadline has not passed, with the keys
+    /// it read (sorted), and the wall clock (Unix ms) the deadlines were compared with.
+    /// As many as the ReadOnly votes of the last `TIMEOUT_LIMIT_MS` at most.
+    pub async fn read_holds(&self) -> Result<(Vec<StoredReadHold>, u64), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let now: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {NOW_MS}")))
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT v.txn_id, v.hold_ms, v.hold_until_ms, k.key \
+             FROM read_only_vote v JOIN read_only_key k ON k.txn_id = v.txn_id \
+             WHERE v.hold_until_ms > ? ORDER BY v.hold_until_ms, v.txn_id, k.key",
+        )
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut holds: Vec<StoredReadHold> = Vec::new();
+        for row in &rows {
+            let txn_id: String = row.try_get("txn_id")?;
+            let txn = Uuid::parse_str(&txn_id)
+                .map(TxnId)
+                .map_err(|error| StoreError::Corrupt(format!("txn id {txn_id:?}: {error}")))?;
+            let key: String = row.try_get("key")?;
+            if let Some(hold) = holds.last_mut().filter(|hold| hold.txn == txn) {
+                hold.keys.push(key);
+                continue;
+            }
+            let millis = |column: &str| -> Result<u64, StoreError> {
+                let value: i64 = row.try_get(column)?;
+                u64::try_from(value)
+                    .map_err(|_| StoreError::Corrupt(format!("txn {txn} has {column} {value}")))
+            };
+            holds.push(StoredReadHold {
+                txn,
+                keys: vec![key],
+                hold_ms: millis("hold_ms")?,
+                until_wall_ms: millis("hold_until_ms")?,
+            });
+        }
+        let now = u64::try_from(now)
+            .map_err(|_| StoreError::Corrupt(format!("SQLite's clock reads {now} ms")))?;
+        Ok((holds, now))
     }
 
     /// The `txn_counts` view: (state, number of txns).

@@ -508,16 +508,26 @@ fn a_precommit_of_a_2pc_or_unknown_txn_is_refused() {
 fn a_read_only_vote_is_remembered_outside_the_txn_table() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("participant.db");
-    let t1 = txn(1);
+    let (t1, t2) = (txn(1), txn(2));
     let read_only = Record::ReadOnly {
         txn: t1,
         protocol: Protocol::TwoPhase,
         coordinator: COORDINATOR,
+        keys: vec!["a".to_string(), "b".to_string()],
+        hold_ms: 600_000,
+    };
+    // A hold of 0 ms is over when written: recovery does not return it.
+    let over = Record::ReadOnly {
+        txn: t2,
+        protocol: Protocol::TwoPhase,
+        coordinator: COORDINATOR,
+        keys: vec!["a".to_string()],
+        hold_ms: 0,
     };
     block_on(async {
         let (store, mut writer) = open(&path).await;
         writer
-            .write(&[read_only.clone(), read_only])
+            .write(&[read_only.clone(), read_only, over])
             .await
             .expect("read-only twice is a no-op");
         writer.close().await.expect("close writer");
@@ -538,6 +548,13 @@ fn a_read_only_vote_is_remembered_outside_the_txn_table() {
         );
         assert_eq!(store.txn_counts().await.expect("counts"), vec![]);
         assert_eq!(store.in_doubt_txns().await.expect("recover"), vec![]);
+        // The hold survives the reopen, with its keys and a deadline by the wall clock.
+        let (holds, wall_ms) = store.read_holds().await.expect("read holds");
+        assert_eq!(holds.len(), 1, "{holds:?}");
+        let hold = &holds[0];
+        assert_eq!((hold.txn, hold.hold_ms), (t1, 600_000));
+        assert_eq!(hold.keys, vec!["a".to_string(), "b".to_string()]);
+        assert!(hold.until_wall_ms > wall_ms && hold.until_wall_ms <= wall_ms + 600_000);
     });
 }
 

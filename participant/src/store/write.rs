@@ -77,6 +77,8 @@ const _: () = assert!(ROWS_PER_STATEMENT_MAX * 7 <= 32_766);
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+use super::NOW_MS;
+
 /// A txn's row as the database holds it before the batch, with its redo images in `seq`
 /// order (reads excluded: they are never applied).
 struct StoredRow {
@@ -169,7 +171,10 @@ struct Batch<'r> {
     changed: Vec<(TxnId, Change)>,
     changed_at: HashMap<TxnId, usize>,
     log_rows: Vec<(TxnId, &'r LogEntry)>,
-    read_only: Vec<(TxnId, Protocol, NodeId)>,
+    /// ReadOnly votes: txn, protocol, coordinator, the hold's length (ms).
+    read_only: Vec<(TxnId, Protocol, NodeId, u64)>,
+    /// The keys each ReadOnly vote of the batch read (`read_only_key` rows).
+    read_only_keys: Vec<(TxnId, &'r String)>,
     /// Each key's value after the batch's commits, and the txn that wrote it last.
     kv: BTreeMap<String, (Option<Value>, TxnId)>,
 }
@@ -185,6 +190,7 @@ impl<'r> Batch<'r> {
             changed_at: HashMap::new(),
             log_rows: Vec::new(),
             read_only: Vec::new(),
+            read_only_keys: Vec::new(),
             kv: BTreeMap::new(),
         }
     }
@@ -318,13 +324,21 @@ impl<'r> Batch<'r> {
             Record::ReadOnly {
                 protocol,
                 coordinator,
+                keys,
+                hold_ms,
                 ..
             } => {
                 if let Some(state) = state {
                     return Err(conflict(state));
                 }
-                // A repeated Prepare repeats the vote: the first row stays.
-                self.read_only.push((txn, *protocol, *coordinator));
+                // A repeated Prepare repeats the vote: the first row stays, keys and all
+                // (a vote row stored before the batch keeps its keys: see `script`).
+                if !self.read_only.iter().any(|(voted, ..)| *voted == txn) {
+                    self.read_only_keys
+                        .extend(keys.iter().map(|key| (txn, key)));
+                }
+                self.read_only
+                    .push((txn, *protocol, *coordinator, *hold_ms));
             }
             Record::Committed { .. } => match state {
                 Some(StoredState::Committed) => {}
@@ -414,9 +428,17 @@ impl<'r> Batch<'r> {
             "",
             self.log_rows.len(),
         );
+        // Keys before their vote rows, so that a vote already stored keeps its keys.
         statement(
-            "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at) VALUES ",
-            &format!("(?, ?, ?, {NOW})"),
+            "INSERT INTO read_only_key (txn_id, key) SELECT column1, column2 FROM (VALUES ",
+            "(?, ?)",
+            ") WHERE column1 NOT IN (SELECT txn_id FROM read_only_vote) ON CONFLICT DO NOTHING",
+            self.read_only_keys.len(),
+        );
+        statement(
+            "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, \
+             hold_until_ms, hold_ms) VALUES ",
+            &format!("(?, ?, ?, {NOW}, {NOW_MS} + ?, ?)"),
             " ON CONFLICT (txn_id) DO NOTHING",
             self.read_only.len(),
         );
@@ -462,11 +484,17 @@ impl<'r> Batch<'r> {
             query = bind_value(query, &entry.undo);
             query = bind_value(query, &entry.redo);
         }
-        for (txn, protocol, coordinator) in &self.read_only {
+        for (txn, key) in &self.read_only_keys {
+            query = query.bind(txn.to_string()).bind((*key).clone());
+        }
+        for (txn, protocol, coordinator, hold_ms) in &self.read_only {
+            let hold_ms = i64::try_from(*hold_ms).unwrap_or(i64::MAX);
             query = query
                 .bind(txn.to_string())
                 .bind(protocol.as_str())
-                .bind(i64::from(coordinator.0));
+                .bind(i64::from(coordinator.0))
+                .bind(hold_ms)
+                .bind(hold_ms);
         }
         for (txn, change) in &self.changed {
             query = query

@@ -121,6 +121,7 @@ enum PlantedArg {
     ForgetPrepared,
     TimeoutsWithoutTermination,
     ReleaseReadLocksAtVote,
+    ForgetReadHolds,
 }
 
 fn options(args: &Args, faults: FaultsArg) -> Options {
@@ -138,6 +139,7 @@ fn options(args: &Args, faults: FaultsArg) -> Options {
             PlantedArg::ForgetPrepared => Planted::ForgetPreparedOnRestart,
             PlantedArg::TimeoutsWithoutTermination => Planted::TimeoutsWithoutTermination,
             PlantedArg::ReleaseReadLocksAtVote => Planted::ReleaseReadLocksAtVote,
+            PlantedArg::ForgetReadHolds => Planted::ForgetReadHoldsOnRestart,
         },
         coordinators: args.coordinators as usize,
         ..Options::default()

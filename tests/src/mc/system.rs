@@ -531,7 +531,14 @@ impl System {
             let (state, disk) = self.participants.get_mut(&node).expect("known");
             state.core = Some(core);
             let txns = disk.in_doubt_txns();
-            let input = participant_core::Input::Recover { txns };
+            // The disk here keeps no read holds (`apply`, not `apply_at`): the model
+            // checks atomicity and agreement, which shared locks do not touch; the
+            // simulator's serializability checkers cover them.
+            let input = participant_core::Input::Recover {
+                txns,
+                holds: Vec::new(),
+                wall_ms: self.now_ms,
+            };
             self.participant_step(node, Step::Input(input), line);
         }
         let deadline_ms = self.now_ms + RECONNECT_MAX_MS;

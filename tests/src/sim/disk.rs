@@ -10,7 +10,8 @@ use coordinator::core::{
 };
 use participant::core::inbound::{Needs, Reads};
 use participant::core::{
-    LogEntry, Lsn as ParticipantLsn, OpKind, Record as ParticipantRecord, StoredState, StoredTxn,
+    LogEntry, Lsn as ParticipantLsn, OpKind, Record as ParticipantRecord, StoredReadHold,
+    StoredState, StoredTxn,
 };
 use wire::{Decision, NodeId, Protocol, TxnId, Value};
 
@@ -34,6 +35,9 @@ pub struct ParticipantDisk {
     pub txns: BTreeMap<TxnId, TxnRow>,
     /// `read_only_vote` rows: (protocol, coordinator).
     pub read_only: BTreeMap<TxnId, (Protocol, NodeId)>,
+    /// The hold columns of those rows (`hold_until_ms`, `hold_ms`) and their
+    /// `read_only_key` rows, written by [`ParticipantDisk::apply_at`].
+    pub read_holds: BTreeMap<TxnId, StoredReadHold>,
     next_created: u64,
     /// Handed to the writer, not yet committed: lost by a crash.
     pub queue: VecDeque<(ParticipantLsn, ParticipantRecord)>,
@@ -214,12 +218,50 @@ impl ParticipantDisk {
         Ok(())
     }
 
+    /// [`ParticipantDisk::apply`] with the store's wall clock reading `wall_ms` (Unix ms)
+    /// as the record is written: a `ReadOnly` record's hold gets its deadline from it, as
+    /// the real store stamps `hold_until_ms` with SQLite's clock.
+    pub fn apply_at(&mut self, record: &ParticipantRecord, wall_ms: u64) -> Result<(), String> {
+        self.apply(record)?;
+        if let ParticipantRecord::ReadOnly {
+            txn, keys, hold_ms, ..
+        } = record
+            && !keys.is_empty()
+        {
+            // A repeated Prepare repeats the vote: the first row stays.
+            self.read_holds.entry(*txn).or_insert(StoredReadHold {
+                txn: *txn,
+                keys: keys.clone(),
+                hold_ms: *hold_ms,
+                until_wall_ms: wall_ms.saturating_add(*hold_ms),
+            });
+        }
+        Ok(())
+    }
+
+    /// `Store::read_holds`: the holds whose deadline is after `wall_ms`, by deadline.
+    pub fn read_holds(&self, wall_ms: u64) -> Vec<StoredReadHold> {
+        let mut holds: Vec<StoredReadHold> = self
+            .read_holds
+            .values()
+            .filter(|hold| hold.until_wall_ms > wall_ms)
+            .cloned()
+            .collect();
+        holds.sort_by_key(|hold| (hold.until_wall_ms, hold.txn));
+        holds
+    }
+
     /// `Writer::write`: one SQLite transaction, so a refused record leaves nothing of the
-    /// batch behind (the records before it in the batch are rolled back too).
-    pub fn apply_batch(&mut self, records: &[ParticipantRecord]) -> Result<(), String> {
+    /// batch behind (the records before it in the batch are rolled back too). The wall
+    /// clock reads `wall_ms` for the whole batch.
+    pub fn apply_batch(
+        &mut self,
+        records: &[ParticipantRecord],
+        wall_ms: u64,
+    ) -> Result<(), String> {
         let mut next = self.clone();
         for record in records {
-            next.apply(record)?;
+            next.apply_at(record, wall_ms)?;
         }
         *self = next;
         Ok(())

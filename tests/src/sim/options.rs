@@ -251,6 +251,9 @@ pub enum Planted {
     /// A read-only participant releases its shared locks at its vote (the old behaviour),
     /// not when every vote is in: a read across participants can see half a transfer.
     ReleaseReadLocksAtVote,
+    /// A restarted participant takes none of its stored read holds again (the old
+    /// behaviour: they were in memory only), so a writer can slip in before the last vote.
+    ForgetReadHoldsOnRestart,
 }
 
 /// Most coordinators a run may have (their ids stay below the participants' never).

@@ -44,13 +44,29 @@ impl World {
         let participant = self.participants.get_mut(&node).expect("known node");
         participant.core = Some(core);
         let txns = participant.disk.in_doubt_txns();
+        // The store's wall clock is the simulation's true time (the monotonic clock the
+        // core runs on restarts at 0 with the process).
+        let wall_ms = self.now_ms;
+        let holds = if self.options.planted == Planted::ForgetReadHoldsOnRestart {
+            Vec::new()
+        } else {
+            participant.disk.read_holds(wall_ms)
+        };
         note!(
             self,
-            "{} recovers {} in-doubt txns",
+            "{} recovers {} in-doubt txns, {} read holds",
             node_name(node),
-            txns.len()
+            txns.len(),
+            holds.len()
         );
-        self.participant_input(node, Input::Recover { txns });
+        self.participant_input(
+            node,
+            Input::Recover {
+                txns,
+                holds,
+                wall_ms,
+            },
+        );
         self.participant_outputs(node);
     }
 
@@ -231,7 +247,7 @@ impl World {
             let Some((lsn, record)) = participant.disk.queue.pop_front() else {
                 break;
             };
-            if let Err(reason) = participant.disk.apply(&record) {
+            if let Err(reason) = participant.disk.apply_at(&record, self.now_ms) {
                 self.violation("store", format!("participant {node}: {reason}"));
                 self.stopped = true;
                 return;

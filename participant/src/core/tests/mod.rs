@@ -1,6 +1,6 @@
 //! Core unit tests: one input in, the exact outputs out, invariants checked after each.
 //! One file per handler (`vote.rs`, `decide.rs`, `precommit.rs`, `query.rs`,
-//! `state_query.rs`, `recovery.rs`, `persisted.rs`, `read_holds.rs`, the termination
+//! `state_query.rs`, `recovery.rs`, `persisted.rs`, `read_holds.rs`, `recovered_holds.rs`, the termination
 //! protocol's `termination_*.rs`); this file holds the shared constants, the drivers that
 //! bring a txn to a state, and the `check` helpers; `build.rs` the input and output
 //! builders.
@@ -14,6 +14,7 @@ mod persisted;
 mod precommit;
 mod query;
 mod read_holds;
+mod recovered_holds;
 mod recovery;
 mod repeat_vote;
 mod state_query;

@@ -13,6 +13,8 @@ fn read_only_record(txn: TxnId) -> Record {
         txn,
         protocol: Protocol::TwoPhase,
         coordinator: COORDINATOR,
+        keys: vec!["g".to_string()],
+        hold_ms: HOLD_MS,
     }
 }
 

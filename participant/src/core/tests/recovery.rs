@@ -15,6 +15,8 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
         0,
         Input::Recover {
             txns: vec![stored(t1, StoredState::Prepared, None, entries)],
+            holds: Vec::new(),
+            wall_ms: 0,
         },
         vec![],
     );
@@ -99,6 +101,8 @@ fn recovery_skips_txns_that_are_not_in_doubt() {
                 None,
                 vec![entry(0, "a", OpKind::Put, None, int(1))],
             )],
+            holds: Vec::new(),
+            wall_ms: 0,
         },
         vec![],
     );

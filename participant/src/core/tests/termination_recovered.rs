@@ -12,6 +12,8 @@ fn recovered_txn_alone_never_decides_and_keeps_asking_with_backoff() {
         0,
         Input::Recover {
             txns: vec![stored3(t1, StoredState::PreCommitted, &ALL)],
+            holds: Vec::new(),
+            wall_ms: 0,
         },
         vec![],
     );
@@ -73,6 +75,8 @@ fn recovered_txn_never_leads_and_follows_an_operational_peer() {
         0,
         Input::Recover {
             txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
+            holds: Vec::new(),
+            wall_ms: 0,
         },
         vec![],
     );
@@ -116,6 +120,8 @@ fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
         0,
         Input::Recover {
             txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
+            holds: Vec::new(),
+            wall_ms: 0,
         },
         vec![],
     );
@@ -182,6 +188,8 @@ fn recovered_peers_take_the_coordinators_answer_over_their_states() {
         0,
         Input::Recover {
             txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
+            holds: Vec::new(),
+            wall_ms: 0,
         },
         vec![],
     );
@@ -221,6 +229,8 @@ fn recovered_precommitted_txn_adopts_a_peers_abort() {
         0,
         Input::Recover {
             txns: vec![stored3(t1, StoredState::PreCommitted, &ALL)],
+            holds: Vec::new(),
+            wall_ms: 0,
         },
         vec![],
     );

@@ -172,6 +172,8 @@ fn three_pc_yes_needs_every_peer_up_on_the_mesh() {
                 txn: t2,
                 protocol: Protocol::ThreePhase,
                 coordinator: COORDINATOR,
+                keys: vec!["a".to_string()],
+                hold_ms: 2_000,
             },
         )],
     );
@@ -212,6 +214,8 @@ fn read_only_vote_with_other_participants_waits_for_its_record() {
                 txn: t1,
                 protocol: Protocol::TwoPhase,
                 coordinator: COORDINATOR,
+                keys: vec!["g".to_string()],
+                hold_ms: 5_000,
             },
         )],
     );
