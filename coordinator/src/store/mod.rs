@@ -30,6 +30,8 @@ use wire::{Decision, NodeId, Protocol, TxnId};
 
 use crate::core::{Lsn, Record, RecoveredTxn};
 
+pub mod admin;
+
 /// How long a statement waits for a lock held by another connection (e.g. a person
 /// running `sqlite3` on the file) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +49,8 @@ pub enum StoreError {
     Write { path: PathBuf, source: sqlx::Error },
     #[error("decision log {} read failed: {source}", path.display())]
     Read { path: PathBuf, source: sqlx::Error },
+    #[error("{} is not a coordinator decision log (no decision table)", path.display())]
+    NotADecisionLog { path: PathBuf },
     #[error("decision log {} has no unfinished commit for txn {txn} to turn into an abort", path.display())]
     NotUnfinished { path: PathBuf, txn: TxnId },
     #[error("decision log {} has a bad row for txn {txn_id:?}: {reason}", path.display())]

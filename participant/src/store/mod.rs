@@ -31,6 +31,7 @@
 //!   `prepared`, `waiting` or `precommitted`, with all its log entries.
 //! - **Reads see only committed SQLite transactions** (WAL readers), i.e. durable records.
 
+pub mod admin;
 mod read;
 #[cfg(test)]
 mod tests;
