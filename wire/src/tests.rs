@@ -43,7 +43,8 @@ fn requests() -> Vec<(&'static str, Request)> {
             "Decide",
             ToParticipant::Decide {
                 txn: txn(),
-                decision: Decision::Commit,
+                decision: Decision::Abort,
+                reason: Some("participant 2 voted no: lock conflict".to_string()),
             }
             .into(),
         ),
@@ -222,7 +223,7 @@ fn samples() -> Vec<(&'static str, Frame)> {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "Hello",
-        "0000004d81a548656c6c6f85a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e03a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331",
+        "0000004d81a548656c6c6f85a56d61676963ce41434d54b070726f746f636f6c5f76657273696f6e04a76e6f64655f696403a4726f6c65ab5061727469636970616e74aa636c75737465725f6964a26331",
     ),
     ("Reject", "0000001481a652656a65637481a6726561736f6ea3626164"),
     ("Heartbeat", "0000000aa9486561727462656174"),
@@ -248,7 +249,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "Decide",
-        "0000004e81a75265717565737482a2696409a36d736781ab5061727469636970616e7481a644656369646582a374786ec41001900000000070008000000000000001a86465636973696f6ea6436f6d6d6974",
+        "0000007b81a75265717565737482a2696409a36d736781ab5061727469636970616e7481a644656369646583a374786ec41001900000000070008000000000000001a86465636973696f6ea541626f7274a6726561736f6ed9257061727469636970616e74203220766f746564206e6f3a206c6f636b20636f6e666c696374",
     ),
     (
         "StateQuery",
@@ -513,9 +514,16 @@ fn unit_enum_values() -> Vec<(String, Vec<u8>)> {
         Outcome::Aborted,
         Outcome::PreCommitted,
         Outcome::Unknown,
+        Outcome::HeuristicCommitted,
+        Outcome::HeuristicAborted,
     ];
     outcomes.iter().for_each(|value| match value {
-        Outcome::Committed | Outcome::Aborted | Outcome::PreCommitted | Outcome::Unknown => {}
+        Outcome::Committed
+        | Outcome::Aborted
+        | Outcome::PreCommitted
+        | Outcome::Unknown
+        | Outcome::HeuristicCommitted
+        | Outcome::HeuristicAborted => {}
     });
     let states = [
         TxnState::Prepared,
@@ -556,6 +564,14 @@ const GOLDEN_UNIT_ENUMS: &[(&str, &str)] = &[
     ("Outcome::Aborted", "a741626f72746564"),
     ("Outcome::PreCommitted", "ac507265436f6d6d6974746564"),
     ("Outcome::Unknown", "a7556e6b6e6f776e"),
+    (
+        "Outcome::HeuristicCommitted",
+        "b2486575726973746963436f6d6d6974746564",
+    ),
+    (
+        "Outcome::HeuristicAborted",
+        "b048657572697374696341626f72746564",
+    ),
     ("TxnState::Prepared", "a85072657061726564"),
     ("TxnState::Waiting", "a757616974696e67"),
     ("TxnState::PreCommitted", "ac507265436f6d6d6974746564"),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Row};
 use wire::TxnId;
 
@@ -48,8 +48,8 @@ impl Store {
         };
         let mut conn = SqliteConnectOptions::new()
             .filename(path)
+            // No journal_mode: setting it writes; a WAL database is read as WAL anyway.
             .read_only(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(BUSY_TIMEOUT)
             .connect()
             .await

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
 use wire::{TxnId, Value};
 
 use super::read::value_of;
@@ -130,8 +130,8 @@ impl Store {
         };
         let options = SqliteConnectOptions::new()
             .filename(path)
+            // No journal_mode: setting it writes; a WAL database is read as WAL anyway.
             .read_only(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
         let pool = SqlitePoolOptions::new()
             .max_connections(1)

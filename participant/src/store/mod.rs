@@ -32,6 +32,8 @@
 //! - **Reads see only committed SQLite transactions** (WAL readers), i.e. durable records.
 
 pub mod admin;
+#[cfg(test)]
+mod admin_tests;
 mod read;
 #[cfg(test)]
 mod tests;

@@ -208,7 +208,7 @@ fn decision_query_for_an_aborted_txn_answers_abort() {
               1 <- prepare t1 2pc 500 ms of [1, 2]: add alice -5 min 0
               2 <- prepare t1 2pc 500 ms of [1, 2]: add bob 5 min 0
             @1 2 -> vote t1 No { reason: "x" }
-              1 <- decide t1 Abort
+              1 <- decide t1 Abort (participant 2 voted no: x)
               client t1: aborted: participant 2 voted no: x
             @2 1 -> #1 decision query t1
               1 <- #1 answer t1 Abort

@@ -1,5 +1,6 @@
 //! The `participant` binary: `serve` a participant node, print a running one's `status`,
-//! or (`admin.rs`) look into a participant's database: `txn`, `in-doubt`.
+//! or (`admin.rs`) look into a participant's database (`txn`, `in-doubt`) and
+//! `resolve` an in-doubt transaction by hand.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -46,6 +47,10 @@ enum Command {
     /// List the transactions in doubt in this participant's database.
     #[command(after_help = admin::IN_DOUBT_HELP)]
     InDoubt(admin::InDoubtArgs),
+    /// Commit or abort an in-doubt transaction by hand (a heuristic decision) in a
+    /// stopped participant's database.
+    #[command(after_help = admin::RESOLVE_HELP)]
+    Resolve(admin::ResolveArgs),
 }
 
 const SERVE_HELP: &str = "\
@@ -168,6 +173,7 @@ fn main() -> ExitCode {
         },
         Command::Txn(args) => admin::txn(args),
         Command::InDoubt(args) => admin::in_doubt(args),
+        Command::Resolve(args) => admin::resolve(args),
     };
     ExitCode::from(code)
 }
