@@ -238,3 +238,48 @@ fn responses_nothing_waits_for_are_ignored() {
         "#]],
     );
 }
+
+#[test]
+fn a_participant_aborted_by_hand_is_a_durable_hazard_and_the_commit_still_ends() {
+    check(
+        transfer_voted_yes,
+        [
+            at(20, persisted(1)),
+            at(21, ack(1, T1)),
+            at(22, ack_with(2, T1, Outcome::HeuristicAborted)),
+            PROBE,
+        ],
+        expect![[r#"
+            @20 persisted 1
+              1 <- decide t1 Commit
+              2 <- decide t1 Commit
+            @21 1 -> ack t1 Committed
+            @22 2 -> ack t1 HeuristicAborted
+              persist 2: hazard t1 at 2: decided Commit, HeuristicAborted
+              client t1: committed
+              persist 3: ended t1
+            ? timer none; 1 in flight; no txns
+        "#]],
+    );
+}
+
+#[test]
+fn a_participant_committed_by_hand_agrees_with_the_commit() {
+    check(
+        transfer_voted_yes,
+        [
+            at(20, persisted(1)),
+            at(21, ack_with(1, T1, Outcome::HeuristicCommitted)),
+            at(22, ack(2, T1)),
+        ],
+        expect![[r#"
+            @20 persisted 1
+              1 <- decide t1 Commit
+              2 <- decide t1 Commit
+            @21 1 -> ack t1 HeuristicCommitted
+            @22 2 -> ack t1 Committed
+              client t1: committed
+              persist 2: ended t1
+        "#]],
+    );
+}
