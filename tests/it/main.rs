@@ -4,6 +4,7 @@ mod bench;
 mod cli_processes;
 mod demo;
 mod disk_contract;
+mod heuristic_processes;
 mod isolation_processes;
 mod model_check;
 mod scenarios;

@@ -169,6 +169,10 @@ pub enum Outcome {
     PreCommitted,
     /// The participant has no record of the transaction (never prepared it).
     Unknown,
+    /// An operator committed it by hand while it was in doubt (`participant resolve`).
+    HeuristicCommitted,
+    /// An operator aborted it by hand while it was in doubt (`participant resolve`).
+    HeuristicAborted,
 }
 
 /// A participant's durable state for a transaction, as told to a peer or a recovering
@@ -231,8 +235,13 @@ pub enum ToParticipant {
     },
     /// 3PC; answered with `Ack { outcome: PreCommitted }`.
     PreCommit { txn: TxnId },
-    /// The decision (3PC: DoCommit or Abort); answered with `Ack`.
-    Decide { txn: TxnId, decision: Decision },
+    /// The decision (3PC: DoCommit or Abort); answered with `Ack`. An abort carries why
+    /// (a participant's NO vote, a timeout, a peer down), which the participant records.
+    Decide {
+        txn: TxnId,
+        decision: Decision,
+        reason: Option<String>,
+    },
     /// Answered with `StateReply`.
     StateQuery { txn: TxnId },
     /// Every vote of the transaction is in (or it aborted): a participant that voted

@@ -43,7 +43,8 @@ fn requests() -> Vec<(&'static str, Request)> {
             "Decide",
             ToParticipant::Decide {
                 txn: txn(),
-                decision: Decision::Commit,
+                decision: Decision::Abort,
+                reason: Some("participant 2 voted no: lock conflict".to_string()),
             }
             .into(),
         ),
@@ -261,7 +262,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "Decide",
-        "0000004e81a75265717565737482a2696409a36d736781ab5061727469636970616e7481a644656369646582a374786ec41001900000000070008000000000000001a86465636973696f6ea6436f6d6d6974",
+        "0000007b81a75265717565737482a2696409a36d736781ab5061727469636970616e7481a644656369646583a374786ec41001900000000070008000000000000001a86465636973696f6ea541626f7274a6726561736f6ed9257061727469636970616e74203220766f746564206e6f3a206c6f636b20636f6e666c696374",
     ),
     (
         "StateQuery",
@@ -527,9 +528,16 @@ fn unit_enum_values() -> Vec<(String, Vec<u8>)> {
         Outcome::Aborted,
         Outcome::PreCommitted,
         Outcome::Unknown,
+        Outcome::HeuristicCommitted,
+        Outcome::HeuristicAborted,
     ];
     outcomes.iter().for_each(|value| match value {
-        Outcome::Committed | Outcome::Aborted | Outcome::PreCommitted | Outcome::Unknown => {}
+        Outcome::Committed
+        | Outcome::Aborted
+        | Outcome::PreCommitted
+        | Outcome::Unknown
+        | Outcome::HeuristicCommitted
+        | Outcome::HeuristicAborted => {}
     });
     let states = [
         TxnState::Prepared,
@@ -570,6 +578,14 @@ const GOLDEN_UNIT_ENUMS: &[(&str, &str)] = &[
     ("Outcome::Aborted", "a741626f72746564"),
     ("Outcome::PreCommitted", "ac507265436f6d6d6974746564"),
     ("Outcome::Unknown", "a7556e6b6e6f776e"),
+    (
+        "Outcome::HeuristicCommitted",
+        "b2486575726973746963436f6d6d6974746564",
+    ),
+    (
+        "Outcome::HeuristicAborted",
+        "b048657572697374696341626f72746564",
+    ),
     ("TxnState::Prepared", "a85072657061726564"),
     ("TxnState::Waiting", "a757616974696e67"),
     ("TxnState::PreCommitted", "ac507265436f6d6d6974746564"),

@@ -76,6 +76,7 @@ impl Coordinator {
         let Some(txn) = self.forget(id) else {
             return;
         };
+        tracing::info!(txn_id = %id, protocol = txn.protocol.as_str(), reason = txn.abort_reason.as_deref().unwrap_or(""), "aborted (adopted from a participant)");
         for part in &txn.parts {
             let may_not_know = !matches!(
                 part.state,
@@ -84,7 +85,7 @@ impl Coordinator {
             if may_not_know && self.up.contains(&part.node) {
                 self.outputs.push_back(Output::Send {
                     to: part.node,
-                    msg: decide(id, Decision::Abort),
+                    msg: decide(id, Decision::Abort, txn.abort_reason.as_deref()),
                 });
             }
         }

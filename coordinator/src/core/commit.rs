@@ -57,7 +57,7 @@ impl Coordinator {
                 if self.up.contains(&part.node) {
                     self.outputs.push_back(Output::Send {
                         to: part.node,
-                        msg: decide(id, Decision::Commit),
+                        msg: decide(id, Decision::Commit, None),
                     });
                 }
             }
@@ -86,7 +86,7 @@ impl Coordinator {
                 return;
             }
             Phase::LoggingAbort { .. } => {
-                if outcome == Outcome::Committed {
+                if matches!(outcome, Outcome::Committed | Outcome::HeuristicCommitted) {
                     self.committed_while_logging_abort(id, from);
                 }
                 return;
@@ -103,6 +103,13 @@ impl Coordinator {
         }
         match (outcome, protocol) {
             (Outcome::Committed, _) => part.state = PartState::Acked,
+            // Resolved by hand before the commit arrived: it will not change its data
+            // again, so it counts as acked (the commit can end), and a contradiction is a
+            // hazard for the operator.
+            (Outcome::HeuristicCommitted | Outcome::HeuristicAborted, _) => {
+                part.state = PartState::Acked;
+                self.on_heuristic(id, from, Decision::Commit, outcome);
+            }
             // A late ack of the PreCommit, not of the DoCommit.
             (Outcome::PreCommitted, Protocol::ThreePhase) => return,
             // The participant lost or overrode a Yes vote: its bug, not ours to repair.
@@ -221,7 +228,7 @@ impl Coordinator {
                 if part.state == PartState::AwaitingAck && self.up.contains(&part.node) {
                     self.outputs.push_back(Output::Send {
                         to: part.node,
-                        msg: decide(id, Decision::Commit),
+                        msg: decide(id, Decision::Commit, None),
                     });
                 }
             }

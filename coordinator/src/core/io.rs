@@ -2,8 +2,8 @@
 //! it asks the shell to do), the decision-log `Record`, and the small types they carry.
 
 use wire::{
-    Decision, FromCoordinator, FromParticipant, NodeId, Protocol, RequestId, ToCoordinator,
-    ToParticipant, TxnId, TxnResult, TxnSpec,
+    Decision, FromCoordinator, FromParticipant, NodeId, Outcome, Protocol, RequestId,
+    ToCoordinator, ToParticipant, TxnId, TxnResult, TxnSpec,
 };
 
 pub use wire::{Lsn, Millis};
@@ -93,6 +93,15 @@ pub enum Record {
     /// while the coordinator was down or cut off), so the logged precommit is turned
     /// into an abort and the transaction ends (the decision row becomes 'abort', ended).
     AbortAdopted { txn: TxnId, reason: String },
+    /// A participant reported an outcome an operator forced by hand that contradicts the
+    /// logged `decision`: a row in `heuristic_hazard` (repeated: a no-op). Nothing waits
+    /// on it; it is for the operator, who must repair that participant's data.
+    Hazard {
+        txn: TxnId,
+        participant: NodeId,
+        decision: Decision,
+        outcome: Outcome,
+    },
 }
 
 /// Everything the core asks the shell to do.

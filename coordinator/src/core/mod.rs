@@ -30,6 +30,7 @@
 mod abort_adopted;
 mod commit;
 mod config;
+mod heuristic;
 mod invariants;
 mod io;
 mod peers;
@@ -54,6 +55,7 @@ pub use config::{
     PRECOMMIT_MARGIN_MS_DEFAULT, TIMEOUT_HEARTBEATS_MIN, TIMEOUT_LIMIT_MS, TIMEOUT_MS_MAX_DEFAULT,
     TIMEOUT_MS_MIN_DEFAULT, TXNS_IN_FLIGHT_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT,
 };
+pub use heuristic::{HAZARDS_KEPT_MAX, Hazard};
 pub use invariants::InvariantViolation;
 pub use io::{ClientRef, Input, Lsn, Millis, Output, Record, RecoveredTxn, SendFailure};
 pub use recovery::unfinished;
@@ -78,6 +80,8 @@ pub struct Coordinator {
     /// One entry per transaction with a deadline: `(when, txn)`.
     timers: BTreeSet<(Millis, TxnId)>,
     outputs: VecDeque<Output>,
+    /// Heuristic hazards found since start (`heuristic.rs`).
+    hazards: heuristic::Hazards,
 }
 
 impl Coordinator {
@@ -92,6 +96,7 @@ impl Coordinator {
             next_lsn: 1,
             timers: BTreeSet::new(),
             outputs: VecDeque::new(),
+            hazards: heuristic::Hazards::default(),
         }
     }
 

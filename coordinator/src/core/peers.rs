@@ -51,9 +51,8 @@ impl Coordinator {
                     matches!(part.state, PartState::AwaitingPreAck | PartState::Silent)
                         .then_some(ToParticipant::PreCommit { txn: id })
                 }
-                Phase::Committing { .. } => {
-                    (part.state == PartState::AwaitingAck).then(|| decide(id, Decision::Commit))
-                }
+                Phase::Committing { .. } => (part.state == PartState::AwaitingAck)
+                    .then(|| decide(id, Decision::Commit, None)),
                 // A participant that reported an operational state may have restarted.
                 Phase::Resolving { .. } => {
                     asks_state(part.state).then_some(ToParticipant::StateQuery { txn: id })

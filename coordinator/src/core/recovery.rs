@@ -41,6 +41,8 @@ pub fn unfinished(records: &[Record]) -> Vec<RecoveredTxn> {
             Record::Ended { txn } | Record::AbortAdopted { txn, .. } => {
                 open.remove(txn);
             }
+            // For the operator only: recovery re-sends by the decision rows alone.
+            Record::Hazard { .. } => {}
         }
     }
     open.into_values().collect()
@@ -67,7 +69,7 @@ impl Coordinator {
                         client_due: None,
                         resend_at,
                     },
-                    decide(id, Decision::Commit),
+                    decide(id, Decision::Commit, None),
                 ),
                 Protocol::ThreePhase => (
                     PartState::AwaitingState,

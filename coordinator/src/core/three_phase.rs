@@ -126,11 +126,20 @@ impl Coordinator {
                 part.state = PartState::PreAcked;
                 self.commit_if_precommitted(now, id);
             }
-            // A termination leader got there first: applied there, no DoCommit needed.
-            Outcome::Committed => {
+            // A termination leader got there first (or an operator committed it there by
+            // hand): applied there, no DoCommit needed.
+            Outcome::Committed | Outcome::HeuristicCommitted => {
                 part.state = PartState::Acked;
                 self.commit_if_precommitted(now, id);
             }
+            // Aborted there by hand before any DoCommit: abort is still the outcome every
+            // participant can reach.
+            Outcome::HeuristicAborted => self.adopt_abort(
+                now,
+                id,
+                from,
+                format!("participant {from} was aborted by hand (heuristic) while in doubt"),
+            ),
             Outcome::Aborted => self.adopt_abort(
                 now,
                 id,

@@ -164,9 +164,13 @@ pub(super) enum Pending {
     AbortAdopted(TxnId),
 }
 
-/// The `Decide` message for `txn`.
-pub(super) fn decide(txn: TxnId, decision: Decision) -> ToParticipant {
-    ToParticipant::Decide { txn, decision }
+/// The `Decide` message for `txn`; an abort says why, and the participants record it.
+pub(super) fn decide(txn: TxnId, decision: Decision, reason: Option<&str>) -> ToParticipant {
+    ToParticipant::Decide {
+        txn,
+        decision,
+        reason: reason.map(str::to_string),
+    }
 }
 
 /// The earlier of an optional deadline and a resend time.

@@ -155,12 +155,13 @@ impl Coordinator {
         let Some(txn) = self.forget(id) else {
             return;
         };
+        tracing::info!(txn_id = %id, protocol = txn.protocol.as_str(), %reason, "aborted");
         for part in &txn.parts {
             let may_have_prepared = matches!(part.state, PartState::AwaitingVote | PartState::Yes);
             if may_have_prepared && self.up.contains(&part.node) {
                 self.outputs.push_back(Output::Send {
                     to: part.node,
-                    msg: decide(id, Decision::Abort),
+                    msg: decide(id, Decision::Abort, Some(&reason)),
                 });
             }
         }

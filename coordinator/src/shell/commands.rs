@@ -26,9 +26,11 @@ pub enum CallError {
     Rejected { addr: SocketAddr, reason: String },
     /// Sent, but no answer: it may or may not have committed.
     #[error(
-        "outcome UNKNOWN: {reason} (the transaction may have committed; check `coordinator status`)"
+        "outcome UNKNOWN: {reason} (the transaction may have committed; look it up with \
+         `coordinator txn {txn} --db COORDINATOR_DB`, or on each participant with \
+         `participant txn {txn} --db PARTICIPANT_DB`)"
     )]
-    OutcomeUnknown { reason: String },
+    OutcomeUnknown { txn: TxnId, reason: String },
     /// The coordinator answered, but not with what was asked for.
     #[error("coordinator refused the request: {reason}")]
     Refused { reason: String },
@@ -102,9 +104,11 @@ pub async fn submit_on(client: &Client, txn: TxnId, spec: TxnSpec) -> Result<Txn
             reason: "too many calls in flight".to_string(),
         }),
         Err(wire::ClientError::Timeout) => Err(CallError::OutcomeUnknown {
+            txn,
             reason: format!("no result within {} ms", wait.as_millis()),
         }),
         Err(error) => Err(CallError::OutcomeUnknown {
+            txn,
             reason: error.to_string(),
         }),
     }

@@ -125,6 +125,7 @@ mod tests {
         ToParticipant::Decide {
             txn: txn(n),
             decision: Decision::Commit,
+            reason: None,
         }
     }
 
@@ -153,6 +154,7 @@ mod tests {
         let abort = ToParticipant::Decide {
             txn: txn(1),
             decision: Decision::Abort,
+            reason: None,
         };
         assert_eq!(table.duplicate_of(&abort, pending(&[1])), None);
         table.check_invariants();

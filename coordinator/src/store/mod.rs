@@ -26,9 +26,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 use uuid::Uuid;
-use wire::{Decision, NodeId, Protocol, TxnId};
+use wire::{Decision, NodeId, Outcome, Protocol, TxnId};
 
 use crate::core::{Lsn, Record, RecoveredTxn};
+
+pub mod admin;
 
 /// How long a statement waits for a lock held by another connection (e.g. a person
 /// running `sqlite3` on the file) before it fails.
@@ -47,6 +49,8 @@ pub enum StoreError {
     Write { path: PathBuf, source: sqlx::Error },
     #[error("decision log {} read failed: {source}", path.display())]
     Read { path: PathBuf, source: sqlx::Error },
+    #[error("{} is not a coordinator decision log (no decision table)", path.display())]
+    NotADecisionLog { path: PathBuf },
     #[error("decision log {} has no unfinished commit for txn {txn} to turn into an abort", path.display())]
     NotUnfinished { path: PathBuf, txn: TxnId },
     #[error("decision log {} has a bad row for txn {txn_id:?}: {reason}", path.display())]
@@ -231,6 +235,10 @@ const INSERT_DECIDED_HEAD: &str = "INSERT INTO decision \
      (txn_id, protocol, decision, participants, logged_at) VALUES ";
 const INSERT_DECIDED_ROW: &str = "(?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
 
+const INSERT_HAZARD_HEAD: &str = "INSERT INTO heuristic_hazard \
+     (txn_id, participant, decision, outcome, found_at) VALUES ";
+const INSERT_HAZARD_ROW: &str = "(?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+
 const UPDATE_ENDED_HEAD: &str = "UPDATE decision \
      SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE ended_at IS NULL AND txn_id IN (";
 
@@ -240,6 +248,7 @@ struct Script<'r> {
     sql: String,
     decided: Vec<(&'r TxnId, &'r Protocol, &'r Decision, &'r [NodeId])>,
     ended: Vec<&'r TxnId>,
+    hazards: Vec<(&'r TxnId, &'r NodeId, &'r Decision, &'r Outcome)>,
 }
 
 impl<'r> Script<'r> {
@@ -247,6 +256,7 @@ impl<'r> Script<'r> {
     fn of(records: &'r [(Lsn, Record)]) -> Option<Script<'r>> {
         let mut decided = Vec::new();
         let mut ended = Vec::new();
+        let mut hazards = Vec::new();
         for (_, record) in records {
             match record {
                 Record::Decided {
@@ -257,9 +267,15 @@ impl<'r> Script<'r> {
                 } => decided.push((txn, protocol, decision, participants.as_slice())),
                 Record::Ended { txn } => ended.push(txn),
                 Record::AbortAdopted { .. } => {}
+                Record::Hazard {
+                    txn,
+                    participant,
+                    decision,
+                    outcome,
+                } => hazards.push((txn, participant, decision, outcome)),
             }
         }
-        if decided.is_empty() && ended.is_empty() {
+        if decided.is_empty() && ended.is_empty() && hazards.is_empty() {
             return None;
         }
         let mut sql = String::new();
@@ -273,10 +289,16 @@ impl<'r> Script<'r> {
             push_list(&mut sql, "?", chunk.len());
             sql.push_str(");\n");
         }
+        for chunk in hazards.chunks(ROWS_PER_STATEMENT_MAX) {
+            sql.push_str(INSERT_HAZARD_HEAD);
+            push_list(&mut sql, INSERT_HAZARD_ROW, chunk.len());
+            sql.push_str(" ON CONFLICT (txn_id, participant) DO NOTHING;\n");
+        }
         Some(Script {
             sql,
             decided,
             ended,
+            hazards,
         })
     }
 
@@ -302,6 +324,13 @@ impl<'r> Script<'r> {
         for txn in self.ended {
             query = query.bind(txn.to_string());
         }
+        for (txn, participant, decision, outcome) in self.hazards {
+            query = query
+                .bind(txn.to_string())
+                .bind(i64::from(participant.0))
+                .bind(decision_text(*decision))
+                .bind(heuristic_text(*outcome));
+        }
         query
     }
 }
@@ -326,6 +355,19 @@ fn decision_text(decision: Decision) -> &'static str {
     match decision {
         Decision::Commit => "commit",
         Decision::Abort => "abort",
+    }
+}
+
+/// `heuristic_hazard.outcome`. The core records only heuristic outcomes as hazards
+/// (`core::heuristic`); the other arms are unreachable from it.
+fn heuristic_text(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::HeuristicCommitted => "heuristic_commit",
+        Outcome::HeuristicAborted
+        | Outcome::Committed
+        | Outcome::Aborted
+        | Outcome::PreCommitted
+        | Outcome::Unknown => "heuristic_abort",
     }
 }
 

@@ -228,3 +228,42 @@ fn an_abort_can_be_adopted_only_for_an_unfinished_three_phase_commit() {
         );
     });
 }
+
+#[test]
+fn a_hazard_is_durable_once_and_the_lookup_shows_it_beside_the_decision() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("coordinator.db");
+    let hazard = Record::Hazard {
+        txn: txn_id(1),
+        participant: NodeId(2),
+        decision: Decision::Commit,
+        outcome: wire::Outcome::HeuristicAborted,
+    };
+    block_on(async {
+        let mut store = Store::open(&path).await.expect("open");
+        store
+            .append(&[(Lsn(1), decided(1, &[1, 2])), (Lsn(2), hazard.clone())])
+            .await
+            .expect("append");
+        // Reported again after a re-sent commit: still one row.
+        store
+            .append(&[(Lsn(3), hazard), (Lsn(4), Record::Ended { txn: txn_id(1) })])
+            .await
+            .expect("append again");
+        store.close().await;
+
+        let mut store = Store::open_read_only(&path).await.expect("read-only");
+        let found = store.lookup(txn_id(1)).await.expect("lookup");
+        let decision = found.decision.expect("decision row");
+        assert_eq!(decision.decision, "commit");
+        assert_eq!(decision.participants, "1,2");
+        assert!(decision.ended_at.is_some());
+        assert_eq!(found.hazards.len(), 1);
+        assert_eq!(found.hazards[0].participant, 2);
+        assert_eq!(found.hazards[0].outcome, "heuristic_abort");
+        let none = store.lookup(txn_id(9)).await.expect("lookup unknown");
+        assert_eq!(none.decision, None);
+        assert!(none.hazards.is_empty());
+        store.close().await;
+    });
+}

@@ -100,7 +100,7 @@ impl FakeParticipant {
                             continue;
                         };
                         let reply = match msg {
-                            ToParticipant::Decide { txn, decision } if !answers_decide => {
+                            ToParticipant::Decide { txn, decision, .. } if !answers_decide => {
                                 let _ = seen_tx.send(Seen::Decided(txn, decision));
                                 continue;
                             }
@@ -198,7 +198,7 @@ fn answer(msg: &ToParticipant, seen: &mpsc::Sender<Seen>) -> FromParticipant {
                 }
             }
         }
-        ToParticipant::Decide { txn, decision } => {
+        ToParticipant::Decide { txn, decision, .. } => {
             let _ = seen.send(Seen::Decided(*txn, *decision));
             FromParticipant::Ack {
                 txn: *txn,

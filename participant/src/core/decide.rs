@@ -72,12 +72,15 @@ impl Participant {
                 error!(%txn, peer = %from.peer, "PreCommit for a txn this participant never voted on");
                 ack_msg(txn, Outcome::Unknown)
             }
-            Some(StoredState::Committed | StoredState::HeuristicCommit) => {
-                ack_msg(txn, Outcome::Committed)
-            }
-            Some(StoredState::Aborted | StoredState::HeuristicAbort) => {
+            Some(StoredState::Committed) => ack_msg(txn, Outcome::Committed),
+            Some(StoredState::HeuristicCommit) => ack_msg(txn, Outcome::HeuristicCommitted),
+            Some(StoredState::Aborted) => {
                 error!(%txn, peer = %from.peer, "PreCommit for a txn this participant aborted; answering aborted");
                 ack_msg(txn, Outcome::Aborted)
+            }
+            Some(StoredState::HeuristicAbort) => {
+                error!(%txn, peer = %from.peer, "PreCommit for a txn an operator aborted here by hand");
+                ack_msg(txn, Outcome::HeuristicAborted)
             }
             Some(
                 state @ (StoredState::Prepared
@@ -95,6 +98,7 @@ impl Participant {
         id: RequestId,
         txn: TxnId,
         decision: Decision,
+        told: Option<&str>,
         stored: Option<StoredTxn>,
     ) {
         // A decision means every vote is in (or the txn is over): a read hold may go.
@@ -103,11 +107,12 @@ impl Participant {
             let by_coordinator = from.peer == active.coordinator;
             match (active.durable, active.target, decision) {
                 (None, _, Decision::Abort) => {
-                    let reason = if by_coordinator {
+                    let by = if by_coordinator {
                         "aborted by the coordinator before the vote".to_string()
                     } else {
                         format!("aborted by participant {} before the vote", from.peer)
                     };
+                    let reason = with_told(by, told);
                     self.abort_active(txn, &reason);
                     self.reply_aborted(txn, from, id, Wants::DecideAck);
                 }
@@ -129,7 +134,7 @@ impl Participant {
                     if target == TxnState::PreCommitted {
                         warn!(%txn, peer = %from.peer, "abort of a precommitted txn (the termination protocol aborted it)");
                     }
-                    let reason = if by_coordinator {
+                    let by = if by_coordinator {
                         "aborted by the coordinator".to_string()
                     } else {
                         format!(
@@ -137,6 +142,7 @@ impl Participant {
                             from.peer
                         )
                     };
+                    let reason = with_told(by, told);
                     self.abort_active(txn, &reason);
                     self.reply_aborted(txn, from, id, Wants::DecideAck);
                 }
@@ -159,8 +165,12 @@ impl Participant {
         } else {
             match stored.map(|stored| stored.state) {
                 None => Outcome::Unknown,
-                Some(StoredState::Committed | StoredState::HeuristicCommit) => Outcome::Committed,
-                Some(StoredState::Aborted | StoredState::HeuristicAbort) => Outcome::Aborted,
+                Some(StoredState::Committed) => Outcome::Committed,
+                Some(StoredState::Aborted) => Outcome::Aborted,
+                // Resolved by hand: the sender learns it, and a coordinator whose decision
+                // it contradicts records a heuristic hazard.
+                Some(StoredState::HeuristicCommit) => Outcome::HeuristicCommitted,
+                Some(StoredState::HeuristicAbort) => Outcome::HeuristicAborted,
                 Some(StoredState::ReadOnly) => decided_outcome(decision),
                 Some(
                     state @ (StoredState::Prepared
@@ -184,8 +194,13 @@ impl Participant {
                 error!(%txn, peer = %from.peer, ?decision, ?outcome, "decision contradicts the outcome");
                 outcome
             }
-            (Decision::Commit, Outcome::Committed)
-            | (Decision::Abort, Outcome::Aborted)
+            (Decision::Commit, Outcome::HeuristicAborted)
+            | (Decision::Abort, Outcome::HeuristicCommitted) => {
+                error!(%txn, peer = %from.peer, ?decision, ?outcome, "HEURISTIC HAZARD: the decision contradicts the outcome an operator forced here");
+                outcome
+            }
+            (Decision::Commit, Outcome::Committed | Outcome::HeuristicCommitted)
+            | (Decision::Abort, Outcome::Aborted | Outcome::HeuristicAborted)
             | (_, Outcome::PreCommitted) => outcome,
         };
         self.reply(from, id, ack_msg(txn, outcome));
@@ -262,5 +277,14 @@ impl Participant {
         }
         self.done.insert(txn, done);
         Some(lsn)
+    }
+}
+
+/// The abort's reason: who aborted it, and why as they said (e.g. "aborted by the
+/// coordinator: participant 2 voted no: ...").
+fn with_told(by: String, told: Option<&str>) -> String {
+    match told {
+        Some(told) if !told.is_empty() => format!("{by}: {told}"),
+        _ => by,
     }
 }

@@ -137,11 +137,16 @@ pub fn request_input(from: ReplyTo, id: RequestId, msg: ToParticipant, reads: Re
             txn,
             stored,
         },
-        ToParticipant::Decide { txn, decision } => Input::Decide {
+        ToParticipant::Decide {
+            txn,
+            decision,
+            reason,
+        } => Input::Decide {
             from,
             id,
             txn,
             decision,
+            reason,
             stored,
         },
         ToParticipant::StateQuery { txn } => Input::StateQuery {
@@ -279,6 +284,7 @@ mod tests {
         let decide = ToParticipant::Decide {
             txn: txn(),
             decision: Decision::Commit,
+            reason: None,
         };
         assert!(is_participant_refusal(refusal(
             Role::Client,

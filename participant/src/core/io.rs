@@ -69,6 +69,9 @@ pub enum Input {
         id: RequestId,
         txn: TxnId,
         decision: Decision,
+        /// Why it aborted, as the sender says (`None` for a commit, or a sender that
+        /// gives none): recorded as the abort's reason.
+        reason: Option<String>,
         stored: Option<StoredTxn>,
     },
     /// The coordinator has every vote of `txn` (or aborted it): a read hold may go.

@@ -190,8 +190,9 @@ impl Participant {
                 id,
                 txn,
                 decision,
+                reason,
                 stored,
-            } => self.on_decide(from, id, txn, decision, stored),
+            } => self.on_decide(from, id, txn, decision, reason.as_deref(), stored),
             Input::Release { from, id, txn } => {
                 self.release_hold(txn);
                 self.reply(from, id, FromParticipant::Released { txn });
@@ -323,6 +324,10 @@ impl Participant {
             Record::Committed { .. } => Some(TxnState::Committed),
             Record::Aborted { .. } => Some(TxnState::Aborted),
             Record::ReadOnly { .. } => None,
+            Record::Heuristic { decision, .. } => Some(match decision {
+                wire::Decision::Commit => TxnState::Committed,
+                wire::Decision::Abort => TxnState::Aborted,
+            }),
         };
         self.pending.insert(lsn, (record.txn(), brings));
         self.outputs.push_back(Output::Persist { lsn, record });

@@ -1,6 +1,6 @@
 //! The participant's log records and stored transaction states: what the core asks the
 //! store to make durable, and what the store hands back on lookups and recovery.
-use wire::{NodeId, Protocol, TxnId, Value};
+use wire::{Decision, NodeId, Protocol, TxnId, Value};
 
 /// The core numbers every `Persist` strictly increasingly, and the store reports them
 /// durable in the same order.
@@ -104,6 +104,17 @@ pub enum Record {
         /// The txn's `timeout_ms`: how long the hold lasts after the vote at most.
         hold_ms: u64,
     },
+    /// An operator decided an in-doubt txn by hand (`participant resolve`): state
+    /// `heuristic_commit` (the redo images applied, as `Committed` applies them) or
+    /// `heuristic_abort` (nothing to undo, as for `Aborted`), with the operator's note in
+    /// `reason`. Never emitted by the core: only the resolve command writes it, to the file
+    /// of a stopped participant. Its locks are gone, since recovery relocks only in-doubt
+    /// txns.
+    Heuristic {
+        txn: TxnId,
+        decision: Decision,
+        reason: String,
+    },
 }
 
 impl Record {
@@ -113,7 +124,8 @@ impl Record {
             | Record::PreCommitted { txn }
             | Record::Committed { txn }
             | Record::Aborted { txn, .. }
-            | Record::ReadOnly { txn, .. } => *txn,
+            | Record::ReadOnly { txn, .. }
+            | Record::Heuristic { txn, .. } => *txn,
         }
     }
 
@@ -132,6 +144,14 @@ impl Record {
             Record::Committed { .. } => "committed",
             Record::Aborted { .. } => "aborted",
             Record::ReadOnly { .. } => "read_only",
+            Record::Heuristic {
+                decision: Decision::Commit,
+                ..
+            } => "heuristic_commit",
+            Record::Heuristic {
+                decision: Decision::Abort,
+                ..
+            } => "heuristic_abort",
         }
     }
 }
@@ -146,7 +166,8 @@ pub enum StoredState {
     PreCommitted,
     Committed,
     Aborted,
-    /// An operator forced the outcome (marks only; the core never writes them).
+    /// An operator forced the outcome (`Record::Heuristic`; the core never writes it, and
+    /// reports it to whoever sends the decision: `Outcome::Heuristic*`).
     HeuristicCommit,
     HeuristicAbort,
     /// Voted ReadOnly (a `read_only_vote` row, not a `txn.state`): not a party to the

@@ -101,7 +101,16 @@ impl Participant {
                     self.commit_and_tell(txn);
                 }
             }
-            Outcome::Committed => self.commit_and_tell(txn),
+            // Committed there by hand: its data is committed, so committing keeps the
+            // participants agreeing.
+            Outcome::Committed | Outcome::HeuristicCommitted => self.commit_and_tell(txn),
+            Outcome::HeuristicAborted => {
+                warn!(%txn, peer = %from, "a participant was aborted by hand while being precommitted");
+                let reason = format!(
+                    "termination protocol: participant {from} was aborted by hand (heuristic)"
+                );
+                self.abort_and_tell(txn, &reason);
+            }
             Outcome::Aborted => {
                 warn!(%txn, peer = %from, "a participant aborted while being precommitted");
                 let reason = format!("termination protocol: participant {from} had aborted");

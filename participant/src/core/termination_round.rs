@@ -192,7 +192,7 @@ impl Participant {
         let recipients = self.live_voters(txn);
         info!(%txn, "termination protocol: commit");
         if let Some(lsn) = self.commit(txn, None) {
-            self.hold_decision(lsn, txn, Decision::Commit, recipients);
+            self.hold_decision(lsn, txn, Decision::Commit, None, recipients);
         }
     }
 
@@ -200,7 +200,7 @@ impl Participant {
     pub(super) fn abort_and_tell(&mut self, txn: TxnId, reason: &str) {
         let recipients = self.live_voters(txn);
         if let Some(lsn) = self.abort_active(txn, reason) {
-            self.hold_decision(lsn, txn, Decision::Abort, recipients);
+            self.hold_decision(lsn, txn, Decision::Abort, Some(reason), recipients);
         }
     }
 
@@ -209,12 +209,20 @@ impl Participant {
         lsn: Lsn,
         txn: TxnId,
         decision: Decision,
+        reason: Option<&str>,
         to: Vec<NodeId>,
     ) {
         let held = self.held.entry(lsn).or_default();
-        held.extend(
-            to.into_iter()
-                .map(|peer| (peer, ToParticipant::Decide { txn, decision })),
-        );
+        held.extend(to.into_iter().map(|peer| {
+            let reason = reason.map(str::to_string);
+            (
+                peer,
+                ToParticipant::Decide {
+                    txn,
+                    decision,
+                    reason,
+                },
+            )
+        }));
     }
 }

@@ -36,6 +36,7 @@ use wire::{crash, runtime};
 
 use crate::core::inbound::{self, Needs, Plan, Reads};
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
+use crate::store::admin::{DbLock, LockError};
 use crate::store::{Store, StoreError};
 use values::ValueCache;
 use writer::{DurableBatch, Pending, WRITER_QUEUE_MAX};
@@ -75,6 +76,10 @@ pub enum ShellError {
     /// not its directory, and says only "unable to open database file").
     #[error("cannot create participant database {}: directory {} does not exist", db.display(), dir.display())]
     NoDbDir { db: PathBuf, dir: PathBuf },
+    /// Another process owns the database: a second node on one file, or an operator's
+    /// `participant resolve` writing to it.
+    #[error(transparent)]
+    DbInUse(#[from] LockError),
 }
 
 /// A participant that has opened its store, recovered and bound its listener.
@@ -84,6 +89,8 @@ pub struct Node {
     event_loop: EventLoop,
     _serve: ServeHandle,
     _mesh: MeshHandle,
+    /// Held while the node runs: `participant resolve` refuses a database in use.
+    _db_lock: DbLock,
 }
 
 impl Node {
@@ -120,6 +127,7 @@ impl Node {
                     source,
                 })?;
         check_db_dir(&options.db)?;
+        let db_lock = DbLock::acquire(&options.db)?;
         let store = Store::open(&options.db).await?;
         let recovered = store.in_doubt_txns().await?;
         let (holds, wall_ms) = store.read_holds().await?;
@@ -184,6 +192,7 @@ impl Node {
             event_loop,
             _serve: serve,
             _mesh: mesh,
+            _db_lock: db_lock,
         })
     }
 

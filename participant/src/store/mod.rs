@@ -16,7 +16,9 @@
 //! - **3PC states.** `Prepared` writes `prepared` (2PC) or `waiting` (3PC); `PreCommitted`
 //!   moves `waiting` to `precommitted` (repeated: a no-op); `Committed` and `Aborted` are
 //!   accepted from any in-doubt state. A `ReadOnly` vote is a `read_only_vote` row, never a
-//!   `txn` row; [`Store::txn`] reports it as `StoredState::ReadOnly`.
+//!   `txn` row; [`Store::txn`] reports it as `StoredState::ReadOnly`. `Heuristic` (an
+//!   operator's decision) moves an in-doubt txn to `heuristic_commit` (its redo images
+//!   applied, as `Committed` applies them) or `heuristic_abort`; nothing moves it further.
 //! - **Deferred updates.** `kv` changes only when a `Committed` record is written: its redo
 //!   images (from the `txn_log` rows written with `Prepared`) are applied in `seq` order in
 //!   the same SQLite transaction that marks the txn committed. `Aborted` changes no data.
@@ -39,6 +41,9 @@
 /// stamped with at write and compared with at recovery (one clock for both).
 const NOW_MS: &str = "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
 
+pub mod admin;
+#[cfg(test)]
+mod admin_tests;
 mod read;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 use sqlx::{Connection, Row, Sqlite};
-use wire::{NodeId, Protocol, TxnId, Value};
+use wire::{Decision, NodeId, Protocol, TxnId, Value};
 
 use super::StoreError;
 use super::read::{parse_state, value_of};
@@ -388,6 +388,47 @@ impl<'r> Batch<'r> {
                     | StoredState::ReadOnly),
                 ) => return Err(conflict(state)),
             },
+            Record::Heuristic {
+                decision, reason, ..
+            } => self.heuristic(txn, *decision, reason, state, conflict)?,
+        }
+        Ok(())
+    }
+
+    /// An operator's decision on an in-doubt txn: the same images as `Committed` applies
+    /// (a commit) or none (an abort: deferred updates left `kv` as it was).
+    fn heuristic(
+        &mut self,
+        txn: TxnId,
+        decision: Decision,
+        reason: &str,
+        state: Option<StoredState>,
+        conflict: impl Fn(StoredState) -> StoreError,
+    ) -> Result<(), StoreError> {
+        let heuristic = match decision {
+            Decision::Commit => StoredState::HeuristicCommit,
+            Decision::Abort => StoredState::HeuristicAbort,
+        };
+        match state {
+            Some(state) if state == heuristic => {}
+            Some(StoredState::Prepared | StoredState::Waiting | StoredState::PreCommitted) => {
+                self.set_state(txn, heuristic, Some(reason), true);
+                if decision == Decision::Commit {
+                    self.apply_redo(txn);
+                }
+            }
+            Some(
+                state @ (StoredState::Committed
+                | StoredState::Aborted
+                | StoredState::HeuristicCommit
+                | StoredState::HeuristicAbort
+                | StoredState::ReadOnly),
+            ) => return Err(conflict(state)),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "heuristic decision on txn {txn}, which was never voted on"
+                )));
+            }
         }
         Ok(())
     }

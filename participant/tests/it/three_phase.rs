@@ -190,7 +190,8 @@ fn coordinator_dying_after_the_first_precommit_makes_the_termination_protocol_co
     assert_eq!(
         link_1.call(ToParticipant::Decide {
             txn: t1,
-            decision: Decision::Commit
+            decision: Decision::Commit,
+            reason: None,
         }),
         ack(t1, Outcome::Committed)
     );
@@ -231,7 +232,8 @@ fn in_doubt_2pc_participant_learns_the_commit_from_its_peer() {
     assert_eq!(
         link_1.call(ToParticipant::Decide {
             txn: t1,
-            decision: Decision::Commit
+            decision: Decision::Commit,
+            reason: None,
         }),
         ack(t1, Outcome::Committed)
     );

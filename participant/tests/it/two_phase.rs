@@ -69,7 +69,11 @@ impl Coordinator {
     }
 
     fn decide(&self, txn: TxnId, decision: Decision) -> Response {
-        self.call(ToParticipant::Decide { txn, decision })
+        self.call(ToParticipant::Decide {
+            txn,
+            decision,
+            reason: None,
+        })
     }
 }
 
@@ -339,6 +343,7 @@ fn crash_after_commit_applied_acks_the_repeated_commit_after_restart() {
         .request(ToParticipant::Decide {
             txn: t1,
             decision: Decision::Commit,
+            reason: None,
         })
         .expect("request");
     let status = serving.child.wait();

@@ -141,6 +141,12 @@ impl ParticipantDisk {
                     },
                 );
             }
+            // Only an operator's `participant resolve` writes it, never the core.
+            ParticipantRecord::Heuristic { .. } => {
+                return Err(format!(
+                    "store refused a heuristic decision on txn {txn}: the core never takes one"
+                ));
+            }
             ParticipantRecord::PreCommitted { .. } => match state {
                 Some(StoredState::PreCommitted) => {}
                 Some(StoredState::Waiting) => {
@@ -341,6 +347,8 @@ impl CoordinatorDisk {
                     },
                 );
             }
+            // For the operator only; the simulated participants never report one.
+            CoordinatorRecord::Hazard { .. } => {}
             CoordinatorRecord::Ended { txn } => {
                 if let Some(row) = self.decisions.get_mut(txn) {
                     row.ended = true;

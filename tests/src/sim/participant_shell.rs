@@ -255,9 +255,10 @@ impl World {
             let decision = match &record {
                 Record::Committed { .. } => Some(Decision::Commit),
                 Record::Aborted { .. } => Some(Decision::Abort),
-                Record::Prepared { .. } | Record::PreCommitted { .. } | Record::ReadOnly { .. } => {
-                    None
-                }
+                Record::Prepared { .. }
+                | Record::PreCommitted { .. }
+                | Record::ReadOnly { .. }
+                | Record::Heuristic { .. } => None,
             };
             if let Some(decision) = decision {
                 let txn = record.txn();

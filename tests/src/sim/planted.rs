@@ -52,6 +52,7 @@ impl CoordinatorCore for CommitBeforeDurable {
                     msg: ToParticipant::Decide {
                         txn: *txn,
                         decision: Decision::Commit,
+                        reason: None,
                     },
                 });
             }

@@ -143,6 +143,8 @@ fn outcome_text(outcome: Outcome) -> &'static str {
         Outcome::Aborted => "aborted",
         Outcome::PreCommitted => "precommitted",
         Outcome::Unknown => "unknown",
+        Outcome::HeuristicCommitted => "heuristic-committed",
+        Outcome::HeuristicAborted => "heuristic-aborted",
     }
 }
 
@@ -176,6 +178,9 @@ pub fn coordinator_record(record: &CoordinatorRecord) -> String {
         CoordinatorRecord::AbortAdopted { txn, reason } => {
             format!("abort-adopted {} ({reason})", txn_name(*txn))
         }
+        CoordinatorRecord::Hazard {
+            txn, participant, ..
+        } => format!("hazard {} {}", txn_name(*txn), node_name(*participant)),
     }
 }
 

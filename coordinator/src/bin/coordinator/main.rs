@@ -1,5 +1,6 @@
 //! The `coordinator` binary: `serve` a coordinator node, `submit` a transaction, ask for
-//! `status`, run the local-cluster `demo`, or `bench` a cluster.
+//! `status`, look up one `txn` in a decision log (`txn.rs`), run the local-cluster `demo`,
+//! or `bench` a cluster.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use crate::demo::DemoConfig;
 mod bank;
 mod bench;
 mod demo;
+mod txn;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +58,9 @@ enum Command {
     /// Print a running coordinator's status report.
     #[command(after_help = STATUS_HELP)]
     Status(AddrArgs),
+    /// Print one transaction as the decision log records it.
+    #[command(after_help = txn::TXN_HELP)]
+    Txn(txn::TxnArgs),
     /// Start a local cluster (participants + coordinator), run bank transfers, check
     /// that the total balance is unchanged, stop everything.
     #[command(after_help = DEMO_HELP)]
@@ -330,6 +335,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Submit(args) => submit(args),
         Command::Status(args) => status(args),
+        Command::Txn(args) => txn::run(args),
         Command::Demo(args) => run_demo(args),
         Command::Bench(args) => run_bench(args),
     };

@@ -54,7 +54,7 @@ fn three_phase_aborted_ack_to_precommit_adopts_the_abort_durably_before_telling_
               1 <- #5 answer t1 Undecided
             @28 1 -> ack t1 PreCommitted
             @29 persisted 2
-              1 <- decide t1 Abort
+              1 <- decide t1 Abort (participant 2 had already aborted (its termination protocol decided while cut off from the coordinator: the partition limit of 3pc))
               client t1: aborted: participant 2 had already aborted (its termination protocol decided while cut off from the coordinator: the partition limit of 3pc)
             ? timer none; 0 in flight; no txns
             @30 1 -> #6 decision query t1
@@ -88,7 +88,7 @@ fn three_phase_other_refusals_of_the_precommit_adopt_the_abort() {
             @26 1 -> ack t1 Unknown
               persist 2: abort adopted t1: participant 1 has no record of the transaction it voted yes on
             @27 persisted 2
-              2 <- decide t1 Abort
+              2 <- decide t1 Abort (participant 1 has no record of the transaction it voted yes on)
               client t1: aborted: participant 1 has no record of the transaction it voted yes on
         "#]],
     );

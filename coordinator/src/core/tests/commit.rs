@@ -208,7 +208,7 @@ fn decision_query_for_an_aborted_txn_answers_abort() {
               1 <- prepare t1 2pc 500 ms of [1, 2]: add alice -5 min 0
               2 <- prepare t1 2pc 500 ms of [1, 2]: add bob 5 min 0
             @1 2 -> vote t1 No { reason: "x" }
-              1 <- decide t1 Abort
+              1 <- decide t1 Abort (participant 2 voted no: x)
               client t1: aborted: participant 2 voted no: x
             @2 1 -> #1 decision query t1
               1 <- #1 answer t1 Abort
@@ -235,6 +235,51 @@ fn responses_nothing_waits_for_are_ignored() {
             @21 1 -> released t1
             @22 1 -> refused: no
             ? timer 520; 1 in flight; 2pc committed, awaiting acks: 1
+        "#]],
+    );
+}
+
+#[test]
+fn a_participant_aborted_by_hand_is_a_durable_hazard_and_the_commit_still_ends() {
+    check(
+        transfer_voted_yes,
+        [
+            at(20, persisted(1)),
+            at(21, ack(1, T1)),
+            at(22, ack_with(2, T1, Outcome::HeuristicAborted)),
+            PROBE,
+        ],
+        expect![[r#"
+            @20 persisted 1
+              1 <- decide t1 Commit
+              2 <- decide t1 Commit
+            @21 1 -> ack t1 Committed
+            @22 2 -> ack t1 HeuristicAborted
+              persist 2: hazard t1 at 2: decided Commit, HeuristicAborted
+              client t1: committed
+              persist 3: ended t1
+            ? timer none; 1 in flight; no txns
+        "#]],
+    );
+}
+
+#[test]
+fn a_participant_committed_by_hand_agrees_with_the_commit() {
+    check(
+        transfer_voted_yes,
+        [
+            at(20, persisted(1)),
+            at(21, ack_with(1, T1, Outcome::HeuristicCommitted)),
+            at(22, ack(2, T1)),
+        ],
+        expect![[r#"
+            @20 persisted 1
+              1 <- decide t1 Commit
+              2 <- decide t1 Commit
+            @21 1 -> ack t1 HeuristicCommitted
+            @22 2 -> ack t1 Committed
+              client t1: committed
+              persist 2: ended t1
         "#]],
     );
 }

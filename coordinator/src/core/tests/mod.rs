@@ -475,6 +475,15 @@ fn record_text(record: &Record) -> String {
         Record::AbortAdopted { txn, reason } => {
             format!("abort adopted {}: {reason}", txn_text(txn))
         }
+        Record::Hazard {
+            txn,
+            participant,
+            decision,
+            outcome,
+        } => format!(
+            "hazard {} at {participant}: decided {decision:?}, {outcome:?}",
+            txn_text(txn)
+        ),
     }
 }
 
@@ -504,9 +513,16 @@ fn request_text(msg: &ToParticipant) -> String {
             ops_text(ops)
         ),
         ToParticipant::PreCommit { txn } => format!("precommit {}", txn_text(txn)),
-        ToParticipant::Decide { txn, decision } => {
-            format!("decide {} {decision:?}", txn_text(txn))
-        }
+        ToParticipant::Decide {
+            txn,
+            decision,
+            reason: None,
+        } => format!("decide {} {decision:?}", txn_text(txn)),
+        ToParticipant::Decide {
+            txn,
+            decision,
+            reason: Some(reason),
+        } => format!("decide {} {decision:?} ({reason})", txn_text(txn)),
         ToParticipant::StateQuery { txn } => format!("state query {}", txn_text(txn)),
         ToParticipant::Release { txn } => format!("release {}", txn_text(txn)),
     }

@@ -57,7 +57,7 @@ fn participant_down_while_collecting_aborts_at_once() {
               2 <- prepare t1 2pc 500 ms of [1, 2]: add bob 5 min 0
             @1 1 -> vote t1 Yes
             @2 down 2
-              1 <- decide t1 Abort
+              1 <- decide t1 Abort (participant 2 is down)
               client t1: aborted: participant 2 is down
             == a read-only voter, before the last vote
             @0 submit t1 2pc 500 ms: 1 [get a]; 2 [add b 5 min 0]
@@ -65,7 +65,7 @@ fn participant_down_while_collecting_aborts_at_once() {
               2 <- prepare t1 2pc 500 ms of [1, 2]: add b 5 min 0
             @1 1 -> vote t1 ReadOnly
             @2 down 1
-              2 <- decide t1 Abort
+              2 <- decide t1 Abort (participant 1 is down)
               client t1: aborted: participant 1 is down
             == a 3pc yes voter
             @0 submit t1 3pc 500 ms: 1 [add alice -5 min 0]; 2 [add bob 5 min 0]
@@ -73,7 +73,7 @@ fn participant_down_while_collecting_aborts_at_once() {
               2 <- prepare t1 3pc 500 ms of [1, 2]: add bob 5 min 0
             @1 1 -> vote t1 Yes
             @2 down 1
-              2 <- decide t1 Abort
+              2 <- decide t1 Abort (participant 1 is down)
               client t1: aborted: participant 1 is down
         "#]],
     );
@@ -158,7 +158,7 @@ fn send_queue_full_on_prepare_aborts_with_overload_reason() {
               1 <- prepare t1 2pc 500 ms of [1, 2]: add alice -5 min 0
               2 <- prepare t1 2pc 500 ms of [1, 2]: add bob 5 min 0
             @1 send to 2 failed for t1: Overloaded
-              1 <- decide t1 Abort
+              1 <- decide t1 Abort (participant 2 is overloaded: its send queue is full)
               client t1: aborted: participant 2 is overloaded: its send queue is full
         "#]],
     );

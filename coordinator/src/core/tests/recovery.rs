@@ -151,7 +151,7 @@ fn three_phase_recovery_adopts_an_abort_the_participants_decided() {
             @2 1 -> state t1 Aborted
               persist 1: abort adopted t1: participant 1 aborted while the coordinator was down (its termination protocol decided)
             @3 persisted 1
-              2 <- decide t1 Abort
+              2 <- decide t1 Abort (participant 1 aborted while the coordinator was down (its termination protocol decided))
             ? timer none; 0 in flight; no txns
             @4 2 -> state t1 Aborted
         "#]],
@@ -209,7 +209,7 @@ fn three_phase_recovery_waits_for_the_termination_protocol_and_adopts_its_abort(
             @1001 1 -> state t1 Aborted
               persist 1: abort adopted t1: participant 1 aborted while the coordinator was down (its termination protocol decided)
             @1002 persisted 1
-              2 <- decide t1 Abort
+              2 <- decide t1 Abort (participant 1 aborted while the coordinator was down (its termination protocol decided))
         "#]],
     );
 }

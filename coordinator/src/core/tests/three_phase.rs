@@ -84,8 +84,8 @@ fn three_phase_votes_are_due_before_the_precommit_deadline() {
         expect![[r#"
             == the last yes at the deadline aborts unlogged
             @300 2 -> vote t1 Yes
-              1 <- decide t1 Abort
-              2 <- decide t1 Abort
+              1 <- decide t1 Abort (all voted yes too late to precommit safely: a participant's waiting timeout (500 ms after CanCommit) may have fired (votes are due 200 ms before it))
+              2 <- decide t1 Abort (all voted yes too late to precommit safely: a participant's waiting timeout (500 ms after CanCommit) may have fired (votes are due 200 ms before it))
               client t1: aborted: all voted yes too late to precommit safely: a participant's waiting timeout (500 ms after CanCommit) may have fired (votes are due 200 ms before it)
             ? timer none; 0 in flight; no txns
             == the last yes just before it logs the precommit
@@ -94,8 +94,8 @@ fn three_phase_votes_are_due_before_the_precommit_deadline() {
             == a missing vote at the deadline aborts
             @299 timeout
             @300 timeout
-              1 <- decide t1 Abort
-              2 <- decide t1 Abort
+              1 <- decide t1 Abort (timeout waiting for votes from participant 2)
+              2 <- decide t1 Abort (timeout waiting for votes from participant 2)
               client t1: aborted: timeout waiting for votes from participant 2
         "#]],
     );
@@ -119,8 +119,8 @@ fn three_phase_precommit_durable_at_the_deadline_sends_no_precommit_and_adopts_a
             @301 1 -> #1 decision query t1
               1 <- #1 answer t1 Undecided
             @302 persisted 2
-              1 <- decide t1 Abort
-              2 <- decide t1 Abort
+              1 <- decide t1 Abort (the precommit record became durable after the PreCommit deadline (300 ms after CanCommit, 200 ms before the participants' waiting timeout): a participant may have timed out, so no PreCommit was sent)
+              2 <- decide t1 Abort (the precommit record became durable after the PreCommit deadline (300 ms after CanCommit, 200 ms before the participants' waiting timeout): a participant may have timed out, so no PreCommit was sent)
               client t1: aborted: the precommit record became durable after the PreCommit deadline (300 ms after CanCommit, 200 ms before the participants' waiting timeout): a participant may have timed out, so no PreCommit was sent
             ? timer none; 0 in flight; no txns
         "#]],
@@ -153,7 +153,7 @@ fn three_phase_no_vote_aborts_unlogged() {
               1 <- prepare t1 3pc 500 ms of [1, 2]: add alice -5 min 0
               2 <- prepare t1 3pc 500 ms of [1, 2]: add bob 5 min 0
             @1 1 -> vote t1 No { reason: "add on alice would leave -5 below min 0" }
-              2 <- decide t1 Abort
+              2 <- decide t1 Abort (participant 1 voted no: add on alice would leave -5 below min 0)
               client t1: aborted: participant 1 voted no: add on alice would leave -5 below min 0
         "#]],
     );

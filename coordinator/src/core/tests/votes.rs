@@ -87,8 +87,8 @@ fn a_collecting_txn_aborts_unlogged_and_tells_only_those_that_may_have_prepared(
               3 <- prepare t1 2pc 500 ms of [1, 2, 3]: add c 1 min 0
             @1 1 -> vote t1 Yes
             @2 2 -> vote t1 No { reason: "add on b would leave -1 below min 0" }
-              1 <- decide t1 Abort
-              3 <- decide t1 Abort
+              1 <- decide t1 Abort (participant 2 voted no: add on b would leave -1 below min 0)
+              3 <- decide t1 Abort (participant 2 voted no: add on b would leave -1 below min 0)
               client t1: aborted: participant 2 voted no: add on b would leave -1 below min 0
             ? timer none; 0 in flight; no txns
             == missing vote at the timeout
@@ -98,8 +98,8 @@ fn a_collecting_txn_aborts_unlogged_and_tells_only_those_that_may_have_prepared(
             @10 1 -> vote t1 Yes
             @499 timeout
             @500 timeout
-              1 <- decide t1 Abort
-              2 <- decide t1 Abort
+              1 <- decide t1 Abort (timeout waiting for votes from participant 2)
+              2 <- decide t1 Abort (timeout waiting for votes from participant 2)
               client t1: aborted: timeout waiting for votes from participant 2
             ? timer none; 0 in flight; no txns
             == the timeout names every missing participant
@@ -107,8 +107,8 @@ fn a_collecting_txn_aborts_unlogged_and_tells_only_those_that_may_have_prepared(
               1 <- prepare t1 2pc 500 ms of [1, 2]: add alice -5 min 0
               2 <- prepare t1 2pc 500 ms of [1, 2]: add bob 5 min 0
             @500 timeout
-              1 <- decide t1 Abort
-              2 <- decide t1 Abort
+              1 <- decide t1 Abort (timeout waiting for votes from participants 1, 2)
+              2 <- decide t1 Abort (timeout waiting for votes from participants 1, 2)
               client t1: aborted: timeout waiting for votes from participants 1, 2
         "#]],
     );
@@ -151,7 +151,7 @@ fn read_only_voter_gets_release_not_decide_at_abort() {
               2 <- prepare t1 2pc 500 ms of [1, 2]: add b 5 min 0
             @1 1 -> vote t1 ReadOnly
             @500 timeout
-              2 <- decide t1 Abort
+              2 <- decide t1 Abort (timeout waiting for votes from participant 2)
               1 <- release t1
               client t1: aborted: timeout waiting for votes from participant 2
         "#]],
@@ -280,8 +280,8 @@ fn late_votes_and_acks_for_forgotten_txns_are_ignored() {
               1 <- prepare t1 2pc 500 ms of [1, 2]: add alice -5 min 0
               2 <- prepare t1 2pc 500 ms of [1, 2]: add bob 5 min 0
             @500 timeout
-              1 <- decide t1 Abort
-              2 <- decide t1 Abort
+              1 <- decide t1 Abort (timeout waiting for votes from participants 1, 2)
+              2 <- decide t1 Abort (timeout waiting for votes from participants 1, 2)
               client t1: aborted: timeout waiting for votes from participants 1, 2
             @501 1 -> vote t1 Yes
             @502 1 -> ack t1 Committed

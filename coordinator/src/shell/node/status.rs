@@ -78,6 +78,21 @@ impl Node {
         for ((protocol, phase), count) in self.core.txns_by_protocol_and_phase() {
             let _ = writeln!(text, "  {protocol} {phase}: {count}");
         }
+        let (hazards, found) = self.core.hazards();
+        if found > 0 {
+            let _ = writeln!(
+                text,
+                "HEURISTIC HAZARDS since start: {found} (a participant resolved by hand \
+                 against the logged decision; all in the heuristic_hazard table)"
+            );
+            for hazard in hazards {
+                let _ = writeln!(
+                    text,
+                    "  txn {} participant {}: decided {:?}, resolved {:?}",
+                    hazard.txn, hazard.participant, hazard.decision, hazard.outcome
+                );
+            }
+        }
         let list = |ids: Vec<TxnId>| -> String {
             let shown: Vec<String> = ids
                 .iter()

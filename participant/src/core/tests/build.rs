@@ -72,6 +72,7 @@ pub(super) fn decide(id: u64, txn: TxnId, decision: Decision) -> Input {
         id: RequestId(id),
         txn,
         decision,
+        reason: None,
         stored: None,
     }
 }
@@ -245,8 +246,30 @@ pub(super) fn ask_state(to: NodeId, txn: TxnId) -> Output {
 }
 
 pub(super) fn tell(to: NodeId, txn: TxnId, decision: Decision) -> Output {
-    send(to, ToParticipant::Decide { txn, decision })
+    send(
+        to,
+        ToParticipant::Decide {
+            txn,
+            decision,
+            reason: None,
+        },
+    )
 }
+
+/// A termination leader's abort, with the reason it recorded.
+pub(super) fn tell_abort(to: NodeId, txn: TxnId, reason: &str) -> Output {
+    send(
+        to,
+        ToParticipant::Decide {
+            txn,
+            decision: Decision::Abort,
+            reason: Some(reason.to_string()),
+        },
+    )
+}
+
+pub(super) const ALL_WAITING: &str =
+    "termination protocol: every operational participant was waiting";
 
 pub(super) fn precommit_from(peer: NodeId, id: u64, txn: TxnId) -> Input {
     Input::PreCommit {
@@ -263,6 +286,7 @@ pub(super) fn decide_from(peer: NodeId, id: u64, txn: TxnId, decision: Decision)
         id: RequestId(id),
         txn,
         decision,
+        reason: None,
         stored: None,
     }
 }

@@ -70,6 +70,85 @@ fn decide_commit_twice_gets_the_same_ack() {
 }
 
 #[test]
+fn an_abort_records_the_reason_its_sender_gave() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    in_doubt_on_a(&mut participant, 0, t1, 1, 1);
+    let told = Input::Decide {
+        from: from_coordinator(),
+        id: RequestId(2),
+        txn: t1,
+        decision: Decision::Abort,
+        reason: Some("participant 2 voted no: lock conflict".to_string()),
+        stored: None,
+    };
+    step(
+        &mut participant,
+        0,
+        told,
+        vec![
+            persist(
+                2,
+                aborted(
+                    t1,
+                    "aborted by the coordinator: participant 2 voted no: lock conflict",
+                ),
+            ),
+            ack(2, t1, Outcome::Aborted),
+        ],
+    );
+}
+
+#[test]
+fn a_decision_against_a_heuristic_outcome_is_answered_with_it() {
+    // Resolved by hand while stopped: the store answers, and the coordinator sees the
+    // heuristic outcome whichever way it decided.
+    for (state, decision, outcome) in [
+        (
+            StoredState::HeuristicAbort,
+            Decision::Commit,
+            Outcome::HeuristicAborted,
+        ),
+        (
+            StoredState::HeuristicCommit,
+            Decision::Commit,
+            Outcome::HeuristicCommitted,
+        ),
+        (
+            StoredState::HeuristicCommit,
+            Decision::Abort,
+            Outcome::HeuristicCommitted,
+        ),
+    ] {
+        let mut participant = participant();
+        let t1 = txn(1);
+        let stored = StoredTxn {
+            txn: t1,
+            protocol: wire::Protocol::TwoPhase,
+            coordinator: COORDINATOR,
+            state,
+            reason: Some("heuristic by hand".to_string()),
+            entries: Vec::new(),
+            participants: vec![ME, HIGH],
+        };
+        step(
+            &mut participant,
+            0,
+            Input::Decide {
+                from: from_coordinator(),
+                id: RequestId(2),
+                txn: t1,
+                decision,
+                reason: None,
+                stored: Some(stored),
+            },
+            vec![ack(2, t1, outcome)],
+        );
+        assert_eq!(participant.locks_held(), 0);
+    }
+}
+
+#[test]
 fn abort_while_committing_waits_for_the_commit_ack() {
     let mut participant = participant();
     let t1 = txn(1);

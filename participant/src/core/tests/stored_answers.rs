@@ -43,6 +43,7 @@ fn decide_with(decision: Decision, stored: Option<StoredTxn>) -> Input {
         id: RequestId(1),
         txn: txn(1),
         decision,
+        reason: None,
         stored,
     }
 }
@@ -89,7 +90,7 @@ fn a_forgotten_txn_is_answered_from_its_stored_record() {
         (
             precommit_with(stored_3pc(HeuristicCommit)),
             expect![[r#"
-                reply 1#1: Ack { txn: t1, outcome: Committed }
+                reply 1#1: Ack { txn: t1, outcome: HeuristicCommitted }
             "#]],
         ),
         (
@@ -138,7 +139,7 @@ fn a_forgotten_txn_is_answered_from_its_stored_record() {
         (
             decide_with(Decision::Abort, stored_2pc(HeuristicAbort)),
             expect![[r#"
-                reply 1#1: Ack { txn: t1, outcome: Aborted }
+                reply 1#1: Ack { txn: t1, outcome: HeuristicAborted }
             "#]],
         ),
         (

@@ -91,7 +91,7 @@ fn follower_elects_again_when_its_leader_goes_down() {
         &mut participant,
         2_070,
         Input::Persisted { lsn: Lsn(2) },
-        vec![tell(HIGH, t1, Decision::Abort)],
+        vec![tell_abort(HIGH, t1, ALL_WAITING)],
     );
 }
 
@@ -164,7 +164,7 @@ fn a_leader_that_is_not_a_voter_is_skipped() {
         &mut participant,
         2_030,
         Input::Persisted { lsn: Lsn(2) },
-        vec![tell(HIGH, t1, Decision::Abort)],
+        vec![tell_abort(HIGH, t1, ALL_WAITING)],
     );
 }
 
@@ -210,8 +210,8 @@ fn follower_elects_again_when_its_leader_turns_out_recovered() {
         50,
         Input::Persisted { lsn: Lsn(2) },
         vec![
-            tell(LOW, t1, Decision::Abort),
-            tell(HIGH, t1, Decision::Abort),
+            tell_abort(LOW, t1, ALL_WAITING),
+            tell_abort(HIGH, t1, ALL_WAITING),
         ],
     );
 }

@@ -45,8 +45,8 @@ fn leader_aborts_when_all_are_waiting_and_tells_them_once_durable() {
         2_030,
         Input::Persisted { lsn: Lsn(2) },
         vec![
-            tell(HIGH, t1, Decision::Abort),
-            tell(HIGHER, t1, Decision::Abort),
+            tell_abort(HIGH, t1, ALL_WAITING),
+            tell_abort(HIGHER, t1, ALL_WAITING),
         ],
     );
     // Late and duplicate messages after the decision: the truth, no state change.
@@ -276,22 +276,19 @@ fn leader_decides_at_once_when_the_last_awaited_peer_goes_down() {
         &mut participant,
         40,
         Input::Persisted { lsn: Lsn(2) },
-        vec![tell(HIGH, t1, Decision::Abort)],
+        vec![tell_abort(HIGH, t1, ALL_WAITING)],
     );
 }
 
 #[test]
 fn leader_adopts_a_decided_peer_and_tells_the_others() {
-    for (state, record, decision) in [
-        (
-            TxnState::Committed,
-            Record::Committed { txn: txn(1) },
-            Decision::Commit,
-        ),
+    const ABORTED_AT_7: &str = "participant 7 reported the txn aborted";
+    for (state, record, told) in [
+        (TxnState::Committed, Record::Committed { txn: txn(1) }, None),
         (
             TxnState::Aborted,
-            aborted3(txn(1), "participant 7 reported the txn aborted"),
-            Decision::Abort,
+            aborted3(txn(1), ABORTED_AT_7),
+            Some(ABORTED_AT_7),
         ),
     ] {
         let mut participant = participant();
@@ -313,7 +310,13 @@ fn leader_adopts_a_decided_peer_and_tells_the_others() {
             &mut participant,
             40,
             Input::Persisted { lsn: Lsn(3) },
-            vec![tell(HIGH, t1, decision), tell(HIGHER, t1, decision)],
+            match told {
+                None => vec![
+                    tell(HIGH, t1, Decision::Commit),
+                    tell(HIGHER, t1, Decision::Commit),
+                ],
+                Some(reason) => vec![tell_abort(HIGH, t1, reason), tell_abort(HIGHER, t1, reason)],
+            },
         );
     }
 }
@@ -384,8 +387,8 @@ fn operational_leader_takes_no_evidence_from_a_recovered_precommitted_peer() {
         40,
         Input::Persisted { lsn: Lsn(2) },
         vec![
-            tell(HIGH, t1, Decision::Abort),
-            tell(HIGHER, t1, Decision::Abort),
+            tell_abort(HIGH, t1, ALL_WAITING),
+            tell_abort(HIGHER, t1, ALL_WAITING),
         ],
     );
 }

@@ -1,4 +1,6 @@
-//! The `participant` binary: `serve` a participant node, or print a running one's `status`.
+//! The `participant` binary: `serve` a participant node, print a running one's `status`,
+//! or (`admin.rs`) look into a participant's database (`txn`, `in-doubt`) and
+//! `resolve` an in-doubt transaction by hand.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -13,6 +15,8 @@ use participant::core::Config;
 use participant::shell::{Node, Options, ShellError};
 use wire::runtime;
 use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
+
+mod admin;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,6 +41,16 @@ enum Command {
     /// Print a running participant's status report.
     #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
+    /// Print one transaction as this participant's database records it.
+    #[command(after_help = admin::TXN_HELP)]
+    Txn(admin::TxnArgs),
+    /// List the transactions in doubt in this participant's database.
+    #[command(after_help = admin::IN_DOUBT_HELP)]
+    InDoubt(admin::InDoubtArgs),
+    /// Commit or abort an in-doubt transaction by hand (a heuristic decision) in a
+    /// stopped participant's database.
+    #[command(after_help = admin::RESOLVE_HELP)]
+    Resolve(admin::ResolveArgs),
 }
 
 const SERVE_HELP: &str = "\
@@ -144,7 +158,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Status(_) => "warn",
+        _ => "warn",
     };
     init_tracing(default_level, cli.log_format);
     let code = match cli.command {
@@ -160,6 +174,9 @@ fn main() -> ExitCode {
                 EXIT_UNREACHABLE
             }
         },
+        Command::Txn(args) => admin::txn(args),
+        Command::InDoubt(args) => admin::in_doubt(args),
+        Command::Resolve(args) => admin::resolve(args),
     };
     ExitCode::from(code)
 }
@@ -228,7 +245,8 @@ fn serve(args: ServeArgs) -> u8 {
                     ShellError::Config(_) => EXIT_USAGE,
                     ShellError::Store(_)
                     | ShellError::Listen { .. }
-                    | ShellError::NoDbDir { .. } => EXIT_FAILED,
+                    | ShellError::NoDbDir { .. }
+                    | ShellError::DbInUse(_) => EXIT_FAILED,
                 };
             }
         };
