@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod quote;
 pub mod read_buf;
 mod refusals;
+pub mod retention;
 pub mod runtime;
 #[cfg(test)]
 mod tests;
