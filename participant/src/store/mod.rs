@@ -32,10 +32,12 @@
 //! - **Reads see only committed SQLite transactions** (WAL readers), i.e. durable records.
 
 mod read;
+mod retention;
 #[cfg(test)]
 mod tests;
 mod write;
 
+pub use retention::{Pruned, RetentionStatus, WAL_SIZE_LIMIT_BYTES, file_len, wal_path};
 pub use write::{KvChanges, Writer};
 
 use std::path::{Path, PathBuf};
