@@ -566,3 +566,31 @@ fn two_coordinators_under_every_fault_keep_every_property() {
         assert_no_violation(&options, CI_SEEDS, &format!("{flags} --coordinators 2"));
     }
 }
+
+/// Retention short enough that participants and coordinators prune decided txns inside
+/// every run (after each group commit, below a horizon 1.5 s of virtual time back): the
+/// forgotten-txn answers must keep every property, 2PC under every fault and 3PC under
+/// crashes.
+const RETAIN_MS: u64 = 1_500;
+
+#[test]
+fn pruning_inside_the_runs_keeps_every_property() {
+    for (protocol, faults, flags) in [
+        (ProtocolMix::TwoPhase, FaultOptions::all(), "--protocol 2pc --faults all"),
+        (
+            ProtocolMix::Mixed,
+            FaultOptions::crash_only(),
+            "--protocol mixed --faults crash-only",
+        ),
+    ] {
+        let options = Options {
+            retain_ms: Some(RETAIN_MS),
+            ..options(protocol, faults)
+        };
+        let replay = format!("{flags} --retain-ms {RETAIN_MS}");
+        let reports = assert_no_violation(&options, CI_SEEDS, &replay);
+        let pruned: u64 = reports.iter().map(|r| r.pruned).sum();
+        let committed: u64 = reports.iter().map(|r| r.committed).sum();
+        assert!(pruned > committed, "only {pruned} txns pruned for {committed} commits");
+    }
+}

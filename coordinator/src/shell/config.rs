@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub channel_in_flight_max: Option<usize>,
     /// The core's timing settings (validated with the heartbeat by `Config::validate`).
     pub timing: Timing,
+    /// How long ended decisions are kept (`--retain`, `--retain-txns`).
+    pub retention: super::retention::Retention,
 }
 
 /// Timeouts of the protocols, in milliseconds (see `core::Config` for each one's role).

@@ -41,7 +41,10 @@ impl World {
             Planted::ReleaseReadLocksAtVote => Box::new(ReleaseReadLocksAtVote::new(core)),
             _ => Box::new(core),
         };
+        let mut core = core;
         let participant = self.participants.get_mut(&node).expect("known node");
+        // What pruning reached survives the restart, as `retention.horizon` does.
+        core.set_horizon(participant.disk.horizon);
         participant.core = Some(core);
         let txns = participant.disk.in_doubt_txns();
         note!(
@@ -266,6 +269,7 @@ impl World {
             self.participant_input(node, Input::Persisted { lsn });
             self.participant_outputs(node);
         }
+        self.participant_prune(node);
         if !self.participants[&node].disk.queue.is_empty() {
             self.schedule_flush(node);
         }

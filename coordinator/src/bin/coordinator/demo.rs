@@ -34,6 +34,8 @@ pub struct DemoConfig {
     /// Where the databases and logs go; a fresh temp dir (kept) when `None`.
     pub dir: Option<PathBuf>,
     pub seed: Option<u64>,
+    /// Every node's `--retain` (theirs by default).
+    pub retain: Option<std::time::Duration>,
     /// Where the `participant` and `coordinator` binaries are.
     pub bin_dir: PathBuf,
 }
@@ -72,6 +74,12 @@ pub fn run(config: DemoConfig) -> Result<bool, DemoError> {
 
     let mut cluster_config = ClusterConfig::new(&config.bin_dir, CLUSTER_ID, config.participants);
     cluster_config.coordinator_id = COORDINATOR_ID;
+    if let Some(retain) = config.retain {
+        let (participant, coordinator) =
+            crate::retain::cluster_args(retain, config.protocol).map_err(DemoError::Config)?;
+        cluster_config.participant_args.extend(participant);
+        cluster_config.coordinator_args.extend(coordinator);
+    }
     // Every node is killed when `cluster` drops, on error as on success.
     let mut cluster = LocalCluster::new(cluster_config, dir)?;
     for id in cluster.participant_ids() {

@@ -106,3 +106,32 @@ fn the_horizon_never_moves_back() {
     participant.set_horizon(Horizon::at_unix_ms(2));
     assert_eq!(participant.horizon(), Horizon::at_unix_ms(5));
 }
+
+/// The coordinator answers abort for every txn it no longer tracks, ended commits
+/// included (presumed abort); that is safe because a participant that applied the
+/// commit ignores it. Pruning the coordinator's ended rows relies on this.
+#[test]
+fn an_abort_answer_after_the_commit_changes_nothing() {
+    let mut participant = participant();
+    step(&mut participant, 0, up(COORDINATOR), vec![]);
+    in_doubt_on_a(&mut participant, 0, txn(1), 1, 1);
+    step(
+        &mut participant,
+        1,
+        decide(2, txn(1), Decision::Commit),
+        vec![persist(2, Record::Committed { txn: txn(1) })],
+    );
+    step(
+        &mut participant,
+        2,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![ack(2, txn(1), Outcome::Committed)],
+    );
+    forgetting(&mut participant);
+    let answer = Input::DecisionAnswer {
+        from: COORDINATOR,
+        txn: txn(1),
+        answer: wire::Answer::Abort,
+    };
+    step(&mut participant, 3, answer, vec![]);
+}
