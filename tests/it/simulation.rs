@@ -568,29 +568,42 @@ fn two_coordinators_under_every_fault_keep_every_property() {
 }
 
 /// Retention short enough that participants and coordinators prune decided txns inside
-/// every run (after each group commit, below a horizon 1.5 s of virtual time back): the
-/// forgotten-txn answers must keep every property, 2PC under every fault and 3PC under
-/// crashes.
-const RETAIN_MS: u64 = 1_500;
+/// every run (after each group commit, below a horizon that far back in virtual time):
+/// the forgotten-txn answers must keep every property. 2PC under every fault with 1.5 s:
+/// an in-doubt participant always finds the unfinished decision at its coordinator. 3PC
+/// needs the window longer than an outage (up to 3 s here): a participant that restarts
+/// precommitted after its peers pruned the outcome, with a restarted coordinator that may
+/// not decide, stays blocked (found by this test with 1.5 s; README, "Retention").
+const RETAIN_2PC_MS: u64 = 1_500;
+const RETAIN_MIXED_MS: u64 = 5_000;
 
 #[test]
 fn pruning_inside_the_runs_keeps_every_property() {
-    for (protocol, faults, flags) in [
-        (ProtocolMix::TwoPhase, FaultOptions::all(), "--protocol 2pc --faults all"),
+    for (protocol, faults, retain_ms, flags) in [
+        (
+            ProtocolMix::TwoPhase,
+            FaultOptions::all(),
+            RETAIN_2PC_MS,
+            "--protocol 2pc --faults all",
+        ),
         (
             ProtocolMix::Mixed,
             FaultOptions::crash_only(),
+            RETAIN_MIXED_MS,
             "--protocol mixed --faults crash-only",
         ),
     ] {
         let options = Options {
-            retain_ms: Some(RETAIN_MS),
+            retain_ms: Some(retain_ms),
             ..options(protocol, faults)
         };
-        let replay = format!("{flags} --retain-ms {RETAIN_MS}");
+        let replay = format!("{flags} --retain-ms {retain_ms}");
         let reports = assert_no_violation(&options, CI_SEEDS, &replay);
         let pruned: u64 = reports.iter().map(|r| r.pruned).sum();
-        let committed: u64 = reports.iter().map(|r| r.committed).sum();
-        assert!(pruned > committed, "only {pruned} txns pruned for {committed} commits");
+        let txns: u64 = reports.iter().map(|r| r.txns).sum();
+        assert!(
+            pruned * 2 > txns,
+            "{flags}: only {pruned} txn rows pruned for {txns} txns"
+        );
     }
 }

@@ -48,7 +48,11 @@ impl Store {
         retain: Duration,
         decisions_max: u32,
     ) -> Result<u64, StoreError> {
-        let ago = format!("-{}.{:03} seconds", retain.as_secs(), retain.subsec_millis());
+        let ago = format!(
+            "-{}.{:03} seconds",
+            retain.as_secs(),
+            retain.subsec_millis()
+        );
         // BEGIN goes alone: sqlx counts a statement's rows from SQLite's `changes()`, which
         // BEGIN leaves at the previous statement's count.
         sqlx::query("BEGIN IMMEDIATE")

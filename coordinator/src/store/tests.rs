@@ -254,11 +254,26 @@ fn pruning_deletes_ended_decisions_below_the_horizon_and_never_unfinished_ones()
             .await
             .expect("prune");
         assert_eq!(within_window, 0);
-        assert_eq!(store.prune(horizon, Duration::ZERO, 10).await.expect("prune"), 1);
-        assert_eq!(store.prune(horizon, Duration::ZERO, 10).await.expect("prune"), 0);
+        assert_eq!(
+            store
+                .prune(horizon, Duration::ZERO, 10)
+                .await
+                .expect("prune"),
+            1
+        );
+        assert_eq!(
+            store
+                .prune(horizon, Duration::ZERO, 10)
+                .await
+                .expect("prune"),
+            0
+        );
         store.checkpoint().await.expect("checkpoint");
         // The unfinished commit is still recovered; the one above the horizon is kept.
-        assert_eq!(store.recover().await.expect("recover"), vec![recovered(2, &[1])]);
+        assert_eq!(
+            store.recover().await.expect("recover"),
+            vec![recovered(2, &[1])]
+        );
         let figures = store.retention_figures().await.expect("figures");
         assert_eq!(figures.kept_decisions, 2);
         assert_eq!(figures.pruned_decisions, 1);

@@ -324,10 +324,18 @@ impl EventLoop {
         };
         // The horizon's tick wakes the loop too, so it moves on when the node is idle.
         let horizon_at = Millis(
-            u64::try_from(self.horizon_at.saturating_duration_since(self.clock).as_millis())
-                .unwrap_or(u64::MAX),
+            u64::try_from(
+                self.horizon_at
+                    .saturating_duration_since(self.clock)
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
         );
-        let deadline = Some(self.core.poll_timeout().map_or(horizon_at, |at| at.min(horizon_at)));
+        let deadline = Some(
+            self.core
+                .poll_timeout()
+                .map_or(horizon_at, |at| at.min(horizon_at)),
+        );
         let now = self.now();
         let timer = async move {
             match deadline {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tracing::{debug, error, info};
 
+use super::retention::{PRUNE_INTERVAL, PRUNE_TXNS_PER_STEP, Schedule, Shared};
 use crate::core::{Lsn, Record};
 use crate::store::{KvChanges, Writer};
-use super::retention::{PRUNE_INTERVAL, PRUNE_TXNS_PER_STEP, Schedule, Shared};
 use wire::runtime::{self, Receiver, Sender};
 
 /// Records waiting to be written (and, equally, durable records not yet seen by the event
@@ -105,7 +105,11 @@ async fn prune_step(writer: &mut Writer, retention: &Shared, schedule: &mut Sche
             retention.set_over_cap(writer.kept_txns().await? > cap);
         }
         let pruned = writer
-            .prune(retention.published(), retention.window(), PRUNE_TXNS_PER_STEP)
+            .prune(
+                retention.published(),
+                retention.window(),
+                PRUNE_TXNS_PER_STEP,
+            )
             .await?;
         if pruned.txns + pruned.read_only > 0 {
             writer.checkpoint().await?;
@@ -115,7 +119,12 @@ async fn prune_step(writer: &mut Writer, retention: &Shared, schedule: &mut Sche
     match step.await {
         Ok(pruned) => {
             if pruned.txns + pruned.read_only > 0 {
-                debug!(txns = pruned.txns, log_rows = pruned.log_rows, read_only = pruned.read_only, "pruned");
+                debug!(
+                    txns = pruned.txns,
+                    log_rows = pruned.log_rows,
+                    read_only = pruned.read_only,
+                    "pruned"
+                );
             }
             schedule.stepped(pruned.full);
         }

@@ -53,7 +53,11 @@ pub struct RetentionStatus {
 
 /// A SQLite time modifier for `retain` ago, e.g. `-30.000 seconds`.
 fn ago(retain: Duration) -> String {
-    format!("-{}.{:03} seconds", retain.as_secs(), retain.subsec_millis())
+    format!(
+        "-{}.{:03} seconds",
+        retain.as_secs(),
+        retain.subsec_millis()
+    )
 }
 
 impl Writer {
@@ -81,7 +85,9 @@ impl Writer {
     ) -> Result<Pruned, StoreError> {
         let horizon_id = horizon.as_txn_id().to_string();
         let ago = ago(retain);
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await?;
         sqlx::query(
             "CREATE TEMP TABLE IF NOT EXISTS prune_batch (txn_id TEXT PRIMARY KEY) STRICT;
              DELETE FROM temp.prune_batch;
@@ -281,7 +287,10 @@ mod tests {
             // `decided_at` has millisecond resolution: let it fall behind "now".
             std::thread::sleep(Duration::from_millis(5));
             let horizon = Horizon::from_txn_id(txn(5));
-            let first = writer.prune(horizon, Duration::ZERO, 1).await.expect("prune");
+            let first = writer
+                .prune(horizon, Duration::ZERO, 1)
+                .await
+                .expect("prune");
             assert_eq!(
                 first,
                 Pruned {
@@ -291,9 +300,15 @@ mod tests {
                     full: true
                 }
             );
-            let second = writer.prune(horizon, Duration::ZERO, 1).await.expect("prune");
+            let second = writer
+                .prune(horizon, Duration::ZERO, 1)
+                .await
+                .expect("prune");
             assert_eq!((second.txns, second.log_rows), (1, 0));
-            let third = writer.prune(horizon, Duration::ZERO, 1).await.expect("prune");
+            let third = writer
+                .prune(horizon, Duration::ZERO, 1)
+                .await
+                .expect("prune");
             assert_eq!(third, Pruned::default());
             writer.checkpoint().await.expect("checkpoint");
             assert_eq!(store.txn(txn(1)).await.expect("read"), None);
@@ -307,7 +322,11 @@ mod tests {
             assert_eq!(status.horizon, horizon);
             assert_eq!(status.kept_txns, 2);
             assert_eq!(
-                (status.pruned_txns, status.pruned_log_rows, status.pruned_read_only),
+                (
+                    status.pruned_txns,
+                    status.pruned_log_rows,
+                    status.pruned_read_only
+                ),
                 (2, 1, 1)
             );
             assert_eq!(
