@@ -81,6 +81,8 @@ impl World {
             },
         }
         self.participant_outputs(node);
+        // The real writer also prunes while idle: here, after every message too.
+        self.participant_prune(node);
         self.participant_schedule_timer(node);
     }
 
