@@ -131,13 +131,16 @@ pub struct Schedule {
     next_at: Instant,
 }
 
-impl Schedule {
-    pub fn new() -> Schedule {
+impl Default for Schedule {
+    /// A step is due at once.
+    fn default() -> Self {
         Schedule {
             next_at: Instant::now(),
         }
     }
+}
 
+impl Schedule {
     pub fn due(&self) -> bool {
         Instant::now() >= self.next_at
     }

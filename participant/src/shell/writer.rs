@@ -48,7 +48,7 @@ pub async fn run(
     durable: Sender<DurableBatch>,
     retention: Arc<Shared>,
 ) {
-    let mut schedule = Schedule::new();
+    let mut schedule = Schedule::default();
     loop {
         // Idle, the wait ends at the next prune step: pruning goes on without traffic.
         let first = match runtime::timeout(PRUNE_INTERVAL, queue.recv()).await {
