@@ -282,17 +282,6 @@ impl EventLoop {
         }
     }
 
-    /// Every `HORIZON_TICK`: the core gets the new horizon first, then the writer may
-    /// prune below it (see `store::retention`'s `# Correctness`).
-    fn advance_horizon(&mut self) {
-        if Instant::now() < self.horizon_at {
-            return;
-        }
-        self.horizon_at = Instant::now() + retention::HORIZON_TICK;
-        self.core.set_horizon(self.retention.horizon_now());
-        self.retention.publish(self.core.horizon());
-    }
-
     /// Durable notifications first (they release votes and locks), then network input
     /// (paused while the writer is `WRITER_QUEUE_MAX` records behind), then the timer.
     async fn next_wake(&self) -> Wake {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wire::retention::{Horizon, RETAIN_DEFAULT, RETAIN_TIMEOUT_FACTOR, check_retain};
 
+use super::EventLoop;
 use crate::core::Config;
 
 /// Txns (and, separately, read-only votes) deleted per prune step at most: a step is one
@@ -151,5 +152,18 @@ impl Schedule {
         } else {
             Instant::now() + PRUNE_INTERVAL
         };
+    }
+}
+
+impl EventLoop {
+    /// Every `HORIZON_TICK`: the core gets the new horizon first, then the writer may
+    /// prune below it (see `store::retention`'s `# Correctness`).
+    pub(super) fn advance_horizon(&mut self) {
+        if Instant::now() < self.horizon_at {
+            return;
+        }
+        self.horizon_at = Instant::now() + HORIZON_TICK;
+        self.core.set_horizon(self.retention.horizon_now());
+        self.retention.publish(self.core.horizon());
     }
 }

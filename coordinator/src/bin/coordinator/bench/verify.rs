@@ -142,7 +142,10 @@ pub fn from_files(local: &LocalCluster, tracked: &[Tracked]) -> Verdict {
             .collect();
         states.insert(id, by_txn);
         if let Ok(rows) = cluster::query(&db, "SELECT horizon FROM retention")
-            && let Some(horizon) = rows.into_iter().next().and_then(|row| row.into_iter().next())
+            && let Some(horizon) = rows
+                .into_iter()
+                .next()
+                .and_then(|row| row.into_iter().next())
         {
             horizons.insert(id, horizon);
         }
