@@ -25,6 +25,7 @@ fn options(protocol: Protocol, txns: usize, crashes_max: u32, lossy: bool) -> Mc
         // One thread: a bounded search then explores the same states on every run.
         threads: 1,
         planted_second_decider: false,
+        prune: false,
     }
 }
 
@@ -138,4 +139,24 @@ fn three_phase_with_two_crashes_finds_the_planted_second_decider() {
         "{}",
         path.join("\n")
     );
+}
+
+/// Participants may prune any decided txn at any moment (after its decision, before or
+/// after any late message about it): the forgotten-txn answers keep 2PC atomic with a
+/// crash, and 3PC without.
+#[test]
+fn pruning_at_any_moment_keeps_both_protocols_atomic() {
+    let two_phase = McOptions {
+        transitions_max: BOUNDED_TRANSITIONS_MAX,
+        prune: true,
+        ..options(Protocol::TwoPhase, 1, 1, false)
+    };
+    assert_safe(&explore("2pc 1 txn 1 crash, pruning", &two_phase));
+    let three_phase = McOptions {
+        prune: true,
+        ..options(Protocol::ThreePhase, 1, 0, false)
+    };
+    let report = explore("3pc 1 txn, pruning", &three_phase);
+    assert_safe(&report);
+    assert!(report.all_committed_reachable);
 }

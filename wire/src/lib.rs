@@ -30,6 +30,7 @@ pub mod quote;
 pub mod read_buf;
 mod refusals;
 pub mod registry;
+pub mod retention;
 pub mod runtime;
 mod slots;
 #[cfg(test)]

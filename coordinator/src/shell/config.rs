@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub auth: wire::Auth,
     /// Connection limits of the client listener.
     pub connections: wire::ConnectionLimits,
+    /// How long ended decisions are kept (`--retain`, `--retain-txns`).
+    pub retention: super::retention::Retention,
 }
 
 /// Timeouts of the protocols, in milliseconds (see `core::Config` for each one's role).

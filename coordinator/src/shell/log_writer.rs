@@ -1,11 +1,13 @@
 //! The decision-log writer task: owns the store, drains every queued record into one
-//! SQLite transaction (group commit), then reports the batch durable, in order.
+//! SQLite transaction (group commit), then reports the batch durable, in order. Between
+//! batches it runs retention's bounded prune steps (`retention.rs`).
 
 use std::time::Duration;
 
 use tracing::{debug, error};
 use wire::runtime::{self, Receiver, Sender};
 
+use super::retention::{PRUNE_DECISIONS_PER_STEP, PRUNE_INTERVAL, Pruner};
 use crate::core::{Lsn, Record};
 use crate::store::{Store, StoreError};
 
@@ -32,15 +34,36 @@ pub enum LogEvent {
 
 /// Starts the writer. `queue_max` bounds both the record queue and the report queue; the
 /// event loop sizes it so neither can fill (see `Node::start`).
-pub fn spawn(store: Store, queue_max: usize) -> (Sender<(Lsn, Record)>, Receiver<LogEvent>) {
+pub fn spawn(
+    store: Store,
+    queue_max: usize,
+    pruner: Pruner,
+) -> (Sender<(Lsn, Record)>, Receiver<LogEvent>) {
     let (record_tx, record_rx) = runtime::bounded(queue_max.max(1));
     let (event_tx, event_rx) = runtime::bounded(queue_max.max(1));
-    runtime::spawn(run(store, record_rx, event_tx));
+    runtime::spawn(run(store, record_rx, event_tx, pruner));
     (record_tx, event_rx)
 }
 
-async fn run(mut store: Store, records: Receiver<(Lsn, Record)>, events: Sender<LogEvent>) {
-    while let Ok(first) = records.recv().await {
+async fn run(
+    mut store: Store,
+    records: Receiver<(Lsn, Record)>,
+    events: Sender<LogEvent>,
+    mut pruner: Pruner,
+) {
+    loop {
+        // Idle, the wait ends at the next prune step: pruning goes on without traffic.
+        let first = match runtime::timeout(PRUNE_INTERVAL, records.recv()).await {
+            Some(Ok(first)) => first,
+            Some(Err(_)) => break,
+            None => {
+                if let Err(failure) = prune_step(&mut store, &mut pruner).await {
+                    let _ = events.send(LogEvent::Failed(failure)).await;
+                    return;
+                }
+                continue;
+            }
+        };
         let mut batch = vec![first];
         drain_into(&mut batch, &records);
         let only_ends = |batch: &[(Lsn, Record)]| {
@@ -61,6 +84,12 @@ async fn run(mut store: Store, records: Receiver<(Lsn, Record)>, events: Sender<
                 if events.send(LogEvent::Persisted(batch)).await.is_err() {
                     break;
                 }
+                // After the batch is reported, so its sends are not held up by the step.
+                if let Err(failure) = prune_step(&mut store, &mut pruner).await {
+                    error!(error = %failure, "decision log prune failed; the node must stop");
+                    let _ = events.send(LogEvent::Failed(failure)).await;
+                    return;
+                }
             }
             Err(failure) => {
                 error!(error = %failure, "decision log write failed; the node must stop");
@@ -70,6 +99,29 @@ async fn run(mut store: Store, records: Receiver<(Lsn, Record)>, events: Sender<
         }
     }
     store.close().await;
+}
+
+/// One bounded prune step if one is due, then a checkpoint if it deleted anything; the
+/// figures for `status` once caught up. A failure is fatal, as for an append.
+async fn prune_step(store: &mut Store, pruner: &mut Pruner) -> Result<(), StoreError> {
+    if !pruner.due() {
+        return Ok(());
+    }
+    let pruned = store
+        .prune(pruner.horizon(), pruner.window(), PRUNE_DECISIONS_PER_STEP)
+        .await?;
+    if pruned > 0 {
+        debug!(decisions = pruned, "pruned ended decisions");
+        store.checkpoint().await?;
+    }
+    let full = pruned >= u64::from(PRUNE_DECISIONS_PER_STEP);
+    let figures = if full {
+        None
+    } else {
+        Some(store.retention_figures().await?)
+    };
+    pruner.stepped(full, figures);
+    Ok(())
 }
 
 /// Moves what is queued now into `batch`, up to `WRITE_BATCH_MAX` records.

@@ -7,6 +7,7 @@ mod config;
 mod log_writer;
 mod node;
 mod outstanding;
+pub mod retention;
 
 pub use config::{ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT, Timing};
 pub use log_writer::WRITE_BATCH_MAX;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -20,8 +20,9 @@ mod status;
 use super::config::{ServeConfig, ShellError, validate};
 use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
 use super::outstanding::Outstanding;
+use super::retention::Pruner;
 use crate::core::{ClientRef, Coordinator, Input, Lsn, Millis, Output, Record, SendFailure};
-use crate::store::{Store, StoreError};
+use crate::store::{RetentionFigures, Store, StoreError};
 use wire::runtime::{self, Receiver, Sender};
 
 use wire::crash::{
@@ -65,6 +66,8 @@ pub struct Node {
     clients: HashMap<Epoch, Channel>,
     local_addr: SocketAddr,
     io: IoCounts,
+    /// The log writer's last retention figures, for `status`.
+    retention: Arc<Mutex<Option<RetentionFigures>>>,
     _serve: ServeHandle,
 }
 
@@ -123,7 +126,10 @@ impl Node {
         // with this capacity neither writer queue can fill, so the loop never waits on it.
         let log_queue_max = config.txns_in_flight_max + recovered.len() + WRITE_BATCH_MAX;
         core.handle(Millis(0), Input::Recovered { txns: recovered });
-        let (log_records, log_events) = log_writer::spawn(store, log_queue_max);
+        store.limit_wal().await?;
+        let pruner = Pruner::new(config.retention);
+        let retention = pruner.figures.clone();
+        let (log_records, log_events) = log_writer::spawn(store, log_queue_max, pruner);
 
         let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
         let outstanding_max = channel_config.in_flight_max + channel_config.send_queue_max;
@@ -163,6 +169,7 @@ impl Node {
             clients: HashMap::new(),
             local_addr,
             io: IoCounts::default(),
+            retention,
             _serve: serve,
         };
         node.flush().await?;

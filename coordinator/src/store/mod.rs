@@ -19,6 +19,10 @@
 //!   the caller must stop the node (not retry, not report `Persisted`) and let the next
 //!   start recover from what is on disk.
 
+mod retention;
+
+pub use retention::{RetentionFigures, WAL_SIZE_LIMIT_BYTES, file_len};
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;

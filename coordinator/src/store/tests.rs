@@ -267,3 +267,59 @@ fn a_hazard_is_durable_once_and_the_lookup_shows_it_beside_the_decision() {
         store.close().await;
     });
 }
+
+#[test]
+fn pruning_deletes_ended_decisions_below_the_horizon_and_never_unfinished_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("coordinator.db");
+    block_on(async {
+        let mut store = Store::open(&path).await.expect("open");
+        store.limit_wal().await.expect("wal limit");
+        store
+            .append(&[
+                (Lsn(1), decided(1, &[1])),
+                (Lsn(2), decided(2, &[1])),
+                (Lsn(3), decided(9, &[1])),
+                (Lsn(4), Record::Ended { txn: txn_id(1) }),
+                (Lsn(5), Record::Ended { txn: txn_id(9) }),
+            ])
+            .await
+            .expect("append");
+        // `ended_at` has millisecond resolution: let it fall behind "now".
+        std::thread::sleep(Duration::from_millis(5));
+        let horizon = wire::retention::Horizon::from_txn_id(txn_id(5));
+        let within_window = store
+            .prune(horizon, Duration::from_secs(3600), 10)
+            .await
+            .expect("prune");
+        assert_eq!(within_window, 0);
+        assert_eq!(
+            store
+                .prune(horizon, Duration::ZERO, 10)
+                .await
+                .expect("prune"),
+            1
+        );
+        assert_eq!(
+            store
+                .prune(horizon, Duration::ZERO, 10)
+                .await
+                .expect("prune"),
+            0
+        );
+        store.checkpoint().await.expect("checkpoint");
+        // The unfinished commit is still recovered; the one above the horizon is kept.
+        assert_eq!(
+            store.recover().await.expect("recover"),
+            vec![recovered(2, &[1])]
+        );
+        let figures = store.retention_figures().await.expect("figures");
+        assert_eq!(figures.kept_decisions, 2);
+        assert_eq!(figures.pruned_decisions, 1);
+        assert_eq!(
+            figures.oldest_kept.map(|(id, _)| id),
+            Some(txn_id(2).to_string())
+        );
+        assert!(file_len(&path, false) > 0);
+    });
+}

@@ -56,6 +56,7 @@ mod answer;
 mod config;
 mod decide;
 mod eval;
+mod forgotten;
 pub mod inbound;
 mod invariants;
 mod io;
@@ -79,7 +80,10 @@ mod vote;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tracing::{debug, error};
+use wire::retention::Horizon;
 use wire::{FromParticipant, NodeId, Protocol, Request, RequestId, ToParticipant, TxnId, TxnState};
+
+use forgotten::Asked;
 
 pub use config::{
     Config, ConfigError, DECISION_QUERY_BACKOFF_LIMIT_MS, OPS_PER_TXN_LIMIT,
@@ -126,6 +130,8 @@ pub struct Participant {
     next_lsn: Lsn,
     peers_up: BTreeSet<NodeId>,
     outputs: VecDeque<Output>,
+    /// Txns below it may be pruned from the store (`forgotten.rs`).
+    horizon: Horizon,
 }
 
 impl Participant {
@@ -149,6 +155,7 @@ impl Participant {
             next_lsn: Lsn(1),
             peers_up: BTreeSet::new(),
             outputs: VecDeque::new(),
+            horizon: Horizon::NONE,
         })
     }
 
@@ -165,6 +172,9 @@ impl Participant {
                 values,
                 stored,
             } => {
+                if self.answer_forgotten(from, id, txn, &stored, Asked::Prepare) {
+                    return;
+                }
                 if !self.repeat_vote(from, id, txn, &ops, &values, stored) {
                     let request = PrepareRequest {
                         from,
@@ -184,7 +194,11 @@ impl Participant {
                 id,
                 txn,
                 stored,
-            } => self.on_precommit(now, from, id, txn, stored),
+            } => {
+                if !self.answer_forgotten(from, id, txn, &stored, Asked::PreCommit) {
+                    self.on_precommit(now, from, id, txn, stored);
+                }
+            }
             Input::Decide {
                 from,
                 id,
@@ -192,7 +206,11 @@ impl Participant {
                 decision,
                 reason,
                 stored,
-            } => self.on_decide(from, id, txn, decision, reason.as_deref(), stored),
+            } => {
+                if !self.answer_forgotten(from, id, txn, &stored, Asked::Decide(decision)) {
+                    self.on_decide(from, id, txn, decision, reason.as_deref(), stored);
+                }
+            }
             Input::Release { from, id, txn } => {
                 self.release_hold(txn);
                 self.reply(from, id, FromParticipant::Released { txn });
@@ -202,7 +220,11 @@ impl Participant {
                 id,
                 txn,
                 stored,
-            } => self.on_state_query(now, from, id, txn, stored),
+            } => {
+                if !self.answer_forgotten(from, id, txn, &stored, Asked::StateQuery) {
+                    self.on_state_query(now, from, id, txn, stored);
+                }
+            }
             Input::DecisionAnswer { from, txn, answer } => self.on_answer(from, txn, answer),
             Input::StateReply {
                 from,

@@ -14,6 +14,7 @@
 //! transaction, sees it). Committed values come from `values::ValueCache` when it has
 //! them (kept exact by the writer's reports, see there), from SQLite otherwise.
 
+pub mod retention;
 mod status;
 mod values;
 pub mod writer;
@@ -58,6 +59,8 @@ pub struct Options {
     pub auth: wire::Auth,
     /// Connection limits of the listener.
     pub connections: wire::ConnectionLimits,
+    /// How long decided txns are kept (`--retain`, `--retain-txns`).
+    pub retention: retention::Retention,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -105,7 +108,11 @@ impl Node {
             .validate_for_heartbeat(heartbeat_interval_ms)
             .map_err(|error| ShellError::Config(error.to_string()))?;
         validate_peers(options.node_id, &options.peers)?;
-        let core = Participant::new(options.node_id, options.core.clone())
+        options
+            .retention
+            .validate(&options.core)
+            .map_err(ShellError::Config)?;
+        let mut core = Participant::new(options.node_id, options.core.clone())
             .map_err(|error| ShellError::Config(error.to_string()))?;
         let channel_config = ChannelConfig {
             heartbeat_interval: options.heartbeat_interval,
@@ -131,7 +138,13 @@ impl Node {
         let store = Store::open(&options.db).await?;
         let recovered = store.in_doubt_txns().await?;
         let (holds, wall_ms) = store.read_holds().await?;
-        let writer = store.writer().await?;
+        let mut writer = store.writer().await?;
+        writer.limit_wal().await?;
+        // Before any input: ids below what pruning reached may be gone from the store.
+        let stored_horizon = store.horizon().await?;
+        core.set_horizon(stored_horizon);
+        let retention = retention::Shared::new(options.retention, &options.core, stored_horizon);
+        writer::log_retention(&retention);
         let clock = Instant::now();
         let mut event_loop = EventLoop {
             node_id: options.node_id,
@@ -148,6 +161,8 @@ impl Node {
             outstanding: 0,
             local_addr: options.listen,
             io: status::IoCounts::default(),
+            retention: retention.clone(),
+            horizon_at: clock,
         };
         if !recovered.is_empty() {
             info!(
@@ -171,6 +186,7 @@ impl Node {
             writer,
             event_loop.writer_queue.1.clone(),
             event_loop.durable.0.clone(),
+            retention,
         ));
         let channel_config = Arc::new(channel_config);
         // Started even with no peers listed: the listener then still accepts participants
@@ -234,6 +250,9 @@ struct EventLoop {
     outstanding: usize,
     local_addr: SocketAddr,
     io: status::IoCounts,
+    retention: Arc<retention::Shared>,
+    /// When the horizon moves on next.
+    horizon_at: Instant,
 }
 
 enum Wake {
@@ -259,6 +278,7 @@ impl EventLoop {
                     return;
                 }
             }
+            self.advance_horizon();
             // Checked on every wake, so a steady stream of queued input (taken without
             // arming the timer) cannot starve the timers.
             let now = self.now();
@@ -298,7 +318,20 @@ impl EventLoop {
                 Err(_) => Wake::Closed,
             }
         };
-        let deadline = self.core.poll_timeout();
+        // The horizon's tick wakes the loop too, so it moves on when the node is idle.
+        let horizon_at = Millis(
+            u64::try_from(
+                self.horizon_at
+                    .saturating_duration_since(self.clock)
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+        );
+        let deadline = Some(
+            self.core
+                .poll_timeout()
+                .map_or(horizon_at, |at| at.min(horizon_at)),
+        );
         let now = self.now();
         let timer = async move {
             match deadline {

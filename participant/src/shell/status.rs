@@ -9,6 +9,7 @@ use wire::{NodeId, Role, TxnState};
 
 use super::EventLoop;
 use crate::core::{InDoubtTxn, Millis, Participant};
+use crate::store::RetentionStatus;
 
 /// In-doubt txns listed one per line; the rest are counted.
 pub const STATUS_IN_DOUBT_LINES_MAX: usize = 20;
@@ -61,6 +62,9 @@ pub struct Report<'a> {
     pub clients: usize,
     pub writer_outstanding: usize,
     pub io: IoCounts,
+    /// The retention figures, or why they could not be read; and the window in force.
+    pub retention: Result<RetentionStatus, String>,
+    pub window: Duration,
 }
 
 pub fn report(report: Report<'_>) -> String {
@@ -118,6 +122,7 @@ pub fn report(report: Report<'_>) -> String {
     for (peer, mesh_peer) in &report.mesh {
         let _ = writeln!(text, "  {}", mesh_line(*peer, mesh_peer));
     }
+    let _ = writeln!(text, "{}", retention_line(&report.retention, report.window));
     let mut coordinators = report.coordinators;
     coordinators.sort();
     let coordinators: Vec<String> = coordinators
@@ -141,6 +146,29 @@ pub fn report(report: Report<'_>) -> String {
         io.sqlite_txns, io.records, io.messages_in, io.messages_out
     );
     text
+}
+
+/// Oldest kept txn, rows pruned, database and WAL sizes.
+pub fn retention_line(retention: &Result<RetentionStatus, String>, window: Duration) -> String {
+    let status = match retention {
+        Ok(status) => status,
+        Err(error) => return format!("retention: unavailable ({error})"),
+    };
+    let oldest = match &status.oldest_kept {
+        Some((txn, created_at)) => format!("{txn} (voted {created_at})"),
+        None => "none".to_string(),
+    };
+    format!(
+        "retention: window {:.1} s; kept txns {}, oldest kept {oldest}; pruned {} txns, {} \
+         txn_log rows, {} read-only votes; db {} bytes, wal {} bytes",
+        window.as_secs_f64(),
+        status.kept_txns,
+        status.pruned_txns,
+        status.pruned_log_rows,
+        status.pruned_read_only,
+        status.db_bytes,
+        status.wal_bytes
+    )
 }
 
 fn in_doubt_line(txn: &InDoubtTxn) -> String {
@@ -241,6 +269,12 @@ impl EventLoop {
             clients: self.clients.len(),
             writer_outstanding: self.outstanding,
             io: self.io,
+            retention: self
+                .store
+                .retention_status()
+                .await
+                .map_err(|error| error.to_string()),
+            window: self.retention.window(),
         })
     }
 }

@@ -1,13 +1,17 @@
 //! The group-commit writer task: the only user of the store's write connection. It drains
 //! every record queued, writes them as one SQLite transaction, and only after COMMIT
-//! reports them durable, in lsn order, to the event loop.
+//! reports them durable, in lsn order, to the event loop. Between group commits it runs
+//! the bounded prune steps of retention (`retention.rs`), and a checkpoint after each.
 
-use tracing::{debug, error};
+use std::sync::Arc;
 
+use tracing::{debug, error, info};
+
+use super::retention::{PRUNE_INTERVAL, PRUNE_TXNS_PER_STEP, Schedule, Shared};
 use crate::core::{Lsn, Record};
 use crate::store::{KvChanges, Writer};
 use wire::TxnId;
-use wire::runtime::{Receiver, Sender};
+use wire::runtime::{self, Receiver, Sender};
 
 /// Records waiting to be written (and, equally, durable records not yet seen by the event
 /// loop): the event loop stops taking network input while this many are outstanding.
@@ -40,8 +44,23 @@ pub struct DurableBatch {
 
 /// Runs until `queue` closes. A failed write is fatal: later records may depend on it, and
 /// the log on disk is the truth a restart recovers from.
-pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<DurableBatch>) {
-    while let Ok(first) = queue.recv().await {
+pub async fn run(
+    mut writer: Writer,
+    queue: Receiver<Pending>,
+    durable: Sender<DurableBatch>,
+    retention: Arc<Shared>,
+) {
+    let mut schedule = Schedule::default();
+    loop {
+        // Idle, the wait ends at the next prune step: pruning goes on without traffic.
+        let first = match runtime::timeout(PRUNE_INTERVAL, queue.recv()).await {
+            Some(Ok(first)) => first,
+            Some(Err(_)) => return,
+            None => {
+                prune_step(&mut writer, &retention, &mut schedule).await;
+                continue;
+            }
+        };
         let mut lsns = vec![first.lsn];
         let mut records = vec![first.record];
         while records.len() < WRITER_QUEUE_MAX {
@@ -73,5 +92,59 @@ pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<D
         if durable.send(DurableBatch { records, kv }).await.is_err() {
             return;
         }
+        // After the batch is reported: its votes and acks go out while this step runs.
+        prune_step(&mut writer, &retention, &mut schedule).await;
     }
+}
+
+/// One bounded prune step if one is due, below the horizon the core already has, then a
+/// checkpoint if it deleted anything. A failure is fatal, as for a write.
+async fn prune_step(writer: &mut Writer, retention: &Shared, schedule: &mut Schedule) {
+    if !schedule.due() {
+        return;
+    }
+    let step = async {
+        if let Some(cap) = retention.retention.retain_txns {
+            retention.set_over_cap(writer.kept_txns().await? > cap);
+        }
+        let pruned = writer
+            .prune(
+                retention.published(),
+                retention.window(),
+                PRUNE_TXNS_PER_STEP,
+            )
+            .await?;
+        if pruned.txns + pruned.read_only > 0 {
+            writer.checkpoint().await?;
+        }
+        Ok::<_, crate::store::StoreError>(pruned)
+    };
+    match step.await {
+        Ok(pruned) => {
+            if pruned.txns + pruned.read_only > 0 {
+                debug!(
+                    txns = pruned.txns,
+                    log_rows = pruned.log_rows,
+                    read_only = pruned.read_only,
+                    "pruned"
+                );
+            }
+            schedule.stepped(pruned.full);
+        }
+        Err(error) => {
+            error!(%error, "prune step failed; exiting so that restart recovers from the log");
+            std::process::exit(LOG_WRITE_FAILED_EXIT);
+        }
+    }
+}
+
+/// Logged once at start, so the log says what is kept.
+pub fn log_retention(retention: &Shared) {
+    info!(
+        retain_ms = retention.retention.retain.as_millis() as u64,
+        retain_txns = ?retention.retention.retain_txns,
+        window_min_ms = retention.window_min.as_millis() as u64,
+        horizon_ms = retention.published().unix_ms(),
+        "retention"
+    );
 }

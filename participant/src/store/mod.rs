@@ -45,10 +45,12 @@ pub mod admin;
 #[cfg(test)]
 mod admin_tests;
 mod read;
+mod retention;
 #[cfg(test)]
 mod tests;
 mod write;
 
+pub use retention::{Pruned, RetentionStatus, WAL_SIZE_LIMIT_BYTES, file_len, wal_path};
 pub use write::{KvChanges, Writer};
 
 use std::path::{Path, PathBuf};

@@ -38,6 +38,9 @@ struct Args {
     /// that decides beside the participants' termination protocol).
     #[arg(long)]
     planted_second_decider: bool,
+    /// Let participants prune any decided transaction at any time (retention).
+    #[arg(long)]
+    prune: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         depth_first: !args.bfs,
         threads: args.threads,
         planted_second_decider: args.planted_second_decider,
+        prune: args.prune,
     };
     let report = mc::explore(&options);
     if let Some((detail, path)) = &report.violation {

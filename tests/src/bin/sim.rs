@@ -52,6 +52,10 @@ struct Args {
     /// Run against a deliberately broken variant (the checkers should fail).
     #[arg(long, value_enum, default_value_t = PlantedArg::None)]
     planted: PlantedArg,
+    /// Retention window in virtual ms: participants and coordinators prune decided txns
+    /// below their horizon after every group commit (default: no pruning).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    retain_ms: Option<u64>,
     /// Worker threads for a batch (default: available cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: Option<u64>,
@@ -142,6 +146,7 @@ fn options(args: &Args, faults: FaultsArg) -> Options {
             PlantedArg::ForgetReadHolds => Planted::ForgetReadHoldsOnRestart,
         },
         coordinators: args.coordinators as usize,
+        retain_ms: args.retain_ms,
         ..Options::default()
     };
     if let Some(pct) = args.coordinator_crash_on_persist_pct {

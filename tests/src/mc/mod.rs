@@ -46,6 +46,9 @@ pub struct McOptions {
     pub threads: usize,
     /// Run the coordinator as `sim::planted::SecondDecider` (bug 1 of issue 7).
     pub planted_second_decider: bool,
+    /// Participants may prune any decided txn at any time (retention with a window
+    /// shorter than anything: the forgotten-txn answers are explored).
+    pub prune: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +138,7 @@ pub fn explore(options: &McOptions) -> McReport {
         lossy: options.lossy,
         timer_firings_max: options.timer_firings_max,
         planted_second_decider: options.planted_second_decider,
+        prune: options.prune,
     };
     let started = Instant::now();
     let builder = Cluster {

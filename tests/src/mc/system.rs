@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use coordinator::core::{self as coordinator_core, ClientRef, Coordinator, SendFailure};
 use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, ReplyTo, StoredState};
+use wire::retention::Horizon;
 use wire::{NodeId, Op, Request, RequestId, Response, Role, TxnId, TxnResult, TxnSpec};
 
 use crate::sim::cores::CoordinatorCore;
@@ -146,6 +147,9 @@ pub enum Choice {
     Timer(NodeId),
     Crash(NodeId),
     Restart(NodeId),
+    /// Retention: the participant prunes every decided txn up to this one (its core
+    /// told the horizon first), as if the window had passed.
+    Prune(NodeId, TxnId),
 }
 
 /// What the exploration may do.
@@ -158,6 +162,8 @@ pub struct Limits {
     pub timer_firings_max: u32,
     /// Run the coordinator as `planted::SecondDecider` (a checker must then find a split).
     pub planted_second_decider: bool,
+    /// Participants may prune any decided txn at any time (`Choice::Prune`).
+    pub prune: bool,
 }
 
 /// The whole cluster. Equal states are equal as values (every map is ordered), so the
@@ -340,6 +346,22 @@ impl System {
                 choices.push(Choice::Restart(node));
             }
         }
+        if limits.prune {
+            for (&node, (state, disk)) in &self.participants {
+                if state.core.is_none() {
+                    continue;
+                }
+                let decided = disk.txns.iter().filter(|(_, row)| {
+                    matches!(row.state, StoredState::Committed | StoredState::Aborted)
+                });
+                let prunable = decided
+                    .map(|(txn, _)| *txn)
+                    .chain(disk.read_only.keys().copied());
+                for txn in prunable {
+                    choices.push(Choice::Prune(node, txn));
+                }
+            }
+        }
         choices
     }
 
@@ -437,6 +459,17 @@ impl System {
                 note!(line, "{} RESTART", node_name(node));
                 self.restart(node, limits, line);
             }
+            Choice::Prune(node, txn) => {
+                note!(line, "{} PRUNE up to {}", node_name(node), txn_name(txn));
+                // Just above `txn`: model ids grow by one per submit.
+                let horizon =
+                    Horizon::from_txn_id(TxnId(uuid::Uuid::from_u128(txn.0.as_u128() + 1)));
+                let (state, disk) = self.participants.get_mut(&node).expect("known");
+                if let Some(core) = state.core.as_mut() {
+                    core.set_horizon(horizon);
+                }
+                disk.prune(horizon);
+            }
         }
     }
 
@@ -528,7 +561,9 @@ impl System {
         } else {
             let core = Participant::new(node, participant_core::Config::default())
                 .expect("the default participant config is valid");
+            let mut core = core;
             let (state, disk) = self.participants.get_mut(&node).expect("known");
+            core.set_horizon(disk.horizon);
             state.core = Some(core);
             let txns = disk.in_doubt_txns();
             // The disk here keeps no read holds (`apply`, not `apply_at`): the model
@@ -823,7 +858,9 @@ impl System {
             let states: Vec<(NodeId, StoredState)> = self
                 .participants
                 .iter()
-                .filter_map(|(node, (_, disk))| disk.txns.get(&txn).map(|row| (*node, row.state)))
+                .filter_map(|(node, (_, disk))| {
+                    disk.state_kept_or_pruned(txn).map(|state| (*node, state))
+                })
                 .collect();
             let committed = states.iter().any(|(_, s)| *s == StoredState::Committed);
             let aborted = states.iter().any(|(_, s)| *s == StoredState::Aborted);
@@ -840,9 +877,7 @@ impl System {
                     ops.iter().all(Op::is_read)
                         || self.participants[node]
                             .1
-                            .txns
-                            .get(&txn_id(index))
-                            .map(|r| r.state)
+                            .state_kept_or_pruned(txn_id(index))
                             == Some(StoredState::Committed)
                 })
             })
@@ -854,9 +889,8 @@ impl System {
             && (0..limits.txns.len()).all(|index| {
                 self.told[index] == Told::Aborted
                     && self.participants.values().all(|(_, disk)| {
-                        disk.txns
-                            .get(&txn_id(index))
-                            .is_none_or(|row| row.state == StoredState::Aborted)
+                        disk.state_kept_or_pruned(txn_id(index))
+                            .is_none_or(|state| state == StoredState::Aborted)
                     })
             })
     }

@@ -160,6 +160,7 @@ impl World {
             self.coordinator_input(node, Input::Persisted { lsn });
         }
         self.coordinator_settle(node);
+        self.coordinator_prune(node);
         if !self.coord_mut(node).disk.queue.is_empty() {
             self.schedule_flush(node);
         }

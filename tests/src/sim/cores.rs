@@ -4,6 +4,7 @@
 use coordinator::core::{self as coordinator_core, Coordinator};
 use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, TxnCounts};
+use wire::retention::Horizon;
 use wire::{Request, Role};
 
 pub trait CoordinatorCore {
@@ -53,6 +54,8 @@ pub trait ParticipantCore {
     fn plan(&self, role: Role, msg: Request) -> Plan;
     fn locks_held(&self) -> usize;
     fn counts(&self) -> TxnCounts;
+    /// `Participant::set_horizon` (retention).
+    fn set_horizon(&mut self, horizon: Horizon);
 }
 
 impl ParticipantCore for Participant {
@@ -86,5 +89,9 @@ impl ParticipantCore for Participant {
 
     fn counts(&self) -> TxnCounts {
         Participant::counts(self)
+    }
+
+    fn set_horizon(&mut self, horizon: Horizon) {
+        Participant::set_horizon(self, horizon);
     }
 }

@@ -41,6 +41,10 @@ pub struct ParticipantDisk {
     next_created: u64,
     /// Handed to the writer, not yet committed: lost by a crash.
     pub queue: VecDeque<(ParticipantLsn, ParticipantRecord)>,
+    /// Retention (`sim/retention.rs`): the stored horizon, and the state of each txn
+    /// pruned, for the checkers only (the real store keeps counts).
+    pub horizon: wire::retention::Horizon,
+    pub pruned: BTreeMap<TxnId, StoredState>,
 }
 
 impl ParticipantDisk {

@@ -167,7 +167,8 @@ impl History {
     }
 }
 
-/// The simulator makes txn ids from a counter, so the short name is the counter.
+/// The simulator makes txn ids from a counter (below the submit time, with retention),
+/// so the short name is the counter.
 pub fn txn_name(txn: TxnId) -> String {
-    format!("t{}", txn.0.as_u128())
+    format!("t{}", txn.0.as_u128() & ((1 << 80) - 1))
 }

@@ -30,6 +30,7 @@ pub mod workload;
 
 mod coordinator_shell;
 mod participant_shell;
+mod retention;
 mod world;
 
 pub use check::Violation;

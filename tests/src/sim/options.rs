@@ -287,6 +287,11 @@ pub struct Options {
     pub planted: Planted,
     /// Keep the one-line-per-event trace (replays turn it on).
     pub trace: bool,
+    /// Retention window: txn ids then carry their submit time (as UUIDv7 ids do), and
+    /// after every group commit each participant prunes the decided txns below its
+    /// horizon (its clock minus this), its core told first, as the real shell does.
+    /// `None`: nothing is pruned and ids are plain counters.
+    pub retain_ms: Option<u64>,
 }
 
 impl Default for Options {
@@ -305,6 +310,7 @@ impl Default for Options {
             txn_timeout_ms: 500..=2_500,
             planted: Planted::None,
             trace: false,
+            retain_ms: None,
         }
     }
 }

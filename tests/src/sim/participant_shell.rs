@@ -41,7 +41,10 @@ impl World {
             Planted::ReleaseReadLocksAtVote => Box::new(ReleaseReadLocksAtVote::new(core)),
             _ => Box::new(core),
         };
+        let mut core = core;
         let participant = self.participants.get_mut(&node).expect("known node");
+        // What pruning reached survives the restart, as `retention.horizon` does.
+        core.set_horizon(participant.disk.horizon);
         participant.core = Some(core);
         let txns = participant.disk.in_doubt_txns();
         // The store's wall clock is the simulation's true time (the monotonic clock the
@@ -94,6 +97,8 @@ impl World {
             },
         }
         self.participant_outputs(node);
+        // The real writer also prunes while idle: here, after every message too.
+        self.participant_prune(node);
         self.participant_schedule_timer(node);
     }
 
@@ -283,6 +288,7 @@ impl World {
             self.participant_input(node, Input::Persisted { lsn });
             self.participant_outputs(node);
         }
+        self.participant_prune(node);
         if !self.participants[&node].disk.queue.is_empty() {
             self.schedule_flush(node);
         }

@@ -212,6 +212,10 @@ impl ParticipantCore for TimeoutsWithoutTermination {
     fn counts(&self) -> TxnCounts {
         self.inner.counts()
     }
+
+    fn set_horizon(&mut self, horizon: wire::retention::Horizon) {
+        self.inner.set_horizon(horizon);
+    }
 }
 
 /// A participant that releases a read-only vote's shared locks as the vote goes out (what
@@ -295,5 +299,9 @@ impl ParticipantCore for ReleaseReadLocksAtVote {
 
     fn counts(&self) -> TxnCounts {
         self.inner.counts()
+    }
+
+    fn set_horizon(&mut self, horizon: wire::retention::Horizon) {
+        self.inner.set_horizon(horizon);
     }
 }

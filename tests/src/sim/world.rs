@@ -44,6 +44,8 @@ pub struct Report {
     pub events: u64,
     /// Virtual time when the run ended.
     pub end_ms: u64,
+    /// Participant txns (and read-only votes) pruned by retention, over every node.
+    pub pruned: u64,
 }
 
 /// Runs one seed to the end and checks it.
@@ -67,6 +69,7 @@ pub fn run(seed: u64, options: &Options) -> Report {
             trace: Vec::new(),
             events: 0,
             end_ms: 0,
+            pruned: 0,
         };
     }
     let mut world = World::new(seed, options.clone());
@@ -638,7 +641,13 @@ impl World {
         }
         self.next_txn += 1;
         let number = self.next_txn;
-        let txn = TxnId(Uuid::from_u128(u128::from(number)));
+        let txn = match self.options.retain_ms {
+            None => TxnId(Uuid::from_u128(u128::from(number))),
+            // The submit time in the top 48 bits, as in a v7 id: what horizons compare.
+            Some(_) => TxnId(Uuid::from_u128(
+                (u128::from(self.now_ms) << 80) | u128::from(number),
+            )),
+        };
         let nodes = self.participant_ids();
         let (kind, spec) = workload::next_txn(&mut self.rng, &self.options, &nodes);
         if self.tracing() {
@@ -1235,6 +1244,11 @@ impl World {
                 .filter(|info| info.kind == TxnKind::ReadAll && wanted(&info.client))
                 .count() as u64
         };
+        let pruned = self
+            .participants
+            .values()
+            .map(|participant| participant.disk.pruned.len() as u64)
+            .sum();
         Report {
             seed: self.seed,
             participants: self.participants.len(),
@@ -1250,6 +1264,7 @@ impl World {
             trace: self.trace.unwrap_or_default(),
             events: self.events,
             end_ms: self.now_ms,
+            pruned,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct DemoConfig {
     /// Where the databases and logs go; a fresh temp dir (kept) when `None`.
     pub dir: Option<PathBuf>,
     pub seed: Option<u64>,
+    /// Every node's `--retain` (theirs by default).
+    pub retain: Option<std::time::Duration>,
     /// Where the `participant` and `coordinator` binaries are.
     pub bin_dir: PathBuf,
 }
@@ -75,6 +77,12 @@ pub fn run(config: DemoConfig) -> Result<bool, DemoError> {
     // A fresh cluster secret, handed to every node through its environment: nothing
     // else on the machine can join this cluster.
     cluster_config.cluster_secret = Some(wire::Secret::generate());
+    if let Some(retain) = config.retain {
+        let (participant, coordinator) =
+            crate::retain::cluster_args(retain, config.protocol).map_err(DemoError::Config)?;
+        cluster_config.participant_args.extend(participant);
+        cluster_config.coordinator_args.extend(coordinator);
+    }
     // Every node is killed when `cluster` drops, on error as on success.
     let mut cluster = LocalCluster::new(cluster_config, dir)?;
     for id in cluster.participant_ids() {

@@ -20,6 +20,7 @@ use coordinator::core::{
     VALUE_BYTES_MAX_DEFAULT,
 };
 use coordinator::shell::commands::{self, CallError};
+use coordinator::shell::retention::Retention;
 use coordinator::shell::{Node, ServeConfig, ShellError, Timing};
 use wire::runtime;
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
@@ -31,6 +32,7 @@ mod bank;
 mod bench;
 mod demo;
 mod txn;
+mod retain;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -176,6 +178,13 @@ struct ServeArgs {
     /// heartbeats, when the wire declares a silent participant down].
     #[arg(long)]
     precommit_ack_timeout_ms: Option<u64>,
+    /// Keep ended decisions this long, then prune them: `10s`, `1h`, `500ms`, or plain
+    /// milliseconds. Unfinished decisions are never pruned.
+    #[arg(long, default_value = "1h", value_parser = wire::retention::parse_retain)]
+    retain: Duration,
+    /// Past this many kept decisions, prune down to a window of one second.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    retain_txns: Option<u64>,
     /// Transactions in flight at once; past it submissions are rejected as overload.
     #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
     txns_in_flight_max: usize,
@@ -255,6 +264,9 @@ struct DemoArgs {
     /// RNG seed for the workload (default: random, printed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Retention window of every node (`--retain` of serve); default: theirs (1h).
+    #[arg(long, value_parser = wire::retention::parse_retain)]
+    retain: Option<Duration>,
 }
 
 #[derive(Args, Debug)]
@@ -314,6 +326,10 @@ struct BenchArgs {
     /// RNG seed of the workload (default: random, printed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Retention window of every node of the local cluster (`--retain` of serve);
+    /// default: theirs (1h).
+    #[arg(long, value_parser = wire::retention::parse_retain)]
+    retain: Option<Duration>,
 }
 
 fn parse_protocol(text: &str) -> Result<Protocol, String> {
@@ -384,6 +400,10 @@ fn serve(args: ServeArgs) -> u8 {
             precommit_ack_timeout_ms: args
                 .precommit_ack_timeout_ms
                 .unwrap_or(10 * args.heartbeat_ms),
+        },
+        retention: Retention {
+            retain: args.retain,
+            retain_txns: args.retain_txns,
         },
     };
     runtime::block_on(async {
@@ -522,6 +542,7 @@ fn run_bench(args: BenchArgs) -> u8 {
             json: args.json,
             dir: args.dir,
             seed: args.seed,
+            retain: args.retain,
             bin_dir: bin_dir()?,
         };
         Ok(bench::run(config)?)
@@ -560,6 +581,7 @@ fn run_demo(args: DemoArgs) -> u8 {
             protocol: args.protocol,
             dir: args.dir,
             seed: args.seed,
+            retain: args.retain,
             bin_dir,
         };
         Ok(demo::run(config)?)

@@ -5,9 +5,37 @@ use std::fmt::Write as _;
 
 use wire::TxnId;
 
+use crate::store::file_len;
+
 use super::{Node, PHI_SUSPECT, STATUS_TXNS_LISTED_MAX};
 
 impl Node {
+    /// Oldest kept decision, decisions pruned, database and WAL sizes.
+    fn retention_line(&self) -> String {
+        let db = &self.config.db;
+        let sizes = format!(
+            "db {} bytes, wal {} bytes",
+            file_len(db, false),
+            file_len(db, true)
+        );
+        let retain_s = self.config.retention.retain.as_secs_f64();
+        let figures = self.retention.lock().ok().and_then(|slot| slot.clone());
+        match figures {
+            None => format!("retention: window {retain_s:.1} s; no prune step yet; {sizes}"),
+            Some(figures) => {
+                let oldest = match figures.oldest_kept {
+                    Some((txn, logged_at)) => format!("{txn} (logged {logged_at})"),
+                    None => "none".to_string(),
+                };
+                format!(
+                    "retention: window {retain_s:.1} s; kept decisions {}, oldest kept {oldest}; \
+                     pruned {} decisions; {sizes}",
+                    figures.kept_decisions, figures.pruned_decisions
+                )
+            }
+        }
+    }
+
     /// The `coordinator status` report.
     pub(super) fn status_text(&self) -> String {
         let mut text = String::new();
@@ -119,6 +147,7 @@ impl Node {
             "decided, not ended: {}",
             list(self.core.decided_not_ended().collect())
         );
+        let _ = writeln!(text, "{}", self.retention_line());
         let io = self.io;
         let _ = writeln!(
             text,

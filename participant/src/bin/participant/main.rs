@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use cli::{EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, LogFormat, init_tracing};
 use participant::core::Config;
+use participant::shell::retention::Retention;
 use participant::shell::{Node, Options, ShellError};
 use wire::runtime;
 use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
@@ -131,6 +132,15 @@ struct ServeArgs {
     /// coordinator's --value-bytes-max, which rejects it first, has the same default).
     #[arg(long, default_value_t = Config::default().value_bytes_max)]
     value_bytes_max: usize,
+    /// Keep decided transactions (and their undo/redo rows) this long, then prune them:
+    /// `10s`, `1h`, `500ms`, or plain milliseconds. Must be at least 4 times every
+    /// protocol timeout above. Messages about older transactions are refused.
+    #[arg(long, default_value = "1h", value_parser = wire::retention::parse_retain)]
+    retain: Duration,
+    /// Past this many kept transactions, prune down to the shortest window the timeouts
+    /// allow (4 times the longest), whatever --retain says.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    retain_txns: Option<u64>,
     /// Abort the process at a named crash point (for crash tests; repeatable).
     #[arg(long = "crash-at", value_name = "NAME[@N][:TXN]",
         long_help = wire::crash::help(wire::crash::Binary::Participant))]
@@ -235,6 +245,10 @@ fn serve(args: ServeArgs) -> u8 {
             ..Config::default()
         },
         peers,
+        retention: Retention {
+            retain: args.retain,
+            retain_txns: args.retain_txns,
+        },
     };
     runtime::block_on(async {
         let node = match Node::start(options).await {

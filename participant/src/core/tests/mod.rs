@@ -8,6 +8,7 @@
 mod build;
 mod config;
 mod decide;
+mod forgotten;
 mod invariants;
 mod locks;
 mod persisted;

@@ -21,7 +21,7 @@ pub fn check(view: &View<'_>) -> Vec<String> {
             let Some(end) = view.participants.iter().find(|p| p.id == *node) else {
                 continue;
             };
-            let state = end.disk.txns.get(&txn).map(|row| row.state);
+            let state = end.disk.state_kept_or_pruned(txn);
             if state != Some(StoredState::Committed) {
                 found.push(format!(
                     "{} was reported committed but {} holds it as {}",

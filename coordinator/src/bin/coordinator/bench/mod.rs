@@ -59,6 +59,8 @@ pub struct BenchConfig {
     pub json: bool,
     pub dir: Option<PathBuf>,
     pub seed: Option<u64>,
+    /// Every local node's `--retain` (theirs by default).
+    pub retain: Option<Duration>,
     pub bin_dir: PathBuf,
 }
 
@@ -251,6 +253,12 @@ fn start_local(config: &BenchConfig) -> Result<LocalCluster, BenchError> {
         cluster_config
             .coordinator_args
             .extend(["--channel-in-flight-max".to_string(), "1".to_string()]);
+    }
+    if let Some(retain) = config.retain {
+        let (participant, coordinator) =
+            crate::retain::cluster_args(retain, config.protocol).map_err(BenchError::Config)?;
+        cluster_config.participant_args.extend(participant);
+        cluster_config.coordinator_args.extend(coordinator);
     }
     let cluster = LocalCluster::start(cluster_config, dir)?;
     if !config.json {

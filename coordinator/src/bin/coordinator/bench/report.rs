@@ -212,10 +212,12 @@ impl Summary {
                     text,
                     "atomicity: OK, {} transactions checked against every participant's file{}{}",
                     verdict.checked,
-                    if verdict.unsettled > 0 {
-                        format!(" ({} parts still in doubt at the stop)", verdict.unsettled)
-                    } else {
-                        String::new()
+                    match (verdict.unsettled, verdict.pruned) {
+                        (0, 0) => String::new(),
+                        (unsettled, pruned) => format!(
+                            " ({unsettled} parts still in doubt at the stop, {pruned} parts \
+                             pruned by retention)"
+                        ),
                     },
                     if self.load.untracked > 0 {
                         format!("; {} not tracked", self.load.untracked)
@@ -300,6 +302,7 @@ impl Summary {
             "conserved": self.conserved(),
             "atomicity": self.verdict.atomicity,
             "checked_txns": self.verdict.checked,
+            "pruned_parts": self.verdict.pruned,
             "violations": self.verdict.violations_total,
             "verified": self.verified(),
         })

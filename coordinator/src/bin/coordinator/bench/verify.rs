@@ -89,6 +89,9 @@ pub struct Verdict {
     /// Committed by the client but still in doubt somewhere when the nodes stopped (not a
     /// violation: recovery finishes them).
     pub unsettled: u64,
+    /// Parts of client-committed transactions pruned by retention (below that
+    /// participant's horizon): their outcome is in `kv`, no longer in `txn`.
+    pub pruned: u64,
     /// The bank total summed from the files, if read.
     pub total_in_files: Option<i64>,
     pub violations: Vec<String>,
@@ -117,6 +120,8 @@ pub fn from_files(local: &LocalCluster, tracked: &[Tracked]) -> Verdict {
         ..Verdict::default()
     };
     let mut states: HashMap<u32, HashMap<String, String>> = HashMap::new();
+    // Each participant's retention horizon: ids below it may have been pruned.
+    let mut horizons: HashMap<u32, String> = HashMap::new();
     let mut total = 0i64;
     for id in local.participant_ids() {
         let db = local.participant_db(id);
@@ -136,6 +141,14 @@ pub fn from_files(local: &LocalCluster, tracked: &[Tracked]) -> Verdict {
             })
             .collect();
         states.insert(id, by_txn);
+        if let Ok(rows) = cluster::query(&db, "SELECT horizon FROM retention")
+            && let Some(horizon) = rows
+                .into_iter()
+                .next()
+                .and_then(|row| row.into_iter().next())
+        {
+            horizons.insert(id, horizon);
+        }
         match cluster::query(
             &db,
             "SELECT coalesce(sum(value), 0) FROM kv WHERE key LIKE 'acct-%'",
@@ -184,6 +197,9 @@ pub fn from_files(local: &LocalCluster, tracked: &[Tracked]) -> Verdict {
                     match state {
                         Some("committed") => {}
                         Some("prepared" | "waiting" | "precommitted") => verdict.unsettled += 1,
+                        None if horizons.get(&node.0).is_some_and(|h| txn < *h) => {
+                            verdict.pruned += 1;
+                        }
                         other => verdict.violation(format!(
                             "txn {txn} was reported committed, participant {node} has {other:?}"
                         )),

@@ -1,0 +1,378 @@
+//! Retention: the bounded prune step that deletes decided transactions (and their
+//! `txn_log` rows and read-only votes) below the horizon and older than the window, the
+//! WAL checkpoint after it, and the figures `status` shows.
+//!
+//! # Correctness
+//!
+//! - **Only decided txns go**: rows in state `committed` or `aborted`, and `read_only_vote`
+//!   rows. In-doubt states (`prepared`, `waiting`, `precommitted`) are never selected, nor
+//!   are heuristic marks (an operator's, kept until the operator removes them).
+//! - **Only below the horizon**: every deleted id is below the `horizon` passed in, and the
+//!   same SQLite transaction raises `retention.horizon` to it. The caller must have told
+//!   the core that horizon first (`Participant::set_horizon`), so that from then on a
+//!   request about a deleted txn is answered as forgotten, never as never seen.
+//! - **Bounded**: at most `txns_max` txns and `txns_max` read-only votes per step, each
+//!   with its few `txn_log` rows (at most `ops_per_txn_max`); one SQLite transaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::Row;
+use wire::retention::Horizon;
+
+use super::write::Writer;
+use super::{Store, StoreError};
+
+/// The WAL is cut back to this many bytes whenever a checkpoint resets it (SQLite's
+/// `journal_size_limit`), so one large batch does not leave a large file behind.
+pub const WAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
+
+/// What one prune step deleted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Pruned {
+    pub txns: u64,
+    pub log_rows: u64,
+    pub read_only: u64,
+    /// The step hit its bound: more may be waiting.
+    pub full: bool,
+}
+
+/// The retention figures of `status`.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct RetentionStatus {
+    pub horizon: Horizon,
+    /// The smallest (oldest) txn id kept, and when it was voted on.
+    pub oldest_kept: Option<(String, String)>,
+    pub kept_txns: i64,
+    pub pruned_txns: i64,
+    pub pruned_log_rows: i64,
+    pub pruned_read_only: i64,
+    pub db_bytes: u64,
+    pub wal_bytes: u64,
+}
+
+/// A SQLite time modifier for `retain` ago, e.g. `-30.000 seconds`.
+fn ago(retain: Duration) -> String {
+    format!(
+        "-{}.{:03} seconds",
+        retain.as_secs(),
+        retain.subsec_millis()
+    )
+}
+
+impl Writer {
+    /// One prune step (see the module's `# Correctness`): decided txns below `horizon`
+    /// whose outcome, and read-only votes whose vote, is older than `retain`.
+    pub async fn prune(
+        &mut self,
+        horizon: Horizon,
+        retain: Duration,
+        txns_max: u32,
+    ) -> Result<Pruned, StoreError> {
+        let pruned = self.prune_in_transaction(horizon, retain, txns_max).await;
+        if pruned.is_err() {
+            // As in `write`: end whatever is open, so nothing of the step is kept.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        pruned
+    }
+
+    async fn prune_in_transaction(
+        &mut self,
+        horizon: Horizon,
+        retain: Duration,
+        txns_max: u32,
+    ) -> Result<Pruned, StoreError> {
+        let horizon_id = horizon.as_txn_id().to_string();
+        let ago = ago(retain);
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await?;
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS prune_batch (txn_id TEXT PRIMARY KEY) STRICT;
+             DELETE FROM temp.prune_batch;
+             INSERT INTO temp.prune_batch SELECT txn_id FROM txn
+             WHERE txn_id < ? AND state IN ('committed', 'aborted')
+               AND decided_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+             ORDER BY txn_id LIMIT ?;",
+        )
+        .bind(&horizon_id)
+        .bind(&ago)
+        .bind(txns_max)
+        .execute(&mut self.conn)
+        .await?;
+        let log_rows = sqlx::query(
+            "DELETE FROM txn_log WHERE txn_id IN (SELECT txn_id FROM temp.prune_batch)",
+        )
+        .execute(&mut self.conn)
+        .await?
+        .rows_affected();
+        let txns =
+            sqlx::query("DELETE FROM txn WHERE txn_id IN (SELECT txn_id FROM temp.prune_batch)")
+                .execute(&mut self.conn)
+                .await?
+                .rows_affected();
+        // The keys of the votes deleted next (the same rows: same query, same SQLite
+        // transaction), so no `read_only_key` row outlives its vote.
+        sqlx::query(
+            "DELETE FROM read_only_key WHERE txn_id IN (SELECT txn_id FROM read_only_vote
+             WHERE txn_id < ? AND voted_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+             ORDER BY txn_id LIMIT ?)",
+        )
+        .bind(&horizon_id)
+        .bind(&ago)
+        .bind(txns_max)
+        .execute(&mut self.conn)
+        .await?;
+        let read_only = sqlx::query(
+            "DELETE FROM read_only_vote WHERE txn_id IN (SELECT txn_id FROM read_only_vote
+             WHERE txn_id < ? AND voted_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+             ORDER BY txn_id LIMIT ?)",
+        )
+        .bind(&horizon_id)
+        .bind(&ago)
+        .bind(txns_max)
+        .execute(&mut self.conn)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE retention SET horizon = max(horizon, ?),
+                 pruned_txns = pruned_txns + ?, pruned_log_rows = pruned_log_rows + ?,
+                 pruned_read_only = pruned_read_only + ?,
+                 pruned_at = CASE WHEN ? > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                                  ELSE pruned_at END
+             WHERE id = 1;
+             COMMIT;",
+        )
+        .bind(&horizon_id)
+        .bind(i64::try_from(txns).unwrap_or(i64::MAX))
+        .bind(i64::try_from(log_rows).unwrap_or(i64::MAX))
+        .bind(i64::try_from(read_only).unwrap_or(i64::MAX))
+        .bind(i64::try_from(txns + read_only).unwrap_or(i64::MAX))
+        .execute(&mut self.conn)
+        .await?;
+        Ok(Pruned {
+            txns,
+            log_rows,
+            read_only,
+            full: txns >= u64::from(txns_max) || read_only >= u64::from(txns_max),
+        })
+    }
+
+    /// Txns kept (every state), for `--retain-txns`.
+    pub async fn kept_txns(&mut self) -> Result<u64, StoreError> {
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM txn")
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(u64::try_from(kept).unwrap_or(0))
+    }
+
+    /// Sets the WAL's size limit on the write connection (once, at start).
+    pub async fn limit_wal(&mut self) -> Result<(), StoreError> {
+        let pragma = format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}");
+        sqlx::query(sqlx::AssertSqlSafe(pragma))
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A PASSIVE checkpoint: copies what it can of the WAL into the database without
+    /// waiting for readers, so the next writes start the WAL over (and the file is cut
+    /// back to `WAL_SIZE_LIMIT_BYTES`). SQLite's automatic checkpoints (every 1000 pages)
+    /// do the same at commit; this one also runs when the node is idle.
+    pub async fn checkpoint(&mut self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The horizon pruning has reached (what a restarted core must start from).
+    pub async fn horizon(&self) -> Result<Horizon, StoreError> {
+        let text: String = sqlx::query_scalar("SELECT horizon FROM retention WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let uuid = uuid::Uuid::parse_str(&text)
+            .map_err(|_| StoreError::Corrupt(format!("retention.horizon {text:?}")))?;
+        Ok(Horizon::from_txn_id(wire::TxnId(uuid)))
+    }
+
+    /// Retention figures for `status`: counters, the oldest kept txn, file sizes.
+    pub async fn retention_status(&self) -> Result<RetentionStatus, StoreError> {
+        let row = sqlx::query(
+            "SELECT pruned_txns, pruned_log_rows, pruned_read_only FROM retention WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest = sqlx::query("SELECT txn_id, created_at FROM txn ORDER BY txn_id LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let kept_txns: i64 = sqlx::query_scalar("SELECT count(*) FROM txn")
+            .fetch_one(&self.pool)
+            .await?;
+        let oldest_kept = match oldest {
+            Some(row) => Some((row.try_get("txn_id")?, row.try_get("created_at")?)),
+            None => None,
+        };
+        Ok(RetentionStatus {
+            horizon: self.horizon().await?,
+            oldest_kept,
+            kept_txns,
+            pruned_txns: row.try_get("pruned_txns")?,
+            pruned_log_rows: row.try_get("pruned_log_rows")?,
+            pruned_read_only: row.try_get("pruned_read_only")?,
+            db_bytes: file_len(self.path()),
+            wal_bytes: file_len(&wal_path(self.path())),
+        })
+    }
+}
+
+/// The `-wal` file beside a database.
+pub fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push("-wal");
+    name.into()
+}
+
+/// A file's length, 0 if it does not exist.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use wire::{NodeId, Protocol, TxnId, Value};
+
+    use super::*;
+    use crate::core::{LogEntry, OpKind, Record, StoredState};
+    use wire::runtime::block_on;
+
+    fn txn(n: u128) -> TxnId {
+        TxnId(uuid::Uuid::from_u128(n))
+    }
+
+    fn prepared(txn: TxnId, key: &str) -> Record {
+        Record::Prepared {
+            txn,
+            protocol: Protocol::TwoPhase,
+            coordinator: NodeId(3),
+            entries: vec![LogEntry {
+                seq: 0,
+                key: key.to_string(),
+                op: OpKind::Put,
+                undo: None,
+                redo: Some(Value::Int(1)),
+            }],
+            participants: vec![NodeId(1), NodeId(2)],
+        }
+    }
+
+    #[test]
+    fn pruning_deletes_decided_txns_below_the_horizon_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        block_on(async {
+            let store = Store::open(&dir.path().join("p.db")).await.expect("open");
+            let mut writer = store.writer().await.expect("writer");
+            writer.limit_wal().await.expect("wal limit");
+            let records = vec![
+                prepared(txn(1), "a"),
+                Record::Committed { txn: txn(1) },
+                Record::Aborted {
+                    txn: txn(2),
+                    protocol: Protocol::TwoPhase,
+                    coordinator: NodeId(3),
+                    reason: "no".into(),
+                },
+                prepared(txn(3), "b"),
+                Record::ReadOnly {
+                    txn: txn(4),
+                    protocol: Protocol::TwoPhase,
+                    coordinator: NodeId(3),
+                    keys: vec!["r".into()],
+                    hold_ms: 1_000,
+                },
+                // Above the horizon: kept though decided.
+                prepared(txn(9), "c"),
+                Record::Committed { txn: txn(9) },
+            ];
+            writer.write(&records).await.expect("write");
+            // `decided_at` has millisecond resolution: let it fall behind "now".
+            std::thread::sleep(Duration::from_millis(5));
+            let horizon = Horizon::from_txn_id(txn(5));
+            let first = writer
+                .prune(horizon, Duration::ZERO, 1)
+                .await
+                .expect("prune");
+            assert_eq!(
+                first,
+                Pruned {
+                    txns: 1,
+                    log_rows: 1,
+                    read_only: 1,
+                    full: true
+                }
+            );
+            let second = writer
+                .prune(horizon, Duration::ZERO, 1)
+                .await
+                .expect("prune");
+            assert_eq!((second.txns, second.log_rows), (1, 0));
+            let third = writer
+                .prune(horizon, Duration::ZERO, 1)
+                .await
+                .expect("prune");
+            assert_eq!(third, Pruned::default());
+            writer.checkpoint().await.expect("checkpoint");
+            assert_eq!(store.txn(txn(1)).await.expect("read"), None);
+            assert_eq!(store.txn(txn(2)).await.expect("read"), None);
+            assert_eq!(store.txn(txn(4)).await.expect("read"), None);
+            // The pruned vote's hold (and its keys) went with it.
+            assert!(store.read_holds().await.expect("holds").0.is_empty());
+            let in_doubt = store.txn(txn(3)).await.expect("read").expect("kept");
+            assert_eq!(in_doubt.state, StoredState::Prepared);
+            assert_eq!(in_doubt.entries.len(), 1);
+            assert!(store.txn(txn(9)).await.expect("read").is_some());
+            let status = store.retention_status().await.expect("status");
+            assert_eq!(status.horizon, horizon);
+            assert_eq!(status.kept_txns, 2);
+            assert_eq!(
+                (
+                    status.pruned_txns,
+                    status.pruned_log_rows,
+                    status.pruned_read_only
+                ),
+                (2, 1, 1)
+            );
+            assert_eq!(
+                status.oldest_kept.map(|(id, _)| id),
+                Some(txn(3).to_string())
+            );
+            assert!(status.db_bytes > 0);
+            // The views still answer.
+            assert_eq!(store.in_doubt_rows().await.expect("view").len(), 1);
+            assert_eq!(store.txn_counts().await.expect("view").len(), 2);
+        });
+    }
+
+    #[test]
+    fn nothing_decided_within_the_window_is_pruned() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        block_on(async {
+            let store = Store::open(&dir.path().join("p.db")).await.expect("open");
+            let mut writer = store.writer().await.expect("writer");
+            let records = vec![prepared(txn(1), "a"), Record::Committed { txn: txn(1) }];
+            writer.write(&records).await.expect("write");
+            let horizon = Horizon::from_txn_id(txn(5));
+            let pruned = writer
+                .prune(horizon, Duration::from_secs(3600), 10)
+                .await
+                .expect("prune");
+            assert_eq!(pruned, Pruned::default());
+            assert!(store.txn(txn(1)).await.expect("read").is_some());
+            // The horizon is raised all the same: it bounds what may be gone.
+            assert_eq!(store.horizon().await.expect("horizon"), horizon);
+        });
+    }
+}
