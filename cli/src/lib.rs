@@ -1,5 +1,13 @@
 //! What the `coordinator` and `participant` command lines share, so the two cannot drift:
-//! the exit codes (README, "Exit status") and how logs are set up.
+//! the exit codes (README, "Exit status"), how logs are set up, how options are read from
+//! flags, environment and a config file (`config`), and how durations are written
+//! (`duration`).
+
+pub mod config;
+pub mod duration;
+
+pub use config::{ConfigError, ParseError, Setup};
+pub use duration::{duration_ms, duration_ms_in};
 
 use std::io::IsTerminal as _;
 

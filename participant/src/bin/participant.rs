@@ -79,30 +79,30 @@ struct ServeArgs {
     peers: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on every channel; 10 silent intervals mean down. The 3PC timeouts
     /// below must each span at least 3 heartbeat intervals.
-    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = cli::duration_ms_in(1, 60_000))]
     heartbeat_ms: u64,
     /// 3PC: the shortest wait for PreCommit after a YES vote before the termination protocol
     /// starts. The wait is the coordinator's Prepare timeout, raised to at least this.
-    #[arg(long, default_value_t = Config::default().waiting_timeout_min_ms)]
+    #[arg(long, default_value_t = Config::default().waiting_timeout_min_ms, value_parser = cli::duration_ms)]
     waiting_timeout_min_ms: u64,
     /// 3PC: the longest wait for PreCommit after a YES vote. A transaction whose timeout
     /// exceeds it gets a NO vote (this participant would give up before the coordinator's
     /// PreCommit deadline).
-    #[arg(long, default_value_t = Config::default().waiting_timeout_max_ms)]
+    #[arg(long, default_value_t = Config::default().waiting_timeout_max_ms, value_parser = cli::duration_ms)]
     waiting_timeout_max_ms: u64,
     /// 3PC: how long a precommitted transaction waits for DoCommit before the termination
     /// protocol starts.
-    #[arg(long, default_value_t = Config::default().precommitted_timeout_ms)]
+    #[arg(long, default_value_t = Config::default().precommitted_timeout_ms, value_parser = cli::duration_ms)]
     precommitted_timeout_ms: u64,
     /// 3PC termination protocol: how long a leader waits for its peers' states (and
     /// PreCommit acks), and a follower for its leader, before moving on.
-    #[arg(long, default_value_t = Config::default().termination_round_ms)]
+    #[arg(long, default_value_t = Config::default().termination_round_ms, value_parser = cli::duration_ms)]
     termination_round_ms: u64,
     /// First decision query this long after an in-doubt vote (then doubling).
-    #[arg(long, default_value_t = Config::default().decision_query_backoff_min_ms)]
+    #[arg(long, default_value_t = Config::default().decision_query_backoff_min_ms, value_parser = cli::duration_ms)]
     decision_query_backoff_min_ms: u64,
     /// Longest wait between two decision queries for one in-doubt transaction.
-    #[arg(long, default_value_t = Config::default().decision_query_backoff_max_ms)]
+    #[arg(long, default_value_t = Config::default().decision_query_backoff_max_ms, value_parser = cli::duration_ms)]
     decision_query_backoff_max_ms: u64,
     /// Transactions holding locks at once; past it a Prepare gets NO (overloaded).
     #[arg(long, default_value_t = Config::default().active_txns_max)]
@@ -133,12 +133,19 @@ struct StatusArgs {
     #[arg(long)]
     cluster: String,
     /// How long to wait for the connection and the answer.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = cli::duration_ms)]
     timeout_ms: u64,
 }
 
+/// `serve` also takes `--config FILE` and `PARTICIPANT_*` environment variables (README,
+/// "Configuration").
+const CONFIG: cli::Setup = cli::Setup {
+    env_prefix: "PARTICIPANT_",
+    subcommands: &[("serve", "PARTICIPANT_")],
+};
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::config::parse::<Cli>(&CONFIG);
     let default_level = match cli.command {
         Command::Serve(_) => "info",
         Command::Status(_) => "warn",
@@ -296,14 +303,60 @@ fn status(args: StatusArgs) -> Result<(), StatusError> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
+    use super::{Cli, ServeArgs};
 
-    use super::Cli;
+    /// The README's example config file is a valid `serve` configuration, and a flag
+    /// still wins over it.
+    #[test]
+    fn readme_config_file_loads() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("README has a toml example") + 8;
+        let end = start + readme[start..].find("```").expect("the example ends");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("p1.toml");
+        std::fs::write(&path, &readme[start..end]).expect("write the example");
+        let args = [
+            "participant",
+            "serve",
+            "--config",
+            path.to_str().expect("utf-8"),
+        ];
+        let parsed = cli::config::try_parse_from::<Cli>(&super::CONFIG, args.iter().copied());
+        let Ok(Cli {
+            command: super::Command::Serve(serve),
+            log_format,
+        }) = parsed
+        else {
+            panic!("the README's config does not load: {parsed:?}");
+        };
+        assert_eq!(serve.id, 1);
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(serve.peers.len(), 2);
+        assert_eq!(serve.heartbeat_ms, 100);
+        assert_eq!(serve.precommitted_timeout_ms, 2_000);
+        assert_eq!(log_format, cli::LogFormat::Json);
+        let args = [
+            "participant",
+            "serve",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--id",
+            "4",
+        ];
+        let parsed = cli::config::try_parse_from::<Cli>(&super::CONFIG, args.iter().copied());
+        assert!(matches!(
+            parsed,
+            Ok(Cli {
+                command: super::Command::Serve(ServeArgs { id: 4, .. }),
+                ..
+            })
+        ));
+    }
 
     /// `--help` on every command explains every option and shows an example.
     #[test]
     fn every_command_has_an_example_and_every_option_a_description() {
-        let cli = Cli::command();
+        let cli = cli::config::command::<Cli>(&super::CONFIG);
         cli.clone().debug_assert();
         for command in cli.get_subcommands() {
             let name = command.get_name();

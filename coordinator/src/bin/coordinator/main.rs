@@ -147,29 +147,29 @@ struct ServeArgs {
     participants: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on participant channels; 10 silent intervals mean down.
     /// Every timeout below must span several heartbeats (startup fails otherwise).
-    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = cli::duration_ms_in(1, 60_000))]
     heartbeat_ms: u64,
     /// Smallest transaction timeout a client may ask for (`submit --timeout-ms`), at
     /// least 3 heartbeats [default: 3 heartbeats]. 3pc timeouts must also cover the
     /// precommit margin.
-    #[arg(long)]
+    #[arg(long, value_parser = cli::duration_ms)]
     timeout_ms_min: Option<u64>,
     /// Largest transaction timeout a client may ask for.
-    #[arg(long, default_value_t = TIMEOUT_MS_MAX_DEFAULT)]
+    #[arg(long, default_value_t = TIMEOUT_MS_MAX_DEFAULT, value_parser = cli::duration_ms)]
     timeout_ms_max: u64,
     /// How often a missing Commit ack (3pc also: PreCommit ack, recovery state reply) is
     /// asked for again, at least one heartbeat.
-    #[arg(long, default_value_t = DECIDE_RESEND_MS_DEFAULT)]
+    #[arg(long, default_value_t = DECIDE_RESEND_MS_DEFAULT, value_parser = cli::duration_ms)]
     decide_resend_ms: u64,
     /// 3pc: all votes must be in this long before the participants' waiting timeout
     /// (the txn timeout, counted from CanCommit), or the txn aborts; covers the precommit
     /// log write and the PreCommit's trip. At least one heartbeat [default: 2 heartbeats].
-    #[arg(long)]
+    #[arg(long, value_parser = cli::duration_ms)]
     precommit_margin_ms: Option<u64>,
     /// 3pc: how long PreCommit acks are awaited before a silent participant is treated
     /// as failed and DoCommit goes out anyway; at least 3 heartbeats [default: 10
     /// heartbeats, when the wire declares a silent participant down].
-    #[arg(long)]
+    #[arg(long, value_parser = cli::duration_ms)]
     precommit_ack_timeout_ms: Option<u64>,
     /// Transactions in flight at once; past it submissions are rejected as overload.
     #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
@@ -220,7 +220,7 @@ struct SubmitArgs {
     /// How long participants have to vote, in milliseconds. For 3pc it is also each
     /// participant's waiting timeout after its YES vote (votes are due the coordinator's
     /// precommit margin before it).
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = cli::duration_ms)]
     timeout_ms: u64,
     /// Operations, one argument each (see below).
     #[arg(value_name = "OP", required = true, allow_hyphen_values = true)]
@@ -319,8 +319,19 @@ fn parse_protocol(text: &str) -> Result<Protocol, String> {
     }
 }
 
+/// `serve`, `demo` and `bench` also take `--config FILE` and environment variables
+/// (README, "Configuration").
+const CONFIG: cli::Setup = cli::Setup {
+    env_prefix: "COORDINATOR_",
+    subcommands: &[
+        ("serve", "COORDINATOR_"),
+        ("demo", "COORDINATOR_DEMO_"),
+        ("bench", "COORDINATOR_BENCH_"),
+    ],
+};
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::config::parse::<Cli>(&CONFIG);
     let default_level = match cli.command {
         Command::Serve(_) => "info",
         _ => "warn",
@@ -549,14 +560,12 @@ fn run_demo(args: DemoArgs) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
-
     use super::Cli;
 
     /// `--help` on every command explains every option and shows an example.
     #[test]
     fn every_command_has_an_example_and_every_option_a_description() {
-        let cli = Cli::command();
+        let cli = cli::config::command::<Cli>(&super::CONFIG);
         cli.clone().debug_assert();
         for command in cli.get_subcommands() {
             let name = command.get_name();
