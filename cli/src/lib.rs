@@ -1,13 +1,15 @@
 //! What the `coordinator` and `participant` command lines share, so the two cannot drift:
 //! the exit codes (README, "Exit status"), how logs are set up, how options are read from
 //! flags, environment and a config file (`config`), and how durations are written
-//! (`duration`).
+//! (`duration`), and how a serving node hears SIGTERM and Ctrl-C (`signal`).
 
 pub mod config;
 pub mod duration;
+pub mod signal;
 
 pub use config::{ConfigError, ParseError, Setup};
 pub use duration::{duration_ms, duration_ms_in};
+pub use signal::{EXIT_INTERRUPTED, stop_signal};
 
 use std::io::IsTerminal as _;
 

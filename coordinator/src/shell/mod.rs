@@ -10,4 +10,7 @@ mod outstanding;
 
 pub use config::{ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT, Timing};
 pub use log_writer::WRITE_BATCH_MAX;
-pub use node::{CRASH_POINTS, EVENT_QUEUE_MAX, Node, PHI_SUSPECT};
+pub use node::{
+    CRASH_POINTS, EVENT_QUEUE_MAX, Node, PHI_SUSPECT, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WRITER_MAX,
+    Stopped,
+};

@@ -2,26 +2,28 @@
 //! and a timer, and carrying out the core's outputs (sends, replies, log writes, results).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tracing::{debug, info, warn};
 use wire::{
-    Channel, ChannelConfig, ChannelEvent, ClientRequest, ClientResponse, Decision, DialHandle,
-    Epoch, EventReceiver, FromParticipant, Listener, NodeId, Outcome, Request, RequestId, Response,
-    Role, SendError, ServeHandle, ToParticipant, TxnId, TxnResult,
+    Channel, ChannelEvent, ClientRequest, ClientResponse, Decision, DialHandle, Epoch,
+    EventReceiver, FromParticipant, NodeId, Outcome, Request, RequestId, Response, Role, SendError,
+    ServeHandle, ToParticipant, TxnId, TxnResult,
 };
 
+mod shutdown;
+mod start;
 mod status;
 
-use super::config::{ServeConfig, ShellError, validate};
-use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
+pub use shutdown::{SHUTDOWN_DRAIN_MAX, SHUTDOWN_WRITER_MAX, Stopped};
+
+use super::config::{ServeConfig, ShellError};
+use super::log_writer::LogEvent;
 use super::outstanding::Outstanding;
 use crate::core::{ClientRef, Coordinator, Input, Lsn, Millis, Output, Record, SendFailure};
-use crate::store::{Store, StoreError};
 use wire::runtime::{self, Receiver, Sender};
 
 /// Crash points (`--crash-at NAME`) this binary has.
@@ -73,6 +75,8 @@ pub struct Node {
     clients: HashMap<Epoch, Channel>,
     local_addr: SocketAddr,
     io: IoCounts,
+    /// Set by a requested stop: the drain's deadline, and the txns in flight at the stop.
+    stopping: Option<(Instant, usize)>,
     _serve: ServeHandle,
 }
 
@@ -93,97 +97,53 @@ enum Wake {
     Log(Option<LogEvent>),
     Wire(Option<ChannelEvent>),
     Timer,
+    Stop,
 }
 
 impl Node {
-    /// Binds the client listener, opens the store, recovers and dials every participant,
-    /// in that order: a node that cannot listen (say, the port is another coordinator's)
-    /// fails before it creates a file or knocks a live coordinator's channels down.
-    pub async fn start(config: ServeConfig) -> Result<Node, ShellError> {
-        validate(&config)?;
-        let core_config = config.core_config()?;
-        let mut channel_config =
-            ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone());
-        channel_config.heartbeat_interval = config.heartbeat_interval;
-        if let Some(in_flight_max) = config.channel_in_flight_max {
-            channel_config.in_flight_max = in_flight_max;
-        }
-        let channel_config = Arc::new(channel_config);
-        channel_config.validate().map_err(ShellError::Config)?;
-        // Connections that arrive before the accept loop starts wait in the backlog.
-        let listener =
-            Listener::bind(config.listen)
-                .await
-                .map_err(|source| ShellError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let start = Instant::now();
-        let mut store = open_store(&config.db).await?;
-        let recovered = store.recover().await?;
-        info!(db = %config.db.display(), unfinished_commits = recovered.len(), "decision log recovered");
-
-        let mut core = Coordinator::new(core_config);
-        // Every record the core has outstanding belongs to a tracked transaction or a
-        // pending end, which the in-flight limit bounds (recovered ones come on top):
-        // with this capacity neither writer queue can fill, so the loop never waits on it.
-        let log_queue_max = config.txns_in_flight_max + recovered.len() + WRITE_BATCH_MAX;
-        core.handle(Millis(0), Input::Recovered { txns: recovered });
-        let (log_records, log_events) = log_writer::spawn(store, log_queue_max);
-
-        let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
-        let outstanding_max = channel_config.in_flight_max + channel_config.send_queue_max;
-        let peers = config
-            .participants
-            .iter()
-            .map(|&(id, addr)| {
-                let dial = wire::dial(
-                    addr,
-                    id,
-                    Role::Participant,
-                    channel_config.clone(),
-                    event_tx.clone(),
-                );
-                (
-                    id,
-                    PeerSlot {
-                        addr,
-                        channel: None,
-                        down: None,
-                        outstanding: Outstanding::new(outstanding_max),
-                        _dial: dial,
-                    },
-                )
-            })
-            .collect();
-        let local_addr = listener.local_addr();
-        let serve = listener.serve(channel_config, vec![Role::Client], event_tx);
-        let mut node = Node {
-            config,
-            core,
-            start,
-            events,
-            log_records,
-            log_events,
-            peers,
-            clients: HashMap::new(),
-            local_addr,
-            io: IoCounts::default(),
-            _serve: serve,
-        };
-        node.flush().await?;
-        Ok(node)
-    }
-
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// Serves until a fatal error (a failed log write); never returns `Ok`.
-    pub async fn run(mut self) -> Result<(), ShellError> {
+    pub async fn run(self) -> Result<(), ShellError> {
+        self.run_until(futures::future::pending()).await.map(drop)
+    }
+
+    /// Serves until `stop` resolves, then stops gracefully (`shutdown`), or until a fatal
+    /// error (a failed log write).
+    pub async fn run_until(
+        mut self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Stopped, ShellError> {
         info!(addr = %self.local_addr, participants = self.peers.len(), "coordinator serving");
+        let stop = stop.fuse();
+        futures::pin_mut!(stop);
         loop {
-            match self.wait().await {
+            let deadline = self.drain_deadline();
+            // Polled before the loop's input, so a steady stream of it cannot hide a stop;
+            // once stopping, the drain's deadline wakes the loop instead.
+            let stop_or_deadline = async {
+                match deadline {
+                    None => {
+                        (&mut stop).await;
+                        Wake::Stop
+                    }
+                    Some(at) => {
+                        runtime::sleep(at.saturating_duration_since(Instant::now())).await;
+                        Wake::Timer
+                    }
+                }
+            };
+            let wake = {
+                let wait = self.wait();
+                futures::pin_mut!(stop_or_deadline, wait);
+                match futures::future::select(stop_or_deadline, wait).await {
+                    futures::future::Either::Left((wake, _))
+                    | futures::future::Either::Right((wake, _)) => wake,
+                }
+            };
+            match wake {
                 Wake::Log(Some(LogEvent::Persisted(batch))) => {
                     // The writer reports one batch per SQLite transaction.
                     self.io.sqlite_txns += 1;
@@ -201,6 +161,7 @@ impl Node {
                 Wake::Wire(Some(event)) => self.on_wire(event),
                 Wake::Wire(None) => return Err(ShellError::EventsGone),
                 Wake::Timer => {}
+                Wake::Stop => self.begin_shutdown(),
             }
             // Checked on every wake, so a steady stream of events cannot starve the timers.
             let now = self.now();
@@ -208,6 +169,9 @@ impl Node {
                 self.core.handle_timeout(now);
             }
             self.flush().await?;
+            if self.drained() {
+                return self.shut_down().await;
+            }
         }
     }
 
@@ -391,6 +355,9 @@ impl Node {
     ) {
         match msg {
             ClientRequest::Submit { txn, spec } => {
+                if self.refuse_while_stopping(client, id, txn) {
+                    return;
+                }
                 debug!(txn_id = %txn, epoch = %client.epoch(), "submitted");
                 let client = ClientRef {
                     channel: client.epoch().0,
@@ -547,26 +514,4 @@ fn is_commit_decision(record: &Record) -> bool {
             ..
         }
     )
-}
-
-/// Opens the decision log, naming a missing directory and a database of another kind.
-async fn open_store(db: &Path) -> Result<Store, ShellError> {
-    if let Some(dir) = db.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.is_dir()
-    {
-        return Err(ShellError::NoDbDir {
-            db: db.to_path_buf(),
-            dir: dir.to_path_buf(),
-        });
-    }
-    // A file SQLite can read whose migration history is not ours is some other
-    // database; the store's error keeps the detail.
-    Store::open(db).await.map_err(|error| match error {
-        StoreError::Migrate { .. } => ShellError::ForeignDb {
-            db: db.to_path_buf(),
-            source: error,
-        },
-        error => ShellError::Store(error),
-    })
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use cli::{EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, LogFormat, init_tracing};
 use participant::core::Config;
-use participant::shell::{CRASH_POINTS, Node, Options, ShellError};
+use participant::shell::{CRASH_POINTS, Node, Options, ShellError, Stopped};
 use wire::runtime;
 use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
 
@@ -47,6 +47,8 @@ their ports must be chosen in advance):
 
 Addresses may name a host (localhost:7001); it is resolved once, at start-up. The listen
 address is bound before the database is opened and before any peer is dialled.
+SIGTERM or Ctrl-C stops it gracefully: connections closed, queued log records written,
+database closed, one log line, exit status 0 (a second signal: at once, 130).
 Exit status: 1 if it cannot start (address in use, database unusable); 2 usage or
 invalid configuration.";
 
@@ -188,15 +190,15 @@ fn serve(args: ServeArgs) -> u8 {
         }
     }
     wire::crash::arm(args.crash_at);
-    // Every durable state is in SQLite and every reply waits for it, so stopping at any
-    // instant is safe: exit at once, and the next start recovers.
-    if let Err(error) = ctrlc::set_handler(|| {
-        tracing::info!("signal received; exiting");
-        std::process::exit(i32::from(EXIT_OK));
-    }) {
-        eprintln!("error: cannot install the signal handler: {error}");
-        return EXIT_FAILED;
-    }
+    // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`). Every durable state is in
+    // SQLite and every reply waits for it, so a stop at any other instant is safe too.
+    let stop = match cli::stop_signal() {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("error: cannot install the signal handler: {error}");
+            return EXIT_FAILED;
+        }
+    };
     let options = Options {
         node_id: NodeId(args.id),
         listen: args.listen,
@@ -233,8 +235,10 @@ fn serve(args: ServeArgs) -> u8 {
         };
         println!("LISTENING {}", node.local_addr());
         let _ = std::io::stdout().flush();
-        node.run().await;
-        EXIT_FAILED
+        match node.run_until(stop).await {
+            Stopped::Clean => EXIT_OK,
+            Stopped::WriterTimedOut | Stopped::Failed => EXIT_FAILED,
+        }
     })
 }
 

@@ -14,6 +14,7 @@
 //! transaction, sees it). Committed values come from `values::ValueCache` when it has
 //! them (kept exact by the writer's reports, see there), from SQLite otherwise.
 
+mod shutdown;
 mod status;
 mod values;
 pub mod writer;
@@ -37,6 +38,7 @@ use wire::{
 use crate::core::inbound::{self, Needs, Plan, Reads};
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
 use crate::store::{Store, StoreError};
+pub use shutdown::{SHUTDOWN_WRITER_MAX, Stopped};
 use values::ValueCache;
 use writer::{DurableBatch, Pending, WRITER_QUEUE_MAX};
 
@@ -147,6 +149,7 @@ impl Node {
             outstanding: 0,
             local_addr: options.listen,
             io: status::IoCounts::default(),
+            writer_task: None,
         };
         if !recovered.is_empty() {
             info!(
@@ -161,11 +164,11 @@ impl Node {
 
         let local_addr = listener.local_addr();
         event_loop.local_addr = local_addr;
-        runtime::spawn(writer::run(
+        event_loop.writer_task = Some(runtime::spawn(writer::run(
             writer,
             event_loop.writer_queue.1.clone(),
             event_loop.durable.0.clone(),
-        ));
+        )));
         let channel_config = Arc::new(channel_config);
         // Started even with no peers listed: the listener then still accepts participants
         // that list us (and dial us, having the larger id).
@@ -195,8 +198,7 @@ impl Node {
 
     /// Serves until the process ends.
     pub async fn run(self) {
-        let mut event_loop = self.event_loop;
-        event_loop.run().await;
+        self.run_until(pending()).await;
     }
 }
 
@@ -227,6 +229,8 @@ struct EventLoop {
     outstanding: usize,
     local_addr: SocketAddr,
     io: status::IoCounts,
+    /// The group-commit writer, awaited by a graceful stop.
+    writer_task: Option<runtime::JoinHandle<()>>,
 }
 
 enum Wake {
@@ -234,6 +238,7 @@ enum Wake {
     Event(ChannelEvent),
     Timer,
     Closed,
+    Stop,
 }
 
 impl EventLoop {
@@ -241,16 +246,24 @@ impl EventLoop {
         Millis(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
-    async fn run(&mut self) {
+    /// Serves until `stop` resolves (`true`) or the event queues close (`false`).
+    async fn run(&mut self, stop: impl Future<Output = ()>) -> bool {
+        let mut stop = pin!(stop);
         loop {
-            match self.next_wake().await {
+            let stop = async {
+                stop.as_mut().await;
+                Wake::Stop
+            };
+            // `stop` first: a steady stream of input must not hide it.
+            match race(stop, self.next_wake()).await {
                 Wake::Durable(batch) => self.on_durable(batch).await,
                 Wake::Event(event) => self.on_event(event).await,
                 Wake::Timer => {}
                 Wake::Closed => {
                     error!("event queues closed; stopping");
-                    return;
+                    return false;
                 }
+                Wake::Stop => return true,
             }
             // Checked on every wake, so a steady stream of queued input (taken without
             // arming the timer) cannot starve the timers.

@@ -36,7 +36,7 @@ pub struct DurableBatch {
     pub kv: KvChanges,
 }
 
-/// Runs until `queue` closes. A failed write is fatal: later records may depend on it, and
+/// Runs until `queue` closes, then closes the write connection. A failed write is fatal: later records may depend on it, and
 /// the log on disk is the truth a restart recovers from.
 pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<DurableBatch>) {
     while let Ok(first) = queue.recv().await {
@@ -70,5 +70,9 @@ pub async fn run(mut writer: Writer, queue: Receiver<Pending>, durable: Sender<D
         if durable.send(DurableBatch { records, kv }).await.is_err() {
             return;
         }
+    }
+    // The queue closed: a graceful stop (`shutdown`), everything queued is written.
+    if let Err(error) = writer.close().await {
+        error!(%error, "closing the write connection failed");
     }
 }

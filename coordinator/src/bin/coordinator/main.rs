@@ -19,7 +19,7 @@ use coordinator::core::{
     VALUE_BYTES_MAX_DEFAULT,
 };
 use coordinator::shell::commands::{self, CallError};
-use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Timing};
+use coordinator::shell::{CRASH_POINTS, Node, ServeConfig, ShellError, Stopped, Timing};
 use wire::runtime;
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
 
@@ -73,6 +73,9 @@ Example (participants 1 and 2 already listening on 7001 and 7002):
 
 Addresses may name a host (localhost:7000); it is resolved once, at start-up. The listen
 address is bound before the decision log is opened and before any participant is dialled.
+SIGTERM or Ctrl-C stops it gracefully: new transactions are refused, those in flight
+have up to 3 s to finish, then connections and the decision log close, one log line,
+exit status 0 (a second signal: at once, 130).
 Exit status: 1 if it cannot start (address in use, database unusable) or stops on a
 failed log write; 2 usage or invalid configuration.";
 
@@ -360,6 +363,15 @@ fn serve(args: ServeArgs) -> u8 {
         return EXIT_USAGE;
     }
     wire::crash::arm(args.crash_at);
+    // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`); correctness does not depend
+    // on it, the log is the truth after any stop.
+    let stop = match cli::stop_signal() {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("error: cannot install the signal handler: {error}");
+            return EXIT_FAILED;
+        }
+    };
     let config = ServeConfig {
         node_id: NodeId(args.id),
         listen: args.listen,
@@ -399,13 +411,17 @@ fn serve(args: ServeArgs) -> u8 {
         };
         println!("LISTENING {}", node.local_addr());
         let _ = std::io::stdout().flush();
-        // `run` returns only on a fatal error (e.g. a failed log write): stop, and let the
-        // next start recover from the log.
-        if let Err(error) = node.run().await {
-            tracing::error!(%error, "coordinator stopping");
-            eprintln!("error: {error}");
+        // Besides a requested stop, `run_until` returns only on a fatal error (e.g. a
+        // failed log write): stop, and let the next start recover from the log.
+        match node.run_until(stop).await {
+            Ok(Stopped::Clean) => EXIT_OK,
+            Ok(Stopped::WriterTimedOut) => EXIT_FAILED,
+            Err(error) => {
+                tracing::error!(%error, "coordinator stopping");
+                eprintln!("error: {error}");
+                EXIT_FAILED
+            }
         }
-        EXIT_FAILED
     })
 }
 
