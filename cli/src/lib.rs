@@ -1,10 +1,12 @@
 //! What the `coordinator` and `participant` command lines share, so the two cannot drift:
 //! the exit codes (README, "Exit status"), how logs are set up, how options are read from
 //! flags, environment and a config file (`config`), and how durations are written
-//! (`duration`), and how a serving node hears SIGTERM and Ctrl-C (`signal`).
+//! (`duration`), how a serving node hears SIGTERM and Ctrl-C (`signal`), and its
+//! `--metrics` endpoint (`metrics_http`).
 
 pub mod config;
 pub mod duration;
+pub mod metrics_http;
 pub mod signal;
 
 pub use config::{ConfigError, ParseError, Setup};

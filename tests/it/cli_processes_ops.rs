@@ -1,12 +1,17 @@
 //! The operator's side of the command lines, with real processes: options from a config
-//! file and the environment, and the graceful stop on SIGTERM (exit status, its one log
-//! line, a cleanly closed database, nothing lost across the restart).
+//! file and the environment, the graceful stop on SIGTERM (exit status, its one log line,
+//! a cleanly closed database, nothing lost across the restart), and `--metrics` scraped
+//! over HTTP.
 
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cluster::{Launch, Node};
-use tests::{CLUSTER, Cluster, binary, describe, free_loopback_addr, signal, wait_exit};
+use tests::{
+    CLUSTER, CONVERGE_TIMEOUT, Cluster, binary, describe, free_loopback_addr, signal, wait_exit,
+};
 
 /// A graceful stop ends well within this (drain and writer bounds are 3 s and 5 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -132,4 +137,125 @@ fn a_config_file_with_an_unknown_key_stops_the_coordinator_with_its_line() {
     );
     assert!(ran.stderr.contains(&expected), "{ran:?}");
     assert!(!dir.path().join("coordinator.db").exists());
+}
+
+/// `GET /metrics` over plain HTTP, as Prometheus does; the body.
+fn scrape(addr: SocketAddr) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    stream
+        .set_read_timeout(Some(STOP_TIMEOUT))
+        .expect("read timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send the request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .expect("a body")
+}
+
+/// The sample `series` (name and labels exactly as exposed), or 0 if absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+}
+
+/// Scrapes until `series` satisfies `ok` (gauges are refreshed as the node works).
+fn wait_sample(addr: SocketAddr, series: &str, ok: impl Fn(f64) -> bool) -> String {
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        let text = scrape(addr);
+        if ok(sample(&text, series)) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never as expected:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn both_nodes_serve_metrics_that_move_with_the_work() {
+    let mut cluster = Cluster::start(2, &[], &[]);
+    let participant_metrics = free_loopback_addr();
+    let coordinator_metrics = free_loopback_addr();
+    let metrics_flag = |addr: SocketAddr| vec!["--metrics".to_string(), addr.to_string()];
+    cluster
+        .local
+        .start_participant(1, &metrics_flag(participant_metrics))
+        .expect("restart participant 1 with --metrics");
+    cluster
+        .local
+        .start_coordinator(&metrics_flag(coordinator_metrics))
+        .expect("restart the coordinator with --metrics");
+    cluster.wait_all_connected();
+
+    let committed = r#"coordinator_txns_total{protocol="2pc",outcome="committed"}"#;
+    let before = sample(&scrape(coordinator_metrics), committed);
+    let participant_before = scrape(participant_metrics);
+    let output = cluster.submit(&["1:put alice 100", "2:put bob 100"]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let text = scrape(coordinator_metrics);
+    assert_eq!(sample(&text, committed), before + 1.0, "{text}");
+    let total = r#"coordinator_phase_seconds_count{protocol="2pc",phase="total"}"#;
+    assert!(sample(&text, total) >= before + 1.0, "{text}");
+    let vote = r#"coordinator_phase_seconds_count{protocol="2pc",phase="vote"}"#;
+    assert!(sample(&text, vote) >= 1.0, "{text}");
+    assert!(
+        sample(&text, "coordinator_log_batch_records_count") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, r#"coordinator_frames_total{direction="out"}"#) > 0.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, r#"coordinator_bytes_total{direction="in"}"#) > 0.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("coordinator_handshakes_rejected_total"),
+        "{text}"
+    );
+    wait_sample(
+        coordinator_metrics,
+        r#"coordinator_peer_up{peer="2"}"#,
+        |up| up == 1.0,
+    );
+    wait_sample(coordinator_metrics, "coordinator_txns_in_flight", |n| {
+        n == 0.0
+    });
+
+    let committed_records = r#"participant_records_total{kind="committed"}"#;
+    let text = wait_sample(participant_metrics, committed_records, |n| {
+        n >= sample(&participant_before, committed_records) + 1.0
+    });
+    assert!(
+        sample(&text, r#"participant_records_total{kind="prepared"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "participant_record_durable_seconds_count") >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, r#"participant_bytes_total{direction="out"}"#) > 0.0,
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"participant_txns{state="in_doubt"}"#),
+        "{text}"
+    );
+    wait_sample(
+        participant_metrics,
+        r#"participant_peer_up{peer="2"}"#,
+        |up| up == 1.0,
+    );
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::frame::{DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 use crate::memory::MemoryGauge;
 use crate::msg::{NodeId, Role};
+use crate::traffic::Traffic;
 
 pub const DEFAULT_IN_FLIGHT_MAX: usize = 1024;
 pub const DEFAULT_SEND_QUEUE_MAX: usize = 65_536;
@@ -63,6 +64,8 @@ pub struct ChannelConfig {
     pub request_timeout: Duration,
     /// Where every connection opened with this config (or a clone) counts its buffers.
     pub memory: MemoryGauge,
+    /// Where every connection opened with this config counts its frames and bytes.
+    pub traffic: Traffic,
 }
 
 impl ChannelConfig {
@@ -82,6 +85,7 @@ impl ChannelConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             memory: MemoryGauge::new(),
+            traffic: Traffic::default(),
         }
     }
 

@@ -182,6 +182,7 @@ async fn serve_connection(
             return;
         }
     };
+    config.traffic.handshake_rejected();
     // The error quotes at most a short prefix of what the peer sent.
     if let Some(suppressed) = lock(&rules.refusals).admit(peer_addr.ip(), Instant::now()) {
         warn!(addr = %peer_addr, error = %failure, suppressed,

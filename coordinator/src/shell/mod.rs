@@ -5,6 +5,7 @@
 pub mod commands;
 mod config;
 mod log_writer;
+pub mod metrics;
 mod node;
 mod outstanding;
 

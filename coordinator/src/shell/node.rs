@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -22,6 +23,7 @@ pub use shutdown::{SHUTDOWN_DRAIN_MAX, SHUTDOWN_WRITER_MAX, Stopped};
 
 use super::config::{ServeConfig, ShellError};
 use super::log_writer::LogEvent;
+use super::metrics::{Metrics, Recorder};
 use super::outstanding::Outstanding;
 use crate::core::{ClientRef, Coordinator, Input, Lsn, Millis, Output, Record, SendFailure};
 use wire::runtime::{self, Receiver, Sender};
@@ -77,6 +79,7 @@ pub struct Node {
     io: IoCounts,
     /// Set by a requested stop: the drain's deadline, and the txns in flight at the stop.
     stopping: Option<(Instant, usize)>,
+    metrics: Recorder,
     _serve: ServeHandle,
 }
 
@@ -103,6 +106,11 @@ enum Wake {
 impl Node {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The node's metrics, for `--metrics` (`Metrics::encode`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.metrics().clone()
     }
 
     /// Serves until a fatal error (a failed log write); never returns `Ok`.
@@ -148,6 +156,7 @@ impl Node {
                     // The writer reports one batch per SQLite transaction.
                     self.io.sqlite_txns += 1;
                     self.io.records += batch.len() as u64;
+                    self.metrics.log_batch(batch.len());
                     let now = self.now();
                     for (lsn, record) in batch {
                         if is_commit_decision(&record) {
@@ -169,6 +178,11 @@ impl Node {
                 self.core.handle_timeout(now);
             }
             self.flush().await?;
+            let peers = self
+                .peers
+                .iter()
+                .map(|(id, slot)| (*id, slot.channel.as_ref()));
+            self.metrics.refresh(&self.core, peers);
             if self.drained() {
                 return self.shut_down().await;
             }
@@ -359,6 +373,7 @@ impl Node {
                     return;
                 }
                 debug!(txn_id = %txn, epoch = %client.epoch(), "submitted");
+                self.metrics.submitted(txn, spec.protocol);
                 let client = ClientRef {
                     channel: client.epoch().0,
                     request: id.0,
@@ -394,6 +409,9 @@ impl Node {
                         }
                     }
                     Output::Persist { lsn, record } => {
+                        if let Record::Decided { txn, .. } = &record {
+                            self.metrics.decided(*txn);
+                        }
                         if is_commit_decision(&record) {
                             wire::crash::point("coordinator.before_commit_logged");
                         }
@@ -481,6 +499,7 @@ impl Node {
     }
 
     fn send_result(&mut self, client: ClientRef, txn: TxnId, result: TxnResult) {
+        self.metrics.finished(txn, &result);
         match &result {
             TxnResult::Committed { .. } => debug!(txn_id = %txn, "committed"),
             TxnResult::Aborted { reason } => debug!(txn_id = %txn, %reason, "aborted"),

@@ -119,6 +119,11 @@ struct ServeArgs {
     /// coordinator's --value-bytes-max, which rejects it first, has the same default).
     #[arg(long, default_value_t = Config::default().value_bytes_max)]
     value_bytes_max: usize,
+    /// Serve Prometheus metrics on this address, IP:PORT or HOST:PORT (`GET /metrics`):
+    /// transactions by outcome, phase latencies, in flight and in doubt, group-commit
+    /// batches, peer liveness, frames and bytes. Bound before anything else, like --listen.
+    #[arg(long, value_name = "ADDR", value_parser = wire::addr::resolve)]
+    metrics: Option<SocketAddr>,
     /// Abort the process at this named crash point (for crash tests; repeatable):
     /// participant.after_prepare_logged, participant.after_precommit_logged,
     /// participant.after_commit_applied.
@@ -190,6 +195,7 @@ fn serve(args: ServeArgs) -> u8 {
         }
     }
     wire::crash::arm(args.crash_at);
+    let metrics = args.metrics;
     // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`). Every durable state is in
     // SQLite and every reply waits for it, so a stop at any other instant is safe too.
     let stop = match cli::stop_signal() {
@@ -221,6 +227,16 @@ fn serve(args: ServeArgs) -> u8 {
         peers,
     };
     runtime::block_on(async {
+        let metrics_listener = match metrics {
+            Some(addr) => match cli::metrics_http::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    eprintln!("error: cannot serve metrics on {addr}: {error}");
+                    return EXIT_FAILED;
+                }
+            },
+            None => None,
+        };
         let node = match Node::start(options).await {
             Ok(node) => node,
             Err(error) => {
@@ -233,6 +249,11 @@ fn serve(args: ServeArgs) -> u8 {
                 };
             }
         };
+        if let Some(listener) = metrics_listener {
+            let metrics = node.metrics();
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics served at /metrics");
+            cli::metrics_http::serve(listener, move || metrics.encode());
+        }
         println!("LISTENING {}", node.local_addr());
         let _ = std::io::stdout().flush();
         match node.run_until(stop).await {

@@ -14,7 +14,9 @@
 //! transaction, sees it). Committed values come from `values::ValueCache` when it has
 //! them (kept exact by the writer's reports, see there), from SQLite otherwise.
 
+pub mod metrics;
 mod shutdown;
+mod start_checks;
 mod status;
 mod values;
 pub mod writer;
@@ -22,7 +24,7 @@ pub mod writer;
 use std::collections::{BTreeMap, HashMap};
 use std::future::{Future, pending};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +41,7 @@ use crate::core::inbound::{self, Needs, Plan, Reads};
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
 use crate::store::{Store, StoreError};
 pub use shutdown::{SHUTDOWN_WRITER_MAX, Stopped};
+use start_checks::{check_db_dir, validate_peers};
 use values::ValueCache;
 use writer::{DurableBatch, Pending, WRITER_QUEUE_MAX};
 
@@ -150,6 +153,9 @@ impl Node {
             local_addr: options.listen,
             io: status::IoCounts::default(),
             writer_task: None,
+            metrics: metrics::Recorder::new(Arc::new(metrics::Metrics::new(
+                channel_config.traffic.clone(),
+            ))),
         };
         if !recovered.is_empty() {
             info!(
@@ -196,6 +202,11 @@ impl Node {
         self.local_addr
     }
 
+    /// The node's metrics, for `--metrics` (`Metrics::encode`).
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.event_loop.metrics.metrics().clone()
+    }
+
     /// Serves until the process ends.
     pub async fn run(self) {
         self.run_until(pending()).await;
@@ -231,6 +242,7 @@ struct EventLoop {
     io: status::IoCounts,
     /// The group-commit writer, awaited by a graceful stop.
     writer_task: Option<runtime::JoinHandle<()>>,
+    metrics: metrics::Recorder,
 }
 
 enum Wake {
@@ -264,6 +276,11 @@ impl EventLoop {
                     return false;
                 }
                 Wake::Stop => return true,
+            }
+            if self.metrics.refresh_due() {
+                let counts = self.core.counts();
+                let (peers, mesh) = (&self.peers, &self.mesh_peers);
+                self.metrics.refresh(&counts, peers, mesh);
             }
             // Checked on every wake, so a steady stream of queued input (taken without
             // arming the timer) cannot starve the timers.
@@ -322,6 +339,7 @@ impl EventLoop {
         // The writer sends one batch per SQLite transaction.
         self.io.sqlite_txns += 1;
         self.io.records += batch.records.len() as u64;
+        self.metrics.log_batch(batch.records.len());
         // Before any of the batch's commits releases its locks.
         for (key, value) in batch.kv {
             self.values.insert(key, value);
@@ -334,6 +352,7 @@ impl EventLoop {
                 _ => {}
             }
             self.outstanding = self.outstanding.saturating_sub(1);
+            self.metrics.durable(durable.lsn, durable.kind);
             let now = self.now();
             self.core.handle(now, Input::Persisted { lsn: durable.lsn });
             self.drain().await;
@@ -505,6 +524,7 @@ impl EventLoop {
             match output {
                 Output::Persist { lsn, record } => {
                     self.outstanding += 1;
+                    self.metrics.queued(lsn);
                     // Never blocks (see `outstanding`); if it did, the writer would still
                     // make progress because the durable channel has room.
                     if self
@@ -540,32 +560,6 @@ impl EventLoop {
             }
         }
     }
-}
-
-fn check_db_dir(db: &Path) -> Result<(), ShellError> {
-    match db.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(ShellError::NoDbDir {
-            db: db.to_path_buf(),
-            dir: dir.to_path_buf(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// `--peer` lists: not ourselves, not the clients' id 0 (duplicates are merged by the map;
-/// the binary refuses them before).
-fn validate_peers(node_id: NodeId, peers: &BTreeMap<NodeId, SocketAddr>) -> Result<(), ShellError> {
-    if peers.contains_key(&node_id) {
-        return Err(ShellError::Config(format!(
-            "--peer lists this participant's own id {node_id}"
-        )));
-    }
-    if peers.contains_key(&NodeId(0)) {
-        return Err(ShellError::Config(
-            "--peer id 0 is the clients' id, not a participant's".to_string(),
-        ));
-    }
-    Ok(())
 }
 
 /// A response that cannot be queued (the channel closed, or the peer stopped reading and

@@ -193,6 +193,11 @@ struct ServeArgs {
     /// pipeline limit].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     channel_in_flight_max: Option<u64>,
+    /// Serve Prometheus metrics on this address, IP:PORT or HOST:PORT (`GET /metrics`):
+    /// transactions by outcome, phase latencies, in flight and in doubt, group-commit
+    /// batches, peer liveness, frames and bytes. Bound before anything else, like --listen.
+    #[arg(long, value_name = "ADDR", value_parser = wire::addr::resolve)]
+    metrics: Option<SocketAddr>,
     /// Abort the process at this named crash point (for crash tests; repeatable):
     /// coordinator.before_commit_logged (all YES, commit/precommit record not durable),
     /// coordinator.after_commit_logged (commit/precommit durable, nothing sent),
@@ -363,6 +368,7 @@ fn serve(args: ServeArgs) -> u8 {
         return EXIT_USAGE;
     }
     wire::crash::arm(args.crash_at);
+    let metrics = args.metrics;
     // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`); correctness does not depend
     // on it, the log is the truth after any stop.
     let stop = match cli::stop_signal() {
@@ -399,6 +405,16 @@ fn serve(args: ServeArgs) -> u8 {
         },
     };
     runtime::block_on(async {
+        let metrics_listener = match metrics {
+            Some(addr) => match cli::metrics_http::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    eprintln!("error: cannot serve metrics on {addr}: {error}");
+                    return EXIT_FAILED;
+                }
+            },
+            None => None,
+        };
         let node = match Node::start(config).await {
             Ok(node) => node,
             Err(error) => {
@@ -409,6 +425,11 @@ fn serve(args: ServeArgs) -> u8 {
                 };
             }
         };
+        if let Some(listener) = metrics_listener {
+            let metrics = node.metrics();
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics served at /metrics");
+            cli::metrics_http::serve(listener, move || metrics.encode());
+        }
         println!("LISTENING {}", node.local_addr());
         let _ = std::io::stdout().flush();
         // Besides a requested stop, `run_until` returns only on a fatal error (e.g. a

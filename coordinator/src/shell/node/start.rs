@@ -13,6 +13,7 @@ use super::{EVENT_QUEUE_MAX, IoCounts, Node, PeerSlot};
 use crate::core::{Coordinator, Input, Millis};
 use crate::shell::config::{ServeConfig, ShellError, validate};
 use crate::shell::log_writer::{self, WRITE_BATCH_MAX};
+use crate::shell::metrics::{Metrics, Recorder};
 use crate::shell::outstanding::Outstanding;
 use crate::store::{Store, StoreError};
 
@@ -78,6 +79,7 @@ impl Node {
             })
             .collect();
         let local_addr = listener.local_addr();
+        let metrics = Metrics::new(channel_config.traffic.clone());
         let serve = listener.serve(channel_config, vec![Role::Client], event_tx);
         let mut node = Node {
             config,
@@ -91,6 +93,7 @@ impl Node {
             local_addr,
             io: IoCounts::default(),
             stopping: None,
+            metrics: Recorder::new(Arc::new(metrics)),
             _serve: serve,
         };
         node.flush().await?;
