@@ -1,7 +1,7 @@
 //! The operator's side of the command lines, with real processes: options from a config
 //! file and the environment, the graceful stop on SIGTERM (exit status, its one log line,
 //! a cleanly closed database, nothing lost across the restart), and `--metrics` scraped
-//! over HTTP.
+//! over HTTP, and logs in which `grep txn=ID` finds every line about a transaction.
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use cluster::{Launch, Node};
 use tests::{
-    CLUSTER, CONVERGE_TIMEOUT, Cluster, binary, describe, free_loopback_addr, signal, wait_exit,
+    CLUSTER, CONVERGE_TIMEOUT, Cluster, binary, describe, free_loopback_addr, signal, txn_id_of,
+    wait_exit,
 };
 
 /// A graceful stop ends well within this (drain and writer bounds are 3 s and 5 s).
@@ -258,4 +259,34 @@ fn both_nodes_serve_metrics_that_move_with_the_work() {
         r#"participant_peer_up{peer="2"}"#,
         |up| up == 1.0,
     );
+}
+
+#[test]
+fn every_log_line_about_a_transaction_carries_txn_equals_its_id() {
+    let mut cluster = Cluster::start(2, &[], &[]);
+    // sqlx's statement lines are about SQL, not transactions.
+    cluster.local.config.rust_log = Some("debug,sqlx=warn".to_string());
+    cluster.restart_participant(1, &[]);
+    cluster.start_coordinator(&[]);
+    cluster.wait_all_connected();
+    let output = cluster.submit(&["1:put alice 1", "2:put bob 2"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let txn = txn_id_of(&output);
+    cluster.wait_decisions_ended();
+    let tagged = format!("txn={txn}");
+    for name in ["coordinator", "participant-1"] {
+        let path = cluster.log_path(name);
+        let log = std::fs::read_to_string(&path).expect("read the node's log");
+        let about: Vec<&str> = log.lines().filter(|line| line.contains(&txn)).collect();
+        assert!(
+            !about.is_empty(),
+            "{name} logged nothing about {txn}:\n{log}"
+        );
+        for line in about {
+            assert!(
+                line.contains(&tagged),
+                "{name}: a line without {tagged}: {line}"
+            );
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn};
 use wire::{
     Channel, ChannelEvent, ClientRequest, ClientResponse, Decision, DialHandle, Epoch,
     EventReceiver, FromParticipant, NodeId, Outcome, Request, RequestId, Response, Role, SendError,
@@ -253,6 +253,8 @@ impl Node {
                 msg,
             } => {
                 self.io.messages_in += 1;
+                let txn = msg.txn().map(tracing::field::display);
+                let _span = info_span!("request", %peer, txn).entered();
                 if let Some(client) = self.clients.get(&epoch).cloned() {
                     match msg {
                         Request::Client(msg) => self.on_client_request(now, &client, id, msg),
@@ -295,6 +297,8 @@ impl Node {
                 msg,
             } => {
                 self.io.messages_in += 1;
+                let txn = msg.txn().map(tracing::field::display);
+                let _span = info_span!("response", %peer, txn).entered();
                 if let Some(slot) = self.current_slot(peer, epoch) {
                     slot.outstanding.answered(id);
                 }
@@ -372,7 +376,7 @@ impl Node {
                 if self.refuse_while_stopping(client, id, txn) {
                     return;
                 }
-                debug!(txn_id = %txn, epoch = %client.epoch(), "submitted");
+                debug!(txn = %txn, epoch = %client.epoch(), "submitted");
                 self.metrics.submitted(txn, spec.protocol);
                 let client = ClientRef {
                     channel: client.epoch().0,
@@ -454,7 +458,7 @@ impl Node {
             .outstanding
             .duplicate_of(&msg, |id| channel.is_pending(id))
         {
-            debug!(txn_id = %txn, peer = %to, kind = msg.kind(), earlier = earlier.0,
+            debug!(txn = %txn, peer = %to, kind = msg.kind(), earlier = earlier.0,
                 "identical request still outstanding; not queued again");
             return Ok(());
         }
@@ -463,7 +467,7 @@ impl Node {
             ..
         } = &msg
         {
-            debug!(txn_id = %txn, peer = %to, "commit sent");
+            debug!(txn = %txn, peer = %to, "commit sent");
         }
         let crash_point = match &msg {
             ToParticipant::PreCommit { .. } => Some(CRASH_AFTER_FIRST_PRECOMMIT_SENT),
@@ -483,7 +487,7 @@ impl Node {
             Ok(id) => {
                 self.io.messages_out += 1;
                 if !slot.outstanding.sent(msg, id, |id| channel.is_pending(id)) {
-                    warn!(txn_id = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
+                    warn!(txn = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
                 }
                 if let Some(name) = crash_point {
                     wire::crash::point_after_send(name);
@@ -491,7 +495,7 @@ impl Node {
                 Ok(())
             }
             Err(SendError::QueueFull) => {
-                warn!(txn_id = %txn, peer = %to, "participant send queue full");
+                warn!(txn = %txn, peer = %to, "participant send queue full");
                 Err((txn, SendFailure::Overloaded))
             }
             Err(SendError::Closed) => Err((txn, SendFailure::Closed)),
@@ -501,9 +505,9 @@ impl Node {
     fn send_result(&mut self, client: ClientRef, txn: TxnId, result: TxnResult) {
         self.metrics.finished(txn, &result);
         match &result {
-            TxnResult::Committed { .. } => debug!(txn_id = %txn, "committed"),
-            TxnResult::Aborted { reason } => debug!(txn_id = %txn, %reason, "aborted"),
-            TxnResult::Rejected { reason } => debug!(txn_id = %txn, %reason, "rejected"),
+            TxnResult::Committed { .. } => debug!(txn = %txn, "committed"),
+            TxnResult::Aborted { reason } => debug!(txn = %txn, %reason, "aborted"),
+            TxnResult::Rejected { reason } => debug!(txn = %txn, %reason, "rejected"),
         }
         match self.clients.get(&Epoch(client.channel)) {
             Some(channel) => {
@@ -514,7 +518,7 @@ impl Node {
                     ClientResponse::Result { txn, result }.into(),
                 );
             }
-            None => debug!(txn_id = %txn, "client gone before its result"),
+            None => debug!(txn = %txn, "client gone before its result"),
         }
     }
 }

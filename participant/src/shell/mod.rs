@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, error, info, info_span, warn};
 use wire::runtime;
 use wire::{
     Channel, ChannelConfig, ChannelEvent, ClientResponse, Epoch, EventReceiver, FromParticipant,
@@ -401,6 +401,8 @@ impl EventLoop {
                 msg,
             } => {
                 self.io.messages_in += 1;
+                let txn = msg.txn().map(tracing::field::display);
+                let _span = info_span!("response", %peer, txn).entered();
                 self.on_response(peer, epoch, id, msg);
             }
         }
@@ -445,6 +447,7 @@ impl EventLoop {
             peer: channel.peer(),
             conn: channel.epoch().0,
         };
+        debug!(kind = msg.kind(), "request");
         let (msg, needs) = match inbound::plan(&self.core, channel.peer_role(), msg) {
             Plan::Protocol { msg, needs } => (msg, needs),
             Plan::Status => {
@@ -539,6 +542,8 @@ impl EventLoop {
                     }
                 }
                 Output::Reply { to, id, msg } => {
+                    let txn = msg.txn().map(tracing::field::display);
+                    let _span = debug_span!("reply", peer = %to.peer, txn).entered();
                     match self.channel(to.peer, Epoch(to.conn)) {
                         Some(channel) => {
                             self.io.messages_out += 1;
@@ -551,11 +556,14 @@ impl EventLoop {
                 Output::Send { to, msg } => match self.peers.get(&to) {
                     Some(channel) => {
                         self.io.messages_out += 1;
+                        let txn = msg.txn().map(tracing::field::display);
                         if let Err(error) = channel.request(msg) {
-                            warn!(peer = %to, %error, "cannot send; the core retries later");
+                            warn!(peer = %to, txn, %error, "cannot send; the core retries later");
                         }
                     }
-                    None => debug!(peer = %to, "send to a peer that is down dropped"),
+                    None => {
+                        debug!(peer = %to, txn = msg.txn().map(tracing::field::display), "send to a peer that is down dropped")
+                    }
                 },
             }
         }
