@@ -180,6 +180,8 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     timed: HashMap<TxnId, Timed>,
     refreshed: Option<Instant>,
+    /// A refresh was skipped since the last one.
+    pending: bool,
 }
 
 impl Recorder {
@@ -188,6 +190,7 @@ impl Recorder {
             metrics,
             timed: HashMap::new(),
             refreshed: None,
+            pending: false,
         }
     }
 
@@ -257,6 +260,14 @@ impl Recorder {
         observe("total", timed.submitted);
     }
 
+    /// When a skipped refresh falls due, if one was skipped: an idle loop wakes for it, so
+    /// the gauges catch up with the last work.
+    pub fn refresh_pending(&self) -> Option<Duration> {
+        let refreshed = self.refreshed?;
+        self.pending
+            .then(|| REFRESH_INTERVAL.saturating_sub(refreshed.elapsed()))
+    }
+
     pub fn log_batch(&self, records: usize) {
         self.metrics.batch_records.observe(records as f64);
     }
@@ -272,9 +283,11 @@ impl Recorder {
             .refreshed
             .is_some_and(|at| now.duration_since(at) < REFRESH_INTERVAL)
         {
+            self.pending = true;
             return;
         }
         self.refreshed = Some(now);
+        self.pending = false;
         let metrics = &self.metrics;
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         metrics.in_flight.set(count(core.txns_in_flight()));

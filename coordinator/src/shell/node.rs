@@ -129,12 +129,24 @@ impl Node {
         futures::pin_mut!(stop);
         loop {
             let deadline = self.drain_deadline();
+            // An idle loop still wakes for a skipped metrics refresh.
+            let refresh = self.metrics.refresh_pending();
             // Polled before the loop's input, so a steady stream of it cannot hide a stop;
             // once stopping, the drain's deadline wakes the loop instead.
             let stop_or_deadline = async {
                 match deadline {
                     None => {
-                        (&mut stop).await;
+                        if let Some(after) = refresh {
+                            let tick = runtime::sleep(after);
+                            futures::pin_mut!(tick);
+                            if let futures::future::Either::Right(_) =
+                                futures::future::select(&mut stop, tick).await
+                            {
+                                return Wake::Timer;
+                            }
+                        } else {
+                            (&mut stop).await;
+                        }
                         Wake::Stop
                     }
                     Some(at) => {

@@ -156,6 +156,8 @@ pub struct Recorder {
     /// as bounded as the writer's queue.
     queued: VecDeque<(Lsn, Instant)>,
     refreshed: Option<Instant>,
+    /// A refresh was skipped since the last one.
+    pending: bool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,6 +172,7 @@ impl Recorder {
             metrics,
             queued: VecDeque::new(),
             refreshed: None,
+            pending: false,
         }
     }
 
@@ -201,6 +204,14 @@ impl Recorder {
         }
     }
 
+    /// When a skipped refresh falls due, if one was skipped: an idle loop wakes for it, so
+    /// the gauges catch up with the last work.
+    pub fn refresh_pending(&self) -> Option<Duration> {
+        let refreshed = self.refreshed?;
+        self.pending
+            .then(|| REFRESH_INTERVAL.saturating_sub(refreshed.elapsed()))
+    }
+
     pub fn log_batch(&self, records: usize) {
         self.metrics.batch_records.observe(records as f64);
     }
@@ -212,9 +223,11 @@ impl Recorder {
             .refreshed
             .is_some_and(|at| now.duration_since(at) < REFRESH_INTERVAL)
         {
+            self.pending = true;
             return false;
         }
         self.refreshed = Some(now);
+        self.pending = false;
         true
     }
 

@@ -262,7 +262,20 @@ impl EventLoop {
     async fn run(&mut self, stop: impl Future<Output = ()>) -> bool {
         let mut stop = pin!(stop);
         loop {
+            // An idle loop still wakes for a skipped metrics refresh.
+            let refresh = self.metrics.refresh_pending();
             let stop = async {
+                if let Some(after) = refresh {
+                    let stopped = async {
+                        stop.as_mut().await;
+                        Wake::Stop
+                    };
+                    let tick = async {
+                        runtime::sleep(after).await;
+                        Wake::Timer
+                    };
+                    return race(stopped, tick).await;
+                }
                 stop.as_mut().await;
                 Wake::Stop
             };
