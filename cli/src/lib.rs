@@ -1,8 +1,19 @@
 //! What the `coordinator` and `participant` command lines share, so the two cannot drift:
-//! the exit codes (README, "Exit status"), how logs are set up, and the security and
-//! connection-limit options of both `serve` commands and of the clients (`security`).
+//! the exit codes (README, "Exit status"), how logs are set up, how options are read from
+//! flags, environment and a config file (`config`), and how durations are written
+//! (`duration`), how a serving node hears SIGTERM and Ctrl-C (`signal`), its
+//! `--metrics` endpoint (`metrics_http`), and the security and connection-limit options
+//! of both `serve` commands and of the clients (`security`).
 
+pub mod config;
+pub mod duration;
+pub mod metrics_http;
 pub mod security;
+pub mod signal;
+
+pub use config::{ConfigError, ParseError, Setup};
+pub use duration::{duration_ms, duration_ms_in};
+pub use signal::{EXIT_INTERRUPTED, stop_signal};
 
 use std::io::IsTerminal as _;
 

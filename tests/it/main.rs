@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli_processes;
+mod cli_processes_ops;
 mod demo;
 mod disk_contract;
 mod heuristic_processes;

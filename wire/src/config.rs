@@ -8,6 +8,7 @@ use crate::frame::{DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 use crate::memory::MemoryGauge;
 use crate::msg::{NodeId, Role};
 use crate::registry::Registry;
+use crate::traffic::Traffic;
 
 pub const DEFAULT_IN_FLIGHT_MAX: usize = 1024;
 pub const DEFAULT_SEND_QUEUE_MAX: usize = 65_536;
@@ -99,6 +100,8 @@ pub struct ChannelConfig {
     pub instance: u64,
     /// The cluster members our connections run to (clones share it).
     pub registry: Registry,
+    /// Where every connection opened with this config counts its frames and bytes.
+    pub traffic: Traffic,
 }
 
 impl ChannelConfig {
@@ -122,6 +125,7 @@ impl ChannelConfig {
             connections: ConnectionLimits::default(),
             instance: rand::random(),
             registry: Registry::default(),
+            traffic: Traffic::default(),
         }
     }
 

@@ -137,6 +137,7 @@ async fn write_loop(channel: Channel, mut stream: TcpStream, wake: Receiver<()>)
             }
             continue;
         }
+        let frames = batch.len();
         let mut batch_bytes = 0;
         let mut written = Ok(());
         for bytes in batch {
@@ -169,6 +170,7 @@ async fn write_loop(channel: Channel, mut stream: TcpStream, wake: Receiver<()>)
             return;
         }
         channel.written(batch_bytes);
+        channel.shared.config.traffic.written(frames, batch_bytes);
     }
 }
 
@@ -267,12 +269,14 @@ async fn read_loop(channel: &Channel, events: &EventSender, mut stream: TcpStrea
         loop {
             match buf.next_frame() {
                 Ok(Some(frame)) => {
+                    config.traffic.frame_in();
                     if let Err(reason) = handle_frame(channel, events, &mut inbound, frame).await {
                         return reason;
                     }
                 }
                 Ok(None) => break,
                 Err(error) => {
+                    config.traffic.frame_rejected();
                     warn!(peer = %channel.peer(), addr = %channel.peer_addr(), epoch = %channel.epoch(),
                         %error, "bad frame from peer; closing its connection");
                     return format!("protocol error: {error}");
@@ -284,6 +288,7 @@ async fn read_loop(channel: &Channel, events: &EventSender, mut stream: TcpStrea
             Ok(0) => return "connection closed by peer".into(),
             Ok(read) => {
                 let arrived = Instant::now();
+                config.traffic.read(read);
                 buf.filled(read);
                 channel.heard(arrived, buf.holds_frame());
             }
@@ -310,6 +315,7 @@ async fn handle_frame(
                 msg,
             },
             Err(gap) => {
+                channel.shared.config.traffic.frame_rejected();
                 warn!(%peer, %addr, %epoch, id = gap.id.0, expected = gap.expected.0,
                     "request out of sequence; not delivered");
                 let refused = Frame::SequenceError {

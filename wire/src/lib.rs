@@ -35,6 +35,7 @@ pub mod runtime;
 mod slots;
 #[cfg(test)]
 mod tests;
+pub mod traffic;
 pub mod units;
 
 use std::sync::{Mutex, MutexGuard};
@@ -52,6 +53,7 @@ pub use listen::{Listener, ServeHandle};
 pub use memory::MemoryGauge;
 pub use mesh::{MeshHandle, mesh};
 pub use msg::*;
+pub use traffic::{Traffic, TrafficCounts};
 pub use units::{Lsn, Millis};
 
 /// Locks, ignoring poisoning: the guarded data is updated in single steps that a panic

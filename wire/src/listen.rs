@@ -191,6 +191,7 @@ async fn serve_connection(
             return;
         }
     };
+    config.traffic.handshake_rejected();
     // The error quotes at most a short prefix of what the peer sent.
     let log = match failure {
         HandshakeError::Duplicate(_) => &rules.duplicates,

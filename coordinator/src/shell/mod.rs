@@ -5,10 +5,13 @@
 pub mod commands;
 mod config;
 mod log_writer;
+pub mod metrics;
 mod node;
 mod outstanding;
 pub mod retention;
 
 pub use config::{ServeConfig, ShellError, TXNS_IN_FLIGHT_MAX_LIMIT, Timing};
 pub use log_writer::WRITE_BATCH_MAX;
-pub use node::{EVENT_QUEUE_MAX, Node, PHI_SUSPECT};
+pub use node::{
+    EVENT_QUEUE_MAX, Node, PHI_SUSPECT, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WRITER_MAX, Stopped,
+};

@@ -2,27 +2,31 @@
 //! and a timer, and carrying out the core's outputs (sends, replies, log writes, results).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn};
 use wire::{
-    Channel, ChannelConfig, ChannelEvent, ClientRequest, ClientResponse, Decision, DialHandle,
-    Epoch, EventReceiver, FromParticipant, Listener, NodeId, Outcome, Request, RequestId, Response,
-    Role, SendError, ServeHandle, ToParticipant, TxnId, TxnResult,
+    Channel, ChannelEvent, ClientRequest, ClientResponse, Decision, DialHandle, Epoch,
+    EventReceiver, FromParticipant, NodeId, Outcome, Request, RequestId, Response, Role, SendError,
+    ServeHandle, ToParticipant, TxnId, TxnResult,
 };
 
+mod shutdown;
+mod start;
 mod status;
 
-use super::config::{ServeConfig, ShellError, validate};
-use super::log_writer::{self, LogEvent, WRITE_BATCH_MAX};
+pub use shutdown::{SHUTDOWN_DRAIN_MAX, SHUTDOWN_WRITER_MAX, Stopped};
+
+use super::config::{ServeConfig, ShellError};
+use super::log_writer::LogEvent;
+use super::metrics::{Metrics, Recorder};
 use super::outstanding::Outstanding;
-use super::retention::Pruner;
 use crate::core::{ClientRef, Coordinator, Input, Lsn, Millis, Output, Record, SendFailure};
-use crate::store::{RetentionFigures, Store, StoreError};
+use crate::store::RetentionFigures;
 use wire::runtime::{self, Receiver, Sender};
 
 use wire::crash::{
@@ -68,6 +72,9 @@ pub struct Node {
     io: IoCounts,
     /// The log writer's last retention figures, for `status`.
     retention: Arc<Mutex<Option<RetentionFigures>>>,
+    /// Set by a requested stop: the drain's deadline, and the txns in flight at the stop.
+    stopping: Option<(Instant, usize)>,
+    metrics: Recorder,
     _serve: ServeHandle,
 }
 
@@ -88,107 +95,75 @@ enum Wake {
     Log(Option<LogEvent>),
     Wire(Option<ChannelEvent>),
     Timer,
+    Stop,
 }
 
 impl Node {
-    /// Binds the client listener, opens the store, recovers and dials every participant,
-    /// in that order: a node that cannot listen (say, the port is another coordinator's)
-    /// fails before it creates a file or knocks a live coordinator's channels down.
-    pub async fn start(config: ServeConfig) -> Result<Node, ShellError> {
-        validate(&config)?;
-        let core_config = config.core_config()?;
-        let mut channel_config =
-            ChannelConfig::new(config.node_id, Role::Coordinator, config.cluster_id.clone());
-        channel_config.heartbeat_interval = config.heartbeat_interval;
-        channel_config.auth = config.auth.clone();
-        channel_config.connections = config.connections;
-        if let Some(in_flight_max) = config.channel_in_flight_max {
-            channel_config.in_flight_max = in_flight_max;
-        }
-        let channel_config = Arc::new(channel_config);
-        channel_config.validate().map_err(ShellError::Config)?;
-        // Connections that arrive before the accept loop starts wait in the backlog.
-        let listener =
-            Listener::bind(config.listen)
-                .await
-                .map_err(|source| ShellError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let start = Instant::now();
-        let mut store = open_store(&config.db).await?;
-        let recovered = store.recover().await?;
-        info!(db = %config.db.display(), unfinished_commits = recovered.len(), "decision log recovered");
-
-        let mut core = Coordinator::new(core_config);
-        // Every record the core has outstanding belongs to a tracked transaction or a
-        // pending end, which the in-flight limit bounds (recovered ones come on top):
-        // with this capacity neither writer queue can fill, so the loop never waits on it.
-        let log_queue_max = config.txns_in_flight_max + recovered.len() + WRITE_BATCH_MAX;
-        core.handle(Millis(0), Input::Recovered { txns: recovered });
-        store.limit_wal().await?;
-        let pruner = Pruner::new(config.retention);
-        let retention = pruner.figures.clone();
-        let (log_records, log_events) = log_writer::spawn(store, log_queue_max, pruner);
-
-        let (event_tx, events) = wire::event_queue(EVENT_QUEUE_MAX);
-        let outstanding_max = channel_config.in_flight_max + channel_config.send_queue_max;
-        let peers = config
-            .participants
-            .iter()
-            .map(|&(id, addr)| {
-                let dial = wire::dial(
-                    addr,
-                    id,
-                    Role::Participant,
-                    channel_config.clone(),
-                    event_tx.clone(),
-                );
-                (
-                    id,
-                    PeerSlot {
-                        addr,
-                        channel: None,
-                        down: None,
-                        outstanding: Outstanding::new(outstanding_max),
-                        _dial: dial,
-                    },
-                )
-            })
-            .collect();
-        let local_addr = listener.local_addr();
-        let serve = listener.serve(channel_config, vec![Role::Client], event_tx);
-        let mut node = Node {
-            config,
-            core,
-            start,
-            events,
-            log_records,
-            log_events,
-            peers,
-            clients: HashMap::new(),
-            local_addr,
-            io: IoCounts::default(),
-            retention,
-            _serve: serve,
-        };
-        node.flush().await?;
-        Ok(node)
-    }
-
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
+    /// The node's metrics, for `--metrics` (`Metrics::encode`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.metrics().clone()
+    }
+
     /// Serves until a fatal error (a failed log write); never returns `Ok`.
-    pub async fn run(mut self) -> Result<(), ShellError> {
+    pub async fn run(self) -> Result<(), ShellError> {
+        self.run_until(futures::future::pending()).await.map(drop)
+    }
+
+    /// Serves until `stop` resolves, then stops gracefully (`shutdown`), or until a fatal
+    /// error (a failed log write).
+    pub async fn run_until(
+        mut self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Stopped, ShellError> {
         info!(addr = %self.local_addr, participants = self.peers.len(), "coordinator serving");
+        let stop = stop.fuse();
+        futures::pin_mut!(stop);
         loop {
-            match self.wait().await {
+            let deadline = self.drain_deadline();
+            // An idle loop still wakes for a skipped metrics refresh.
+            let refresh = self.metrics.refresh_pending();
+            // Polled before the loop's input, so a steady stream of it cannot hide a stop;
+            // once stopping, the drain's deadline wakes the loop instead.
+            let stop_or_deadline = async {
+                match deadline {
+                    None => {
+                        if let Some(after) = refresh {
+                            let tick = runtime::sleep(after);
+                            futures::pin_mut!(tick);
+                            if let futures::future::Either::Right(_) =
+                                futures::future::select(&mut stop, tick).await
+                            {
+                                return Wake::Timer;
+                            }
+                        } else {
+                            (&mut stop).await;
+                        }
+                        Wake::Stop
+                    }
+                    Some(at) => {
+                        runtime::sleep(at.saturating_duration_since(Instant::now())).await;
+                        Wake::Timer
+                    }
+                }
+            };
+            let wake = {
+                let wait = self.wait();
+                futures::pin_mut!(stop_or_deadline, wait);
+                match futures::future::select(stop_or_deadline, wait).await {
+                    futures::future::Either::Left((wake, _))
+                    | futures::future::Either::Right((wake, _)) => wake,
+                }
+            };
+            match wake {
                 Wake::Log(Some(LogEvent::Persisted(batch))) => {
                     // The writer reports one batch per SQLite transaction.
                     self.io.sqlite_txns += 1;
                     self.io.records += batch.len() as u64;
+                    self.metrics.log_batch(batch.len());
                     let now = self.now();
                     for (lsn, record) in batch {
                         if let Some(txn) = commit_decision_txn(&record) {
@@ -202,6 +177,7 @@ impl Node {
                 Wake::Wire(Some(event)) => self.on_wire(event),
                 Wake::Wire(None) => return Err(ShellError::EventsGone),
                 Wake::Timer => {}
+                Wake::Stop => self.begin_shutdown(),
             }
             // Checked on every wake, so a steady stream of events cannot starve the timers.
             let now = self.now();
@@ -209,6 +185,14 @@ impl Node {
                 self.core.handle_timeout(now);
             }
             self.flush().await?;
+            let peers = self
+                .peers
+                .iter()
+                .map(|(id, slot)| (*id, slot.channel.as_ref()));
+            self.metrics.refresh(&self.core, peers);
+            if self.drained() {
+                return self.shut_down().await;
+            }
         }
     }
 
@@ -276,6 +260,8 @@ impl Node {
                 msg,
             } => {
                 self.io.messages_in += 1;
+                let txn = msg.txn().map(tracing::field::display);
+                let _span = info_span!("request", %peer, txn).entered();
                 if let Some(client) = self.clients.get(&epoch).cloned() {
                     match msg {
                         Request::Client(msg) => self.on_client_request(now, &client, id, msg),
@@ -318,6 +304,8 @@ impl Node {
                 msg,
             } => {
                 self.io.messages_in += 1;
+                let txn = msg.txn().map(tracing::field::display);
+                let _span = info_span!("response", %peer, txn).entered();
                 if let Some(slot) = self.current_slot(peer, epoch) {
                     slot.outstanding.answered(id);
                 }
@@ -392,7 +380,11 @@ impl Node {
     ) {
         match msg {
             ClientRequest::Submit { txn, spec } => {
-                debug!(txn_id = %txn, epoch = %client.epoch(), "submitted");
+                if self.refuse_while_stopping(client, id, txn) {
+                    return;
+                }
+                debug!(txn = %txn, epoch = %client.epoch(), "submitted");
+                self.metrics.submitted(txn, spec.protocol);
                 let client = ClientRef {
                     channel: client.epoch().0,
                     request: id.0,
@@ -428,6 +420,9 @@ impl Node {
                         }
                     }
                     Output::Persist { lsn, record } => {
+                        if let Record::Decided { txn, .. } = &record {
+                            self.metrics.decided(*txn);
+                        }
                         if let Some(txn) = commit_decision_txn(&record) {
                             wire::crash::point(COORDINATOR_BEFORE_COMMIT_LOGGED, txn);
                         }
@@ -473,7 +468,7 @@ impl Node {
             .outstanding
             .duplicate_of(&msg, |id| channel.is_pending(id))
         {
-            debug!(txn_id = %txn, peer = %to, kind = msg.kind(), earlier = earlier.0,
+            debug!(txn = %txn, peer = %to, kind = msg.kind(), earlier = earlier.0,
                 "identical request still outstanding; not queued again");
             return Ok(());
         }
@@ -482,7 +477,7 @@ impl Node {
             ..
         } = &msg
         {
-            debug!(txn_id = %txn, peer = %to, "commit sent");
+            debug!(txn = %txn, peer = %to, "commit sent");
         }
         let crash_point = match &msg {
             ToParticipant::PreCommit { .. } => Some(COORDINATOR_AFTER_FIRST_PRECOMMIT_SENT),
@@ -502,7 +497,7 @@ impl Node {
             Ok(id) => {
                 self.io.messages_out += 1;
                 if !slot.outstanding.sent(msg, id, |id| channel.is_pending(id)) {
-                    warn!(txn_id = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
+                    warn!(txn = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
                 }
                 if let Some(name) = crash_point {
                     wire::crash::point_after_send(name, txn);
@@ -510,7 +505,7 @@ impl Node {
                 Ok(())
             }
             Err(SendError::QueueFull) => {
-                warn!(txn_id = %txn, peer = %to, "participant send queue full");
+                warn!(txn = %txn, peer = %to, "participant send queue full");
                 Err((txn, SendFailure::Overloaded))
             }
             Err(SendError::Closed) => Err((txn, SendFailure::Closed)),
@@ -518,10 +513,11 @@ impl Node {
     }
 
     fn send_result(&mut self, client: ClientRef, txn: TxnId, result: TxnResult) {
+        self.metrics.finished(txn, &result);
         match &result {
-            TxnResult::Committed { .. } => debug!(txn_id = %txn, "committed"),
-            TxnResult::Aborted { reason } => debug!(txn_id = %txn, %reason, "aborted"),
-            TxnResult::Rejected { reason } => debug!(txn_id = %txn, %reason, "rejected"),
+            TxnResult::Committed { .. } => debug!(txn = %txn, "committed"),
+            TxnResult::Aborted { reason } => debug!(txn = %txn, %reason, "aborted"),
+            TxnResult::Rejected { reason } => debug!(txn = %txn, %reason, "rejected"),
         }
         match self.clients.get(&Epoch(client.channel)) {
             Some(channel) => {
@@ -532,7 +528,7 @@ impl Node {
                     ClientResponse::Result { txn, result }.into(),
                 );
             }
-            None => debug!(txn_id = %txn, "client gone before its result"),
+            None => debug!(txn = %txn, "client gone before its result"),
         }
     }
 }
@@ -553,26 +549,4 @@ fn commit_decision_txn(record: &Record) -> Option<TxnId> {
         } => Some(*txn),
         _ => None,
     }
-}
-
-/// Opens the decision log, naming a missing directory and a database of another kind.
-async fn open_store(db: &Path) -> Result<Store, ShellError> {
-    if let Some(dir) = db.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.is_dir()
-    {
-        return Err(ShellError::NoDbDir {
-            db: db.to_path_buf(),
-            dir: dir.to_path_buf(),
-        });
-    }
-    // A file SQLite can read whose migration history is not ours is some other
-    // database; the store's error keeps the detail.
-    Store::open(db).await.map_err(|error| match error {
-        StoreError::Migrate { .. } => ShellError::ForeignDb {
-            db: db.to_path_buf(),
-            source: error,
-        },
-        error => ShellError::Store(error),
-    })
 }

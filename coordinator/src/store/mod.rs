@@ -186,7 +186,15 @@ impl Store {
         rows.iter().map(|row| self.parse_unfinished(row)).collect()
     }
 
-    pub async fn close(self) {
+    /// Closes the log cleanly: the WAL is checkpointed into the database file first, so
+    /// a stopped node leaves one self-contained file (SQLite would also do it on close).
+    pub async fn close(mut self) {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut self.conn)
+            .await
+        {
+            tracing::warn!(path = %self.path.display(), %error, "checkpointing the decision log failed");
+        }
         if let Err(error) = self.conn.close().await {
             tracing::warn!(path = %self.path.display(), %error, "closing the decision log failed");
         }

@@ -14,7 +14,10 @@
 //! transaction, sees it). Committed values come from `values::ValueCache` when it has
 //! them (kept exact by the writer's reports, see there), from SQLite otherwise.
 
+pub mod metrics;
 pub mod retention;
+mod shutdown;
+mod start_checks;
 mod status;
 mod values;
 pub mod writer;
@@ -22,13 +25,13 @@ pub mod writer;
 use std::collections::{BTreeMap, HashMap};
 use std::future::{Future, pending};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, error, info, info_span, warn};
 use wire::{
     Channel, ChannelConfig, ChannelEvent, ClientResponse, Epoch, EventReceiver, FromParticipant,
     Listener, MeshHandle, NodeId, Request, RequestId, Response, Role, ServeHandle, TxnId,
@@ -39,6 +42,8 @@ use crate::core::inbound::{self, Needs, Plan, Reads};
 use crate::core::{Config, Input, Millis, Output, Participant, ReplyTo};
 use crate::store::admin::{DbLock, LockError};
 use crate::store::{Store, StoreError};
+pub use shutdown::{SHUTDOWN_WRITER_MAX, Stopped};
+use start_checks::{check_db_dir, validate_peers};
 use values::ValueCache;
 use writer::{DurableBatch, Pending, WRITER_QUEUE_MAX};
 
@@ -163,6 +168,10 @@ impl Node {
             io: status::IoCounts::default(),
             retention: retention.clone(),
             horizon_at: clock,
+            writer_task: None,
+            metrics: metrics::Recorder::new(Arc::new(metrics::Metrics::new(
+                channel_config.traffic.clone(),
+            ))),
         };
         if !recovered.is_empty() {
             info!(
@@ -182,12 +191,12 @@ impl Node {
 
         let local_addr = listener.local_addr();
         event_loop.local_addr = local_addr;
-        runtime::spawn(writer::run(
+        event_loop.writer_task = Some(runtime::spawn(writer::run(
             writer,
             event_loop.writer_queue.1.clone(),
             event_loop.durable.0.clone(),
             retention,
-        ));
+        )));
         let channel_config = Arc::new(channel_config);
         // Started even with no peers listed: the listener then still accepts participants
         // that list us (and dial us, having the larger id).
@@ -216,10 +225,14 @@ impl Node {
         self.local_addr
     }
 
+    /// The node's metrics, for `--metrics` (`Metrics::encode`).
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.event_loop.metrics.metrics().clone()
+    }
+
     /// Serves until the process ends.
     pub async fn run(self) {
-        let mut event_loop = self.event_loop;
-        event_loop.run().await;
+        self.run_until(pending()).await;
     }
 }
 
@@ -253,6 +266,9 @@ struct EventLoop {
     retention: Arc<retention::Shared>,
     /// When the horizon moves on next.
     horizon_at: Instant,
+    /// The group-commit writer, awaited by a graceful stop.
+    writer_task: Option<runtime::JoinHandle<()>>,
+    metrics: metrics::Recorder,
 }
 
 enum Wake {
@@ -260,6 +276,7 @@ enum Wake {
     Event(ChannelEvent),
     Timer,
     Closed,
+    Stop,
 }
 
 impl EventLoop {
@@ -267,16 +284,42 @@ impl EventLoop {
         Millis(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
-    async fn run(&mut self) {
+    /// Serves until `stop` resolves (`true`) or the event queues close (`false`).
+    async fn run(&mut self, stop: impl Future<Output = ()>) -> bool {
+        let mut stop = pin!(stop);
         loop {
-            match self.next_wake().await {
+            // An idle loop still wakes for a skipped metrics refresh.
+            let refresh = self.metrics.refresh_pending();
+            let stop = async {
+                if let Some(after) = refresh {
+                    let stopped = async {
+                        stop.as_mut().await;
+                        Wake::Stop
+                    };
+                    let tick = async {
+                        runtime::sleep(after).await;
+                        Wake::Timer
+                    };
+                    return race(stopped, tick).await;
+                }
+                stop.as_mut().await;
+                Wake::Stop
+            };
+            // `stop` first: a steady stream of input must not hide it.
+            match race(stop, self.next_wake()).await {
                 Wake::Durable(batch) => self.on_durable(batch).await,
                 Wake::Event(event) => self.on_event(event).await,
                 Wake::Timer => {}
                 Wake::Closed => {
                     error!("event queues closed; stopping");
-                    return;
+                    return false;
                 }
+                Wake::Stop => return true,
+            }
+            if self.metrics.refresh_due() {
+                let counts = self.core.counts();
+                let (peers, mesh) = (&self.peers, &self.mesh_peers);
+                self.metrics.refresh(&counts, peers, mesh);
             }
             self.advance_horizon();
             // Checked on every wake, so a steady stream of queued input (taken without
@@ -349,6 +392,7 @@ impl EventLoop {
         // The writer sends one batch per SQLite transaction.
         self.io.sqlite_txns += 1;
         self.io.records += batch.records.len() as u64;
+        self.metrics.log_batch(batch.records.len());
         // Before any of the batch's commits releases its locks.
         for (key, value) in batch.kv {
             self.values.insert(key, value);
@@ -369,6 +413,7 @@ impl EventLoop {
                 crash::point(crash::LEADER_AFTER_DECISION_LOGGED, durable.txn);
             }
             self.outstanding = self.outstanding.saturating_sub(1);
+            self.metrics.durable(durable.lsn, durable.kind);
             let now = self.now();
             self.core.handle(now, Input::Persisted { lsn: durable.lsn });
             self.drain().await;
@@ -417,6 +462,8 @@ impl EventLoop {
                 msg,
             } => {
                 self.io.messages_in += 1;
+                let txn = msg.txn().map(tracing::field::display);
+                let _span = info_span!("response", %peer, txn).entered();
                 self.on_response(peer, epoch, id, msg);
             }
         }
@@ -461,6 +508,7 @@ impl EventLoop {
             peer: channel.peer(),
             conn: channel.epoch().0,
         };
+        debug!(kind = msg.kind(), "request");
         let (msg, needs) = match inbound::plan(&self.core, channel.peer_role(), msg) {
             Plan::Protocol { msg, needs } => (msg, needs),
             Plan::Status => {
@@ -543,6 +591,7 @@ impl EventLoop {
                         crash::point(crash::PARTICIPANT_BEFORE_PREPARE_LOGGED, record.txn());
                     }
                     self.outstanding += 1;
+                    self.metrics.queued(lsn);
                     // Never blocks (see `outstanding`); if it did, the writer would still
                     // make progress because the durable channel has room.
                     if self
@@ -566,6 +615,8 @@ impl EventLoop {
                         }
                         _ => {}
                     }
+                    let txn = msg.txn().map(tracing::field::display);
+                    let _span = debug_span!("reply", peer = %to.peer, txn).entered();
                     match self.channel(to.peer, Epoch(to.conn)) {
                         Some(channel) => {
                             self.io.messages_out += 1;
@@ -578,41 +629,18 @@ impl EventLoop {
                 Output::Send { to, msg } => match self.peers.get(&to) {
                     Some(channel) => {
                         self.io.messages_out += 1;
+                        let txn = msg.txn().map(tracing::field::display);
                         if let Err(error) = channel.request(msg) {
-                            warn!(peer = %to, %error, "cannot send; the core retries later");
+                            warn!(peer = %to, txn, %error, "cannot send; the core retries later");
                         }
                     }
-                    None => debug!(peer = %to, "send to a peer that is down dropped"),
+                    None => {
+                        debug!(peer = %to, txn = msg.txn().map(tracing::field::display), "send to a peer that is down dropped")
+                    }
                 },
             }
         }
     }
-}
-
-fn check_db_dir(db: &Path) -> Result<(), ShellError> {
-    match db.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(ShellError::NoDbDir {
-            db: db.to_path_buf(),
-            dir: dir.to_path_buf(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// `--peer` lists: not ourselves, not the clients' id 0 (duplicates are merged by the map;
-/// the binary refuses them before).
-fn validate_peers(node_id: NodeId, peers: &BTreeMap<NodeId, SocketAddr>) -> Result<(), ShellError> {
-    if peers.contains_key(&node_id) {
-        return Err(ShellError::Config(format!(
-            "--peer lists this participant's own id {node_id}"
-        )));
-    }
-    if peers.contains_key(&NodeId(0)) {
-        return Err(ShellError::Config(
-            "--peer id 0 is the clients' id, not a participant's".to_string(),
-        ));
-    }
-    Ok(())
 }
 
 /// A response that cannot be queued (the channel closed, or the peer stopped reading and

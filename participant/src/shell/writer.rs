@@ -42,8 +42,9 @@ pub struct DurableBatch {
     pub kv: KvChanges,
 }
 
-/// Runs until `queue` closes. A failed write is fatal: later records may depend on it, and
-/// the log on disk is the truth a restart recovers from.
+/// Runs until `queue` closes, then closes the write connection. A failed write is fatal:
+/// later records may depend on it, and the log on disk is the truth a restart recovers
+/// from.
 pub async fn run(
     mut writer: Writer,
     queue: Receiver<Pending>,
@@ -55,7 +56,8 @@ pub async fn run(
         // Idle, the wait ends at the next prune step: pruning goes on without traffic.
         let first = match runtime::timeout(PRUNE_INTERVAL, queue.recv()).await {
             Some(Ok(first)) => first,
-            Some(Err(_)) => return,
+            // Closed: a graceful stop; everything queued before it was written.
+            Some(Err(_)) => break,
             None => {
                 prune_step(&mut writer, &retention, &mut schedule).await;
                 continue;
@@ -94,6 +96,9 @@ pub async fn run(
         }
         // After the batch is reported: its votes and acks go out while this step runs.
         prune_step(&mut writer, &retention, &mut schedule).await;
+    }
+    if let Err(error) = writer.close().await {
+        error!(%error, "closing the write connection failed");
     }
 }
 

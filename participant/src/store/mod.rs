@@ -202,7 +202,16 @@ impl Store {
         Ok(Writer { conn })
     }
 
+    /// Closes the read connections, after the writer's (`Writer::close`): the WAL is
+    /// checkpointed into the database file first, so a stopped node leaves one
+    /// self-contained file (SQLite would also do it when the last connection closes).
     pub async fn close(self) {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(path = %self.path.display(), %error, "checkpointing the database failed");
+        }
         self.pool.close().await;
     }
 }

@@ -21,7 +21,7 @@ use coordinator::core::{
 };
 use coordinator::shell::commands::{self, CallError};
 use coordinator::shell::retention::Retention;
-use coordinator::shell::{Node, ServeConfig, ShellError, Timing};
+use coordinator::shell::{Node, ServeConfig, ShellError, Stopped, Timing};
 use wire::runtime;
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
 
@@ -31,8 +31,8 @@ use crate::demo::DemoConfig;
 mod bank;
 mod bench;
 mod demo;
-mod txn;
 mod retain;
+mod txn;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,7 +53,7 @@ struct Cli {
 enum Command {
     /// Run a coordinator node: prints `LISTENING ip:port` once ready, logs to stderr.
     #[command(after_help = SERVE_HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Submit one transaction and print its outcome.
     #[command(after_help = SUBMIT_HELP)]
     Submit(SubmitArgs),
@@ -80,6 +80,9 @@ Example (participants 1 and 2 already listening on 7001 and 7002):
 
 Addresses may name a host (localhost:7000); it is resolved once, at start-up. The listen
 address is bound before the decision log is opened and before any participant is dialled.
+SIGTERM or Ctrl-C stops it gracefully: new transactions are refused, those in flight
+have up to 3 s to finish, then connections and the decision log close, one log line,
+exit status 0 (a second signal: at once, 130).
 Exit status: 1 if it cannot start (address in use, database unusable) or stops on a
 failed log write; 2 usage or invalid configuration.";
 
@@ -154,29 +157,29 @@ struct ServeArgs {
     participants: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on participant channels; 10 silent intervals mean down.
     /// Every timeout below must span several heartbeats (startup fails otherwise).
-    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = cli::duration_ms_in(1, 60_000))]
     heartbeat_ms: u64,
     /// Smallest transaction timeout a client may ask for (`submit --timeout-ms`), at
     /// least 3 heartbeats [default: 3 heartbeats]. 3pc timeouts must also cover the
     /// precommit margin.
-    #[arg(long)]
+    #[arg(long, value_parser = cli::duration_ms)]
     timeout_ms_min: Option<u64>,
     /// Largest transaction timeout a client may ask for.
-    #[arg(long, default_value_t = TIMEOUT_MS_MAX_DEFAULT)]
+    #[arg(long, default_value_t = TIMEOUT_MS_MAX_DEFAULT, value_parser = cli::duration_ms)]
     timeout_ms_max: u64,
     /// How often a missing Commit ack (3pc also: PreCommit ack, recovery state reply) is
     /// asked for again, at least one heartbeat.
-    #[arg(long, default_value_t = DECIDE_RESEND_MS_DEFAULT)]
+    #[arg(long, default_value_t = DECIDE_RESEND_MS_DEFAULT, value_parser = cli::duration_ms)]
     decide_resend_ms: u64,
     /// 3pc: all votes must be in this long before the participants' waiting timeout
     /// (the txn timeout, counted from CanCommit), or the txn aborts; covers the precommit
     /// log write and the PreCommit's trip. At least one heartbeat [default: 2 heartbeats].
-    #[arg(long)]
+    #[arg(long, value_parser = cli::duration_ms)]
     precommit_margin_ms: Option<u64>,
     /// 3pc: how long PreCommit acks are awaited before a silent participant is treated
     /// as failed and DoCommit goes out anyway; at least 3 heartbeats [default: 10
     /// heartbeats, when the wire declares a silent participant down].
-    #[arg(long)]
+    #[arg(long, value_parser = cli::duration_ms)]
     precommit_ack_timeout_ms: Option<u64>,
     /// Keep ended decisions this long, then prune them: `10s`, `1h`, `500ms`, or plain
     /// milliseconds. Unfinished decisions are never pruned.
@@ -204,6 +207,11 @@ struct ServeArgs {
     /// pipeline limit].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     channel_in_flight_max: Option<u64>,
+    /// Serve Prometheus metrics on this address, IP:PORT or HOST:PORT (`GET /metrics`):
+    /// transactions by outcome, phase latencies, in flight and in doubt, group-commit
+    /// batches, peer liveness, frames and bytes. Bound before anything else, like --listen.
+    #[arg(long, value_name = "ADDR", value_parser = wire::addr::resolve)]
+    metrics: Option<SocketAddr>,
     /// Abort the process at a named crash point (for crash tests; repeatable).
     #[arg(long = "crash-at", value_name = "NAME[@N][:TXN]",
         long_help = wire::crash::help(wire::crash::Binary::Coordinator))]
@@ -234,7 +242,7 @@ struct SubmitArgs {
     /// How long participants have to vote, in milliseconds. For 3pc it is also each
     /// participant's waiting timeout after its YES vote (votes are due the coordinator's
     /// precommit margin before it).
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = cli::duration_ms)]
     timeout_ms: u64,
     /// Operations, one argument each (see below).
     #[arg(value_name = "OP", required = true, allow_hyphen_values = true)]
@@ -340,15 +348,26 @@ fn parse_protocol(text: &str) -> Result<Protocol, String> {
     }
 }
 
+/// `serve`, `demo` and `bench` also take `--config FILE` and environment variables
+/// (README, "Configuration").
+const CONFIG: cli::Setup = cli::Setup {
+    env_prefix: "COORDINATOR_",
+    subcommands: &[
+        ("serve", "COORDINATOR_"),
+        ("demo", "COORDINATOR_DEMO_"),
+        ("bench", "COORDINATOR_BENCH_"),
+    ],
+};
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::config::parse::<Cli>(&CONFIG);
     let default_level = match cli.command {
         Command::Serve(_) => "info",
         _ => "warn",
     };
     init_tracing(default_level, cli.log_format);
     let code = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Submit(args) => submit(args),
         Command::Status(args) => status(args),
         Command::Txn(args) => txn::run(args),
@@ -372,6 +391,16 @@ fn serve(args: ServeArgs) -> u8 {
         Err(error) => {
             eprintln!("error: {error}");
             return EXIT_USAGE;
+        }
+    };
+    let metrics = args.metrics;
+    // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`); correctness does not depend
+    // on it, the log is the truth after any stop.
+    let stop = match cli::stop_signal() {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("error: cannot install the signal handler: {error}");
+            return EXIT_FAILED;
         }
     };
     let config = ServeConfig {
@@ -407,6 +436,16 @@ fn serve(args: ServeArgs) -> u8 {
         },
     };
     runtime::block_on(async {
+        let metrics_listener = match metrics {
+            Some(addr) => match cli::metrics_http::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    eprintln!("error: cannot serve metrics on {addr}: {error}");
+                    return EXIT_FAILED;
+                }
+            },
+            None => None,
+        };
         let node = match Node::start(config).await {
             Ok(node) => node,
             Err(error) => {
@@ -417,15 +456,24 @@ fn serve(args: ServeArgs) -> u8 {
                 };
             }
         };
+        if let Some(listener) = metrics_listener {
+            let metrics = node.metrics();
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics served at /metrics");
+            cli::metrics_http::serve(listener, move || metrics.encode());
+        }
         println!("LISTENING {}", node.local_addr());
         let _ = std::io::stdout().flush();
-        // `run` returns only on a fatal error (e.g. a failed log write): stop, and let the
-        // next start recover from the log.
-        if let Err(error) = node.run().await {
-            tracing::error!(%error, "coordinator stopping");
-            eprintln!("error: {error}");
+        // Besides a requested stop, `run_until` returns only on a fatal error (e.g. a
+        // failed log write): stop, and let the next start recover from the log.
+        match node.run_until(stop).await {
+            Ok(Stopped::Clean) => EXIT_OK,
+            Ok(Stopped::WriterTimedOut) => EXIT_FAILED,
+            Err(error) => {
+                tracing::error!(%error, "coordinator stopping");
+                eprintln!("error: {error}");
+                EXIT_FAILED
+            }
         }
-        EXIT_FAILED
     })
 }
 
@@ -601,14 +649,12 @@ fn run_demo(args: DemoArgs) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
-
     use super::Cli;
 
     /// `--help` on every command explains every option and shows an example.
     #[test]
     fn every_command_has_an_example_and_every_option_a_description() {
-        let cli = Cli::command();
+        let cli = cli::config::command::<Cli>(&super::CONFIG);
         cli.clone().debug_assert();
         for command in cli.get_subcommands() {
             let name = command.get_name();

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use cli::{EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, LogFormat, init_tracing};
 use participant::core::Config;
 use participant::shell::retention::Retention;
-use participant::shell::{Node, Options, ShellError};
+use participant::shell::{Node, Options, ShellError, Stopped};
 use wire::runtime;
 use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
 
@@ -62,6 +62,8 @@ their ports must be chosen in advance):
 
 Addresses may name a host (localhost:7001); it is resolved once, at start-up. The listen
 address is bound before the database is opened and before any peer is dialled.
+SIGTERM or Ctrl-C stops it gracefully: connections closed, queued log records written,
+database closed, one log line, exit status 0 (a second signal: at once, 130).
 Exit status: 1 if it cannot start (address in use, database unusable); 2 usage or
 invalid configuration.";
 
@@ -94,30 +96,30 @@ struct ServeArgs {
     peers: Vec<(NodeId, SocketAddr)>,
     /// Heartbeat interval on every channel; 10 silent intervals mean down. The 3PC timeouts
     /// below must each span at least 3 heartbeat intervals.
-    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, default_value_t = wire::limits::HEARTBEAT_INTERVAL_MS_DEFAULT, value_parser = cli::duration_ms_in(1, 60_000))]
     heartbeat_ms: u64,
     /// 3PC: the shortest wait for PreCommit after a YES vote before the termination protocol
     /// starts. The wait is the coordinator's Prepare timeout, raised to at least this.
-    #[arg(long, default_value_t = Config::default().waiting_timeout_min_ms)]
+    #[arg(long, default_value_t = Config::default().waiting_timeout_min_ms, value_parser = cli::duration_ms)]
     waiting_timeout_min_ms: u64,
     /// 3PC: the longest wait for PreCommit after a YES vote. A transaction whose timeout
     /// exceeds it gets a NO vote (this participant would give up before the coordinator's
     /// PreCommit deadline).
-    #[arg(long, default_value_t = Config::default().waiting_timeout_max_ms)]
+    #[arg(long, default_value_t = Config::default().waiting_timeout_max_ms, value_parser = cli::duration_ms)]
     waiting_timeout_max_ms: u64,
     /// 3PC: how long a precommitted transaction waits for DoCommit before the termination
     /// protocol starts.
-    #[arg(long, default_value_t = Config::default().precommitted_timeout_ms)]
+    #[arg(long, default_value_t = Config::default().precommitted_timeout_ms, value_parser = cli::duration_ms)]
     precommitted_timeout_ms: u64,
     /// 3PC termination protocol: how long a leader waits for its peers' states (and
     /// PreCommit acks), and a follower for its leader, before moving on.
-    #[arg(long, default_value_t = Config::default().termination_round_ms)]
+    #[arg(long, default_value_t = Config::default().termination_round_ms, value_parser = cli::duration_ms)]
     termination_round_ms: u64,
     /// First decision query this long after an in-doubt vote (then doubling).
-    #[arg(long, default_value_t = Config::default().decision_query_backoff_min_ms)]
+    #[arg(long, default_value_t = Config::default().decision_query_backoff_min_ms, value_parser = cli::duration_ms)]
     decision_query_backoff_min_ms: u64,
     /// Longest wait between two decision queries for one in-doubt transaction.
-    #[arg(long, default_value_t = Config::default().decision_query_backoff_max_ms)]
+    #[arg(long, default_value_t = Config::default().decision_query_backoff_max_ms, value_parser = cli::duration_ms)]
     decision_query_backoff_max_ms: u64,
     /// Transactions holding locks at once; past it a Prepare gets NO (overloaded).
     #[arg(long, default_value_t = Config::default().active_txns_max)]
@@ -132,6 +134,11 @@ struct ServeArgs {
     /// coordinator's --value-bytes-max, which rejects it first, has the same default).
     #[arg(long, default_value_t = Config::default().value_bytes_max)]
     value_bytes_max: usize,
+    /// Serve Prometheus metrics on this address, IP:PORT or HOST:PORT (`GET /metrics`):
+    /// transactions by outcome, phase latencies, in flight and in doubt, group-commit
+    /// batches, peer liveness, frames and bytes. Bound before anything else, like --listen.
+    #[arg(long, value_name = "ADDR", value_parser = wire::addr::resolve)]
+    metrics: Option<SocketAddr>,
     /// Keep decided transactions (and their undo/redo rows) this long, then prune them:
     /// `10s`, `1h`, `500ms`, or plain milliseconds. Must be at least 4 times every
     /// protocol timeout above. Messages about older transactions are refused.
@@ -158,14 +165,21 @@ struct StatusArgs {
     #[arg(long)]
     cluster: String,
     /// How long to wait for the connection and the answer.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = cli::duration_ms)]
     timeout_ms: u64,
     #[command(flatten)]
     token: cli::security::ClientTokenArgs,
 }
 
+/// `serve` also takes `--config FILE` and `PARTICIPANT_*` environment variables (README,
+/// "Configuration").
+const CONFIG: cli::Setup = cli::Setup {
+    env_prefix: "PARTICIPANT_",
+    subcommands: &[("serve", "PARTICIPANT_")],
+};
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::config::parse::<Cli>(&CONFIG);
     let default_level = match cli.command {
         Command::Serve(_) => "info",
         _ => "warn",
@@ -207,20 +221,21 @@ fn serve(args: ServeArgs) -> u8 {
         }
     }
     wire::crash::arm(crash_specs);
-    // Every durable state is in SQLite and every reply waits for it, so stopping at any
-    // instant is safe: exit at once, and the next start recovers.
-    if let Err(error) = ctrlc::set_handler(|| {
-        tracing::info!("signal received; exiting");
-        std::process::exit(i32::from(EXIT_OK));
-    }) {
-        eprintln!("error: cannot install the signal handler: {error}");
-        return EXIT_FAILED;
-    }
     let auth = match args.security.auth() {
         Ok(auth) => auth,
         Err(error) => {
             eprintln!("error: {error}");
             return EXIT_USAGE;
+        }
+    };
+    let metrics = args.metrics;
+    // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`). Every durable state is in
+    // SQLite and every reply waits for it, so a stop at any other instant is safe too.
+    let stop = match cli::stop_signal() {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("error: cannot install the signal handler: {error}");
+            return EXIT_FAILED;
         }
     };
     let options = Options {
@@ -251,6 +266,16 @@ fn serve(args: ServeArgs) -> u8 {
         },
     };
     runtime::block_on(async {
+        let metrics_listener = match metrics {
+            Some(addr) => match cli::metrics_http::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    eprintln!("error: cannot serve metrics on {addr}: {error}");
+                    return EXIT_FAILED;
+                }
+            },
+            None => None,
+        };
         let node = match Node::start(options).await {
             Ok(node) => node,
             Err(error) => {
@@ -264,10 +289,17 @@ fn serve(args: ServeArgs) -> u8 {
                 };
             }
         };
+        if let Some(listener) = metrics_listener {
+            let metrics = node.metrics();
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics served at /metrics");
+            cli::metrics_http::serve(listener, move || metrics.encode());
+        }
         println!("LISTENING {}", node.local_addr());
         let _ = std::io::stdout().flush();
-        node.run().await;
-        EXIT_FAILED
+        match node.run_until(stop).await {
+            Stopped::Clean => EXIT_OK,
+            Stopped::WriterTimedOut | Stopped::Failed => EXIT_FAILED,
+        }
     })
 }
 
@@ -338,14 +370,60 @@ fn status(args: StatusArgs) -> Result<(), StatusError> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
-
     use super::Cli;
+
+    /// The README's example config file is a valid `serve` configuration, and a flag
+    /// still wins over it.
+    #[test]
+    fn readme_config_file_loads() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme.find("```toml\n").expect("README has a toml example") + 8;
+        let end = start + readme[start..].find("```").expect("the example ends");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("p1.toml");
+        std::fs::write(&path, &readme[start..end]).expect("write the example");
+        let args = [
+            "participant",
+            "serve",
+            "--config",
+            path.to_str().expect("utf-8"),
+        ];
+        let parsed = cli::config::try_parse_from::<Cli>(&super::CONFIG, args.iter().copied());
+        let Ok(Cli {
+            command: super::Command::Serve(serve),
+            log_format,
+        }) = parsed
+        else {
+            panic!("the README's config does not load: {parsed:?}");
+        };
+        assert_eq!(serve.id, 1);
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(serve.peers.len(), 2);
+        assert_eq!(serve.heartbeat_ms, 100);
+        assert_eq!(serve.precommitted_timeout_ms, 2_000);
+        assert_eq!(log_format, cli::LogFormat::Json);
+        let args = [
+            "participant",
+            "serve",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--id",
+            "4",
+        ];
+        let parsed = cli::config::try_parse_from::<Cli>(&super::CONFIG, args.iter().copied());
+        match parsed {
+            Ok(Cli {
+                command: super::Command::Serve(serve),
+                ..
+            }) => assert_eq!(serve.id, 4),
+            other => panic!("the README's config file did not parse: {other:?}"),
+        }
+    }
 
     /// `--help` on every command explains every option and shows an example.
     #[test]
     fn every_command_has_an_example_and_every_option_a_description() {
-        let cli = Cli::command();
+        let cli = cli::config::command::<Cli>(&super::CONFIG);
         cli.clone().debug_assert();
         for command in cli.get_subcommands() {
             let name = command.get_name();
