@@ -36,6 +36,9 @@ pub struct Verdict {
     pub kept_dir: Option<PathBuf>,
 }
 
+/// Starts of the cluster tried before a scenario fails as "could not start".
+const START_ATTEMPTS_MAX: u32 = 3;
+
 /// Runs the scenario in `path`; `echo` prints the timeline as it happens. `Err`: the
 /// file is not a valid scenario (nothing was started).
 pub fn run_file(path: &Path, echo: bool) -> Result<Verdict, String> {
@@ -49,15 +52,28 @@ pub fn run_file(path: &Path, echo: bool) -> Result<Verdict, String> {
         "runner",
         format!("scenario {name}: {}", scenario.description),
     );
-    let mut run = match Run::start(&name, scenario, timeline.clone()) {
-        Ok(run) => run,
-        Err(error) => {
-            timeline.event("runner", format!("FAIL: could not start: {error}"));
-            return Ok(Verdict {
-                passed: false,
-                report: timeline.text(),
-                kept_dir: None,
-            });
+    // Free loopback ports are picked, released, then bound by the nodes: another process
+    // on the machine (a parallel test run) can take one in between. A start that fails is
+    // retried on fresh ports and a fresh directory; nothing of the scenario has run yet.
+    let mut attempt = 1;
+    let mut run = loop {
+        match Run::start(&name, scenario.clone(), timeline.clone()) {
+            Ok(run) => break run,
+            Err(error) if attempt < START_ATTEMPTS_MAX => {
+                timeline.event(
+                    "runner",
+                    format!("start failed ({error}); retrying on fresh ports"),
+                );
+                attempt += 1;
+            }
+            Err(error) => {
+                timeline.event("runner", format!("FAIL: could not start: {error}"));
+                return Ok(Verdict {
+                    passed: false,
+                    report: timeline.text(),
+                    kept_dir: None,
+                });
+            }
         }
     };
     let steps = run.scenario.steps.clone();
