@@ -9,6 +9,38 @@ pub use async_std::channel::{Receiver, RecvError, Sender, TrySendError, bounded}
 pub use async_std::net::{TcpListener, TcpStream};
 pub use async_std::task::{JoinHandle, block_on, sleep, spawn};
 
+/// Executor threads of a node process (the environment variable `ASYNC_STD_THREAD_COUNT`
+/// overrides it). One: a node's tasks (event loop, connection readers and writers,
+/// heartbeats, the log writer) then hand work to each other on one thread, where a wake-up
+/// is a queue push rather than a futex call and a context switch. Each SQLite connection
+/// keeps its own worker thread (sqlx), so disk waits do not stop the loop.
+pub const NODE_EXECUTOR_THREADS: usize = 1;
+
+/// Sets the executor to `NODE_EXECUTOR_THREADS` threads, if nothing used the runtime
+/// before (then it keeps what it has). `block_on_node` calls it; a node that starts some
+/// tasks first calls it before them.
+pub fn init_node_executor() {
+    async_global_executor::init_with_config(
+        async_global_executor::GlobalExecutorConfig::default()
+            .with_env_var("ASYNC_STD_THREAD_COUNT")
+            .with_min_threads(NODE_EXECUTOR_THREADS)
+            .with_max_threads(NODE_EXECUTOR_THREADS)
+            .with_thread_name_fn(|| "node-executor".to_string()),
+    );
+}
+
+/// Runs a node process's main future to its end on the executor's thread(s)
+/// (`init_node_executor`). The calling thread only waits: it does not poll the reactor,
+/// which would put socket wake-ups on a second thread.
+pub fn block_on_node<F>(future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    init_node_executor();
+    futures::executor::block_on(spawn(future))
+}
+
 /// The future's output, or `None` if `duration` passed first.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Option<F::Output> {
     async_std::future::timeout(duration, future).await.ok()

@@ -435,13 +435,16 @@ fn serve(args: ServeArgs) -> u8 {
             retain_txns: args.retain_txns,
         },
     };
-    runtime::block_on(async {
+    // Started on this thread (sqlx's futures there are not `Send` to the compiler), then
+    // served on the node's executor thread.
+    runtime::init_node_executor();
+    let started = runtime::block_on(async {
         let metrics_listener = match metrics {
             Some(addr) => match cli::metrics_http::bind(addr).await {
                 Ok(listener) => Some(listener),
                 Err(error) => {
                     eprintln!("error: cannot serve metrics on {addr}: {error}");
-                    return EXIT_FAILED;
+                    return Err(EXIT_FAILED);
                 }
             },
             None => None,
@@ -450,12 +453,19 @@ fn serve(args: ServeArgs) -> u8 {
             Ok(node) => node,
             Err(error) => {
                 eprintln!("error: {error}");
-                return match error {
+                return Err(match error {
                     ShellError::Config(_) => EXIT_USAGE,
                     _ => EXIT_FAILED,
-                };
+                });
             }
         };
+        Ok((node, metrics_listener))
+    });
+    let (node, metrics_listener) = match started {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    runtime::block_on_node(async move {
         if let Some(listener) = metrics_listener {
             let metrics = node.metrics();
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics served at /metrics");

@@ -265,7 +265,7 @@ fn serve(args: ServeArgs) -> u8 {
             retain_txns: args.retain_txns,
         },
     };
-    runtime::block_on(async {
+    runtime::block_on_node(async move {
         let metrics_listener = match metrics {
             Some(addr) => match cli::metrics_http::bind(addr).await {
                 Ok(listener) => Some(listener),
