@@ -48,7 +48,7 @@ pub struct Reads {
 /// Which requests this participant serves from a peer in `role`, and what to read first.
 /// Exhaustive over every request family: a new request must say who may send it.
 pub fn plan(core: &Participant, role: Role, msg: Request) -> Plan {
-    let stored_of = |txn: TxnId| (!core.knows(txn)).then_some(txn);
+    let stored_of = |txn: TxnId| core.may_be_stored(txn).then_some(txn);
     let served = match (role, &msg) {
         (Role::Coordinator, Request::Participant(ToParticipant::Prepare { txn, ops, .. })) => {
             // Known txns are answered from memory; ops past the limit are refused by the
@@ -194,7 +194,7 @@ mod tests {
     use wire::{ClientResponse, Decision, Op, Protocol};
 
     use super::*;
-    use crate::core::Config;
+    use crate::core::{Config, Millis};
 
     fn core() -> Participant {
         Participant::new(NodeId(1), Config::default()).expect("valid config")
@@ -230,6 +230,69 @@ mod tests {
                 }
             }
         );
+    }
+
+    /// The stored txn a Prepare for `id` asks to read, on `core`.
+    fn stored_read(core: &Participant, id: u128) -> Option<TxnId> {
+        let msg = ToParticipant::Prepare {
+            txn: TxnId(uuid::Uuid::from_u128(id)),
+            protocol: Protocol::TwoPhase,
+            ops: vec![Op::Get { key: "a".into() }],
+            timeout_ms: 1_000,
+            participants: vec![NodeId(1)],
+        };
+        match plan(core, Role::Coordinator, msg.into()) {
+            Plan::Protocol { needs, .. } => needs.stored,
+            Plan::Refuse { .. } | Plan::Status => None,
+        }
+    }
+
+    #[test]
+    fn only_ids_the_store_may_hold_are_read() {
+        let id = |n: u128| TxnId(uuid::Uuid::from_u128(n));
+        let mut core = core();
+        // Before recovery every unknown txn may be stored.
+        assert_eq!(stored_read(&core, 9), Some(id(9)));
+        core.handle(
+            Millis(0),
+            Input::Recover {
+                txns: Vec::new(),
+                holds: Vec::new(),
+                wall_ms: 0,
+                stored_max: Some(id(5)),
+            },
+        );
+        assert_eq!(stored_read(&core, 5), Some(id(5)));
+        assert_eq!(
+            stored_read(&core, 6),
+            None,
+            "above what the store held: new"
+        );
+        // A record persisted for txn 8 puts 6 and 7 back among the possibly stored ones
+        // (once 8 is forgotten from memory, nothing tells them apart any more).
+        let prepare8 = ToParticipant::Prepare {
+            txn: id(8),
+            protocol: Protocol::TwoPhase,
+            ops: vec![Op::Get { key: "a".into() }],
+            timeout_ms: 1_000,
+            participants: vec![NodeId(1)],
+        };
+        let from = ReplyTo {
+            peer: NodeId(9),
+            conn: 1,
+        };
+        core.handle(
+            Millis(0),
+            request_input(from, RequestId(1), prepare8, Reads::default()),
+        );
+        assert!(
+            std::iter::from_fn(|| core.poll_output())
+                .any(|output| matches!(output, crate::core::Output::Persist { .. })),
+            "the Prepare was logged"
+        );
+        assert_eq!(stored_read(&core, 7), Some(id(7)));
+        assert_eq!(stored_read(&core, 8), None, "known in memory");
+        assert_eq!(stored_read(&core, 9), None);
     }
 
     #[test]

@@ -117,11 +117,14 @@ pub enum Input {
     PeerDown { peer: NodeId },
     /// At startup: every transaction the store holds in doubt, with its log entries; and
     /// the ReadOnly votes whose hold's deadline had not passed by the store's wall clock
-    /// reading `wall_ms` (Unix milliseconds), read just before.
+    /// reading `wall_ms` (Unix milliseconds), read just before; and the largest txn id
+    /// the store holds (a `txn` or a read-only vote row; `None`: none), so that a Prepare
+    /// for a newer id is known to be new without a read (`Participant::may_be_stored`).
     Recover {
         txns: Vec<StoredTxn>,
         holds: Vec<StoredReadHold>,
         wall_ms: u64,
+        stored_max: Option<TxnId>,
     },
 }
 

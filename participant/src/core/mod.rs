@@ -132,6 +132,11 @@ pub struct Participant {
     outputs: VecDeque<Output>,
     /// Txns below it may be pruned from the store (`forgotten.rs`).
     horizon: Horizon,
+    /// The largest txn id the store held at `Recover` (`None` inside: none); `None`
+    /// before `Recover`, when any txn may be stored.
+    stored_max_at_start: Option<Option<TxnId>>,
+    /// The largest txn id of a record this core handed out to be persisted.
+    persisted_max: Option<TxnId>,
 }
 
 impl Participant {
@@ -156,6 +161,8 @@ impl Participant {
             peers_up: BTreeSet::new(),
             outputs: VecDeque::new(),
             horizon: Horizon::NONE,
+            stored_max_at_start: None,
+            persisted_max: None,
         })
     }
 
@@ -240,7 +247,9 @@ impl Participant {
                 txns,
                 holds,
                 wall_ms,
+                stored_max,
             } => {
+                self.stored_max_at_start = Some(stored_max);
                 self.on_recover(now, txns);
                 self.recover_holds(now, holds, wall_ms);
             }
@@ -290,6 +299,19 @@ impl Participant {
     /// Whether the core remembers `txn`; if not, the shell passes the store's record.
     pub fn knows(&self, txn: TxnId) -> bool {
         self.active.contains_key(&txn) || self.done.contains_key(&txn)
+    }
+
+    /// Whether the store may hold `txn` though memory does not: every txn in the store
+    /// was there at `Recover` or was persisted by this core since, so an unknown id above
+    /// both maxima (a new transaction, as time-ordered ids mostly are) needs no read.
+    pub fn may_be_stored(&self, txn: TxnId) -> bool {
+        if self.knows(txn) {
+            return false;
+        }
+        match self.stored_max_at_start {
+            None => true,
+            Some(at_start) => Some(txn) <= at_start.max(self.persisted_max),
+        }
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -352,6 +374,7 @@ impl Participant {
             }),
         };
         self.pending.insert(lsn, (record.txn(), brings));
+        self.persisted_max = self.persisted_max.max(Some(record.txn()));
         self.outputs.push_back(Output::Persist { lsn, record });
         lsn
     }

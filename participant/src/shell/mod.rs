@@ -143,6 +143,7 @@ impl Node {
         let store = Store::open(&options.db).await?;
         let recovered = store.in_doubt_txns().await?;
         let (holds, wall_ms) = store.read_holds().await?;
+        let stored_max = store.max_txn_id().await?;
         let mut writer = store.writer().await?;
         writer.limit_wal().await?;
         // Before any input: ids below what pruning reached may be gone from the store.
@@ -186,6 +187,7 @@ impl Node {
                 txns: recovered,
                 holds,
                 wall_ms,
+                stored_max,
             },
         );
 

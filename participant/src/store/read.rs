@@ -68,6 +68,19 @@ impl Store {
         }))
     }
 
+    /// Recovery: the largest txn id of a `txn` or `read_only_vote` row (ids are stored as
+    /// hyphenated lowercase hex, whose text order is the ids' order).
+    pub async fn max_txn_id(&self) -> Result<Option<TxnId>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let max: Option<String> = sqlx::query_scalar(
+            "SELECT max(id) FROM (SELECT max(txn_id) AS id FROM txn \
+             UNION ALL SELECT max(txn_id) FROM read_only_vote)",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        max.map(|text| parse_txn_id(&text)).transpose()
+    }
+
     /// Recovery: every txn voted YES with no outcome yet, oldest first, with its entries.
     pub async fn in_doubt_txns(&self) -> Result<Vec<StoredTxn>, StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -104,9 +117,7 @@ impl Store {
         let mut holds: Vec<StoredReadHold> = Vec::new();
         for row in &rows {
             let txn_id: String = row.try_get("txn_id")?;
-            let txn = Uuid::parse_str(&txn_id)
-                .map(TxnId)
-                .map_err(|error| StoreError::Corrupt(format!("txn id {txn_id:?}: {error}")))?;
+            let txn = parse_txn_id(&txn_id)?;
             let key: String = row.try_get("key")?;
             if let Some(hold) = holds.last_mut().filter(|hold| hold.txn == txn) {
                 hold.keys.push(key);
@@ -160,9 +171,7 @@ impl Store {
 /// A `txn` row and its log entries.
 async fn stored_txn(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<StoredTxn, StoreError> {
     let txn_id: String = row.try_get("txn_id")?;
-    let txn = Uuid::parse_str(&txn_id)
-        .map(TxnId)
-        .map_err(|error| StoreError::Corrupt(format!("txn id {txn_id:?}: {error}")))?;
+    let txn = parse_txn_id(&txn_id)?;
     let protocol = parse_protocol(txn, &row.try_get::<String, _>("protocol")?)?;
     let coordinator = parse_coordinator(txn, row.try_get("coordinator")?)?;
     let participants: Option<String> = row.try_get("participants")?;
@@ -200,6 +209,12 @@ async fn stored_txn(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Stor
         entries,
         participants,
     })
+}
+
+fn parse_txn_id(text: &str) -> Result<TxnId, StoreError> {
+    Uuid::parse_str(text)
+        .map(TxnId)
+        .map_err(|error| StoreError::Corrupt(format!("txn id {text:?}: {error}")))
 }
 
 fn parse_protocol(txn: TxnId, text: &str) -> Result<Protocol, StoreError> {

@@ -573,6 +573,7 @@ impl System {
                 txns,
                 holds: Vec::new(),
                 wall_ms: self.now_ms,
+                stored_max: disk.max_txn_id(),
             };
             self.participant_step(node, Step::Input(input), line);
         }

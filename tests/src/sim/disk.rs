@@ -91,6 +91,13 @@ impl ParticipantDisk {
             })
     }
 
+    /// `Store::max_txn_id`: the largest id of a txn or read-only vote row.
+    pub fn max_txn_id(&self) -> Option<TxnId> {
+        let txns = self.txns.keys().next_back();
+        let read_only = self.read_only.keys().next_back();
+        txns.max(read_only).copied()
+    }
+
     /// `Store::in_doubt_txns`: every txn voted YES with no outcome, oldest first.
     pub fn in_doubt_txns(&self) -> Vec<StoredTxn> {
         let mut rows: Vec<(&TxnId, &TxnRow)> = self

@@ -47,6 +47,7 @@ impl World {
         core.set_horizon(participant.disk.horizon);
         participant.core = Some(core);
         let txns = participant.disk.in_doubt_txns();
+        let stored_max = participant.disk.max_txn_id();
         // The store's wall clock is the simulation's true time (the monotonic clock the
         // core runs on restarts at 0 with the process).
         let wall_ms = self.now_ms;
@@ -68,6 +69,7 @@ impl World {
                 txns,
                 holds,
                 wall_ms,
+                stored_max,
             },
         );
         self.participant_outputs(node);

@@ -27,6 +27,7 @@ fn recover(txns: Vec<StoredTxn>, holds: Vec<StoredReadHold>) -> Input {
         txns,
         holds,
         wall_ms: WALL_MS,
+        stored_max: None,
     }
 }
 

@@ -17,6 +17,7 @@ fn recovered_txns_relock_their_keys_and_learn_the_outcome() {
             txns: vec![stored(t1, StoredState::Prepared, None, entries)],
             holds: Vec::new(),
             wall_ms: 0,
+            stored_max: None,
         },
         vec![],
     );
@@ -103,6 +104,7 @@ fn recovery_skips_txns_that_are_not_in_doubt() {
             )],
             holds: Vec::new(),
             wall_ms: 0,
+            stored_max: None,
         },
         vec![],
     );

@@ -14,6 +14,7 @@ fn recovered_txn_alone_never_decides_and_keeps_asking_with_backoff() {
             txns: vec![stored3(t1, StoredState::PreCommitted, &ALL)],
             holds: Vec::new(),
             wall_ms: 0,
+            stored_max: None,
         },
         vec![],
     );
@@ -77,6 +78,7 @@ fn recovered_txn_never_leads_and_follows_an_operational_peer() {
             txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
             holds: Vec::new(),
             wall_ms: 0,
+            stored_max: None,
         },
         vec![],
     );
@@ -122,6 +124,7 @@ fn recovered_peers_alone_decide_nothing_until_one_that_knows_answers() {
             txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
             holds: Vec::new(),
             wall_ms: 0,
+            stored_max: None,
         },
         vec![],
     );
@@ -190,6 +193,7 @@ fn recovered_peers_take_the_coordinators_answer_over_their_states() {
             txns: vec![stored3(t1, StoredState::Waiting, &LEADING)],
             holds: Vec::new(),
             wall_ms: 0,
+            stored_max: None,
         },
         vec![],
     );
@@ -231,6 +235,7 @@ fn recovered_precommitted_txn_adopts_a_peers_abort() {
             txns: vec![stored3(t1, StoredState::PreCommitted, &ALL)],
             holds: Vec::new(),
             wall_ms: 0,
+            stored_max: None,
         },
         vec![],
     );
