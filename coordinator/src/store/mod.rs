@@ -235,37 +235,38 @@ impl Store {
     }
 }
 
-/// Rows (or ids) in one multi-row statement at most: with 4 binds a row, far below
-/// SQLite's limit of 32,766 bind parameters per statement, and few enough that a large
-/// batch is a handful of statements.
-const ROWS_PER_STATEMENT_MAX: usize = 256;
+/// The statements of a batch of `Decided`, `Ended` and `Hazard` records, each taking its
+/// rows as one JSON array (`json_each`; `value->>n` is column n of a row), so the text
+/// never changes and SQLite parses it once per connection (sqlx's statement cache), not
+/// once per batch. Timestamps are UTC text computed by SQLite, so the store needs no
+/// clock of its own. (`WHERE true` before `ON CONFLICT`: SQLite's rule for an upsert
+/// over a SELECT.)
+macro_rules! script_body {
+    () => {
+        "INSERT INTO decision (txn_id, protocol, decision, participants, logged_at) \
+         SELECT value->>0, value->>1, value->>2, value->>3, \
+         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM json_each(?);\n\
+         UPDATE decision SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+         WHERE ended_at IS NULL AND txn_id IN (SELECT value FROM json_each(?));\n\
+         INSERT INTO heuristic_hazard (txn_id, participant, decision, outcome, found_at) \
+         SELECT value->>0, value->>1, value->>2, value->>3, \
+         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM json_each(?) WHERE true \
+         ON CONFLICT (txn_id, participant) DO NOTHING;\n"
+    };
+}
+const SCRIPT: &str = script_body!();
+const SCRIPT_IN_TRANSACTION: &str = concat!("BEGIN;\n", script_body!(), "COMMIT;\n");
 
-const _: () = assert!(ROWS_PER_STATEMENT_MAX * 4 <= 32_766);
-
-// Timestamps are UTC text computed by SQLite, so the store needs no clock of its own.
-const INSERT_DECIDED_HEAD: &str = "INSERT INTO decision \
-     (txn_id, protocol, decision, participants, logged_at) VALUES ";
-const INSERT_DECIDED_ROW: &str = "(?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
-
-const INSERT_HAZARD_HEAD: &str = "INSERT INTO heuristic_hazard \
-     (txn_id, participant, decision, outcome, found_at) VALUES ";
-const INSERT_HAZARD_ROW: &str = "(?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
-
-const UPDATE_ENDED_HEAD: &str = "UPDATE decision \
-     SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE ended_at IS NULL AND txn_id IN (";
-
-/// Several `Decided` and `Ended` records as one SQL script: multi-row INSERTs, then
-/// `UPDATE ... WHERE txn_id IN (...)`, with every value a bind parameter.
-struct Script<'r> {
-    sql: String,
-    decided: Vec<(&'r TxnId, &'r Protocol, &'r Decision, &'r [NodeId])>,
-    ended: Vec<&'r TxnId>,
-    hazards: Vec<(&'r TxnId, &'r NodeId, &'r Decision, &'r Outcome)>,
+/// Several `Decided`, `Ended` and `Hazard` records as one script's binds.
+struct Script {
+    decided: String,
+    ended: String,
+    hazards: String,
 }
 
-impl<'r> Script<'r> {
+impl Script {
     /// `None` if there is nothing to write. `AbortAdopted` records are not scripted.
-    fn of(records: &'r [(Lsn, Record)]) -> Option<Script<'r>> {
+    fn of(records: &[(Lsn, Record)]) -> Option<Script> {
         let mut decided = Vec::new();
         let mut ended = Vec::new();
         let mut hazards = Vec::new();
@@ -276,84 +277,57 @@ impl<'r> Script<'r> {
                     protocol,
                     decision,
                     participants,
-                } => decided.push((txn, protocol, decision, participants.as_slice())),
-                Record::Ended { txn } => ended.push(txn),
+                } => decided.push(serde_json::json!([
+                    txn,
+                    protocol.as_str(),
+                    decision_text(*decision),
+                    participants_text(participants),
+                ])),
+                Record::Ended { txn } => ended.push(serde_json::json!(txn)),
                 Record::AbortAdopted { .. } => {}
                 Record::Hazard {
                     txn,
                     participant,
                     decision,
                     outcome,
-                } => hazards.push((txn, participant, decision, outcome)),
+                } => hazards.push(serde_json::json!([
+                    txn,
+                    participant.0,
+                    decision_text(*decision),
+                    heuristic_text(*outcome),
+                ])),
             }
         }
         if decided.is_empty() && ended.is_empty() && hazards.is_empty() {
             return None;
         }
-        let mut sql = String::new();
-        for chunk in decided.chunks(ROWS_PER_STATEMENT_MAX) {
-            sql.push_str(INSERT_DECIDED_HEAD);
-            push_list(&mut sql, INSERT_DECIDED_ROW, chunk.len());
-            sql.push_str(";\n");
-        }
-        for chunk in ended.chunks(ROWS_PER_STATEMENT_MAX) {
-            sql.push_str(UPDATE_ENDED_HEAD);
-            push_list(&mut sql, "?", chunk.len());
-            sql.push_str(");\n");
-        }
-        for chunk in hazards.chunks(ROWS_PER_STATEMENT_MAX) {
-            sql.push_str(INSERT_HAZARD_HEAD);
-            push_list(&mut sql, INSERT_HAZARD_ROW, chunk.len());
-            sql.push_str(" ON CONFLICT (txn_id, participant) DO NOTHING;\n");
-        }
+        let json = |rows: Vec<serde_json::Value>| serde_json::Value::Array(rows).to_string();
         Some(Script {
-            sql,
-            decided,
-            ended,
-            hazards,
+            decided: json(decided),
+            ended: json(ended),
+            hazards: json(hazards),
         })
     }
 
     /// The script inside `BEGIN` ... `COMMIT`.
     fn in_transaction(
-        mut self,
+        self,
     ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        self.sql.insert_str(0, "BEGIN;\n");
-        self.sql.push_str("COMMIT;\n");
-        self.query()
+        self.bind(SCRIPT_IN_TRANSACTION)
     }
 
     fn query(self) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        // The SQL text is built only from the constants above; every value is a bind.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql));
-        for (txn, protocol, decision, participants) in self.decided {
-            query = query
-                .bind(txn.to_string())
-                .bind(protocol.as_str())
-                .bind(decision_text(*decision))
-                .bind(participants_text(participants));
-        }
-        for txn in self.ended {
-            query = query.bind(txn.to_string());
-        }
-        for (txn, participant, decision, outcome) in self.hazards {
-            query = query
-                .bind(txn.to_string())
-                .bind(i64::from(participant.0))
-                .bind(decision_text(*decision))
-                .bind(heuristic_text(*outcome));
-        }
-        query
+        self.bind(SCRIPT)
     }
-}
 
-/// `item, item, ...` (`count` times).
-fn push_list(sql: &mut String, item: &str, count: usize) {
-    for i in 0..count {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(item);
+    fn bind(
+        self,
+        sql: &'static str,
+    ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        sqlx::query(sql)
+            .bind(self.decided)
+            .bind(self.ended)
+            .bind(self.hazards)
     }
 }
 

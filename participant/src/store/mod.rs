@@ -38,8 +38,21 @@
 //! - **Reads see only committed SQLite transactions** (WAL readers), i.e. durable records.
 
 /// SQLite's wall clock now, in Unix milliseconds: the clock read-hold deadlines are
-/// stamped with at write and compared with at recovery (one clock for both).
-const NOW_MS: &str = "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
+/// stamped with at write and compared with at recovery (one clock for both). A macro, so
+/// constant SQL can be built with `concat!`.
+macro_rules! now_ms {
+    () => {
+        "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+    };
+}
+const NOW_MS: &str = now_ms!();
+
+/// SQLite's wall clock now as the tables' timestamp text (UTC, milliseconds).
+macro_rules! now {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+}
 
 pub mod admin;
 #[cfg(test)]

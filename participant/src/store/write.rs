@@ -69,16 +69,6 @@ impl Writer {
 /// the key is absent).
 pub type KvChanges = Vec<(String, Option<Value>)>;
 
-/// Rows (or keys) in one multi-row statement at most: at 7 binds a row, far below
-/// SQLite's limit of 32,766 bind parameters per statement.
-const ROWS_PER_STATEMENT_MAX: usize = 256;
-
-const _: () = assert!(ROWS_PER_STATEMENT_MAX * 7 <= 32_766);
-
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-
-use super::NOW_MS;
-
 /// A txn's row as the database holds it before the batch, with its redo images in `seq`
 /// order (reads excluded: they are never applied).
 struct StoredRow {
@@ -97,22 +87,14 @@ async fn stored_txns(
         let txn = record.txn();
         ids.entry(txn.to_string()).or_insert(txn);
     }
-    let mut sql = String::from("BEGIN IMMEDIATE;\n");
     let ordered: Vec<&String> = ids.keys().collect();
-    for chunk in ordered.chunks(ROWS_PER_STATEMENT_MAX) {
-        sql.push_str(
-            "SELECT t.txn_id, t.state, l.key, l.redo_value, typeof(l.redo_value) AS redo_type \
-             FROM txn t LEFT JOIN txn_log l ON l.txn_id = t.txn_id AND l.op <> 'get' \
-             WHERE t.txn_id IN (",
-        );
-        push_list(&mut sql, "?", chunk.len());
-        sql.push_str(") ORDER BY t.txn_id, l.seq;\n");
-    }
-    // The SQL text is built only from constants; every value is a bind.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in &ordered {
-        query = query.bind((*id).clone());
-    }
+    let query = sqlx::query(
+        "BEGIN IMMEDIATE; \
+         SELECT t.txn_id, t.state, l.key, l.redo_value, typeof(l.redo_value) AS redo_type \
+         FROM txn t LEFT JOIN txn_log l ON l.txn_id = t.txn_id AND l.op <> 'get' \
+         WHERE t.txn_id IN (SELECT value FROM json_each(?)) ORDER BY t.txn_id, l.seq",
+    )
+    .bind(json(&ordered));
     let rows = query.fetch_all(&mut *conn).await?;
     let mut stored: HashMap<TxnId, StoredRow> = HashMap::new();
     for row in &rows {
@@ -434,135 +416,128 @@ impl<'r> Batch<'r> {
     }
 
     /// The batch as one SQL script: inserted txn rows (with their final state), their
-    /// log rows, read-only votes, the changed txn rows, then `kv`, then COMMIT.
+    /// log rows, read-only votes, the changed txn rows, then `kv`, then COMMIT. Each
+    /// statement takes its rows as one JSON array (`json_each`), so the script's text never
+    /// changes: SQLite parses it once per connection (sqlx's statement cache), not once
+    /// per batch.
     fn script(self) -> Query<'static, Sqlite, SqliteArguments> {
-        let upserts: Vec<(&String, &Value, &TxnId)> = self
-            .kv
-            .iter()
-            .filter_map(|(key, (value, txn))| value.as_ref().map(|value| (key, value, txn)))
-            .collect();
-        let deletes: Vec<&String> = self
-            .kv
-            .iter()
-            .filter(|(_, (value, _))| value.is_none())
-            .map(|(key, _)| key)
-            .collect();
-        let mut sql = String::new();
-        let mut statement = |head: &str, row: &str, tail: &str, rows: usize| {
-            for start in (0..rows).step_by(ROWS_PER_STATEMENT_MAX) {
-                sql.push_str(head);
-                push_list(&mut sql, row, (rows - start).min(ROWS_PER_STATEMENT_MAX));
-                sql.push_str(tail);
-                sql.push_str(";\n");
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        for (key, (value, txn)) in &self.kv {
+            match value {
+                Some(value) => upserts.push(serde_json::json!([key, json_value(value), txn])),
+                None => deletes.push(serde_json::json!(key)),
             }
-        };
-        statement(
-            "INSERT INTO txn (txn_id, protocol, coordinator, state, reason, created_at, \
-             decided_at, participants) VALUES ",
-            &format!("(?, ?, ?, ?, ?, {NOW}, CASE WHEN ? THEN {NOW} END, ?)"),
-            "",
-            self.inserted.len(),
-        );
-        statement(
-            "INSERT INTO txn_log (txn_id, seq, key, op, undo_value, redo_value) VALUES ",
-            "(?, ?, ?, ?, ?, ?)",
-            "",
-            self.log_rows.len(),
-        );
-        // Keys before their vote rows, so that a vote already stored keeps its keys.
-        statement(
-            "INSERT INTO read_only_key (txn_id, key) SELECT column1, column2 FROM (VALUES ",
-            "(?, ?)",
-            ") WHERE column1 NOT IN (SELECT txn_id FROM read_only_vote) ON CONFLICT DO NOTHING",
-            self.read_only_keys.len(),
-        );
-        statement(
-            "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, \
-             hold_until_ms, hold_ms) VALUES ",
-            &format!("(?, ?, ?, {NOW}, {NOW_MS} + ?, ?)"),
-            " ON CONFLICT (txn_id) DO NOTHING",
-            self.read_only.len(),
-        );
-        statement(
-            "WITH change (txn_id, state, reason, decided) AS (VALUES ",
-            "(?, ?, ?, ?)",
-            &format!(
-                ") UPDATE txn SET state = change.state, \
-                 reason = coalesce(change.reason, txn.reason), \
-                 decided_at = CASE WHEN change.decided THEN {NOW} ELSE txn.decided_at END \
-                 FROM change WHERE txn.txn_id = change.txn_id"
-            ),
-            self.changed.len(),
-        );
-        statement(
-            "INSERT INTO kv (key, value, updated_at, updated_by_txn) VALUES ",
-            &format!("(?, ?, {NOW}, ?)"),
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
-             updated_at = excluded.updated_at, updated_by_txn = excluded.updated_by_txn",
-            upserts.len(),
-        );
-        statement("DELETE FROM kv WHERE key IN (", "?", ")", deletes.len());
-        sql.push_str("COMMIT;\n");
-        // The SQL text is built only from constants; every value is a bind, in the order
-        // of the statements above.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in &self.inserted {
-            query = query
-                .bind(row.txn.to_string())
-                .bind(row.protocol.as_str())
-                .bind(i64::from(row.coordinator.0))
-                .bind(row.state)
-                .bind(row.reason.clone())
-                .bind(row.decided)
-                .bind(row.participants.clone());
         }
-        for (txn, entry) in &self.log_rows {
-            query = query
-                .bind(txn.to_string())
-                .bind(i64::from(entry.seq))
-                .bind(entry.key.clone())
-                .bind(entry.op.as_str());
-            query = bind_value(query, &entry.undo);
-            query = bind_value(query, &entry.redo);
-        }
-        for (txn, key) in &self.read_only_keys {
-            query = query.bind(txn.to_string()).bind((*key).clone());
-        }
-        for (txn, protocol, coordinator, hold_ms) in &self.read_only {
-            let hold_ms = i64::try_from(*hold_ms).unwrap_or(i64::MAX);
-            query = query
-                .bind(txn.to_string())
-                .bind(protocol.as_str())
-                .bind(i64::from(coordinator.0))
-                .bind(hold_ms)
-                .bind(hold_ms);
-        }
-        for (txn, change) in &self.changed {
-            query = query
-                .bind(txn.to_string())
-                .bind(change.state)
-                .bind(change.reason.clone())
-                .bind(change.decided);
-        }
-        for (key, value, txn) in upserts {
-            query = query.bind(key.clone());
-            query = bind_value(query, &Some(value.clone()));
-            query = query.bind(txn.to_string());
-        }
-        for key in deletes {
-            query = query.bind(key.clone());
-        }
-        query
+        let inserted: Vec<_> = self
+            .inserted
+            .iter()
+            .map(|row| {
+                serde_json::json!([
+                    row.txn,
+                    row.protocol.as_str(),
+                    row.coordinator.0,
+                    row.state,
+                    row.reason,
+                    row.decided,
+                    row.participants,
+                ])
+            })
+            .collect();
+        let log_rows: Vec<_> = self
+            .log_rows
+            .iter()
+            .map(|(txn, entry)| {
+                serde_json::json!([
+                    txn,
+                    entry.seq,
+                    entry.key,
+                    entry.op.as_str(),
+                    entry.undo.as_ref().map(json_value),
+                    entry.redo.as_ref().map(json_value),
+                ])
+            })
+            .collect();
+        let read_only_keys: Vec<_> = self
+            .read_only_keys
+            .iter()
+            .map(|(txn, key)| serde_json::json!([txn, key]))
+            .collect();
+        let read_only: Vec<_> = self
+            .read_only
+            .iter()
+            .map(|(txn, protocol, coordinator, hold_ms)| {
+                let hold_ms = i64::try_from(*hold_ms).unwrap_or(i64::MAX);
+                serde_json::json!([txn, protocol.as_str(), coordinator.0, hold_ms])
+            })
+            .collect();
+        let changed: Vec<_> = self
+            .changed
+            .iter()
+            .map(|(txn, change)| {
+                serde_json::json!([txn, change.state, change.reason, change.decided])
+            })
+            .collect();
+        // The text is a constant; every value is a bind, in the order of the statements.
+        // (`WHERE true` before `ON CONFLICT`: SQLite's rule for an upsert over a SELECT.)
+        sqlx::query(SCRIPT)
+            .bind(json(&inserted))
+            .bind(json(&log_rows))
+            .bind(json(&read_only_keys))
+            .bind(json(&read_only))
+            .bind(json(&changed))
+            .bind(json(&upserts))
+            .bind(json(&deletes))
     }
 }
 
-/// `item, item, ...` (`count` times).
-fn push_list(sql: &mut String, item: &str, count: usize) {
-    for i in 0..count {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(item);
+/// The write script of a batch (see `Batch::script`); `$.n` is column n of a row.
+const SCRIPT: &str = concat!(
+    "INSERT INTO txn (txn_id, protocol, coordinator, state, reason, created_at, decided_at, \
+     participants) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ",
+    now!(),
+    ", CASE WHEN value->>5 THEN ",
+    now!(),
+    " END, value->>6 FROM json_each(?);\n",
+    "INSERT INTO txn_log (txn_id, seq, key, op, undo_value, redo_value) \
+     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 \
+     FROM json_each(?);\n",
+    // Keys before their vote rows, so that a vote already stored keeps its keys.
+    "INSERT INTO read_only_key (txn_id, key) SELECT value->>0, value->>1 FROM json_each(?) \
+     WHERE value->>0 NOT IN (SELECT txn_id FROM read_only_vote) ON CONFLICT DO NOTHING;\n",
+    "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, hold_until_ms, \
+     hold_ms) SELECT value->>0, value->>1, value->>2, ",
+    now!(),
+    ", ",
+    now_ms!(),
+    " + value->>3, value->>3 FROM json_each(?) WHERE true ON CONFLICT (txn_id) DO NOTHING;\n",
+    "UPDATE txn SET state = change.value->>1, \
+     reason = coalesce(change.value->>2, txn.reason), \
+     decided_at = CASE WHEN change.value->>3 THEN ",
+    now!(),
+    " ELSE txn.decided_at END \
+     FROM json_each(?) AS change WHERE txn.txn_id = change.value->>0;\n",
+    "INSERT INTO kv (key, value, updated_at, updated_by_txn) \
+     SELECT value->>0, value->>1, ",
+    now!(),
+    ", value->>2 FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET \
+     value = excluded.value, updated_at = excluded.updated_at, \
+     updated_by_txn = excluded.updated_by_txn;\n",
+    "DELETE FROM kv WHERE key IN (SELECT value FROM json_each(?));\n",
+    "COMMIT;\n",
+);
+
+/// A JSON array of `rows`, the one bind of a statement over `json_each`.
+fn json(rows: &impl serde::Serialize) -> String {
+    serde_json::to_string(rows).expect("rows of strings and integers serialize")
+}
+
+/// A value as a JSON scalar: `->>` gives SQLite an INTEGER for a number and TEXT for a
+/// string, the types the tables keep.
+fn json_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Int(int) => serde_json::json!(int),
+        Value::Text(text) => serde_json::json!(text),
     }
 }
 
@@ -570,15 +545,4 @@ fn push_list(sql: &mut String, item: &str, count: usize) {
 fn participants_text(participants: &[NodeId]) -> String {
     let ids: Vec<String> = participants.iter().map(ToString::to_string).collect();
     ids.join(",")
-}
-
-fn bind_value<'q>(
-    query: Query<'q, Sqlite, SqliteArguments>,
-    value: &Option<Value>,
-) -> Query<'q, Sqlite, SqliteArguments> {
-    match value {
-        None => query.bind(None::<i64>),
-        Some(Value::Int(int)) => query.bind(*int),
-        Some(Value::Text(text)) => query.bind(text.clone()),
-    }
 }
