@@ -57,6 +57,7 @@ macro_rules! now {
 pub mod admin;
 #[cfg(test)]
 mod admin_tests;
+mod open;
 mod read;
 mod retention;
 #[cfg(test)]
@@ -69,6 +70,7 @@ pub use write::{KvChanges, Writer};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use open::OpenTxns;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -212,7 +214,11 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })?;
-        Ok(Writer { conn })
+        let ceiling = self.max_txn_id().await?;
+        Ok(Writer {
+            conn,
+            open: OpenTxns::new(ceiling),
+        })
     }
 
     /// Closes the read connections, after the writer's (`Writer::close`): the WAL is

@@ -9,6 +9,7 @@ use sqlx::{Connection, Row, Sqlite};
 use wire::{Decision, NodeId, Protocol, TxnId, Value};
 
 use super::StoreError;
+use super::open::{OpenTxns, StoredRow};
 use super::read::{parse_state, value_of};
 use crate::core::{LogEntry, Record, StoredState};
 
@@ -16,16 +17,18 @@ use crate::core::{LogEntry, Record, StoredState};
 #[derive(Debug)]
 pub struct Writer {
     pub(super) conn: SqliteConnection,
+    pub(super) open: OpenTxns,
 }
 
 impl Writer {
     /// Writes `records` in order as one SQLite transaction; durable once this returns `Ok`.
     /// On `Err` nothing of the batch was written.
     ///
-    /// Every statement is a round trip to sqlx's connection thread, so a batch costs two
-    /// of them, whatever its size: BEGIN with one read of what the database holds for the
-    /// batch's txns (states and redo images), then one script of multi-row statements
-    /// ending in COMMIT. The records' effects are worked out in memory in between, in
+    /// Every statement is a round trip to sqlx's connection thread, so a batch costs one
+    /// or two of them, whatever its size: BEGIN with one read of what the database holds
+    /// for the batch's txns that the writer does not remember (`OpenTxns`: states and
+    /// redo images; usually none), then one script of statements ending in COMMIT (with
+    /// the BEGIN in front when nothing had to be read). The records' effects are worked out in memory in between, in
     /// order, with the same rules and refusals as applying them one by one
     /// (`Batch::apply`); a refused record fails the batch before anything is written.
     ///
@@ -43,9 +46,24 @@ impl Writer {
     }
 
     async fn write_in_transaction(&mut self, records: &[Record]) -> Result<KvChanges, StoreError> {
+        let mut stored: HashMap<TxnId, StoredRow> = HashMap::new();
+        let mut unknown: Vec<TxnId> = Vec::new();
+        for record in records {
+            let txn = record.txn();
+            match self.open.known(txn) {
+                Some(Some(row)) => {
+                    stored.entry(txn).or_insert_with(|| row.clone());
+                }
+                Some(None) => {}
+                None => unknown.push(txn),
+            }
+        }
         // IMMEDIATE takes the write lock up front, so a concurrent writer (an operator's
         // sqlite3) makes us wait for the busy timeout rather than fail mid-batch.
-        let stored = stored_txns(&mut self.conn, records).await?;
+        let begun = !unknown.is_empty();
+        if begun {
+            stored.extend(stored_txns(&mut self.conn, &unknown).await?);
+        }
         let mut batch = Batch::new(stored);
         for record in records {
             batch.apply(record)?;
@@ -55,7 +73,9 @@ impl Writer {
             .iter()
             .map(|(key, (value, _))| (key.clone(), value.clone()))
             .collect();
-        batch.script().execute(&mut self.conn).await?;
+        let rows = batch.rows_after(records);
+        batch.script(begun).execute(&mut self.conn).await?;
+        self.open.written(rows);
         Ok(changes)
     }
 
@@ -69,24 +89,13 @@ impl Writer {
 /// the key is absent).
 pub type KvChanges = Vec<(String, Option<Value>)>;
 
-/// A txn's row as the database holds it before the batch, with its redo images in `seq`
-/// order (reads excluded: they are never applied).
-struct StoredRow {
-    state: StoredState,
-    redo: Vec<(String, Option<Value>)>,
-}
-
 /// Opens the SQLite transaction (`BEGIN IMMEDIATE`) and reads, in the same round trip,
-/// every txn the batch names: its state and its redo images.
+/// the rows of `txns`: each one's state and redo images.
 async fn stored_txns(
     conn: &mut SqliteConnection,
-    records: &[Record],
+    txns: &[TxnId],
 ) -> Result<HashMap<TxnId, StoredRow>, StoreError> {
-    let mut ids: HashMap<String, TxnId> = HashMap::new();
-    for record in records {
-        let txn = record.txn();
-        ids.entry(txn.to_string()).or_insert(txn);
-    }
+    let ids: HashMap<String, TxnId> = txns.iter().map(|txn| (txn.to_string(), *txn)).collect();
     let ordered: Vec<&String> = ids.keys().collect();
     let query = sqlx::query(
         "BEGIN IMMEDIATE; \
@@ -377,6 +386,39 @@ impl<'r> Batch<'r> {
         Ok(())
     }
 
+    /// Every txn of `records` with its `txn` row after the batch if it is voted and
+    /// undecided (what `OpenTxns` remembers), else `None`.
+    fn rows_after(&self, records: &[Record]) -> Vec<(TxnId, Option<StoredRow>)> {
+        let mut rows: Vec<(TxnId, Option<StoredRow>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for record in records {
+            let txn = record.txn();
+            if !seen.insert(txn) {
+                continue;
+            }
+            let row = match self.state(txn) {
+                Some(
+                    state @ (StoredState::Prepared
+                    | StoredState::Waiting
+                    | StoredState::PreCommitted),
+                ) => {
+                    let redo = match self.inserted_at.get(&txn) {
+                        Some(&at) => self.inserted[at].redo.clone(),
+                        None => self
+                            .stored
+                            .get(&txn)
+                            .map(|row| row.redo.clone())
+                            .unwrap_or_default(),
+                    };
+                    Some(StoredRow { state, redo })
+                }
+                _ => None,
+            };
+            rows.push((txn, row));
+        }
+        rows
+    }
+
     /// An operator's decision on an in-doubt txn: the same images as `Committed` applies
     /// (a commit) or none (an abort: deferred updates left `kv` as it was).
     fn heuristic(
@@ -420,7 +462,8 @@ impl<'r> Batch<'r> {
     /// statement takes its rows as one JSON array (`json_each`), so the script's text never
     /// changes: SQLite parses it once per connection (sqlx's statement cache), not once
     /// per batch.
-    fn script(self) -> Query<'static, Sqlite, SqliteArguments> {
+    /// `begun`: the SQLite transaction is open already (else the script begins it).
+    fn script(self, begun: bool) -> Query<'static, Sqlite, SqliteArguments> {
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
         for (key, (value, txn)) in &self.kv {
@@ -480,7 +523,7 @@ impl<'r> Batch<'r> {
             .collect();
         // The text is a constant; every value is a bind, in the order of the statements.
         // (`WHERE true` before `ON CONFLICT`: SQLite's rule for an upsert over a SELECT.)
-        sqlx::query(SCRIPT)
+        sqlx::query(if begun { SCRIPT } else { BEGIN_AND_SCRIPT })
             .bind(json(&inserted))
             .bind(json(&log_rows))
             .bind(json(&read_only_keys))
@@ -491,41 +534,48 @@ impl<'r> Batch<'r> {
     }
 }
 
-/// The write script of a batch (see `Batch::script`); `$.n` is column n of a row.
-const SCRIPT: &str = concat!(
-    "INSERT INTO txn (txn_id, protocol, coordinator, state, reason, created_at, decided_at, \
-     participants) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ",
-    now!(),
-    ", CASE WHEN value->>5 THEN ",
-    now!(),
-    " END, value->>6 FROM json_each(?);\n",
-    "INSERT INTO txn_log (txn_id, seq, key, op, undo_value, redo_value) \
-     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 \
-     FROM json_each(?);\n",
-    // Keys before their vote rows, so that a vote already stored keeps its keys.
-    "INSERT INTO read_only_key (txn_id, key) SELECT value->>0, value->>1 FROM json_each(?) \
-     WHERE value->>0 NOT IN (SELECT txn_id FROM read_only_vote) ON CONFLICT DO NOTHING;\n",
-    "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, hold_until_ms, \
-     hold_ms) SELECT value->>0, value->>1, value->>2, ",
-    now!(),
-    ", ",
-    now_ms!(),
-    " + value->>3, value->>3 FROM json_each(?) WHERE true ON CONFLICT (txn_id) DO NOTHING;\n",
-    "UPDATE txn SET state = change.value->>1, \
-     reason = coalesce(change.value->>2, txn.reason), \
-     decided_at = CASE WHEN change.value->>3 THEN ",
-    now!(),
-    " ELSE txn.decided_at END \
-     FROM json_each(?) AS change WHERE txn.txn_id = change.value->>0;\n",
-    "INSERT INTO kv (key, value, updated_at, updated_by_txn) \
-     SELECT value->>0, value->>1, ",
-    now!(),
-    ", value->>2 FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET \
-     value = excluded.value, updated_at = excluded.updated_at, \
-     updated_by_txn = excluded.updated_by_txn;\n",
-    "DELETE FROM kv WHERE key IN (SELECT value FROM json_each(?));\n",
-    "COMMIT;\n",
-);
+/// The write script of a batch (see `Batch::script`); `value->>n` is column n of a row.
+/// A macro, so both constants below are built from one text.
+macro_rules! script {
+    () => {
+        concat!(
+            "INSERT INTO txn (txn_id, protocol, coordinator, state, reason, created_at, decided_at, \
+             participants) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ",
+            now!(),
+            ", CASE WHEN value->>5 THEN ",
+            now!(),
+            " END, value->>6 FROM json_each(?);\n",
+            "INSERT INTO txn_log (txn_id, seq, key, op, undo_value, redo_value) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 \
+             FROM json_each(?);\n",
+            // Keys before their vote rows, so that a vote already stored keeps its keys.
+            "INSERT INTO read_only_key (txn_id, key) SELECT value->>0, value->>1 FROM json_each(?) \
+             WHERE value->>0 NOT IN (SELECT txn_id FROM read_only_vote) ON CONFLICT DO NOTHING;\n",
+            "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, hold_until_ms, \
+             hold_ms) SELECT value->>0, value->>1, value->>2, ",
+            now!(),
+            ", ",
+            now_ms!(),
+            " + value->>3, value->>3 FROM json_each(?) WHERE true ON CONFLICT (txn_id) DO NOTHING;\n",
+            "UPDATE txn SET state = change.value->>1, \
+             reason = coalesce(change.value->>2, txn.reason), \
+             decided_at = CASE WHEN change.value->>3 THEN ",
+            now!(),
+            " ELSE txn.decided_at END \
+             FROM json_each(?) AS change WHERE txn.txn_id = change.value->>0;\n",
+            "INSERT INTO kv (key, value, updated_at, updated_by_txn) \
+             SELECT value->>0, value->>1, ",
+            now!(),
+            ", value->>2 FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET \
+             value = excluded.value, updated_at = excluded.updated_at, \
+             updated_by_txn = excluded.updated_by_txn;\n",
+            "DELETE FROM kv WHERE key IN (SELECT value FROM json_each(?));\n",
+            "COMMIT;\n",
+        )
+    };
+}
+const SCRIPT: &str = script!();
+const BEGIN_AND_SCRIPT: &str = concat!("BEGIN IMMEDIATE;\n", script!());
 
 /// A JSON array of `rows`, the one bind of a statement over `json_each`.
 fn json(rows: &impl serde::Serialize) -> String {
