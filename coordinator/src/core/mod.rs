@@ -23,7 +23,8 @@
 //! `submit.rs`, `votes.rs` (collecting votes, the unlogged abort), `commit.rs` (the
 //! durable commit, its acks and the decision queries), `three_phase.rs` and
 //! `abort_adopted.rs` (3PC), `peers.rs` (up, down, send failures), `recovery.rs`
-//! (restart). The types are in `io.rs` (inputs, outputs, records), `config.rs` and
+//! (restart); `releases.rs` remembers the `Release`s not yet answered. The types are in
+//! `io.rs` (inputs, outputs, records), `config.rs` and
 //! `txn.rs` (a transaction's state); `status.rs` answers status reports, `invariants.rs`
 //! checks every state, `validate.rs` checks a client's spec.
 
@@ -35,6 +36,7 @@ mod invariants;
 mod io;
 mod peers;
 mod recovery;
+mod releases;
 mod status;
 mod submit;
 mod three_phase;
@@ -59,6 +61,7 @@ pub use heuristic::{HAZARDS_KEPT_MAX, Hazard};
 pub use invariants::InvariantViolation;
 pub use io::{ClientRef, Input, Lsn, Millis, Output, Record, RecoveredTxn, SendFailure};
 pub use recovery::unfinished;
+pub use releases::RELEASES_UNANSWERED_MAX;
 pub use status::TxnPhase;
 pub use validate::validate;
 
@@ -82,6 +85,8 @@ pub struct Coordinator {
     outputs: VecDeque<Output>,
     /// Heuristic hazards found since start (`heuristic.rs`).
     hazards: heuristic::Hazards,
+    /// The `Release`s sent (or owed) and not yet answered, re-sent on `PeerUp`.
+    releases: releases::UnansweredReleases,
 }
 
 impl Coordinator {
@@ -97,6 +102,7 @@ impl Coordinator {
             timers: BTreeSet::new(),
             outputs: VecDeque::new(),
             hazards: heuristic::Hazards::default(),
+            releases: releases::UnansweredReleases::default(),
         }
     }
 
@@ -149,8 +155,9 @@ impl Coordinator {
                 state,
                 recovered,
             } => self.on_state_reply(now, from, txn, state, recovered),
-            // Nothing waits for a release: it only shortens a read-only voter's hold.
-            FromParticipant::Released { .. } => {}
+            // No txn waits for a release (it only shortens a read-only voter's hold); it
+            // is no longer owed on the next `PeerUp`.
+            FromParticipant::Released { txn } => self.releases.answered(from, txn),
             FromParticipant::Refused { reason } => {
                 tracing::warn!(peer = %from, %reason, "participant refused a request");
             }

@@ -1,6 +1,7 @@
-//! Participants' channels: `PeerUp` (re-send what is unanswered: every message is
-//! idempotent), `PeerDown` (abort what cannot finish collecting, give up on a PreCommit ack)
-//! and `SendFailed` (a Prepare that never reached the channel aborts).
+//! Participants' channels: `PeerUp` (re-send what is unanswered, unanswered `Release`s
+//! included: every message is idempotent), `PeerDown` (abort what cannot finish
+//! collecting, give up on a PreCommit ack) and `SendFailed` (a Prepare that never reached
+//! the channel aborts).
 
 use wire::{Decision, NodeId, Protocol, ToParticipant, TxnId};
 
@@ -65,6 +66,13 @@ impl Coordinator {
                 continue;
             };
             self.outputs.push_back(Output::Send { to: peer, msg });
+        }
+        // Releases it has not answered (the txns may be over: a release outlives them).
+        for txn in self.releases.of(peer) {
+            self.outputs.push_back(Output::Send {
+                to: peer,
+                msg: ToParticipant::Release { txn },
+            });
         }
     }
 

@@ -2,8 +2,6 @@
 //! handed out once all voted Yes (3PC: the precommit), and the unlogged abort (presumed
 //! abort) with the `Release` of read-only voters at the lock point.
 
-use std::collections::BTreeSet;
-
 use wire::{Decision, NodeId, Protocol, Read, ToParticipant, TxnId, TxnResult, Vote};
 
 use super::Coordinator;
@@ -178,8 +176,7 @@ impl Coordinator {
         }
     }
 
-    /// Every vote is in: `Release` to each ReadOnly voter that is up (one that is not, or
-    /// misses it, releases at its own timeout). Once per txn.
+    /// Every vote is in: `Release` to each ReadOnly voter (see `send_release`). Once per txn.
     pub(super) fn release_read_only(&mut self, id: TxnId) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
@@ -188,31 +185,39 @@ impl Coordinator {
             return;
         }
         txn.released = true;
-        let Some(txn) = self.txns.get(&id) else {
-            return;
-        };
-        let sends = release_sends(id, txn, &self.up);
-        self.outputs.extend(sends);
+        let voters = read_only_voters(txn);
+        self.release(id, voters);
     }
 
     pub(super) fn send_release(&mut self, id: TxnId, txn: &Txn) {
-        let sends = release_sends(id, txn, &self.up);
-        self.outputs.extend(sends);
+        self.release(id, read_only_voters(txn));
+    }
+
+    /// `Release` to each of `voters` that is up, each remembered until its `Released`: one
+    /// that is down, or whose connection resets before it reads the `Release`, gets it
+    /// again on `PeerUp` (`releases.rs`; past that table's bound, at its own timeout).
+    fn release(&mut self, id: TxnId, voters: Vec<NodeId>) {
+        for node in voters {
+            self.releases.remember(node, id);
+            if self.up.contains(&node) {
+                self.outputs.push_back(Output::Send {
+                    to: node,
+                    msg: ToParticipant::Release { txn: id },
+                });
+            }
+        }
     }
 }
 
-/// `Release` for each ReadOnly voter of `txn` that is up. A txn on one participant has no
-/// hold to release (its participant keeps no locks after a ReadOnly vote).
-fn release_sends(id: TxnId, txn: &Txn, up: &BTreeSet<NodeId>) -> Vec<Output> {
+/// The ReadOnly voters of `txn`. A txn on one participant has none to release (its
+/// participant keeps no locks after a ReadOnly vote).
+fn read_only_voters(txn: &Txn) -> Vec<NodeId> {
     if txn.parts.len() < 2 {
         return Vec::new();
     }
     txn.parts
         .iter()
-        .filter(|part| part.state == PartState::ReadOnly && up.contains(&part.node))
-        .map(|part| Output::Send {
-            to: part.node,
-            msg: ToParticipant::Release { txn: id },
-        })
+        .filter(|part| part.state == PartState::ReadOnly)
+        .map(|part| part.node)
         .collect()
 }

@@ -1,6 +1,6 @@
 //! Exhaustive exploration (model checking) of small configurations over the real cores:
 //! 1 coordinator, 2 participants, 1-2 transactions, up to two crashes (any nodes), FIFO
-//! links that may lose messages, either protocol. `system.rs` is one state and its
+//! links that may lose messages, either protocol. `system/` is one state and its
 //! transitions; this module hands it to stateright's `Model` and runs its breadth-first
 //! (or depth-first) checker. A successor is a clone of its parent with one transition
 //! applied, and states are deduplicated by their derived `Hash` (the cores' included).

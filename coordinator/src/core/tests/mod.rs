@@ -19,6 +19,7 @@ mod config;
 mod invariants;
 mod peers;
 mod recovery;
+mod releases;
 mod status;
 mod submit;
 mod three_phase;
@@ -275,6 +276,13 @@ pub(super) fn query(from: u32, id: u64, txn: u128) -> Input {
 
 pub(super) fn persisted(lsn: u64) -> Input {
     Input::Persisted { lsn: Lsn(lsn) }
+}
+
+pub(super) fn released(from: u32, txn: u128) -> Input {
+    Input::Response {
+        from: n(from),
+        msg: FromParticipant::Released { txn: txn_id(txn) },
+    }
 }
 
 pub(super) fn up(peer: u32) -> Input {
