@@ -225,7 +225,8 @@ async fn send_reject(stream: &mut TcpStream, reason: String) -> String {
 }
 
 /// Claims the peer in the registry (a connection about to be dropped for the mesh rule
-/// is only checked); a live member's id from another process gets a Reject.
+/// is only checked, leaving the registry untouched); a live member's id from another
+/// process gets a Reject.
 async fn claim(
     stream: &mut TcpStream,
     config: &ChannelConfig,
@@ -233,10 +234,13 @@ async fn claim(
     peer_addr: SocketAddr,
     keep: bool,
 ) -> Result<Option<Claim>, HandshakeError> {
-    let claimed = config.registry.claim(peer, peer_addr, config.dead_after());
+    let (registry, dead_after) = (&config.registry, config.dead_after());
+    let claimed = match keep {
+        true => registry.claim(peer, peer_addr, dead_after),
+        false => registry.check(peer, peer_addr, dead_after).map(|()| None),
+    };
     match claimed {
-        Ok(claim) if keep => Ok(claim),
-        Ok(_) => Ok(None),
+        Ok(claim) => Ok(claim),
         Err(reason) => Err(HandshakeError::Duplicate(send_reject(stream, reason).await)),
     }
 }
