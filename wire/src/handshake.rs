@@ -363,9 +363,40 @@ pub(crate) async fn accept(
     handshaken(stream, peer_addr, peer, claim, slot)
 }
 
+impl HandshakeError {
+    /// One side refused the other: a `Reject` received or sent (a bad Hello or proof, a
+    /// duplicate id), as opposed to a connection that failed or timed out.
+    pub(crate) fn is_refusal(&self) -> bool {
+        match self {
+            HandshakeError::Refused(_)
+            | HandshakeError::Duplicate(_)
+            | HandshakeError::Unauthenticated(_)
+            | HandshakeError::Rejected(_) => true,
+            HandshakeError::Io(_) | HandshakeError::Frame(_) => false,
+        }
+    }
+}
+
 /// Dialler side: connect, send our Hello, check the answer, prove and check proofs.
-/// `keep` claims the peer in the registry (a nudge, closed at once, does not).
+/// `keep` claims the peer in the registry (a nudge, closed at once, does not). A refusal
+/// either way counts in the config's `Traffic`, as the listener counts its own.
 pub(crate) async fn dial(
+    addr: SocketAddr,
+    accept_roles: &[Role],
+    expected_node: Option<NodeId>,
+    config: &ChannelConfig,
+    keep: bool,
+) -> Result<Handshaken, HandshakeError> {
+    let dialled = dial_once(addr, accept_roles, expected_node, config, keep).await;
+    if let Err(error) = &dialled
+        && error.is_refusal()
+    {
+        config.traffic.handshake_rejected();
+    }
+    dialled
+}
+
+async fn dial_once(
     addr: SocketAddr,
     accept_roles: &[Role],
     expected_node: Option<NodeId>,
