@@ -540,8 +540,15 @@ impl Node {
 }
 
 fn respond(channel: &Channel, id: RequestId, msg: Response) {
-    if let Err(error) = channel.respond(id, msg) {
-        debug!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent");
+    match channel.respond(id, msg) {
+        Ok(()) => {}
+        // Not a passing state like a full queue: say so where an operator looks.
+        Err(error @ SendError::TooLarge { .. }) => {
+            warn!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent")
+        }
+        Err(error) => {
+            debug!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent")
+        }
     }
 }
 

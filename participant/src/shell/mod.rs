@@ -655,8 +655,14 @@ impl EventLoop {
 /// A response that cannot be queued (the channel closed, or the peer stopped reading and
 /// filled the send queue) is dropped: the requester's own request deadline frees its slot.
 fn respond(channel: &Channel, id: RequestId, msg: Response) {
-    if let Err(error) = channel.respond(id, msg) {
-        debug!(peer = %channel.peer(), %error, "reply not sent");
+    match channel.respond(id, msg) {
+        Ok(()) => {}
+        // Over the frame limit agreed with the peer (a vote's reads, say): not a passing
+        // state like a full queue, so say so where an operator looks.
+        Err(error @ wire::SendError::TooLarge { .. }) => {
+            warn!(peer = %channel.peer(), %error, "reply not sent")
+        }
+        Err(error) => debug!(peer = %channel.peer(), %error, "reply not sent"),
     }
 }
 
