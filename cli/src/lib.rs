@@ -2,9 +2,11 @@
 //! the exit codes (README, "Exit status"), how logs are set up, how options are read from
 //! flags, environment and a config file (`config`), and how durations are written
 //! (`duration`), how a serving node hears SIGTERM and Ctrl-C (`signal`), its
-//! `--metrics` endpoint (`metrics_http`), and the security and connection-limit options
-//! of both `serve` commands and of the clients (`security`).
+//! `--metrics` endpoint (`metrics_http`), the security and connection-limit options
+//! of both `serve` commands and of the clients (`security`), and their channel options
+//! (`channel`: frame size, requests in flight).
 
+pub mod channel;
 pub mod config;
 pub mod duration;
 pub mod metrics_http;

@@ -1,7 +1,8 @@
 //! The operator's side of the command lines, with real processes: options from a config
 //! file and the environment, the graceful stop on SIGTERM (exit status, its one log line,
 //! a cleanly closed database, nothing lost across the restart), and `--metrics` scraped
-//! over HTTP, and logs in which `grep txn=ID` finds every line about a transaction.
+//! over HTTP, logs in which `grep txn=ID` finds every line about a transaction, and a
+//! participant's smaller `--frame-bytes-max` honoured at submit.
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
@@ -289,4 +290,35 @@ fn every_log_line_about_a_transaction_carries_txn_equals_its_id() {
             );
         }
     }
+}
+
+#[test]
+fn a_transaction_over_a_participants_frame_limit_is_refused_at_submit_and_the_cluster_serves_on() {
+    let mut cluster = Cluster::start(2, &[], &[]);
+    let small = ["--frame-bytes-max".to_string(), "65536".to_string()];
+    cluster
+        .local
+        .start_participant(1, &small)
+        .expect("restart participant 1 with a 64 KiB frame limit");
+    cluster.wait_all_connected();
+    // Ten 7,000-byte values: within the coordinator's own limits, but a Prepare of
+    // about 70 KB for participant 1.
+    let value = "x".repeat(7_000);
+    let ops: Vec<String> = (0..10).map(|i| format!("1:put k{i} {value}")).collect();
+    let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+    let output = cluster.submit(&ops);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let text = describe(&output);
+    assert!(
+        text.contains("too large for participant 1") && text.contains("65536 bytes"),
+        "{text}"
+    );
+    // The same transaction fits participant 2 (16 MiB), and participant 1 still takes
+    // small ones: nothing was dropped.
+    let ops: Vec<String> = (0..10).map(|i| format!("2:put k{i} {value}")).collect();
+    let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+    let output = cluster.submit(&ops);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = cluster.submit(&["1:put alice 1", "2:put bob 2"]);
+    assert!(output.status.success(), "{}", describe(&output));
 }

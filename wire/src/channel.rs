@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     epoch: Epoch,
     peer_addr: SocketAddr,
     pub(crate) config: Arc<ChannelConfig>,
+    /// Largest frame body we send here: our own limit or the peer's announced one,
+    /// whichever is smaller.
+    send_frame_len_max: usize,
     stream: TcpStream,
     local_addr: SocketAddr,
     state: Mutex<State>,
@@ -131,6 +134,8 @@ impl fmt::Debug for Channel {
 /// What a channel is made of; the connection keeps the other ends.
 pub(crate) struct Parts {
     pub(crate) peer: NodeId,
+    /// Largest frame body to send (`handshake::send_frame_len_max`).
+    pub(crate) send_frame_len_max: usize,
     pub(crate) peer_role: Role,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) local_addr: SocketAddr,
@@ -173,6 +178,7 @@ impl Channel {
                 peer_role: parts.peer_role,
                 epoch: next_epoch(),
                 peer_addr: parts.peer_addr,
+                send_frame_len_max: parts.send_frame_len_max,
                 config,
                 stream: parts.stream,
                 local_addr: parts.local_addr,
@@ -209,6 +215,12 @@ impl Channel {
         self.shared.local_addr
     }
 
+    /// Largest frame body this channel sends: the smaller of our `max_frame_len` and the
+    /// one the peer announced; a larger message gets `SendError::TooLarge`.
+    pub fn send_frame_len_max(&self) -> usize {
+        self.shared.send_frame_len_max
+    }
+
     /// When bytes last arrived from the peer.
     pub fn last_heard(&self) -> Instant {
         lock(&self.shared.heard).last
@@ -236,7 +248,7 @@ impl Channel {
             return Err(SendError::QueueFull);
         }
         let id = state.outbound.next_id();
-        let bytes = match frame::encode(&Frame::Request { id, msg }, shared.config.max_frame_len) {
+        let bytes = match frame::encode(&Frame::Request { id, msg }, shared.send_frame_len_max) {
             Ok(bytes) => bytes,
             Err(error) => {
                 drop(state);
@@ -349,7 +361,7 @@ impl Channel {
         if state.outgoing.len() >= shared.config.send_queue_max {
             return Err(SendError::QueueFull);
         }
-        let bytes = match frame::encode(frame, shared.config.max_frame_len) {
+        let bytes = match frame::encode(frame, shared.send_frame_len_max) {
             Ok(bytes) => bytes,
             Err(error) => {
                 drop(state);
@@ -392,9 +404,13 @@ impl Channel {
         state.queued_held.set(queued);
     }
 
-    /// A message we cannot encode is a bug of this node (limits should stop it earlier):
-    /// say so loudly and close, so the caller sees `Closed` and the node sees `Down`.
+    /// A message over the frame limit is the caller's to handle (`TooLarge`; the channel
+    /// stays up). One we cannot encode at all is a bug of this node: say so loudly and
+    /// close, so the caller sees `Closed` and the node sees `Down`.
     fn unsendable(&self, error: FrameError) -> SendError {
+        if let FrameError::TooLarge { len, max } = error {
+            return SendError::TooLarge { len, max };
+        }
         error!(peer = %self.peer(), addr = %self.peer_addr(), %error, "cannot send frame; closing channel");
         self.close_with(format!("cannot send frame: {error}"));
         SendError::Closed

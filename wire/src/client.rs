@@ -38,6 +38,10 @@ pub enum ClientError {
     /// More calls outstanding than the channel's queue holds: back off and retry.
     #[error("too many calls in flight")]
     QueueFull,
+    /// The request is over the server's frame limit (or ours): nothing was sent, and the
+    /// connection stays up for smaller ones.
+    #[error("request refused before sending: {0}")]
+    TooLarge(String),
     #[error("protocol error: {0}")]
     Frame(FrameError),
 }
@@ -118,6 +122,7 @@ impl Client {
             let id = self.channel.request(msg).map_err(|error| match error {
                 SendError::QueueFull => ClientError::QueueFull,
                 SendError::Closed => ClientError::Closed,
+                error @ SendError::TooLarge { .. } => ClientError::TooLarge(error.to_string()),
             })?;
             waiters.by_id.insert(id, reply);
             id

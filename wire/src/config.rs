@@ -36,6 +36,10 @@ pub const DEFAULT_CLIENT_CONNECTIONS_MAX: usize = 1024;
 pub const DEFAULT_PEER_CONNECTIONS_MAX: usize = 256;
 /// Smallest `max_frame_len` a config may set: a `Hello` must always fit.
 pub const MIN_MAX_FRAME_LEN: usize = 1024;
+/// Largest `max_frame_len` a config may set (`--frame-bytes-max`): a connection's worst
+/// case memory is a few such frames (see README, "Memory per connection").
+pub const MAX_FRAME_LEN_LIMIT: usize = 256 * 1024 * 1024;
+const _: () = assert!(MAX_FRAME_LEN_LIMIT <= u32::MAX as usize);
 /// Largest first frame (a `Hello`, or the `Reject` answering ours) read from a peer, in
 /// body bytes: a peer that has not shown it belongs to the cluster can make us hold no
 /// more than this (our own Hello is about 100 bytes).
@@ -131,11 +135,10 @@ impl ChannelConfig {
 
     /// Checks the values a user may have set (call it on configs built from flags).
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_frame_len < MIN_MAX_FRAME_LEN || self.max_frame_len > u32::MAX as usize {
+        if !(MIN_MAX_FRAME_LEN..=MAX_FRAME_LEN_LIMIT).contains(&self.max_frame_len) {
             return Err(format!(
-                "max_frame_len {} outside {MIN_MAX_FRAME_LEN}..={}",
-                self.max_frame_len,
-                u32::MAX
+                "max_frame_len {} outside {MIN_MAX_FRAME_LEN}..={MAX_FRAME_LEN_LIMIT}",
+                self.max_frame_len
             ));
         }
         if self.cluster_id.len() > CLUSTER_ID_LEN_MAX {
@@ -183,6 +186,14 @@ impl ChannelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Sets the largest frame body we accept (announced in our Hello) and send, and keeps
+    /// room for two such frames in the send queue (one written while the next waits).
+    pub fn set_max_frame_len(&mut self, max_frame_len: usize) {
+        self.max_frame_len = max_frame_len;
+        let two_frames = max_frame_len.saturating_add(HEADER_LEN).saturating_mul(2);
+        self.send_queue_bytes_max = self.send_queue_bytes_max.max(two_frames);
     }
 
     /// Silence after which a peer is declared dead; also how long our event loop may

@@ -15,7 +15,7 @@ use crate::channel::{Channel, Parts, release_ready};
 use crate::config::ChannelConfig;
 use crate::events::{ChannelEvent, EventSender};
 use crate::frame::{self};
-use crate::handshake::Handshaken;
+use crate::handshake::{self, Handshaken};
 use crate::memory::Held;
 use crate::msg::Frame;
 use crate::pipeline::Inbound;
@@ -56,6 +56,7 @@ pub(crate) async fn run_connection(
     let (wake_writer, wake_rx) = runtime::bounded(1);
     let (closing, closing_rx) = runtime::bounded(1);
     let parts = Parts {
+        send_frame_len_max: handshake::send_frame_len_max(config.max_frame_len, peer.max_frame_len),
         peer: peer.node_id,
         peer_role: peer.role,
         peer_addr,

@@ -51,6 +51,30 @@ pub fn encode(frame: &Frame, max_frame_len: usize) -> Result<Vec<u8>, FrameError
     Ok(buf)
 }
 
+/// Body bytes of the frame that carries request `msg`, under the request id that encodes
+/// longest (so under any id): what a peer's frame limit is checked against before the
+/// request is made. Counted, not buffered.
+pub fn request_body_len(msg: &crate::msg::Request) -> Result<usize, FrameError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let frame = Frame::Request {
+        id: crate::msg::RequestId(u64::MAX),
+        msg: msg.clone(),
+    };
+    let mut count = Count(0);
+    rmp_serde::encode::write_named(&mut count, &frame)
+        .map_err(|error| FrameError::Encode(error.to_string()))?;
+    Ok(count.0)
+}
+
 /// The whole length (header and body) of the frame starting `buf`, once its header has
 /// arrived; `None` before that. Not checked against any maximum.
 pub fn frame_len(buf: &[u8]) -> Option<usize> {
@@ -116,6 +140,23 @@ mod tests {
         let mut bytes = len.to_be_bytes().to_vec();
         bytes.extend_from_slice(body);
         bytes
+    }
+
+    #[test]
+    fn a_requests_counted_length_is_its_encoded_body_under_any_id() {
+        let msg: crate::msg::Request = crate::msg::ClientRequest::Status.into();
+        let counted = request_body_len(&msg).unwrap();
+        for id in [0, 1, 300, u64::MAX] {
+            let frame = Frame::Request {
+                id: RequestId(id),
+                msg: msg.clone(),
+            };
+            let body = encode(&frame, MAX).unwrap().len() - HEADER_LEN;
+            assert!(body <= counted, "id {id}: {body} > {counted}");
+            if id == u64::MAX {
+                assert_eq!(body, counted);
+            }
+        }
     }
 
     #[test]

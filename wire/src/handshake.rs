@@ -11,8 +11,8 @@ use futures::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
 
 use crate::auth::{self, Secret, Side};
-use crate::config::{ChannelConfig, HELLO_LEN_MAX};
-use crate::frame::{self, FrameError, HEADER_LEN};
+use crate::config::{ChannelConfig, HELLO_LEN_MAX, MIN_MAX_FRAME_LEN};
+use crate::frame::{self, DEFAULT_MAX_FRAME_LEN, FrameError, HEADER_LEN};
 use crate::memory::Held;
 use crate::msg::{Frame, Hello, MAGIC, NodeId, PROTOCOL_VERSION, Role};
 use crate::quote::{ERROR_TEXT_CHARS_MAX, quote, truncate};
@@ -20,7 +20,8 @@ use crate::registry::Claim;
 use crate::runtime::TcpStream;
 use crate::slots::{Slot, Slots};
 
-/// A Hello with a fresh nonce and instance 0 (`ours` sets the node's instance).
+/// A Hello with a fresh nonce, instance 0 and the default frame limit (`ours` sets the
+/// node's own).
 pub fn hello(node_id: NodeId, role: Role, cluster_id: &str, auth: bool) -> Hello {
     Hello {
         magic: MAGIC,
@@ -31,13 +32,26 @@ pub fn hello(node_id: NodeId, role: Role, cluster_id: &str, auth: bool) -> Hello
         instance: 0,
         nonce: auth::nonce(),
         auth,
+        max_frame_len: announced(DEFAULT_MAX_FRAME_LEN),
     }
+}
+
+/// The largest frame body we send on a connection: never more than the peer announced
+/// it accepts, nor more than our own limit (our send queue is sized for our frames).
+pub(crate) fn send_frame_len_max(ours: usize, peer_announced: u32) -> usize {
+    ours.min(peer_announced as usize)
+}
+
+/// A frame limit as the Hello carries it (validated configs are far under `u32::MAX`).
+fn announced(max_frame_len: usize) -> u32 {
+    u32::try_from(max_frame_len).unwrap_or(u32::MAX)
 }
 
 /// Our first frame on a connection whose secret is `secret`.
 fn ours(config: &ChannelConfig, secret: Option<&Secret>) -> Hello {
     Hello {
         instance: config.instance,
+        max_frame_len: announced(config.max_frame_len),
         ..hello(
             config.node_id,
             config.role,
@@ -73,6 +87,13 @@ pub fn check(
             "wrong cluster {}, expected {}",
             quote(&peer.cluster_id),
             quote(cluster_id)
+        ));
+    }
+    // We could send such a peer nothing but heartbeats.
+    if (peer.max_frame_len as usize) < MIN_MAX_FRAME_LEN {
+        return Err(format!(
+            "frame limit of {} bytes announced, under the minimum of {MIN_MAX_FRAME_LEN}",
+            peer.max_frame_len
         ));
     }
     if !accept_roles.contains(&peer.role) {
@@ -225,7 +246,8 @@ async fn send_reject(stream: &mut TcpStream, reason: String) -> String {
 }
 
 /// Claims the peer in the registry (a connection about to be dropped for the mesh rule
-/// is only checked); a live member's id from another process gets a Reject.
+/// is only checked, leaving the registry untouched); a live member's id from another
+/// process gets a Reject.
 async fn claim(
     stream: &mut TcpStream,
     config: &ChannelConfig,
@@ -233,10 +255,13 @@ async fn claim(
     peer_addr: SocketAddr,
     keep: bool,
 ) -> Result<Option<Claim>, HandshakeError> {
-    let claimed = config.registry.claim(peer, peer_addr, config.dead_after());
+    let (registry, dead_after) = (&config.registry, config.dead_after());
+    let claimed = match keep {
+        true => registry.claim(peer, peer_addr, dead_after),
+        false => registry.check(peer, peer_addr, dead_after).map(|()| None),
+    };
     match claimed {
-        Ok(claim) if keep => Ok(claim),
-        Ok(_) => Ok(None),
+        Ok(claim) => Ok(claim),
         Err(reason) => Err(HandshakeError::Duplicate(send_reject(stream, reason).await)),
     }
 }
@@ -338,9 +363,40 @@ pub(crate) async fn accept(
     handshaken(stream, peer_addr, peer, claim, slot)
 }
 
+impl HandshakeError {
+    /// One side refused the other: a `Reject` received or sent (a bad Hello or proof, a
+    /// duplicate id), as opposed to a connection that failed or timed out.
+    pub(crate) fn is_refusal(&self) -> bool {
+        match self {
+            HandshakeError::Refused(_)
+            | HandshakeError::Duplicate(_)
+            | HandshakeError::Unauthenticated(_)
+            | HandshakeError::Rejected(_) => true,
+            HandshakeError::Io(_) | HandshakeError::Frame(_) => false,
+        }
+    }
+}
+
 /// Dialler side: connect, send our Hello, check the answer, prove and check proofs.
-/// `keep` claims the peer in the registry (a nudge, closed at once, does not).
+/// `keep` claims the peer in the registry (a nudge, closed at once, does not). A refusal
+/// either way counts in the config's `Traffic`, as the listener counts its own.
 pub(crate) async fn dial(
+    addr: SocketAddr,
+    accept_roles: &[Role],
+    expected_node: Option<NodeId>,
+    config: &ChannelConfig,
+    keep: bool,
+) -> Result<Handshaken, HandshakeError> {
+    let dialled = dial_once(addr, accept_roles, expected_node, config, keep).await;
+    if let Err(error) = &dialled
+        && error.is_refusal()
+    {
+        config.traffic.handshake_rejected();
+    }
+    dialled
+}
+
+async fn dial_once(
     addr: SocketAddr,
     accept_roles: &[Role],
     expected_node: Option<NodeId>,
@@ -480,8 +536,44 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_limit_under_the_minimum_is_refused() {
+        let peer = Hello {
+            max_frame_len: MIN_MAX_FRAME_LEN as u32 - 1,
+            ..good()
+        };
+        assert!(refusal(&peer, None).contains("frame limit of 1023 bytes"));
+    }
+
+    #[test]
     fn wrong_node_id_is_refused() {
         assert_eq!(refusal(&good(), Some(NodeId(5))), "node id 4, expected 5");
+    }
+}
+
+#[cfg(test)]
+mod frame_limit_tests {
+    use super::*;
+
+    #[test]
+    fn each_side_sends_at_most_the_smaller_of_both_limits() {
+        let mut small = ChannelConfig::new(NodeId(1), Role::Participant, "c1");
+        small.set_max_frame_len(64 * 1024);
+        let large = ChannelConfig::new(NodeId(2), Role::Coordinator, "c1");
+        let (small_hello, large_hello) = (ours(&small, None), ours(&large, None));
+        assert_eq!(small_hello.max_frame_len, 64 * 1024);
+        assert_eq!(large_hello.max_frame_len as usize, DEFAULT_MAX_FRAME_LEN);
+        // Both ends of one connection agree on what the small side can take...
+        let large_sends = send_frame_len_max(large.max_frame_len, small_hello.max_frame_len);
+        assert_eq!(large_sends, 64 * 1024);
+        // ...and the small side never sends past its own limit either.
+        let small_sends = send_frame_len_max(small.max_frame_len, large_hello.max_frame_len);
+        assert_eq!(small_sends, 64 * 1024);
+        // Raising the limit keeps room for two frames in the send queue.
+        let mut huge = ChannelConfig::new(NodeId(3), Role::Participant, "c1");
+        huge.set_max_frame_len(crate::config::MAX_FRAME_LEN_LIMIT);
+        assert_eq!(huge.validate(), Ok(()));
+        huge.max_frame_len = crate::config::MAX_FRAME_LEN_LIMIT + 1;
+        assert!(huge.validate().unwrap_err().contains("outside 1024..="));
     }
 }
 

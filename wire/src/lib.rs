@@ -43,7 +43,9 @@ use std::sync::{Mutex, MutexGuard};
 pub use auth::{Auth, CLIENT_TOKEN_ENV, CLUSTER_SECRET_ENV, Secret};
 pub use channel::{Channel, Epoch, Liveness, SendError, supersedes};
 pub use client::{Client, ClientError};
-pub use config::{ChannelConfig, ConnectionLimits, HELLO_LEN_MAX};
+pub use config::{
+    ChannelConfig, ConnectionLimits, HELLO_LEN_MAX, MAX_FRAME_LEN_LIMIT, MIN_MAX_FRAME_LEN,
+};
 pub use connection::{IDLE_CONNECTION_BYTES_MAX, WRITE_BUF_IDLE_LEN, WRITE_COALESCE_LEN};
 pub use dial::{DialHandle, dial};
 pub use events::{ChannelEvent, EventReceiver, EventSender, QueueClosed, event_queue};

@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// First field of every `Hello`: a connection that does not start with it is not ours.
 pub const MAGIC: u32 = 0x4143_4D54; // "ACMT": atomic commit
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// A node of the cluster (coordinator or participant), unique within a cluster.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -540,6 +540,10 @@ pub struct Hello {
     /// The sender has a secret for this connection and will prove it with `Auth` (see
     /// `auth`); both sides must agree.
     pub auth: bool,
+    /// The largest frame body the sender accepts after the handshake (its
+    /// `max_frame_len`): the receiver never sends it a larger one (`Channel` refuses such
+    /// a message to its caller instead).
+    pub max_frame_len: u32,
 }
 
 /// Bytes of a handshake nonce.

@@ -19,6 +19,14 @@ pub enum SendError {
     /// The channel is closed; a `Down` event follows (or already came).
     #[error("channel closed")]
     Closed,
+    /// The message encodes to a frame larger than this channel may send: the smaller of
+    /// our `max_frame_len` and the one the peer announced in its Hello. Nothing was
+    /// queued; the channel stays up.
+    #[error(
+        "message of {len} bytes is over this connection's frame limit of {max} bytes \
+         (the smaller of ours and the peer's, set with --frame-bytes-max)"
+    )]
+    TooLarge { len: usize, max: usize },
 }
 
 /// Outbound requests of one connection: each gets the next id, waits in order in a

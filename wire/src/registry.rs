@@ -63,16 +63,7 @@ impl Registry {
         }
         let key = (peer.role, peer.node_id);
         let mut entries = lock(&self.inner);
-        if let Some(held) = entries.get(&key)
-            && held.instance != peer.instance
-            && held.is_alive(dead_after)
-        {
-            return Err(format!(
-                "duplicate node id: {:?} {} is already connected from {} (another process, still alive); \
-                 refusing this second process with the same id from {peer_addr}",
-                peer.role, peer.node_id, held.peer_addr
-            ));
-        }
+        refusal(&entries, peer, peer_addr, dead_after)?;
         let claim = NEXT_CLAIM.fetch_add(1, Ordering::Relaxed);
         entries.insert(
             key,
@@ -90,6 +81,23 @@ impl Registry {
         }))
     }
 
+    /// `claim`'s refusal without claiming, for a connection about to be closed (the mesh
+    /// rule's drop of a smaller id). It must leave the registry as it was: a claim taken
+    /// and dropped here would remove the live channel's claim when the peer is the same
+    /// instance (a smaller id's start-up nudge, arriving once our dialler holds it), and
+    /// the next impostor of that id would then be let in.
+    pub(crate) fn check(
+        &self,
+        peer: &Hello,
+        peer_addr: SocketAddr,
+        dead_after: Duration,
+    ) -> Result<(), String> {
+        if peer.role == Role::Client {
+            return Ok(());
+        }
+        refusal(&lock(&self.inner), peer, peer_addr, dead_after)
+    }
+
     /// Members claimed now.
     pub fn len(&self) -> usize {
         lock(&self.inner).len()
@@ -97,6 +105,23 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Why `peer` from `peer_addr` may not claim its id now, if it may not.
+fn refusal(
+    entries: &HashMap<(Role, NodeId), Entry>,
+    peer: &Hello,
+    peer_addr: SocketAddr,
+    dead_after: Duration,
+) -> Result<(), String> {
+    match entries.get(&(peer.role, peer.node_id)) {
+        Some(held) if held.instance != peer.instance && held.is_alive(dead_after) => Err(format!(
+            "duplicate node id: {:?} {} is already connected from {} (another process, still alive); \
+                 refusing this second process with the same id from {peer_addr}",
+            peer.role, peer.node_id, held.peer_addr
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -193,6 +218,23 @@ mod tests {
             .unwrap_err();
         assert!(refused.contains("from 127.0.0.1:2"), "{refused}");
         drop(new);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn a_check_leaves_the_claims_as_they_were() {
+        let registry = Registry::default();
+        let held = registry.claim(&member(3, 7), addr(1), DEAD_AFTER).unwrap();
+        // The same instance passes the check (its nudge) and the claim stays in place.
+        assert_eq!(registry.check(&member(3, 7), addr(2), DEAD_AFTER), Ok(()));
+        assert_eq!(registry.len(), 1);
+        let refused = registry
+            .check(&member(3, 8), addr(3), DEAD_AFTER)
+            .unwrap_err();
+        assert!(refused.contains("from 127.0.0.1:1"), "{refused}");
+        assert!(registry.check(&member(4, 8), addr(3), DEAD_AFTER).is_ok());
+        assert_eq!(registry.len(), 1);
+        drop(held);
         assert!(registry.is_empty());
     }
 

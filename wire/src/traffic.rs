@@ -30,7 +30,8 @@ pub struct TrafficCounts {
     pub bytes_out: u64,
     /// Frames that closed their connection (undecodable, too large, out of sequence).
     pub frames_rejected: u64,
-    /// Connections whose handshake failed (refused, malformed or timed out).
+    /// Handshakes that failed: accepted connections refused, malformed or timed out, and
+    /// our dials that the peer rejected or whose Hello or proof we refused.
     pub handshakes_rejected: u64,
 }
 

@@ -85,6 +85,10 @@ pub struct Config {
     pub precommit_margin_ms: u64,
     /// 3PC: PreCommit acks are awaited this long; then DoCommit goes to every YES voter.
     pub precommit_ack_timeout_ms: u64,
+    /// The largest frame body our channels send and accept (`--frame-bytes-max`): the
+    /// largest valid transaction's messages (a Vote carrying reads comes back to us)
+    /// must fit in it. A participant may announce less; see `frame_limit.rs`.
+    pub frame_bytes_max: usize,
 }
 
 impl Config {
@@ -96,6 +100,7 @@ impl Config {
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
             precommit_margin_ms: PRECOMMIT_MARGIN_MS_DEFAULT,
             precommit_ack_timeout_ms: PRECOMMIT_ACK_TIMEOUT_MS_DEFAULT,
+            frame_bytes_max: wire::frame::DEFAULT_MAX_FRAME_LEN,
         }
     }
 
@@ -173,26 +178,31 @@ impl Config {
             return fail("key_bytes_max must be at least 1".to_string());
         }
         // The largest Prepare a valid spec can produce must fit in one frame.
-        let largest = limits
-            .ops_per_txn_max
-            .saturating_mul(
-                limits
-                    .key_bytes_max
-                    .saturating_add(limits.value_bytes_max)
-                    .saturating_add(OP_OVERHEAD_BYTES_MAX),
-            )
-            .saturating_add(MSG_OVERHEAD_BYTES_MAX);
-        if largest >= wire::frame::DEFAULT_MAX_FRAME_LEN {
+        if limits.largest_message_bytes() >= self.frame_bytes_max {
             return fail(format!(
                 "ops_per_txn_max {} x (key_bytes_max {} + value_bytes_max {}) does not fit \
-                 in a {} byte frame: lower one of them",
+                 in a {} byte frame (frame_bytes_max): lower one of them, or raise the frame limit",
                 limits.ops_per_txn_max,
                 limits.key_bytes_max,
                 limits.value_bytes_max,
-                wire::frame::DEFAULT_MAX_FRAME_LEN
+                self.frame_bytes_max
             ));
         }
         Ok(())
+    }
+}
+
+impl Limits {
+    /// An upper bound on the frame body of any message a spec within these limits
+    /// produces (its Prepare, or a Vote carrying its reads).
+    pub fn largest_message_bytes(&self) -> usize {
+        self.ops_per_txn_max
+            .saturating_mul(
+                self.key_bytes_max
+                    .saturating_add(self.value_bytes_max)
+                    .saturating_add(OP_OVERHEAD_BYTES_MAX),
+            )
+            .saturating_add(MSG_OVERHEAD_BYTES_MAX)
     }
 }
 

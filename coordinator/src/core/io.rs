@@ -22,6 +22,9 @@ pub enum SendFailure {
     Overloaded,
     /// No open channel to the participant.
     Closed,
+    /// The message's frame of `len` bytes is over the `max` the participant's channel
+    /// sends (the participant announced a smaller limit than `Input::PeerFrameLimit` said).
+    TooLarge { len: usize, max: usize },
 }
 
 /// A logged commit without an end, as the store recovers it at startup (3PC: a logged
@@ -63,6 +66,12 @@ pub enum Input {
         to: NodeId,
         txn: TxnId,
         failure: SendFailure,
+    },
+    /// The largest frame body the channel to `peer` sends (the smaller of ours and what
+    /// the participant announced); the shell reports it before that channel's `PeerUp`.
+    PeerFrameLimit {
+        peer: NodeId,
+        bytes: usize,
     },
     PeerUp {
         peer: NodeId,

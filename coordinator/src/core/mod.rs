@@ -22,15 +22,17 @@
 //! This file holds the `Coordinator` and routes each input and each timer to its handler:
 //! `submit.rs`, `votes.rs` (collecting votes, the unlogged abort), `commit.rs` (the
 //! durable commit, its acks and the decision queries), `three_phase.rs` and
-//! `abort_adopted.rs` (3PC), `peers.rs` (up, down, send failures), `recovery.rs`
-//! (restart); `releases.rs` remembers the `Release`s not yet answered. The types are in
-//! `io.rs` (inputs, outputs, records), `config.rs` and
+//! `abort_adopted.rs` (3PC), `peers.rs` (up, down, send failures), `frame_limit.rs`
+//! (each participant's frame limit, checked at submit), `recovery.rs` (restart);
+//! `releases.rs` remembers the `Release`s not yet answered. The types are in `io.rs`
+//! (inputs, outputs, records), `config.rs` and
 //! `txn.rs` (a transaction's state); `status.rs` answers status reports, `invariants.rs`
 //! checks every state, `validate.rs` checks a client's spec.
 
 mod abort_adopted;
 mod commit;
 mod config;
+mod frame_limit;
 mod heuristic;
 mod invariants;
 mod io;
@@ -75,6 +77,8 @@ pub struct Coordinator {
     /// Ordered by id so every iteration (and so every output order) is deterministic.
     txns: BTreeMap<TxnId, Txn>,
     up: BTreeSet<NodeId>,
+    /// The frame limit of each participant's channel, as last reported (`frame_limit.rs`).
+    frame_limits: BTreeMap<NodeId, usize>,
     /// Records handed out as `Persist` and not yet reported `Persisted`.
     pending: BTreeMap<Lsn, Pending>,
     /// How many of `pending` are `Ended` records (counted against the in-flight limit).
@@ -96,6 +100,7 @@ impl Coordinator {
             config,
             txns: BTreeMap::new(),
             up: BTreeSet::new(),
+            frame_limits: BTreeMap::new(),
             pending: BTreeMap::new(),
             ended_pending: 0,
             next_lsn: 1,
@@ -117,6 +122,7 @@ impl Coordinator {
             Input::Request { from, id, msg } => self.on_request(from, id, msg),
             Input::Persisted { lsn } => self.on_persisted(now, lsn),
             Input::SendFailed { to, txn, failure } => self.on_send_failed(to, txn, failure),
+            Input::PeerFrameLimit { peer, bytes } => self.on_peer_frame_limit(peer, bytes),
             Input::PeerUp { peer } => self.on_peer_up(peer),
             Input::PeerDown { peer } => self.on_peer_down(now, peer),
             Input::Recovered { txns } => self.on_recovered(now, txns),

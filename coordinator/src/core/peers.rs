@@ -33,6 +33,9 @@ impl Coordinator {
                 format!("participant {to} is overloaded: its send queue is full")
             }
             SendFailure::Closed => format!("participant {to} is down"),
+            SendFailure::TooLarge { len, max } => format!(
+                "the Prepare for participant {to} is {len} bytes, over its frame limit of {max} bytes"
+            ),
         };
         self.abort(id, reason);
     }

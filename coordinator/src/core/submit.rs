@@ -10,7 +10,8 @@ use super::{Coordinator, validate};
 impl Coordinator {
     pub(super) fn on_submit(&mut self, now: Millis, client: ClientRef, id: TxnId, spec: TxnSpec) {
         let valid = validate(&spec, &self.config.participants, &self.config.limits)
-            .and_then(|()| self.validate_three_phase(&spec));
+            .and_then(|()| self.validate_three_phase(&spec))
+            .and_then(|()| self.check_frame_limits(id, &spec));
         let rejected = if let Err(reason) = valid {
             Some(reason)
         } else if self.txns.contains_key(&id) {

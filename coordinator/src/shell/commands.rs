@@ -103,6 +103,8 @@ pub async fn submit_on(client: &Client, txn: TxnId, spec: TxnSpec) -> Result<Txn
             addr: client.channel().peer_addr(),
             reason: "too many calls in flight".to_string(),
         }),
+        // Refused by our own end before anything was sent: certainly not committed.
+        Err(wire::ClientError::TooLarge(reason)) => Err(CallError::Refused { reason }),
         Err(wire::ClientError::Timeout) => Err(CallError::OutcomeUnknown {
             txn,
             reason: format!("no result within {} ms", wait.as_millis()),

@@ -29,6 +29,8 @@ pub struct ServeConfig {
     /// Requests in flight on each participant channel before later ones queue (1: stop
     /// and wait, for comparison with pipelining); the wire's default when `None`.
     pub channel_in_flight_max: Option<usize>,
+    /// Largest frame body our channels send and accept (`--frame-bytes-max`).
+    pub frame_bytes_max: usize,
     /// The core's timing settings (validated with the heartbeat by `Config::validate`).
     pub timing: Timing,
     /// Cluster secret and client token (none: nobody is authenticated).
@@ -75,6 +77,7 @@ impl ServeConfig {
         config.decide_resend_ms = self.timing.decide_resend_ms;
         config.precommit_margin_ms = self.timing.precommit_margin_ms;
         config.precommit_ack_timeout_ms = self.timing.precommit_ack_timeout_ms;
+        config.frame_bytes_max = self.frame_bytes_max;
         config.heartbeat_interval_ms =
             u64::try_from(self.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
         config

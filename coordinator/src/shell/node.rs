@@ -353,9 +353,11 @@ impl Node {
                 info!(peer = %peer, epoch = %channel.epoch(), addr = %channel.peer_addr(), "participant up");
                 slot.down = None;
                 slot.outstanding.clear();
+                let bytes = channel.send_frame_len_max();
                 if let Some(old) = slot.channel.replace(channel) {
                     old.close();
                 }
+                self.core.handle(now, Input::PeerFrameLimit { peer, bytes });
                 self.core.handle(now, Input::PeerUp { peer });
             }
             role => {
@@ -509,6 +511,10 @@ impl Node {
                 Err((txn, SendFailure::Overloaded))
             }
             Err(SendError::Closed) => Err((txn, SendFailure::Closed)),
+            Err(SendError::TooLarge { len, max }) => {
+                warn!(txn = %txn, peer = %to, len, max, "request over the participant's frame limit; not sent");
+                Err((txn, SendFailure::TooLarge { len, max }))
+            }
         }
     }
 
@@ -534,8 +540,15 @@ impl Node {
 }
 
 fn respond(channel: &Channel, id: RequestId, msg: Response) {
-    if let Err(error) = channel.respond(id, msg) {
-        debug!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent");
+    match channel.respond(id, msg) {
+        Ok(()) => {}
+        // Not a passing state like a full queue: say so where an operator looks.
+        Err(error @ SendError::TooLarge { .. }) => {
+            warn!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent")
+        }
+        Err(error) => {
+            debug!(peer = %channel.peer(), epoch = %channel.epoch(), %error, "response not sent")
+        }
     }
 }
 

@@ -131,7 +131,7 @@ impl Metrics {
         );
         registry.register(
             "handshakes_rejected",
-            "Incoming connections whose handshake failed",
+            "Handshakes that failed: incoming connections refused, malformed or timed out, and dials refused by either side",
             metrics.handshakes_rejected.clone(),
         );
         metrics

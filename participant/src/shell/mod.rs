@@ -64,6 +64,11 @@ pub struct Options {
     pub auth: wire::Auth,
     /// Connection limits of the listener.
     pub connections: wire::ConnectionLimits,
+    /// Largest frame body our channels send and accept (`--frame-bytes-max`).
+    pub frame_bytes_max: usize,
+    /// Requests in flight on each channel before later ones queue (`--channel-in-flight-max`);
+    /// the wire's default when `None`.
+    pub channel_in_flight_max: Option<usize>,
     /// How long decided txns are kept (`--retain`, `--retain-txns`).
     pub retention: retention::Retention,
 }
@@ -119,7 +124,7 @@ impl Node {
             .map_err(ShellError::Config)?;
         let mut core = Participant::new(options.node_id, options.core.clone())
             .map_err(|error| ShellError::Config(error.to_string()))?;
-        let channel_config = ChannelConfig {
+        let mut channel_config = ChannelConfig {
             heartbeat_interval: options.heartbeat_interval,
             auth: options.auth.clone(),
             connections: options.connections,
@@ -129,6 +134,10 @@ impl Node {
                 options.cluster_id.clone(),
             )
         };
+        channel_config.set_max_frame_len(options.frame_bytes_max);
+        if let Some(in_flight_max) = options.channel_in_flight_max {
+            channel_config.in_flight_max = in_flight_max;
+        }
         channel_config.validate().map_err(ShellError::Config)?;
         // Connections that arrive before the accept loop starts wait in the backlog.
         let listener =
@@ -648,8 +657,14 @@ impl EventLoop {
 /// A response that cannot be queued (the channel closed, or the peer stopped reading and
 /// filled the send queue) is dropped: the requester's own request deadline frees its slot.
 fn respond(channel: &Channel, id: RequestId, msg: Response) {
-    if let Err(error) = channel.respond(id, msg) {
-        debug!(peer = %channel.peer(), %error, "reply not sent");
+    match channel.respond(id, msg) {
+        Ok(()) => {}
+        // Over the frame limit agreed with the peer (a vote's reads, say): not a passing
+        // state like a full queue, so say so where an operator looks.
+        Err(error @ wire::SendError::TooLarge { .. }) => {
+            warn!(peer = %channel.peer(), %error, "reply not sent")
+        }
+        Err(error) => debug!(peer = %channel.peer(), %error, "reply not sent"),
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use wire::frame::DEFAULT_MAX_FRAME_LEN;
 use wire::{
-    Channel, ChannelEvent, Epoch, EventReceiver, Frame, NodeId, Request, RequestId, Role, dial,
-    event_queue,
+    Channel, ChannelEvent, Client, ClientError, Epoch, EventReceiver, Frame, NodeId, Request,
+    RequestId, Role, SendError, dial, event_queue,
 };
 
 use wire::runtime;
@@ -404,5 +404,60 @@ fn stopping_the_listener_closes_its_connections_and_accepts_no_more() {
                 .await;
             assert_eq!(late.recv().await, None);
         }
+    });
+}
+
+/// A request of about 200 KiB.
+fn large_request() -> Request {
+    let op = wire::Op::Put {
+        key: "k".into(),
+        value: wire::Value::Text("v".repeat(200 * 1024)),
+    };
+    wire::ToParticipant::Prepare {
+        txn: wire::TxnId::new_v7(),
+        protocol: wire::Protocol::TwoPhase,
+        ops: vec![op],
+        timeout_ms: 1_000,
+        participants: vec![NodeId(1)],
+    }
+    .into()
+}
+
+#[test]
+fn a_request_over_the_peers_frame_limit_is_refused_to_the_caller_and_the_channel_stays_up() {
+    run(async {
+        const LIMIT: usize = 64 * 1024;
+        let mut server_config = config(1, Role::Participant);
+        server_config.set_max_frame_len(LIMIT);
+        let server = echo_server(server_config, vec![Role::Coordinator, Role::Client]).await;
+
+        // A peer's channel: the dialler (16 MiB itself) honours the 64 KiB announced.
+        let (events, events_rx) = event_queue(64);
+        let _dial = dial(
+            server.addr,
+            NodeId(1),
+            Role::Participant,
+            Arc::new(config(2, Role::Coordinator)),
+            events,
+        );
+        let channel = next_up(&events_rx).await;
+        assert_eq!(channel.send_frame_len_max(), LIMIT);
+        match channel.request(large_request()) {
+            Err(SendError::TooLarge { len, max }) => assert!(len > LIMIT && max == LIMIT),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert!(!channel.is_closed());
+        round_trip(&channel, &events_rx, ask(1)).await;
+
+        // A client gets the same refusal as a clear error, and its connection serves on.
+        let client = Client::connect(server.addr, CLUSTER, WAIT).await.unwrap();
+        match client.call(large_request(), WAIT).await {
+            Err(error @ ClientError::TooLarge(_)) => {
+                let text = error.to_string();
+                assert!(text.contains("frame limit of 65536 bytes"), "{text}");
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert_eq!(client.call(ask(2), WAIT).await.unwrap(), echoed(2));
     });
 }

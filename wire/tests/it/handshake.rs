@@ -80,13 +80,9 @@ fn dialler_rejects_a_peer_with_the_wrong_node_id() {
         let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = fake.local_addr().unwrap();
         let (events, events_rx) = event_queue(16);
-        let _dialler = dial(
-            addr,
-            NodeId(5),
-            Role::Participant,
-            std::sync::Arc::new(config(1, Role::Coordinator)),
-            events,
-        );
+        let dialler_config = std::sync::Arc::new(config(1, Role::Coordinator));
+        let traffic = dialler_config.traffic.clone();
+        let _dialler = dial(addr, NodeId(5), Role::Participant, dialler_config, events);
         let (stream, _) = fake.accept().await.unwrap();
         let mut peer = RawPeer::new(stream);
         assert_hello(&peer.recv().await.expect("Hello"), 1, Role::Coordinator);
@@ -95,6 +91,8 @@ fn dialler_rejects_a_peer_with_the_wrong_node_id() {
             Some(Frame::Reject { reason }) => assert_eq!(reason, "node id 9, expected 5"),
             other => panic!("expected Reject, got {other:?}"),
         }
+        // Counted on the dialler's side too (the Reject is sent before the count).
+        rejected_handshakes_reach(&traffic, 1).await;
         // The dialler retries; with the right id it comes up, and the refused attempt
         // emitted nothing (its Up would have come first).
         let (stream, _) = fake.accept().await.unwrap();
@@ -105,5 +103,74 @@ fn dialler_rejects_a_peer_with_the_wrong_node_id() {
             wire::ChannelEvent::Up { channel } => assert_eq!(channel.peer(), NodeId(5)),
             other => panic!("expected Up, got {other:?}"),
         }
+        assert_eq!(traffic.counts().handshakes_rejected, 1);
+    });
+}
+
+/// Waits until `traffic` has counted `count` rejected handshakes.
+async fn rejected_handshakes_reach(traffic: &wire::traffic::Traffic, count: u64) {
+    let reached = async {
+        while traffic.counts().handshakes_rejected < count {
+            wire::runtime::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    wire::runtime::timeout(WAIT, reached)
+        .await
+        .expect("rejected handshakes not counted");
+}
+
+#[test]
+fn a_dial_the_peer_rejects_or_whose_proof_fails_is_counted_by_the_dialler() {
+    run(async {
+        let with_secret = |mut config: wire::ChannelConfig, text: &str| {
+            config.auth.cluster_secret = Some(wire::Secret::new(text).unwrap());
+            config
+        };
+        let secret = "the-cluster-secret-0123456789";
+        let server_config = with_secret(config(1, Role::Participant), secret);
+        let server = echo_server(server_config, vec![Role::Coordinator]).await;
+        // A coordinator with another secret: the participant rejects its proof.
+        let wrong = std::sync::Arc::new(with_secret(
+            config(2, Role::Coordinator),
+            "another-secret-0123456789ab",
+        ));
+        let (events, events_rx) = event_queue(16);
+        let dialler = dial(
+            server.addr,
+            NodeId(1),
+            Role::Participant,
+            wrong.clone(),
+            events,
+        );
+        rejected_handshakes_reach(&wrong.traffic, 2).await;
+        drop(dialler);
+        assert!(events_rx.try_recv().is_none(), "a rejected dial came up");
+
+        // An acceptor whose proof is wrong: the dialler refuses it, and counts that too.
+        let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dialler_config = std::sync::Arc::new(with_secret(config(2, Role::Coordinator), secret));
+        let (events, _events_rx) = event_queue(16);
+        let _dialler = dial(
+            fake.local_addr().unwrap(),
+            NodeId(5),
+            Role::Participant,
+            dialler_config.clone(),
+            events,
+        );
+        let (stream, _) = fake.accept().await.unwrap();
+        let mut peer = RawPeer::new(stream);
+        peer.recv().await.expect("Hello");
+        let ours = Hello {
+            auth: true,
+            ..hello(5, Role::Participant)
+        };
+        peer.send(&Frame::Hello(ours)).await;
+        assert!(matches!(peer.recv().await, Some(Frame::Auth { .. })));
+        peer.send(&Frame::Auth { proof: [0; 32] }).await;
+        match peer.recv().await {
+            Some(Frame::Reject { reason }) => assert!(reason.contains("authentication failed")),
+            other => panic!("expected Reject, got {other:?}"),
+        }
+        rejected_handshakes_reach(&dialler_config.traffic, 1).await;
     });
 }

@@ -51,6 +51,7 @@ pub fn hello(node: u32, role: Role) -> Hello {
         instance: u64::from(node),
         nonce: [0; NONCE_LEN],
         auth: false,
+        max_frame_len: wire::DEFAULT_MAX_FRAME_LEN as u32,
     }
 }
 

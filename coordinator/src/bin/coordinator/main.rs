@@ -192,7 +192,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = TXNS_IN_FLIGHT_MAX_DEFAULT)]
     txns_in_flight_max: usize,
     /// Operations in one transaction, over all its participants; a larger Submit is
-    /// rejected. ops x (key + value) must fit in a 16 MiB frame.
+    /// rejected. ops x (key + value) must fit in a --frame-bytes-max frame.
     #[arg(long, default_value_t = OPS_PER_TXN_MAX_DEFAULT)]
     ops_per_txn_max: usize,
     /// Longest key, in bytes; a Submit with a longer one is rejected.
@@ -202,11 +202,6 @@ struct ServeArgs {
     /// participants' --value-bytes-max has the same default).
     #[arg(long, default_value_t = VALUE_BYTES_MAX_DEFAULT)]
     value_bytes_max: usize,
-    /// Requests in flight on each participant channel before later ones wait in its
-    /// queue; 1 is stop-and-wait (for comparison with pipelining) [default: the wire's
-    /// pipeline limit].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    channel_in_flight_max: Option<u64>,
     /// Serve Prometheus metrics on this address, IP:PORT or HOST:PORT (`GET /metrics`):
     /// transactions by outcome, phase latencies, in flight and in doubt, group-commit
     /// batches, peer liveness, frames and bytes. Bound before anything else, like --listen.
@@ -216,6 +211,8 @@ struct ServeArgs {
     #[arg(long = "crash-at", value_name = "NAME[@N][:TXN]",
         long_help = wire::crash::help(wire::crash::Binary::Coordinator))]
     crash_at: Vec<String>,
+    #[command(flatten)]
+    channel: cli::channel::ChannelArgs,
     #[command(flatten)]
     security: cli::security::ServeSecurityArgs,
 }
@@ -416,9 +413,8 @@ fn serve(args: ServeArgs) -> u8 {
         ops_per_txn_max: args.ops_per_txn_max,
         key_bytes_max: args.key_bytes_max,
         value_bytes_max: args.value_bytes_max,
-        channel_in_flight_max: args
-            .channel_in_flight_max
-            .map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
+        channel_in_flight_max: args.channel.channel_in_flight_max(),
+        frame_bytes_max: args.channel.frame_bytes_max(),
         timing: Timing {
             timeout_ms_min: args
                 .timeout_ms_min

@@ -50,7 +50,7 @@ fn timeouts_shorter_than_their_heartbeats_are_refused_with_the_setting_named() {
 fn size_limits_whose_largest_transaction_cannot_fit_a_frame_are_refused() {
     let mut config = Config::new([n(1)]);
     config.limits.value_bytes_max = 64 * 1_024;
-    expect![[r#"invalid coordinator configuration: ops_per_txn_max 1000 x (key_bytes_max 1024 + value_bytes_max 65536) does not fit in a 16777216 byte frame: lower one of them"#]]
+    expect![[r#"invalid coordinator configuration: ops_per_txn_max 1000 x (key_bytes_max 1024 + value_bytes_max 65536) does not fit in a 16777216 byte frame (frame_bytes_max): lower one of them, or raise the frame limit"#]]
         .assert_eq(&config.validate().unwrap_err().to_string());
     config.limits.ops_per_txn_max = 100;
     assert_eq!(config.validate(), Ok(()));

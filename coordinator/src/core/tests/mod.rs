@@ -16,6 +16,7 @@ use super::{ClientRef, Config, Coordinator, Input, Lsn, Millis, Output, Record, 
 mod abort_adopted;
 mod commit;
 mod config;
+mod frame_limit;
 mod invariants;
 mod peers;
 mod recovery;
@@ -398,6 +399,7 @@ fn input_text(input: &Input) -> String {
         Input::SendFailed { to, txn, failure } => {
             format!("send to {to} failed for {}: {failure:?}", txn_text(txn))
         }
+        Input::PeerFrameLimit { peer, bytes } => format!("frame limit {peer}: {bytes} bytes"),
         Input::PeerUp { peer } => format!("up {peer}"),
         Input::PeerDown { peer } => format!("down {peer}"),
         Input::Recovered { txns } => {

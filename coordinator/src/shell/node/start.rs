@@ -30,6 +30,7 @@ impl Node {
         channel_config.heartbeat_interval = config.heartbeat_interval;
         channel_config.auth = config.auth.clone();
         channel_config.connections = config.connections;
+        channel_config.set_max_frame_len(config.frame_bytes_max);
         if let Some(in_flight_max) = config.channel_in_flight_max {
             channel_config.in_flight_max = in_flight_max;
         }

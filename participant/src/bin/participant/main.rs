@@ -153,6 +153,8 @@ struct ServeArgs {
         long_help = wire::crash::help(wire::crash::Binary::Participant))]
     crash_at: Vec<String>,
     #[command(flatten)]
+    channel: cli::channel::ChannelArgs,
+    #[command(flatten)]
     security: cli::security::ServeSecurityArgs,
 }
 
@@ -241,6 +243,8 @@ fn serve(args: ServeArgs) -> u8 {
     let options = Options {
         auth,
         connections: args.security.connection_limits(),
+        frame_bytes_max: args.channel.frame_bytes_max(),
+        channel_in_flight_max: args.channel.channel_in_flight_max(),
         node_id: NodeId(args.id),
         listen: args.listen,
         db: args.db,
