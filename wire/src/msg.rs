@@ -346,9 +346,8 @@ pub enum ClientResponse {
         txn: TxnId,
         lookup: Box<TxnLookup>,
     },
-    /// `txn` is durably `heuristic_commit` or `heuristic_abort` and its locks are released;
-    /// a repeated `Resolve` with the same decision gets the same answer. `coordinator` is
-    /// the txn's, which hears the outcome when it sends its decision.
+    /// Durably `heuristic_commit`/`heuristic_abort`, locks released (a repeat gets the
+    /// same); the txn's `coordinator` hears the outcome when it sends its decision.
     Resolved {
         txn: TxnId,
         decision: Decision,

@@ -13,9 +13,9 @@
 //! that contradicts its decision).
 
 use tracing::{error, info, warn};
-use wire::{ClientResponse, Decision, NodeId, RequestId, TxnId};
+use wire::{ClientResponse, Decision, FromParticipant, NodeId, RequestId, TxnId, TxnState};
 
-use super::state::set_timer;
+use super::state::{End, set_timer};
 use super::{Input, LogEntry, Lsn, Output, Participant, Record, ReplyTo, StoredState, StoredTxn};
 
 /// Resolves being made durable at once; past it a resolve is refused (retry): an operator
@@ -98,7 +98,7 @@ impl Participant {
             let pending = self.pending.values().any(|(pending, _)| *pending == txn);
             let problem = match (active.durable, active.target) {
                 (None, _) => Some("has not voted yet: not in doubt (its coordinator decides)"),
-                (Some(_), target) if target == wire::TxnState::Committed => {
+                (Some(_), TxnState::Committed) => {
                     Some("is committing (its decision arrived): not in doubt")
                 }
                 (Some(durable), target) if durable != target || pending => {
@@ -121,7 +121,7 @@ impl Participant {
                 self.outputs.push_back(Output::Reply {
                     to: waiter.to,
                     id: waiter.id,
-                    msg: wire::FromParticipant::Refused {
+                    msg: FromParticipant::Refused {
                         reason: format!("txn {txn} was resolved by hand meanwhile; ask again"),
                     },
                 });
@@ -145,9 +145,9 @@ impl Participant {
         }
         if let Some(done) = self.done.get(&txn) {
             let problem = match done.end {
-                super::state::End::Committed => "is committed: not in doubt",
-                super::state::End::Aborted { .. } => "is aborted: not in doubt",
-                super::state::End::ReadOnly => {
+                End::Committed => "is committed: not in doubt",
+                End::Aborted { .. } => "is aborted: not in doubt",
+                End::ReadOnly => {
                     "was voted read-only here: not in doubt (a read-only vote is no party to the outcome)"
                 }
             };
@@ -247,7 +247,7 @@ impl Participant {
             return false;
         }
         let reason = format!("txn {txn} is being resolved by hand here; ask again");
-        self.reply(from, id, wire::FromParticipant::Refused { reason });
+        self.reply(from, id, FromParticipant::Refused { reason });
         true
     }
 }
