@@ -158,7 +158,8 @@ impl Participant {
                 from,
                 id,
                 txn,
-                "is unknown here: nothing to resolve".to_string(),
+                "is unknown here (never voted on, or decided and pruned): nothing to resolve"
+                    .to_string(),
             );
         };
         match stored.state {

@@ -168,7 +168,7 @@ fn what_is_not_in_doubt_is_refused_with_its_reason() {
         fresh,
         resolve(9, t1, Decision::Abort, None),
         expect![[r#"
-            client 0/conn 42#9: Refused { reason: "txn t1 is unknown here: nothing to resolve" }
+            client 0/conn 42#9: Refused { reason: "txn t1 is unknown here (never voted on, or decided and pruned): nothing to resolve" }
         "#]],
     );
     check(
