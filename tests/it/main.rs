@@ -7,6 +7,7 @@ mod demo;
 mod disk_contract;
 mod heuristic_processes;
 mod isolation_processes;
+mod live_admin_processes;
 mod model_check;
 mod scenarios;
 mod simulation;

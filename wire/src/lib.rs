@@ -2,13 +2,14 @@
 //! long-lived socket channel per peer (request pipelining, heartbeats, reconnect), its
 //! phi-accrual failure detector, and the participant mesh. No protocol decisions live here.
 //!
-//! Modules only import downward: pure pieces (`msg`, `frame`, `quote`, `pipeline`,
+//! Modules only import downward: pure pieces (`msg` with `admin`, `frame`, `quote`, `pipeline`,
 //! `addr` (which resolves host names, at start-up), `auth`, `slots`,
 //! `detector`, `refusals`, `read_buf`, `memory`), then `config` and `runtime`, then
 //! `channel`, `registry`, `handshake` and `events`, `connection`, then `dial` and
 //! `listen`, and on top `client` and `mesh`.
 
 pub mod addr;
+pub mod admin;
 pub mod auth;
 pub mod channel;
 pub mod client;

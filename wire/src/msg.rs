@@ -9,6 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::admin::{InDoubtEntry, TxnLookup};
+
 /// First field of every `Hello`: a connection that does not start with it is not ours.
 pub const MAGIC: u32 = 0x4143_4D54; // "ACMT": atomic commit
 /// Bumped on any incompatible change to the frames below.
@@ -297,7 +299,8 @@ pub enum FromCoordinator {
     Refused { reason: String },
 }
 
-/// A client's request, to a coordinator (`Submit`, `Status`) or a participant (`Status`).
+/// A client's request, to a coordinator (`Submit`, `Status`) or a participant (`Status`,
+/// and the operator's `InDoubt`, `Txn` and `Resolve`).
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum ClientRequest {
     /// The client names the transaction (a fresh v7 id), so it can print the id before it
@@ -305,14 +308,51 @@ pub enum ClientRequest {
     Submit { txn: TxnId, spec: TxnSpec },
     /// Answered with `StatusReport`.
     Status,
+    /// A participant's in-doubt transactions, from its database; answered with `InDoubt`.
+    InDoubt,
+    /// One transaction as a participant's database records it; answered with `Txn`.
+    Txn { txn: TxnId },
+    /// A heuristic decision on a txn in doubt at a running participant (an operator's
+    /// `participant resolve --addr`); answered with `Resolved` once it is durable, or
+    /// `Refused` (not in doubt, unknown, or already resolved the other way).
+    Resolve {
+        txn: TxnId,
+        decision: Decision,
+        /// The operator's why, kept in the txn's reason.
+        note: String,
+    },
 }
 
 /// A node's response to a [`ClientRequest`].
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum ClientResponse {
-    Result { txn: TxnId, result: TxnResult },
-    StatusReport { text: String },
-    Refused { reason: String },
+    Result {
+        txn: TxnId,
+        result: TxnResult,
+    },
+    StatusReport {
+        text: String,
+    },
+    Refused {
+        reason: String,
+    },
+    /// Oldest first; `omitted` more were left out to keep the reply within its bound.
+    InDoubt {
+        entries: Vec<InDoubtEntry>,
+        omitted: u64,
+    },
+    /// Boxed: a txn row is large, and every `Response` would otherwise be that large.
+    Txn {
+        txn: TxnId,
+        lookup: Box<TxnLookup>,
+    },
+    /// Durably `heuristic_commit`/`heuristic_abort`, locks released (a repeat gets the
+    /// same); the txn's `coordinator` hears the outcome when it sends its decision.
+    Resolved {
+        txn: TxnId,
+        decision: Decision,
+        coordinator: NodeId,
+    },
 }
 
 /// The body of a request frame: one family per receiver, so a node's routing match names
@@ -447,13 +487,18 @@ impl ClientRequest {
         match self {
             ClientRequest::Submit { .. } => "Submit",
             ClientRequest::Status => "Status",
+            ClientRequest::InDoubt => "InDoubt",
+            ClientRequest::Txn { .. } => "Txn",
+            ClientRequest::Resolve { .. } => "Resolve",
         }
     }
 
     pub fn txn(&self) -> Option<TxnId> {
         match self {
-            ClientRequest::Submit { txn, .. } => Some(*txn),
-            ClientRequest::Status => None,
+            ClientRequest::Submit { txn, .. }
+            | ClientRequest::Txn { txn }
+            | ClientRequest::Resolve { txn, .. } => Some(*txn),
+            ClientRequest::Status | ClientRequest::InDoubt => None,
         }
     }
 }
@@ -464,13 +509,20 @@ impl ClientResponse {
             ClientResponse::Result { .. } => "Result",
             ClientResponse::StatusReport { .. } => "StatusReport",
             ClientResponse::Refused { .. } => "Refused",
+            ClientResponse::InDoubt { .. } => "InDoubt",
+            ClientResponse::Txn { .. } => "Txn",
+            ClientResponse::Resolved { .. } => "Resolved",
         }
     }
 
     pub fn txn(&self) -> Option<TxnId> {
         match self {
-            ClientResponse::Result { txn, .. } => Some(*txn),
-            ClientResponse::StatusReport { .. } | ClientResponse::Refused { .. } => None,
+            ClientResponse::Result { txn, .. }
+            | ClientResponse::Txn { txn, .. }
+            | ClientResponse::Resolved { txn, .. } => Some(*txn),
+            ClientResponse::StatusReport { .. }
+            | ClientResponse::Refused { .. }
+            | ClientResponse::InDoubt { .. } => None,
         }
     }
 }

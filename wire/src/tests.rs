@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use crate::admin::{InDoubtEntry, LogRow, TxnLookup, TxnRow};
 use crate::frame::{self, DEFAULT_MAX_FRAME_LEN};
 use crate::msg::*;
 
@@ -70,6 +71,17 @@ fn requests() -> Vec<(&'static str, Request)> {
             .into(),
         ),
         ("Status", ClientRequest::Status.into()),
+        ("InDoubt", ClientRequest::InDoubt.into()),
+        ("Txn", ClientRequest::Txn { txn: txn() }.into()),
+        (
+            "Resolve",
+            ClientRequest::Resolve {
+                txn: txn(),
+                decision: Decision::Abort,
+                note: "drill".into(),
+            }
+            .into(),
+        ),
     ]
 }
 
@@ -148,6 +160,57 @@ fn responses() -> Vec<(&'static str, Response)> {
             "ClientRefused",
             ClientResponse::Refused {
                 reason: "no".into(),
+            }
+            .into(),
+        ),
+        (
+            "InDoubtList",
+            ClientResponse::InDoubt {
+                entries: vec![InDoubtEntry {
+                    txn_id: "t".into(),
+                    protocol: "2pc".into(),
+                    coordinator: 100,
+                    state: "prepared".into(),
+                    created_at: "c".into(),
+                    age_s: 3,
+                    keys: Some("a".into()),
+                    participants: None,
+                }],
+                omitted: 1,
+            }
+            .into(),
+        ),
+        (
+            "TxnReport",
+            ClientResponse::Txn {
+                txn: txn(),
+                lookup: Box::new(TxnLookup::Voted(TxnRow {
+                    txn_id: "t".into(),
+                    protocol: "2pc".into(),
+                    coordinator: 100,
+                    state: "prepared".into(),
+                    reason: None,
+                    created_at: "c".into(),
+                    decided_at: None,
+                    participants: Some("1,2".into()),
+                    log: vec![LogRow {
+                        seq: 0,
+                        key: "a".into(),
+                        op: "put".into(),
+                        undo: None,
+                        redo: Some(Value::Int(5)),
+                    }],
+                    log_omitted: 0,
+                })),
+            }
+            .into(),
+        ),
+        (
+            "Resolved",
+            ClientResponse::Resolved {
+                txn: txn(),
+                decision: Decision::Abort,
+                coordinator: NodeId(100),
             }
             .into(),
         ),
@@ -286,6 +349,18 @@ const GOLDEN: &[(&str, &str)] = &[
         "0000002181a75265717565737482a2696409a36d736781a6436c69656e74a6537461747573",
     ),
     (
+        "InDoubt",
+        "0000002281a75265717565737482a2696409a36d736781a6436c69656e74a7496e446f756274",
+    ),
+    (
+        "Txn",
+        "0000003681a75265717565737482a2696409a36d736781a6436c69656e7481a354786e81a374786ec41001900000000070008000000000000001",
+    ),
+    (
+        "Resolve",
+        "0000005481a75265717565737482a2696409a36d736781a6436c69656e7481a75265736f6c766583a374786ec41001900000000070008000000000000001a86465636973696f6ea541626f7274a46e6f7465a56472696c6c",
+    ),
+    (
         "Vote",
         "0000006e81a8526573706f6e736582a2696409a36d736781ab5061727469636970616e7481a4566f746583a374786ec41001900000000070008000000000000001a4766f746581a24e6f81a6726561736f6ea5626f756e64a572656164739182a36b6579a161a576616c756581a3496e7407",
     ),
@@ -324,6 +399,18 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "ClientRefused",
         "0000002f81a8526573706f6e736582a2696409a36d736781a6436c69656e7481a75265667573656481a6726561736f6ea26e6f",
+    ),
+    (
+        "InDoubtList",
+        "0000009381a8526573706f6e736582a2696409a36d736781a6436c69656e7481a7496e446f75627482a7656e74726965739188a674786e5f6964a174a870726f746f636f6ca3327063ab636f6f7264696e61746f7264a57374617465a87072657061726564aa637265617465645f6174a163a56167655f7303a46b657973a161ac7061727469636970616e7473c0a76f6d697474656401",
+    ),
+    (
+        "TxnReport",
+        "000000e081a8526573706f6e736582a2696409a36d736781a6436c69656e7481a354786e82a374786ec41001900000000070008000000000000001a66c6f6f6b757081a5566f7465648aa674786e5f6964a174a870726f746f636f6ca3327063ab636f6f7264696e61746f7264a57374617465a87072657061726564a6726561736f6ec0aa637265617465645f6174a163aa646563696465645f6174c0ac7061727469636970616e7473a3312c32a36c6f679185a373657100a36b6579a161a26f70a3707574a4756e646fc0a47265646f81a3496e7405ab6c6f675f6f6d697474656400",
+    ),
+    (
+        "Resolved",
+        "0000005881a8526573706f6e736582a2696409a36d736781a6436c69656e7481a85265736f6c76656483a374786ec41001900000000070008000000000000001a86465636973696f6ea541626f7274ab636f6f7264696e61746f7264",
     ),
 ];
 
@@ -388,6 +475,9 @@ fn samples_cover_every_variant() {
             Request::Client(msg) => match msg {
                 ClientRequest::Submit { .. } => "Submit",
                 ClientRequest::Status => "Status",
+                ClientRequest::InDoubt => "InDoubt",
+                ClientRequest::Txn { .. } => "Txn",
+                ClientRequest::Resolve { .. } => "Resolve",
             },
         })
         .collect();
@@ -409,6 +499,9 @@ fn samples_cover_every_variant() {
                 ClientResponse::Result { .. } => "Result",
                 ClientResponse::StatusReport { .. } => "StatusReport",
                 ClientResponse::Refused { .. } => "ClientRefused",
+                ClientResponse::InDoubt { .. } => "InDoubtList",
+                ClientResponse::Txn { .. } => "TxnReport",
+                ClientResponse::Resolved { .. } => "Resolved",
             },
         })
         .collect();
@@ -416,7 +509,7 @@ fn samples_cover_every_variant() {
     let response_names: Vec<&str> = responses().into_iter().map(|(name, _)| name).collect();
     assert_eq!(request_names, request_variants);
     assert_eq!(response_names, response_variants);
-    assert_eq!(request_variants.len() + response_variants.len(), 18);
+    assert_eq!(request_variants.len() + response_variants.len(), 24);
 }
 
 #[test]
@@ -437,6 +530,9 @@ fn kind_and_txn_of_every_variant() {
             ("DecisionQuery", t),
             ("Submit", t),
             ("Status", None),
+            ("InDoubt", None),
+            ("Txn", t),
+            ("Resolve", t),
         ]
     );
     let responses: Vec<(&str, Option<TxnId>)> = responses()
@@ -456,6 +552,9 @@ fn kind_and_txn_of_every_variant() {
             ("Result", t),
             ("StatusReport", None),
             ("Refused", None),
+            ("InDoubt", None),
+            ("Txn", t),
+            ("Resolved", t),
         ]
     );
 }
@@ -485,6 +584,9 @@ fn a_refusal_answers_in_the_family_of_its_request() {
             ("DecisionQuery", "coordinator"),
             ("Submit", "client"),
             ("Status", "client"),
+            ("InDoubt", "client"),
+            ("Txn", "client"),
+            ("Resolve", "client"),
         ]
     );
 }
@@ -608,4 +710,13 @@ fn every_unit_enum_value_round_trips_and_encodes_to_its_golden_bytes() {
         .map(|(name, hex)| (name.to_string(), hex.to_string()))
         .collect();
     assert_eq!(actual, golden);
+}
+
+/// Messages live in futures and queues by value: a large variant's payload is boxed so
+/// every message stays small (an unboxed txn row made deep async tests overflow their
+/// stack in debug builds).
+#[test]
+fn messages_stay_small_by_value() {
+    assert!(std::mem::size_of::<Request>() <= 96);
+    assert!(std::mem::size_of::<Response>() <= 96);
 }

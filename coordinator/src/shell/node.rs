@@ -398,6 +398,15 @@ impl Node {
                 self.io.messages_out += 1;
                 respond(client, id, ClientResponse::StatusReport { text }.into());
             }
+            // A participant's operator requests: asked of the wrong node.
+            ClientRequest::InDoubt | ClientRequest::Txn { .. } | ClientRequest::Resolve { .. } => {
+                let reason = format!(
+                    "{} is a participant request; the coordinator's own txn lookup is \
+                     `coordinator txn ID --db FILE`",
+                    msg.kind()
+                );
+                respond(client, id, ClientResponse::Refused { reason }.into());
+            }
         }
     }
 

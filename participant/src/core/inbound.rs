@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use wire::{
-    ClientRequest, FromCoordinator, FromParticipant, NodeId, Request, RequestId, Response, Role,
-    ToParticipant, TxnId, Value,
+    ClientRequest, Decision, FromCoordinator, FromParticipant, NodeId, Request, RequestId,
+    Response, Role, ToParticipant, TxnId, Value,
 };
 
 use super::{Input, Participant, ReplyTo, StoredTxn};
@@ -22,9 +22,26 @@ pub enum Plan {
     Protocol { msg: ToParticipant, needs: Needs },
     /// A client's status request, answered by the shell from its own state.
     Status,
+    /// An operator's lookup, answered by the shell from its store.
+    Lookup(Lookup),
+    /// An operator's heuristic decision: read what `needs` names, then call
+    /// [`resolve_input`].
+    Resolve {
+        txn: TxnId,
+        decision: Decision,
+        note: String,
+        needs: Needs,
+    },
     /// Not served from that kind of peer: answer `reply` (a refusal in the request's own
     /// family, saying `reason`).
     Refuse { reason: String, reply: Response },
+}
+
+/// What an operator looks up (`participant in-doubt --addr`, `participant txn --addr`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Lookup {
+    InDoubt,
+    Txn(TxnId),
 }
 
 /// The store reads a protocol request needs before it becomes an `Input`.
@@ -80,6 +97,30 @@ pub fn plan(core: &Participant, role: Role, msg: Request) -> Plan {
             Some(Needs::default())
         }
         (Role::Client, Request::Client(ClientRequest::Status)) => return Plan::Status,
+        (Role::Client, Request::Client(ClientRequest::InDoubt)) => {
+            return Plan::Lookup(Lookup::InDoubt);
+        }
+        (Role::Client, Request::Client(ClientRequest::Txn { txn })) => {
+            return Plan::Lookup(Lookup::Txn(*txn));
+        }
+        (
+            Role::Client,
+            Request::Client(ClientRequest::Resolve {
+                txn,
+                decision,
+                note,
+            }),
+        ) => {
+            return Plan::Resolve {
+                txn: *txn,
+                decision: *decision,
+                note: note.clone(),
+                needs: Needs {
+                    keys: Vec::new(),
+                    stored: stored_of(*txn),
+                },
+            };
+        }
         (
             Role::Participant | Role::Client,
             Request::Participant(ToParticipant::Prepare { .. } | ToParticipant::Release { .. }),
@@ -94,7 +135,15 @@ pub fn plan(core: &Participant, role: Role, msg: Request) -> Plan {
         )
         | (_, Request::Coordinator(_))
         | (_, Request::Client(ClientRequest::Submit { .. }))
-        | (Role::Coordinator | Role::Participant, Request::Client(ClientRequest::Status)) => None,
+        | (
+            Role::Coordinator | Role::Participant,
+            Request::Client(
+                ClientRequest::Status
+                | ClientRequest::InDoubt
+                | ClientRequest::Txn { .. }
+                | ClientRequest::Resolve { .. },
+            ),
+        ) => None,
     };
     match (served, msg) {
         (Some(needs), Request::Participant(msg)) => Plan::Protocol { msg, needs },
@@ -156,6 +205,25 @@ pub fn request_input(from: ReplyTo, id: RequestId, msg: ToParticipant, reads: Re
             stored,
         },
         ToParticipant::Release { txn } => Input::Release { from, id, txn },
+    }
+}
+
+/// The `Input` for a resolve [`plan`] called `Resolve`, with what the shell read.
+pub fn resolve_input(
+    from: ReplyTo,
+    id: RequestId,
+    txn: TxnId,
+    decision: Decision,
+    note: String,
+    reads: Reads,
+) -> Input {
+    Input::Resolve {
+        from,
+        id,
+        txn,
+        decision,
+        note,
+        stored: reads.stored,
     }
 }
 
@@ -243,7 +311,7 @@ mod tests {
         };
         match plan(core, Role::Coordinator, msg.into()) {
             Plan::Protocol { needs, .. } => needs.stored,
-            Plan::Refuse { .. } | Plan::Status => None,
+            Plan::Refuse { .. } | Plan::Status | Plan::Lookup(_) | Plan::Resolve { .. } => None,
         }
     }
 
@@ -320,7 +388,7 @@ mod tests {
         // Each refusal answers in the family of its request.
         let refusal = |role: Role, msg: Request| match plan(&core(), role, msg) {
             Plan::Refuse { reply, .. } => Some(reply),
-            Plan::Protocol { .. } | Plan::Status => None,
+            Plan::Protocol { .. } | Plan::Status | Plan::Lookup(_) | Plan::Resolve { .. } => None,
         };
         let is_participant_refusal = |reply: Option<Response>| {
             matches!(

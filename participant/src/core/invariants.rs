@@ -9,7 +9,10 @@ use wire::{Protocol, TxnId, TxnState};
 use super::answer::active_answer;
 use super::locks::{self, Mode};
 use super::state::{Active, End, Wants, rank, voted_state};
-use super::{Millis, PARTICIPANTS_PER_TXN_MAX, Participant, WAITERS_PER_TXN_MAX};
+use super::{
+    Millis, PARTICIPANTS_PER_TXN_MAX, Participant, RESOLVE_WAITERS_MAX, RESOLVING_MAX,
+    WAITERS_PER_TXN_MAX,
+};
 
 use super::violation::{InvariantViolation, ensure};
 
@@ -49,6 +52,7 @@ impl Participant {
                 sends.len()
             );
         }
+        self.check_resolving()?;
         let mut durable = 0;
         for (txn, done) in &self.done {
             ensure!(
@@ -89,6 +93,33 @@ impl Participant {
         Ok(())
     }
 
+    /// A txn decided by hand is neither active nor done, its `Heuristic` record is
+    /// pending, and its waiters are within their bound.
+    fn check_resolving(&self) -> Result<(), InvariantViolation> {
+        ensure!(
+            self.resolving.len() <= RESOLVING_MAX,
+            "{} resolves in flight",
+            self.resolving.len()
+        );
+        for (txn, resolving) in &self.resolving {
+            ensure!(
+                !self.active.contains_key(txn) && !self.done.contains_key(txn),
+                "txn {txn} resolving and also active or done"
+            );
+            ensure!(
+                self.pending.get(&resolving.lsn).map(|(txn, _)| txn) == Some(txn),
+                "txn {txn}: heuristic record {} not pending",
+                resolving.lsn
+            );
+            ensure!(
+                !resolving.waiters.is_empty() && resolving.waiters.len() <= RESOLVE_WAITERS_MAX,
+                "txn {txn}: {} resolve waiters",
+                resolving.waiters.len()
+            );
+        }
+        Ok(())
+    }
+
     /// The lock table holds exactly what the lock holders need: each active txn holds every
     /// key it touches, exclusively iff it writes it; each read hold its keys, shared; and
     /// nothing else holds a lock.
@@ -96,6 +127,17 @@ impl Participant {
         let mut expected: BTreeMap<String, (BTreeSet<TxnId>, Option<TxnId>)> = BTreeMap::new();
         for (txn, active) in &self.active {
             for (key, mode) in locks::modes_of_entries(&active.entries) {
+                let slot = expected.entry(key).or_default();
+                match mode {
+                    Mode::Shared => {
+                        slot.0.insert(*txn);
+                    }
+                    Mode::Exclusive => slot.1 = Some(*txn),
+                }
+            }
+        }
+        for (txn, resolving) in &self.resolving {
+            for (key, mode) in locks::modes_of_entries(&resolving.entries) {
                 let slot = expected.entry(key).or_default();
                 match mode {
                     Mode::Shared => {
@@ -167,9 +209,7 @@ impl Participant {
         );
         ensure!(
             self.locks.len()
-                <= self
-                    .config
-                    .active_txns_max
+                <= (self.config.active_txns_max + RESOLVING_MAX)
                     .saturating_mul(self.config.ops_per_txn_max),
             "lock table beyond its bound"
         );

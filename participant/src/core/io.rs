@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use wire::{
-    Answer, Decision, FromParticipant, NodeId, Op, Outcome, Protocol, Request, RequestId, TxnId,
-    TxnState, Value,
+    Answer, ClientResponse, Decision, FromParticipant, NodeId, Op, Outcome, Protocol, Request,
+    RequestId, TxnId, TxnState, Value,
 };
 
 use super::{Lsn, Record, StoredReadHold, StoredTxn};
@@ -88,6 +88,18 @@ pub enum Input {
         txn: TxnId,
         stored: Option<StoredTxn>,
     },
+    /// An operator decides an in-doubt txn by hand (`participant resolve --addr`): a
+    /// heuristic commit or abort, answered with [`Output::ClientReply`] once durable
+    /// (`resolve.rs`). `stored` as for `Prepare`.
+    Resolve {
+        from: ReplyTo,
+        id: RequestId,
+        txn: TxnId,
+        decision: Decision,
+        /// The operator's why, kept in the txn's reason.
+        note: String,
+        stored: Option<StoredTxn>,
+    },
     /// The answer to a `DecisionQuery` this core sent.
     DecisionAnswer {
         from: NodeId,
@@ -141,4 +153,10 @@ pub enum Output {
     },
     /// Send `msg` as a new request to `to` (only emitted while `to` is up).
     Send { to: NodeId, msg: Request },
+    /// Respond to an operator's request `id` on the client connection `to` (a resolve).
+    ClientReply {
+        to: ReplyTo,
+        id: RequestId,
+        msg: ClientResponse,
+    },
 }

@@ -48,7 +48,8 @@
 //! per-txn state; one file per handler family: `vote.rs` (Prepare), `decide.rs`
 //! (PreCommit, Decide, commit and abort), `persisted.rs` (records made durable),
 //! `query.rs` (state queries and in-doubt asking), `liveness.rs` (PeerUp/PeerDown),
-//! `release.rs` (read holds and locks), `recovery.rs`, the termination protocol in
+//! `release.rs` (read holds and locks), `recovery.rs`, `resolve.rs` (an operator's
+//! heuristic decision on a running node), the termination protocol in
 //! `termination*.rs`; `answer.rs` builds the replies, `status.rs` the counts and reports,
 //! `invariants.rs` checks the whole state.
 
@@ -67,6 +68,7 @@ mod query;
 mod record;
 mod recovery;
 mod release;
+mod resolve;
 mod state;
 mod status;
 mod termination;
@@ -95,6 +97,8 @@ pub use io::{
 };
 use locks::LockTable;
 pub use record::{LogEntry, Lsn, OpKind, Record, StoredReadHold, StoredState, StoredTxn};
+use resolve::Resolving;
+pub use resolve::{RESOLVE_WAITERS_MAX, RESOLVING_MAX, heuristic_reason};
 use state::{Active, Done, ReadHold, voted_state};
 pub use status::{InDoubtTxn, TxnCounts};
 pub use violation::InvariantViolation;
@@ -137,6 +141,9 @@ pub struct Participant {
     stored_max_at_start: Option<Option<TxnId>>,
     /// The largest txn id of a record this core handed out to be persisted.
     persisted_max: Option<TxnId>,
+    /// Txns decided by hand whose `Heuristic` record is not yet durable (`resolve.rs`),
+    /// at most `RESOLVING_MAX`.
+    resolving: BTreeMap<TxnId, Resolving>,
 }
 
 impl Participant {
@@ -163,10 +170,14 @@ impl Participant {
             horizon: Horizon::NONE,
             stored_max_at_start: None,
             persisted_max: None,
+            resolving: BTreeMap::new(),
         })
     }
 
     pub fn handle(&mut self, now: Millis, input: Input) {
+        if self.refuse_while_resolving(&input) {
+            return;
+        }
         match input {
             Input::Prepare {
                 from,
@@ -232,6 +243,14 @@ impl Participant {
                     self.on_state_query(now, from, id, txn, stored);
                 }
             }
+            Input::Resolve {
+                from,
+                id,
+                txn,
+                decision,
+                note,
+                stored,
+            } => self.on_resolve(from, id, txn, decision, &note, stored),
             Input::DecisionAnswer { from, txn, answer } => self.on_answer(from, txn, answer),
             Input::StateReply {
                 from,
@@ -298,7 +317,9 @@ impl Participant {
 
     /// Whether the core remembers `txn`; if not, the shell passes the store's record.
     pub fn knows(&self, txn: TxnId) -> bool {
-        self.active.contains_key(&txn) || self.done.contains_key(&txn)
+        self.active.contains_key(&txn)
+            || self.done.contains_key(&txn)
+            || self.resolving.contains_key(&txn)
     }
 
     /// Whether the store may hold `txn` though memory does not: every txn in the store

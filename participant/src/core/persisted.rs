@@ -43,7 +43,7 @@ impl Participant {
                     }
                     // Otherwise the vote's (or PreCommit's) record of a txn aborted while it
                     // was being persisted: its `Aborted` record follows.
-                } else {
+                } else if !self.resolved(txn, lsn) {
                     error!(%txn, %lsn, "persisted a record of a forgotten txn");
                 }
             }

@@ -107,8 +107,9 @@ pub enum Record {
     /// An operator decided an in-doubt txn by hand (`participant resolve`): state
     /// `heuristic_commit` (the redo images applied, as `Committed` applies them) or
     /// `heuristic_abort` (nothing to undo, as for `Aborted`), with the operator's note in
-    /// `reason`. Never emitted by the core: only the resolve command writes it, to the file
-    /// of a stopped participant. Its locks are gone, since recovery relocks only in-doubt
+    /// `reason`. Written by `participant resolve --db` to a stopped participant's file, or
+    /// emitted by the core for `resolve --addr` (`resolve.rs`: the locks go once it is
+    /// durable). Its locks are gone after a restart, since recovery relocks only in-doubt
     /// txns.
     Heuristic {
         txn: TxnId,

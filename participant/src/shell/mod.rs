@@ -14,6 +14,7 @@
 //! transaction, sees it). Committed values come from `values::ValueCache` when it has
 //! them (kept exact by the writer's reports, see there), from SQLite otherwise.
 
+mod admin;
 pub mod metrics;
 pub mod retention;
 mod shutdown;
@@ -527,6 +528,16 @@ impl EventLoop {
                 respond(&channel, id, ClientResponse::StatusReport { text }.into());
                 return;
             }
+            Plan::Lookup(lookup) => return self.on_lookup(&channel, id, lookup).await,
+            Plan::Resolve {
+                txn,
+                decision,
+                note,
+                needs,
+            } => {
+                let resolve = (txn, decision, note);
+                return self.on_resolve(&channel, id, resolve, needs).await;
+            }
             Plan::Refuse { reason, reply } => {
                 warn!(peer = %channel.peer(), %reason, "unexpected request");
                 respond(&channel, id, reply);
@@ -637,6 +648,7 @@ impl EventLoop {
                         None => debug!(peer = %to.peer, "reply for a closed connection dropped"),
                     }
                 }
+                Output::ClientReply { to, id, msg } => self.client_reply(to, id, msg),
                 Output::Send { to, msg } => match self.peers.get(&to) {
                     Some(channel) => {
                         self.io.messages_out += 1;

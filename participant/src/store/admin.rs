@@ -1,6 +1,7 @@
 //! The operator's view of a participant database: open an existing file read-only (safe
 //! beside a running node: WAL readers never block its writer), look one transaction up,
-//! list the in-doubt ones; and the exclusive lock a node (or `resolve`) holds on the file.
+//! list the in-doubt ones (as `wire::admin` types, which a running node sends too); and
+//! the exclusive lock a node (or `resolve`) holds on the file.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -8,65 +9,11 @@ use std::time::Duration;
 
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
-use wire::{TxnId, Value};
+use wire::TxnId;
+pub use wire::admin::{InDoubtEntry, LogRow, ReadOnlyRow, TxnLookup, TxnRow};
 
 use super::read::value_of;
 use super::{BUSY_TIMEOUT_MS, Store, StoreError};
-
-/// One `txn` row as the operator sees it (times are the stored UTC text).
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct TxnRow {
-    pub txn_id: String,
-    pub protocol: String,
-    pub coordinator: i64,
-    pub state: String,
-    pub reason: Option<String>,
-    pub created_at: String,
-    pub decided_at: Option<String>,
-    /// Comma-separated node ids, as the Prepare named them.
-    pub participants: Option<String>,
-    pub log: Vec<LogRow>,
-}
-
-/// One `txn_log` row: an operation with its before and after images.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct LogRow {
-    pub seq: i64,
-    pub key: String,
-    pub op: String,
-    pub undo: Option<Value>,
-    pub redo: Option<Value>,
-}
-
-/// A `read_only_vote` row.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct ReadOnlyRow {
-    pub protocol: String,
-    pub coordinator: i64,
-    pub voted_at: String,
-}
-
-/// What the database knows of one transaction.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum TxnLookup {
-    Voted(TxnRow),
-    ReadOnly(ReadOnlyRow),
-    Unknown,
-}
-
-/// A row of the `in_doubt` view, with everything an operator needs to decide by hand.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct InDoubtEntry {
-    pub txn_id: String,
-    pub protocol: String,
-    pub coordinator: i64,
-    pub state: String,
-    pub created_at: String,
-    pub age_s: i64,
-    /// Comma-separated, or `None` for a txn with no logged ops.
-    pub keys: Option<String>,
-    pub participants: Option<String>,
-}
 
 /// The name of the file a node's lock is taken on: beside the database, because a lock
 /// on the database file itself would mix with SQLite's own locks (closing any handle on
@@ -200,6 +147,7 @@ impl Store {
                 decided_at: row.try_get("decided_at")?,
                 participants: row.try_get("participants")?,
                 log,
+                log_omitted: 0,
             }));
         }
         let row = sqlx::query(

@@ -136,8 +136,10 @@ impl World {
                 self.participant_input(node, input);
                 return;
             }
-            Plan::Status => {
-                let reason = format!("participant {node} has no status in the simulator");
+            // No operator works in the simulator.
+            Plan::Status | Plan::Lookup(_) | Plan::Resolve { .. } => {
+                let reason =
+                    format!("participant {node} has no operator requests in the simulator");
                 ClientResponse::Refused { reason }.into()
             }
             Plan::Refuse { reply, .. } => reply,
@@ -405,6 +407,8 @@ impl World {
                         node_name(to)
                     ),
                 },
+                // Only an operator's resolve causes one, and none runs here.
+                Output::ClientReply { .. } => {}
             }
         }
     }

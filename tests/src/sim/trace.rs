@@ -71,7 +71,13 @@ pub fn response(msg: &Response) -> String {
         | Response::Coordinator(FromCoordinator::Refused { reason })
         | Response::Client(ClientResponse::Refused { reason }) => format!("Refused({reason})"),
         Response::Participant(FromParticipant::Released { .. })
-        | Response::Client(ClientResponse::Result { .. } | ClientResponse::StatusReport { .. }) => {
+        | Response::Client(
+            ClientResponse::Result { .. }
+            | ClientResponse::StatusReport { .. }
+            | ClientResponse::InDoubt { .. }
+            | ClientResponse::Txn { .. }
+            | ClientResponse::Resolved { .. },
+        ) => {
             format!("{}({txn})", msg.kind())
         }
     }

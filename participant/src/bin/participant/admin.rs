@@ -1,60 +1,81 @@
-//! The operator's commands on a participant's database file: `txn` (one transaction) and
-//! `in-doubt` (every transaction voted YES with no outcome) open it read-only, so they are
-//! safe beside a running node as well as on a stopped one; `resolve` decides an in-doubt
-//! transaction by hand, on a stopped participant's file only.
+//! The operator's commands on a participant: `txn` (one transaction) and `in-doubt` (every
+//! transaction voted YES with no outcome) read its database, from the file (`--db`, opened
+//! read-only: safe beside a running node as well as on a stopped one) or from a running
+//! node (`--addr`); `resolve` decides an in-doubt transaction by hand, in a running node
+//! (`--addr`) or in a stopped participant's file (`--db`). Both sources print through the
+//! same functions.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
-use cli::{EXIT_FAILED, EXIT_OK};
-use participant::core::{Record, StoredState};
+use cli::{EXIT_FAILED, EXIT_OK, EXIT_UNKNOWN};
+use participant::core::{Record, StoredState, heuristic_reason};
 use participant::store::Store;
 use participant::store::admin::{DbLock, InDoubtEntry, ReadOnlyRow, TxnLookup, TxnRow};
-use wire::{Decision, TxnId, Value, runtime};
+use wire::{ClientRequest, ClientResponse, Decision, NodeId, TxnId, Value, runtime};
+
+use crate::live::{self, CallError, LiveArgs};
 
 pub const TXN_HELP: &str = "\
-Example:
+Examples:
   participant txn 01935c1e-8f2a-7c3d-9e4f-0a1b2c3d4e5f --db p1.db
+  participant txn 01935c1e-8f2a-7c3d-9e4f-0a1b2c3d4e5f --addr 127.0.0.1:7001 --cluster demo
 
 Prints the transaction's state, protocol, coordinator, participants, this participant's
 vote, the reason of an abort, its timestamps and every logged operation with its before
-and after images. The file is opened read-only: safe while the participant runs.
+and after images. With --db the file is opened read-only: safe while the participant
+runs. With --addr a running participant reads its own database and answers (the same
+output; a transaction with very large images is cut, saying how many operations are left
+out).
 Exit status: 0 printed (also when the database has no record of it); 1 the database
-cannot be read; 2 usage error.";
+cannot be read, or the participant refused (e.g. a wrong --cluster); 2 usage error; 4
+participant unreachable or no answer.";
 
 pub const IN_DOUBT_HELP: &str = "\
-Example:
+Examples:
   participant in-doubt --db p1.db
+  participant in-doubt --addr 127.0.0.1:7001 --cluster demo
 
 Lists every transaction this participant voted YES on whose outcome it does not know
 (prepared, waiting, precommitted): they hold their keys' locks until the coordinator (or,
-3pc, the termination protocol) decides, or an operator resolves them by hand. The file is
-opened read-only: safe while the participant runs.
-Exit status: 0 printed (also when none is in doubt); 1 the database cannot be read; 2
-usage error.";
+3pc, the termination protocol) decides, or an operator resolves them by hand. With --db
+the file is opened read-only: safe while the participant runs. With --addr a running
+participant reads its own database and answers (the same output; a very long list is cut,
+saying how many are left out).
+Exit status: 0 printed (also when none is in doubt); 1 the database cannot be read, or
+the participant refused (e.g. a wrong --cluster); 2 usage error; 4 participant
+unreachable or no answer.";
 
 pub const RESOLVE_HELP: &str = "\
 Examples:
-  participant resolve --db p1.db --txn 01935c1e-8f2a-7c3d-9e4f-0a1b2c3d4e5f --abort
+  participant resolve --addr 127.0.0.1:7001 --cluster demo \\
+      --txn 01935c1e-8f2a-7c3d-9e4f-0a1b2c3d4e5f --abort --note 'coordinator lost'
   participant resolve --db p1.db --txn 01935c1e-8f2a-7c3d-9e4f-0a1b2c3d4e5f --commit \\
       --note 'coordinator.db lost; coordinator txn showed commit'
 
 A heuristic decision: for a transaction stuck in doubt (its coordinator lost, or down
 too long) whose locks must go. It commits (applies the logged after-images) or aborts
 (the data was never changed), records state heuristic_commit or heuristic_abort with
-the note, and leaves nothing locked when the participant restarts. Stop the participant
-first: the command refuses a database a running participant holds.
+the note, and releases its locks. With --addr a running participant does it: the record
+is durable before the answer and before its locks go, and a repeat with the same
+decision gets the same answer. With --db it writes a stopped participant's file (the
+command refuses a database a running participant holds), which then restarts with
+nothing locked.
 RISK: if the coordinator decided the other way, this participant now disagrees with the
 others and the transaction is no longer atomic; when the coordinator re-sends its
 decision it records a heuristic hazard (coordinator status, heuristic_hazard table).
 Look first: coordinator txn ID --db COORDINATOR_DB (a logged commit means commit; no
 row under 2pc means abort) and participant txn ID on the other participants.
-Exit status: 0 resolved; 1 refused (not in doubt, database in use or unreadable); 2
-usage error.";
+Exit status: 0 resolved; 1 refused (not in doubt, unknown, already resolved the other
+way, database in use or unreadable, a wrong --cluster); 2 usage error; 3 (--addr) sent
+but no answer: it may have been applied (participant txn ID --addr shows it; repeating
+the same resolve is safe); 4 (--addr) participant unreachable, nothing sent.";
 
 #[derive(Args, Debug)]
 #[command(group = clap::ArgGroup::new("decision").required(true).args(["commit", "abort"]))]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["db", "addr"]))]
 pub struct ResolveArgs {
     /// The in-doubt transaction's id.
     #[arg(long, value_parser = parse_txn)]
@@ -68,26 +89,34 @@ pub struct ResolveArgs {
     /// Why, for the record (stored as the transaction's reason).
     #[arg(long, default_value = "")]
     note: String,
-    /// The stopped participant's database (an existing SQLite file).
+    /// A stopped participant's database (an existing SQLite file); or --addr.
     #[arg(long)]
-    db: PathBuf,
+    db: Option<PathBuf>,
+    #[command(flatten)]
+    live: LiveArgs,
 }
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["db", "addr"]))]
 pub struct TxnArgs {
     /// The transaction id (as `coordinator submit` printed it).
     #[arg(value_name = "ID", value_parser = parse_txn)]
     txn: TxnId,
-    /// The participant's database (an existing SQLite file; opened read-only).
+    /// The participant's database (an existing SQLite file; opened read-only); or --addr.
     #[arg(long)]
-    db: PathBuf,
+    db: Option<PathBuf>,
+    #[command(flatten)]
+    live: LiveArgs,
 }
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["db", "addr"]))]
 pub struct InDoubtArgs {
-    /// The participant's database (an existing SQLite file; opened read-only).
+    /// The participant's database (an existing SQLite file; opened read-only); or --addr.
     #[arg(long)]
-    db: PathBuf,
+    db: Option<PathBuf>,
+    #[command(flatten)]
+    live: LiveArgs,
 }
 
 /// A transaction id on the command line: a hyphenated UUID.
@@ -97,88 +126,183 @@ pub fn parse_txn(text: &str) -> Result<TxnId, String> {
         .map_err(|error| format!("{text:?} is not a transaction id (a UUID): {error}"))
 }
 
-pub fn txn(args: TxnArgs) -> u8 {
-    if !args.db.is_file() {
-        eprintln!("error: no database file {}", args.db.display());
-        return EXIT_FAILED;
+/// Where a command reads or writes: a file, or a running node (clap's `source` group
+/// makes it exactly one of the two, and `--cluster` comes with `--addr`).
+enum Source<'a> {
+    File(&'a Path),
+    Live {
+        addr: std::net::SocketAddr,
+        cluster: &'a str,
+        args: &'a LiveArgs,
+    },
+}
+
+fn source<'a>(db: Option<&'a PathBuf>, live: &'a LiveArgs) -> Result<Source<'a>, String> {
+    match (db, live.addr, live.cluster.as_deref()) {
+        (Some(db), _, _) if !db.is_file() => Err(format!("no database file {}", db.display())),
+        (Some(db), _, _) => Ok(Source::File(db)),
+        (None, Some(addr), Some(cluster)) => Ok(Source::Live {
+            addr,
+            cluster,
+            args: live,
+        }),
+        (None, _, _) => Err("give --db FILE, or --addr ADDR with --cluster ID".to_string()),
     }
-    let looked_up = runtime::block_on(async {
-        let store = Store::open_read_only(&args.db).await?;
-        let found = store.lookup(args.txn).await;
-        store.close().await;
-        found
-    });
-    match looked_up {
+}
+
+/// Asks the running participant; a failure is printed and becomes the exit status.
+fn ask(
+    addr: std::net::SocketAddr,
+    cluster: &str,
+    args: &LiveArgs,
+    request: ClientRequest,
+) -> Result<ClientResponse, CallError> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    live::call(addr, cluster, &args.token, timeout, request)
+}
+
+fn unexpected(answer: &ClientResponse) -> u8 {
+    eprintln!(
+        "error: unexpected answer from the participant: {}",
+        answer.kind()
+    );
+    EXIT_FAILED
+}
+
+pub fn txn(args: TxnArgs) -> u8 {
+    let found = match source(args.db.as_ref(), &args.live) {
+        Err(message) => Err((message, EXIT_FAILED)),
+        Ok(Source::File(db)) => runtime::block_on(async {
+            let store = Store::open_read_only(db).await?;
+            let found = store.lookup(args.txn).await;
+            store.close().await;
+            found
+        })
+        .map_err(|error| (error.to_string(), EXIT_FAILED)),
+        Ok(Source::Live {
+            addr,
+            cluster,
+            args: live,
+        }) => match ask(addr, cluster, live, ClientRequest::Txn { txn: args.txn }) {
+            Ok(ClientResponse::Txn { lookup, .. }) => Ok(*lookup),
+            Ok(other) => return unexpected(&other),
+            Err(error) => Err((error.message().to_string(), error.lookup_exit())),
+        },
+    };
+    match found {
         Ok(found) => {
             print!("{}", txn_text(args.txn, &found));
             EXIT_OK
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            EXIT_FAILED
+        Err((message, code)) => {
+            eprintln!("error: {message}");
+            code
         }
     }
 }
 
 pub fn in_doubt(args: InDoubtArgs) -> u8 {
-    if !args.db.is_file() {
-        eprintln!("error: no database file {}", args.db.display());
-        return EXIT_FAILED;
-    }
-    let listed = runtime::block_on(async {
-        let store = Store::open_read_only(&args.db).await?;
-        let entries = store.in_doubt_entries().await;
-        store.close().await;
-        entries
-    });
+    let listed = match source(args.db.as_ref(), &args.live) {
+        Err(message) => Err((message, EXIT_FAILED)),
+        Ok(Source::File(db)) => runtime::block_on(async {
+            let store = Store::open_read_only(db).await?;
+            let entries = store.in_doubt_entries().await;
+            store.close().await;
+            entries
+        })
+        .map(|entries| (entries, 0))
+        .map_err(|error| (error.to_string(), EXIT_FAILED)),
+        Ok(Source::Live {
+            addr,
+            cluster,
+            args: live,
+        }) => match ask(addr, cluster, live, ClientRequest::InDoubt) {
+            Ok(ClientResponse::InDoubt { entries, omitted }) => Ok((entries, omitted)),
+            Ok(other) => return unexpected(&other),
+            Err(error) => Err((error.message().to_string(), error.lookup_exit())),
+        },
+    };
     match listed {
-        Ok(entries) => {
-            print!("{}", in_doubt_text(&entries));
+        Ok((entries, omitted)) => {
+            print!("{}", in_doubt_text(&entries, omitted));
             EXIT_OK
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            EXIT_FAILED
+        Err((message, code)) => {
+            eprintln!("error: {message}");
+            code
         }
     }
 }
 
 pub fn resolve(args: ResolveArgs) -> u8 {
-    if !args.db.is_file() {
-        eprintln!("error: no database file {}", args.db.display());
-        return EXIT_FAILED;
-    }
     let decision = if args.commit {
         Decision::Commit
     } else {
         Decision::Abort
     };
-    match runtime::block_on(resolve_in(&args, decision)) {
+    let resolved = match source(args.db.as_ref(), &args.live) {
+        Err(message) => Err((message, EXIT_FAILED)),
+        Ok(Source::File(db)) => runtime::block_on(resolve_in(db, &args, decision))
+            .map_err(|error| (error.to_string(), EXIT_FAILED)),
+        Ok(Source::Live {
+            addr,
+            cluster,
+            args: live,
+        }) => {
+            let request = ClientRequest::Resolve {
+                txn: args.txn,
+                decision,
+                note: args.note.clone(),
+            };
+            match ask(addr, cluster, live, request) {
+                Ok(ClientResponse::Resolved {
+                    txn,
+                    decision,
+                    coordinator,
+                }) => Ok(resolved_text(txn, decision, coordinator)),
+                Ok(other) => return unexpected(&other),
+                Err(error) => Err(resolve_failed(&error, args.txn)),
+            }
+        }
+    };
+    match resolved {
         Ok(text) => {
             print!("{text}");
             EXIT_OK
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            EXIT_FAILED
+        Err((message, code)) => {
+            eprintln!("error: {message}");
+            code
         }
+    }
+}
+
+/// A resolve sent and unanswered may have been applied: exit 3, and how to find out.
+fn resolve_failed(error: &CallError, txn: TxnId) -> (String, u8) {
+    match error {
+        CallError::Refused(message) => (message.clone(), EXIT_FAILED),
+        CallError::Unreachable(message) => (message.clone(), cli::EXIT_UNREACHABLE),
+        CallError::Unanswered(message) => (
+            format!(
+                "{message}; the resolve may have been applied: `participant txn {txn} --addr ...` \
+                 shows it, and repeating the same resolve is safe"
+            ),
+            EXIT_UNKNOWN,
+        ),
     }
 }
 
 /// Applies the heuristic decision through the store's own writer: the same images and
 /// state rules as the node's commit or abort, in one durable SQLite transaction.
-async fn resolve_in(args: &ResolveArgs, decision: Decision) -> anyhow::Result<String> {
+async fn resolve_in(db: &Path, args: &ResolveArgs, decision: Decision) -> anyhow::Result<String> {
     // Held until the write is durable: a participant started meanwhile waits for nothing
     // and fails at once, rather than recovering the txn as in doubt underneath us.
-    let _lock = DbLock::acquire(&args.db)?;
-    let store = Store::open(&args.db).await?;
+    let _lock = DbLock::acquire(db)?;
+    let store = Store::open(db).await?;
     let txn = args.txn;
     let Some(stored) = store.txn(txn).await? else {
         store.close().await;
-        anyhow::bail!(
-            "txn {txn} is not in {}: nothing to resolve",
-            args.db.display()
-        );
+        anyhow::bail!("txn {txn} is not in {}: nothing to resolve", db.display());
     };
     if !stored.state.is_in_doubt() {
         store.close().await;
@@ -191,14 +315,7 @@ async fn resolve_in(args: &ResolveArgs, decision: Decision) -> anyhow::Result<St
             stored.state.as_str()
         );
     }
-    let word = match decision {
-        Decision::Commit => "commit",
-        Decision::Abort => "abort",
-    };
-    let reason = match args.note.trim() {
-        "" => format!("heuristic {word} by hand (participant resolve)"),
-        note => format!("heuristic {word} by hand (participant resolve): {note}"),
-    };
+    let reason = heuristic_reason(decision, &args.note);
     let mut writer = store.writer().await?;
     let written = writer
         .write(&[Record::Heuristic {
@@ -211,17 +328,37 @@ async fn resolve_in(args: &ResolveArgs, decision: Decision) -> anyhow::Result<St
     store.close().await;
     let changed = written?;
     let mut text = format!(
-        "txn {txn}: {} -> heuristic_{word}; {} key(s) changed; its locks are released\n",
+        "txn {txn}: {} -> heuristic_{}; {} key(s) changed; its locks are released\n",
         stored.state.as_str(),
+        decision_word(decision),
         changed.len()
     );
-    let _ = writeln!(
-        text,
-        "the coordinator (node {}) is told when it sends its decision; if it decided the \
-         other way it records a heuristic hazard",
-        stored.coordinator
-    );
+    text.push_str(&coordinator_note(stored.coordinator));
     Ok(text)
+}
+
+/// A running participant's answer to a resolve (the same for a repeat).
+fn resolved_text(txn: TxnId, decision: Decision, coordinator: NodeId) -> String {
+    let mut text = format!(
+        "txn {txn}: heuristic_{}; its locks are released\n",
+        decision_word(decision)
+    );
+    text.push_str(&coordinator_note(coordinator));
+    text
+}
+
+fn decision_word(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Commit => "commit",
+        Decision::Abort => "abort",
+    }
+}
+
+fn coordinator_note(coordinator: NodeId) -> String {
+    format!(
+        "the coordinator (node {coordinator}) is told when it sends its decision; if it decided \
+         the other way it records a heuristic hazard\n"
+    )
 }
 
 fn txn_text(txn: TxnId, found: &TxnLookup) -> String {
@@ -283,7 +420,7 @@ fn voted_text(text: &mut String, row: &TxnRow) {
         "decided_at    {}",
         row.decided_at.as_deref().unwrap_or("-")
     );
-    if row.log.is_empty() {
+    if row.log.is_empty() && row.log_omitted == 0 {
         return;
     }
     let _ = writeln!(text, "ops (seq op key: before -> after)");
@@ -298,19 +435,28 @@ fn voted_text(text: &mut String, row: &TxnRow) {
             value_text(entry.redo.as_ref())
         );
     }
+    if row.log_omitted > 0 {
+        let _ = writeln!(
+            text,
+            "  ... {} more not shown (the node's reply is bounded; --db on its file shows all)",
+            row.log_omitted
+        );
+    }
 }
 
 fn value_text(value: Option<&Value>) -> String {
     value.map_or_else(|| "absent".to_string(), ToString::to_string)
 }
 
-fn in_doubt_text(entries: &[InDoubtEntry]) -> String {
-    if entries.is_empty() {
+/// The in-doubt list; `omitted` more (the oldest after those shown) were left out of a
+/// running node's bounded reply.
+fn in_doubt_text(entries: &[InDoubtEntry], omitted: u64) -> String {
+    if entries.is_empty() && omitted == 0 {
         return "no transaction is in doubt\n".to_string();
     }
     let mut text = format!(
         "{} in doubt (oldest first)\n{:<36}  {:<12}  {:<8}  {:>7}  {:>11}  {:<12}  keys\n",
-        entries.len(),
+        entries.len() as u64 + omitted,
         "txn",
         "state",
         "protocol",
@@ -329,6 +475,12 @@ fn in_doubt_text(entries: &[InDoubtEntry]) -> String {
             entry.coordinator,
             entry.participants.as_deref().unwrap_or("-"),
             entry.keys.as_deref().unwrap_or("-")
+        );
+    }
+    if omitted > 0 {
+        let _ = writeln!(
+            text,
+            "... {omitted} more not listed (the node's reply is bounded; --db on its file lists all)"
         );
     }
     text

@@ -1,6 +1,6 @@
 //! The `participant` binary: `serve` a participant node, print a running one's `status`,
 //! or (`admin.rs`) look into a participant's database (`txn`, `in-doubt`) and
-//! `resolve` an in-doubt transaction by hand.
+//! `resolve` an in-doubt transaction by hand, on a file or (`live.rs`) a running node.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -10,14 +10,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use cli::{EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, LogFormat, init_tracing};
+use cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, LogFormat, init_tracing};
 use participant::core::Config;
 use participant::shell::retention::Retention;
 use participant::shell::{Node, Options, ShellError, Stopped};
 use wire::runtime;
-use wire::{Client, ClientError, ClientRequest, ClientResponse, NodeId, Response};
+use wire::{ClientRequest, ClientResponse, NodeId};
 
 mod admin;
+mod live;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,14 +43,16 @@ enum Command {
     /// Print a running participant's status report.
     #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
-    /// Print one transaction as this participant's database records it.
+    /// Print one transaction as this participant's database records it (a file, or a
+    /// running participant's).
     #[command(after_help = admin::TXN_HELP)]
     Txn(admin::TxnArgs),
-    /// List the transactions in doubt in this participant's database.
+    /// List the transactions in doubt in this participant's database (a file, or a running
+    /// participant's).
     #[command(after_help = admin::IN_DOUBT_HELP)]
     InDoubt(admin::InDoubtArgs),
-    /// Commit or abort an in-doubt transaction by hand (a heuristic decision) in a
-    /// stopped participant's database.
+    /// Commit or abort an in-doubt transaction by hand (a heuristic decision): in a
+    /// running participant, or in a stopped participant's database.
     #[command(after_help = admin::RESOLVE_HELP)]
     Resolve(admin::ResolveArgs),
 }
@@ -189,17 +192,7 @@ fn main() -> ExitCode {
     init_tracing(default_level, cli.log_format);
     let code = match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::Status(args) => match status(args) {
-            Ok(()) => EXIT_OK,
-            Err(StatusError::Refused(message)) => {
-                eprintln!("error: {message}");
-                EXIT_FAILED
-            }
-            Err(StatusError::Unreachable(message)) => {
-                eprintln!("error: {message}");
-                EXIT_UNREACHABLE
-            }
-        },
+        Command::Status(args) => status(args),
         Command::Txn(args) => admin::txn(args),
         Command::InDoubt(args) => admin::in_doubt(args),
         Command::Resolve(args) => admin::resolve(args),
@@ -323,52 +316,33 @@ fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
     Ok((NodeId(id), addr))
 }
 
-/// Why `status` printed no report, and its exit code.
-#[derive(Debug)]
-enum StatusError {
-    /// The participant answered, or refused the handshake (a wrong cluster id, say).
-    Refused(String),
-    /// No connection, or no answer.
-    Unreachable(String),
-}
-
-fn status(args: StatusArgs) -> Result<(), StatusError> {
+/// Prints a running participant's status report; the exit status as `live::call` says.
+fn status(args: StatusArgs) -> u8 {
     let timeout = Duration::from_millis(args.timeout_ms);
-    let addr = args.addr;
-    // A token that cannot be read is reported like a refusal: nothing was sent.
-    let token = args.token.token().map_err(StatusError::Refused)?;
-    let answer = runtime::block_on(async {
-        let client = match Client::connect_with_token(addr, &args.cluster, token, timeout).await {
-            Ok(client) => client,
-            Err(ClientError::Rejected(reason)) => {
-                return Err(StatusError::Refused(format!(
-                    "participant at {addr} rejected the connection: {reason}"
-                )));
-            }
-            Err(error) => {
-                return Err(StatusError::Unreachable(format!(
-                    "cannot reach participant at {addr}: {error}"
-                )));
-            }
-        };
-        client
-            .call(ClientRequest::Status, timeout)
-            .await
-            .map_err(|error| {
-                StatusError::Unreachable(format!("no status from participant at {addr}: {error}"))
-            })
-    })?;
+    let answer = live::call(
+        args.addr,
+        &args.cluster,
+        &args.token,
+        timeout,
+        ClientRequest::Status,
+    );
     match answer {
-        Response::Client(ClientResponse::StatusReport { text }) => {
+        Ok(ClientResponse::StatusReport { text }) => {
             print!("{text}");
-            Ok(())
+            EXIT_OK
         }
-        Response::Client(ClientResponse::Refused { reason }) => Err(StatusError::Refused(format!(
-            "participant at {addr} refused: {reason}"
-        ))),
-        other => Err(StatusError::Refused(format!(
-            "unexpected answer from participant at {addr}: {other:?}"
-        ))),
+        Ok(other) => {
+            eprintln!(
+                "error: unexpected answer from participant at {}: {}",
+                args.addr,
+                other.kind()
+            );
+            EXIT_FAILED
+        }
+        Err(error) => {
+            eprintln!("error: {}", error.message());
+            error.lookup_exit()
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Core unit tests: one input in, the exact outputs out, invariants checked after each.
 //! One file per handler (`vote.rs`, `decide.rs`, `precommit.rs`, `query.rs`,
-//! `state_query.rs`, `recovery.rs`, `persisted.rs`, `read_holds.rs`, `recovered_holds.rs`, the termination
+//! `state_query.rs`, `recovery.rs`, `persisted.rs`, `resolve.rs`, `read_holds.rs`, `recovered_holds.rs`, the termination
 //! protocol's `termination_*.rs`); this file holds the shared constants, the drivers that
 //! bring a txn to a state, and the `check` helpers; `build.rs` the input and output
 //! builders.
@@ -18,6 +18,7 @@ mod read_holds;
 mod recovered_holds;
 mod recovery;
 mod repeat_vote;
+mod resolve;
 mod state_query;
 mod stored_answers;
 mod termination_alone;
@@ -116,8 +117,8 @@ fn check(
 fn fresh(_: &mut Participant) {}
 
 /// Outputs as snapshot text, one per line: `persist LSN: RECORD`, `reply PEER#ID: MSG`
-/// (the connection only when it is not `CONN`), `send PEER: MSG`, with the tests' txn ids
-/// shortened to `tN` and node ids to `nN`.
+/// (the connection only when it is not `CONN`), `send PEER: MSG`, `client PEER/conn
+/// C#ID: MSG`, with the tests' txn ids shortened to `tN` and node ids to `nN`.
 fn render(outputs: &[Output]) -> String {
     let mut text = String::new();
     for output in outputs {
@@ -130,6 +131,9 @@ fn render(outputs: &[Output]) -> String {
                 format!("reply {}/conn {}#{}: {msg:?}", to.peer, to.conn, id.0)
             }
             Output::Send { to, msg } => format!("send {to}: {msg:?}"),
+            Output::ClientReply { to, id, msg } => {
+                format!("client {}/conn {}#{}: {msg:?}", to.peer, to.conn, id.0)
+            }
         };
         text.push_str(&shorten(&line));
         text.push('\n');

@@ -46,8 +46,8 @@ impl System {
                 Plan::Protocol { msg, needs } => {
                     inbound::request_input(reply_to, id, msg, disk.read(&needs))
                 }
-                // Nothing in the model asks for a status.
-                Plan::Status => return,
+                // Nothing in the model asks for a status or is an operator.
+                Plan::Status | Plan::Lookup(_) | Plan::Resolve { .. } => return,
                 Plan::Refuse { reply, .. } => {
                     let epoch = message.epoch;
                     self.send(node, from, epoch, Frame::Response { id, msg: reply }, line);
@@ -120,6 +120,7 @@ impl System {
                         self.send(node, to, epoch, frame, line);
                     }
                 }
+                participant_core::Output::ClientReply { .. } => {}
             }
         }
     }
