@@ -215,7 +215,7 @@ pub fn arm(specs: Vec<Spec>) {
     let _ = ARMED.set(specs);
 }
 
-/// How long `point_after_send` lets the channel writers put already-queued frames on
+/// How long `die_after_send` lets the channel writers put already-queued frames on
 /// the socket before dying.
 pub const SEND_GRACE: Duration = Duration::from_millis(300);
 
@@ -254,15 +254,19 @@ pub fn point(name: &str, txn: TxnId) {
     }
 }
 
-/// Like `point`, for points named "after X was sent": the frame was only queued, so give
-/// the writer task (another thread) `SEND_GRACE` to put it on the wire, then die before
-/// this thread does anything else. Blocking the caller is the point: nothing after it
-/// may be sent.
-pub fn point_after_send(name: &str, txn: TxnId) {
-    if due(name, txn) {
-        std::thread::sleep(SEND_GRACE);
-        die(name, txn);
-    }
+/// For points named "after X was sent": counts the hit like `point` and says whether to
+/// die; the caller then awaits `die_after_send` before it does anything else.
+pub fn due_after_send(name: &str, txn: TxnId) -> bool {
+    due(name, txn)
+}
+
+/// The frame was only queued: lets the connection writers (tasks on this node's executor)
+/// put what is queued on the wire for `SEND_GRACE`, then dies. The caller awaits it in
+/// its event loop, which therefore handles nothing meanwhile: nothing after the frame
+/// is sent.
+pub async fn die_after_send(name: &str, txn: TxnId) -> ! {
+    crate::runtime::sleep(SEND_GRACE).await;
+    die(name, txn)
 }
 
 #[cfg(test)]

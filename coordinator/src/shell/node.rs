@@ -416,11 +416,11 @@ impl Node {
             let mut failed = Vec::new();
             while let Some(output) = self.core.poll_output() {
                 match output {
-                    Output::Send { to, msg } => {
-                        if let Err((txn, failure)) = self.send(to, msg) {
-                            failed.push(Input::SendFailed { to, txn, failure });
-                        }
-                    }
+                    Output::Send { to, msg } => match self.send(to, msg) {
+                        Ok(Some((point, txn))) => wire::crash::die_after_send(point, txn).await,
+                        Ok(None) => {}
+                        Err((txn, failure)) => failed.push(Input::SendFailed { to, txn, failure }),
+                    },
                     Output::Reply { to, id, msg } => {
                         match self.peers.get(&to).and_then(|slot| slot.channel.as_ref()) {
                             Some(channel) => {
@@ -464,8 +464,13 @@ impl Node {
 
     /// Queues a request to a participant, unless an identical one is still queued or in
     /// flight on the current connection (that one will be answered, or expire and be
-    /// re-sent); `Err` says which transaction it was for and why not.
-    fn send(&mut self, to: NodeId, msg: ToParticipant) -> Result<(), (TxnId, SendFailure)> {
+    /// re-sent); `Err` says which transaction it was for and why not. `Ok(Some(..))`: an
+    /// armed crash point to die at once the frame is on the wire (`flush` awaits it).
+    fn send(
+        &mut self,
+        to: NodeId,
+        msg: ToParticipant,
+    ) -> Result<Option<(&'static str, TxnId)>, (TxnId, SendFailure)> {
         // Every request to a participant names its transaction (`ToParticipant::txn` is
         // exhaustive): no list here to keep in step (a list here once dropped `Release`).
         let txn = msg.txn();
@@ -481,7 +486,7 @@ impl Node {
         {
             debug!(txn = %txn, peer = %to, kind = msg.kind(), earlier = earlier.0,
                 "identical request still outstanding; not queued again");
-            return Ok(());
+            return Ok(None);
         }
         if let ToParticipant::Decide {
             decision: Decision::Commit,
@@ -510,10 +515,10 @@ impl Node {
                 if !slot.outstanding.sent(msg, id, |id| channel.is_pending(id)) {
                     warn!(txn = %txn, peer = %to, "outstanding request table full; re-sends of this request are not deduplicated");
                 }
-                if let Some(name) = crash_point {
-                    wire::crash::point_after_send(name, txn);
-                }
-                Ok(())
+                // An armed "after ... sent" point dies once this frame is on the wire.
+                Ok(crash_point
+                    .filter(|name| wire::crash::due_after_send(name, txn))
+                    .map(|name| (name, txn)))
             }
             Err(SendError::QueueFull) => {
                 warn!(txn = %txn, peer = %to, "participant send queue full");

@@ -237,6 +237,11 @@ impl Run {
             if record.outcome != ClientOutcome::Committed {
                 return Err(format!("seeding did not commit: {:?}", record.outcome));
             }
+            // The client hears at the commit point; the crash points armed below must not
+            // meet the seeding's own phase two.
+            if let Some(id) = &record.id {
+                self.wait_applied(id, n, READY_WITHIN)?;
+            }
             let count = i64::from(n * accounts.per_participant);
             self.seeded_total = Some(count * accounts.balance);
             self.timeline.event(
@@ -315,6 +320,27 @@ impl Run {
 
     /// Waits until the coordinator's `status` shows every participant up. A status
     /// report, not a probe transaction: a probe would trip the crash points.
+    /// Waits until txn `id` is committed in the files of participants 1..=`n`.
+    fn wait_applied(&mut self, id: &str, n: u32, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let sql = format!("SELECT state FROM txn WHERE txn_id = '{id}'");
+        loop {
+            let applied = (1..=n).all(|p| {
+                self.query(NodeName::Participant(p), &sql)
+                    .is_ok_and(|rows| rows == [vec!["committed".to_string()]])
+            });
+            if applied {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "seeding txn {id} not committed everywhere within {within:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(super) fn wait_connected(&mut self, within: Duration) -> Result<(), String> {
         let n = self.scenario.participants;
         let deadline = Instant::now() + within;
