@@ -131,7 +131,11 @@ pub fn run(config: BenchConfig) -> Result<Summary, BenchError> {
     });
 
     let cluster_id = config.cluster_id.clone();
-    let mut summary = runtime::block_on(async {
+    // The load runs on one executor thread, as a node does: its clients' wake-ups stay
+    // off the other core, which the nodes need.
+    let load_config = config.clone();
+    let mut summary = runtime::block_on_node(async move {
+        let config = load_config;
         let client = Arc::new(commands::connect(coordinator, &cluster_id).await?);
         bank::wait_for_participants(&client, config.participants).await?;
         if !config.no_init {
