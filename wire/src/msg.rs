@@ -1,8 +1,8 @@
 //! Every type that crosses the network: ids, operations, protocol messages and frames.
 //!
 //! Only this crate derives `Serialize`/`Deserialize`; the bytes are pinned by the
-//! golden-bytes tests in `tests.rs`, so a serde or field change that would break a
-//! running cluster fails a test first.
+//! golden-bytes tests in `tests/` (the bytes are in `tests/golden.rs`), so a serde or
+//! field change that would break a running cluster fails a test first.
 
 use std::fmt;
 
