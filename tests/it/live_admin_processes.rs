@@ -153,10 +153,7 @@ fn an_in_doubt_txn_is_listed_and_aborted_by_hand_in_a_running_participant() {
     // Key b is free: a new txn on it commits.
     let output = cluster.submit(&["2:add b 1"]);
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(
-        cluster.query(2, "SELECT value FROM kv WHERE key = 'b'"),
-        vec![vec!["101"]]
-    );
+    cluster.wait_for(2, "SELECT value FROM kv WHERE key = 'b'", &[&["101"]]);
 }
 
 #[test]

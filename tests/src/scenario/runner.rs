@@ -237,8 +237,8 @@ impl Run {
             if record.outcome != ClientOutcome::Committed {
                 return Err(format!("seeding did not commit: {:?}", record.outcome));
             }
-            // The client hears at the commit point; the crash points armed below must not
-            // meet the seeding's own phase two.
+            // The crash points armed below must not meet the seeding's own phase two (an
+            // ack can still be on its way, or a Decide re-sent, after the client heard).
             if let Some(id) = &record.id {
                 self.wait_applied(id, n, READY_WITHIN)?;
             }
