@@ -4,13 +4,15 @@
 //! (`duration`), how a serving node hears SIGTERM and Ctrl-C (`signal`), its
 //! `--metrics` endpoint (`metrics_http`), the security and connection-limit options
 //! of both `serve` commands and of the clients (`security`), and their channel options
-//! (`channel`: frame size, requests in flight).
+//! (`channel`: frame size, requests in flight), and what both `serve` commands do first
+//! (`serve`).
 
 pub mod channel;
 pub mod config;
 pub mod duration;
 pub mod metrics_http;
 pub mod security;
+pub mod serve;
 pub mod signal;
 
 pub use config::{ConfigError, ParseError, Setup};

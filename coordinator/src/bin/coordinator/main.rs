@@ -16,12 +16,9 @@ use cli::{
 use coordinator::client::{self, ResultText};
 use coordinator::core::{
     DECIDE_RESEND_MS_DEFAULT, KEY_BYTES_MAX_DEFAULT, OPS_PER_TXN_MAX_DEFAULT,
-    TIMEOUT_HEARTBEATS_MIN, TIMEOUT_MS_MAX_DEFAULT, TXNS_IN_FLIGHT_MAX_DEFAULT,
-    VALUE_BYTES_MAX_DEFAULT,
+    TIMEOUT_MS_MAX_DEFAULT, TXNS_IN_FLIGHT_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT,
 };
 use coordinator::shell::commands::{self, CallError};
-use coordinator::shell::retention::Retention;
-use coordinator::shell::{Node, ServeConfig, ShellError, Stopped, Timing};
 use wire::runtime;
 use wire::{NodeId, Protocol, TxnId, TxnResult, TxnSpec};
 
@@ -32,6 +29,7 @@ mod bank;
 mod bench;
 mod demo;
 mod retain;
+mod serve;
 mod txn;
 
 #[derive(Parser, Debug)]
@@ -364,7 +362,7 @@ fn main() -> ExitCode {
     };
     init_tracing(default_level, cli.log_format);
     let code = match cli.command {
-        Command::Serve(args) => serve(*args),
+        Command::Serve(args) => serve::run(*args),
         Command::Submit(args) => submit(args),
         Command::Status(args) => status(args),
         Command::Txn(args) => txn::run(args),
@@ -372,115 +370,6 @@ fn main() -> ExitCode {
         Command::Bench(args) => run_bench(args),
     };
     ExitCode::from(code)
-}
-
-fn serve(args: ServeArgs) -> u8 {
-    let crash_specs = match wire::crash::specs(&args.crash_at, wire::crash::Binary::Coordinator) {
-        Ok(specs) => specs,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return EXIT_USAGE;
-        }
-    };
-    wire::crash::arm(crash_specs);
-    let auth = match args.security.auth() {
-        Ok(auth) => auth,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return EXIT_USAGE;
-        }
-    };
-    let metrics = args.metrics;
-    // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`); correctness does not depend
-    // on it, the log is the truth after any stop.
-    let stop = match cli::stop_signal() {
-        Ok(stop) => stop,
-        Err(error) => {
-            eprintln!("error: cannot install the signal handler: {error}");
-            return EXIT_FAILED;
-        }
-    };
-    let config = ServeConfig {
-        auth,
-        connections: args.security.connection_limits(),
-        node_id: NodeId(args.id),
-        listen: args.listen,
-        db: args.db,
-        cluster_id: args.cluster,
-        participants: args.participants,
-        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
-        txns_in_flight_max: args.txns_in_flight_max,
-        ops_per_txn_max: args.ops_per_txn_max,
-        key_bytes_max: args.key_bytes_max,
-        value_bytes_max: args.value_bytes_max,
-        channel_in_flight_max: args.channel.channel_in_flight_max(),
-        frame_bytes_max: args.channel.frame_bytes_max(),
-        timing: Timing {
-            timeout_ms_min: args
-                .timeout_ms_min
-                .unwrap_or(TIMEOUT_HEARTBEATS_MIN * args.heartbeat_ms),
-            timeout_ms_max: args.timeout_ms_max,
-            decide_resend_ms: args.decide_resend_ms,
-            precommit_margin_ms: args.precommit_margin_ms.unwrap_or(2 * args.heartbeat_ms),
-            precommit_ack_timeout_ms: args
-                .precommit_ack_timeout_ms
-                .unwrap_or(10 * args.heartbeat_ms),
-        },
-        retention: Retention {
-            retain: args.retain,
-            retain_txns: args.retain_txns,
-        },
-    };
-    // Started on this thread (sqlx's futures there are not `Send` to the compiler), then
-    // served on the node's executor thread.
-    runtime::init_node_executor();
-    let started = runtime::block_on(async {
-        let metrics_listener = match metrics {
-            Some(addr) => match cli::metrics_http::bind(addr).await {
-                Ok(listener) => Some(listener),
-                Err(error) => {
-                    eprintln!("error: cannot serve metrics on {addr}: {error}");
-                    return Err(EXIT_FAILED);
-                }
-            },
-            None => None,
-        };
-        let node = match Node::start(config).await {
-            Ok(node) => node,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return Err(match error {
-                    ShellError::Config(_) => EXIT_USAGE,
-                    _ => EXIT_FAILED,
-                });
-            }
-        };
-        Ok((node, metrics_listener))
-    });
-    let (node, metrics_listener) = match started {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    runtime::block_on_node(async move {
-        if let Some(listener) = metrics_listener {
-            let metrics = node.metrics();
-            tracing::info!(addr = ?listener.local_addr().ok(), "metrics served at /metrics");
-            cli::metrics_http::serve(listener, move || metrics.encode());
-        }
-        println!("LISTENING {}", node.local_addr());
-        let _ = std::io::stdout().flush();
-        // Besides a requested stop, `run_until` returns only on a fatal error (e.g. a
-        // failed log write): stop, and let the next start recover from the log.
-        match node.run_until(stop).await {
-            Ok(Stopped::Clean) => EXIT_OK,
-            Ok(Stopped::WriterTimedOut) => EXIT_FAILED,
-            Err(error) => {
-                tracing::error!(%error, "coordinator stopping");
-                eprintln!("error: {error}");
-                EXIT_FAILED
-            }
-        }
-    })
 }
 
 fn submit(args: SubmitArgs) -> u8 {

@@ -201,13 +201,6 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> u8 {
-    let crash_specs = match wire::crash::specs(&args.crash_at, wire::crash::Binary::Participant) {
-        Ok(specs) => specs,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return EXIT_USAGE;
-        }
-    };
     let mut peers = BTreeMap::new();
     for (peer, addr) in &args.peers {
         if peers.insert(*peer, *addr).is_some() {
@@ -215,24 +208,15 @@ fn serve(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     }
-    wire::crash::arm(crash_specs);
-    let auth = match args.security.auth() {
-        Ok(auth) => auth,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return EXIT_USAGE;
-        }
+    let (auth, stop) = match cli::serve::prologue(
+        &args.crash_at,
+        wire::crash::Binary::Participant,
+        &args.security,
+    ) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let metrics = args.metrics;
-    // SIGTERM or Ctrl-C: a graceful stop (`Node::run_until`). Every durable state is in
-    // SQLite and every reply waits for it, so a stop at any other instant is safe too.
-    let stop = match cli::stop_signal() {
-        Ok(stop) => stop,
-        Err(error) => {
-            eprintln!("error: cannot install the signal handler: {error}");
-            return EXIT_FAILED;
-        }
-    };
     let options = Options {
         auth,
         connections: args.security.connection_limits(),
