@@ -62,6 +62,19 @@ impl Coordinator {
                 }
             }
         }
+        // 2PC: the durable commit record is the commit point. Every YES voter holds its
+        // locks until it applies the commit, so nobody can read around it, and the
+        // coordinator re-sends the commit until each one acks: the client hears now,
+        // not a phase later. (3PC: once a participant confirmed, `commit_known`.)
+        if txn.protocol == Protocol::TwoPhase
+            && let Some(client) = txn.client.take()
+        {
+            self.outputs.push_back(Output::ClientResult {
+                client,
+                txn: id,
+                result: TxnResult::Committed { reads: txn.reads() },
+            });
+        }
         let client_due = txn.client.map(|_| now.plus(txn.timeout_ms));
         let resend_at = now.plus(resend_ms);
         txn.phase = Phase::Committing {

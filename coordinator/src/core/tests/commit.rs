@@ -8,7 +8,7 @@ use super::*;
 use crate::core::DECIDE_RESEND_MS_DEFAULT;
 
 #[test]
-fn happy_path_commits_after_all_acks_and_ends_lazily() {
+fn happy_path_tells_the_client_at_the_durable_commit_and_ends_lazily_after_the_acks() {
     // In flight until the end record is durable.
     check(
         transfer_voted_yes,
@@ -24,9 +24,9 @@ fn happy_path_commits_after_all_acks_and_ends_lazily() {
             @20 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed
             @21 1 -> ack t1 Committed
             @22 2 -> ack t1 Committed
-              client t1: committed
               persist 2: ended t1
             ? timer none; 1 in flight; no txns
             @23 persisted 2
@@ -61,9 +61,9 @@ fn reads_of_yes_voters_are_returned_with_the_commit() {
             @3 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed, read [(NodeId(1), [Read { key: "alice", value: Some(Int(95)) }])]
             @4 1 -> ack t1 Committed
             @5 2 -> ack t1 Committed
-              client t1: committed, read [(NodeId(1), [Read { key: "alice", value: Some(Int(95)) }])]
               persist 2: ended t1
         "#]],
     );
@@ -83,7 +83,6 @@ fn duplicate_acks_are_ignored() {
             @21 1 -> ack t1 Committed
             @22 1 -> ack t1 Committed
             @23 2 -> ack t1 Committed
-              client t1: committed
               persist 2: ended t1
             @24 2 -> ack t1 Committed
         "#]],
@@ -106,16 +105,16 @@ fn ack_before_the_decision_is_durable_is_ignored() {
             @20 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed
             @21 2 -> ack t1 Committed
             @22 1 -> ack t1 Committed
-              client t1: committed
               persist 2: ended t1
         "#]],
     );
 }
 
 #[test]
-fn missing_ack_tells_the_client_committed_after_the_timeout_and_resends() {
+fn a_missing_ack_gets_the_commit_resent() {
     // Durable at 20: the client hears at 20 + timeout, Decide goes again every resend
     // interval, and the late ack only ends the transaction (the client is not told twice).
     let resend_at = 20 + DECIDE_RESEND_MS_DEFAULT;
@@ -133,9 +132,8 @@ fn missing_ack_tells_the_client_committed_after_the_timeout_and_resends() {
         ],
         expect![[r#"
             @21 1 -> ack t1 Committed
-            ? timer 520; 1 in flight; 2pc committed, awaiting acks: 1
+            ? timer 1020; 1 in flight; 2pc committed, awaiting acks: 1
             @520 timeout
-              client t1: committed
             ? timer 1020; 1 in flight; 2pc committed, awaiting acks: 1
             @1020 timeout
               2 <- decide t1 Commit
@@ -182,11 +180,11 @@ fn decision_query_in_each_phase() {
             @5 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed
             @6 2 -> #4 decision query t1
               2 <- #4 answer t1 Commit
             @7 1 -> ack t1 Committed
             @8 2 -> ack t1 Committed
-              client t1: committed
               persist 2: ended t1
             @9 2 -> #5 decision query t1
               2 <- #5 answer t1 Abort
@@ -234,7 +232,7 @@ fn responses_nothing_waits_for_are_ignored() {
         expect![[r#"
             @21 1 -> released t1
             @22 1 -> refused: no
-            ? timer 520; 1 in flight; 2pc committed, awaiting acks: 1
+            ? timer 1020; 1 in flight; 2pc committed, awaiting acks: 1
         "#]],
     );
 }
@@ -253,10 +251,10 @@ fn a_participant_aborted_by_hand_is_a_durable_hazard_and_the_commit_still_ends()
             @20 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed
             @21 1 -> ack t1 Committed
             @22 2 -> ack t1 HeuristicAborted
               persist 2: hazard t1 at 2: decided Commit, HeuristicAborted
-              client t1: committed
               persist 3: ended t1
             ? timer none; 1 in flight; no txns
         "#]],
@@ -276,9 +274,9 @@ fn a_participant_committed_by_hand_agrees_with_the_commit() {
             @20 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed
             @21 1 -> ack t1 HeuristicCommitted
             @22 2 -> ack t1 Committed
-              client t1: committed
               persist 2: ended t1
         "#]],
     );

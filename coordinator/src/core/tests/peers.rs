@@ -102,6 +102,7 @@ fn participant_down_after_voting_does_not_abort() {
               persist 1: decided t1 2pc Commit [1, 2]
             @4 persisted 1
               1 <- decide t1 Commit
+              client t1: committed
             @5 up 2
               2 <- decide t1 Commit
         "#]],
@@ -171,7 +172,7 @@ fn send_failure_on_commit_waits_for_the_resend() {
         [at(21, send_failed(2, T1, SendFailure::Overloaded)), PROBE],
         expect![[r#"
             @21 send to 2 failed for t1: Overloaded
-            ? timer 520; 1 in flight; 2pc committed, awaiting acks: 1
+            ? timer 1020; 1 in flight; 2pc committed, awaiting acks: 1
         "#]],
     );
 }

@@ -39,6 +39,7 @@ fn all_yes_persists_commit_and_sends_nothing_before_it_is_durable() {
             @20 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed
         "#]],
     );
 }
@@ -207,8 +208,8 @@ fn read_only_voter_is_released_when_the_last_vote_arrives_not_logged_or_sent_com
               persist 1: decided t1 2pc Commit [2]
             @3 persisted 1
               2 <- decide t1 Commit
-            @4 2 -> ack t1 Committed
               client t1: committed
+            @4 2 -> ack t1 Committed
               persist 2: ended t1
         "#]],
     );
@@ -259,6 +260,7 @@ fn duplicate_votes_are_ignored() {
             @6 persisted 1
               1 <- decide t1 Commit
               2 <- decide t1 Commit
+              client t1: committed
             @7 2 -> vote t1 No { reason: "x" }
         "#]],
     );
