@@ -222,6 +222,9 @@ impl Participant {
         }
         let active = self.active.get_mut(&txn)?;
         active.target = TxnState::Committed;
+        // Decided: its locks stop blocking the txns after it (`locks.rs`).
+        let keys = active.entries.iter().map(|entry| entry.key.clone());
+        self.locks.commit(txn, keys);
         active.termination = None;
         set_timer(&mut self.timers, txn, &mut active.timer_at, None);
         if let Some((to, id)) = acker {

@@ -125,7 +125,14 @@ impl Participant {
     /// nothing else holds a lock.
     fn check_locks(&self) -> Result<(), InvariantViolation> {
         let mut expected: BTreeMap<String, (BTreeSet<TxnId>, Option<TxnId>)> = BTreeMap::new();
+        let mut committing: BTreeMap<String, BTreeSet<TxnId>> = BTreeMap::new();
         for (txn, active) in &self.active {
+            if active.target == TxnState::Committed {
+                for key in locks::modes_of_entries(&active.entries).into_keys() {
+                    committing.entry(key).or_default().insert(*txn);
+                }
+                continue;
+            }
             for (key, mode) in locks::modes_of_entries(&active.entries) {
                 let slot = expected.entry(key).or_default();
                 match mode {
@@ -202,6 +209,15 @@ impl Participant {
             }
             seen += 1;
         }
+        let held: BTreeMap<String, BTreeSet<TxnId>> = self
+            .locks
+            .iter_committing()
+            .map(|(key, txns)| (key.clone(), txns.iter().copied().collect()))
+            .collect();
+        ensure!(
+            held == committing,
+            "committing lock holders {held:?}, committing txns {committing:?}"
+        );
         ensure!(
             seen == expected.len(),
             "some touched key is not locked: {seen} locked, {} touched",

@@ -1,5 +1,13 @@
 //! The participant's lock table: per key, shared by the txns that only read it or held
 //! exclusively by the one txn that writes it. No-wait: a conflict is reported, never queued.
+//!
+//! A txn whose commit is decided but not yet durable here ("committing") no longer blocks
+//! anyone: its locks move aside, in the order txns committed, and a later txn may take
+//! the key and read its committed-to-be value (controlled lock violation, Graefe et al.,
+//! 2013). That is safe because the commit can no longer change and every record the later
+//! txn writes (its vote among them) comes after the commit record in the log, so nothing
+//! it announces can be durable before the commit it depends on. The keys stay locked
+//! until the commit is durable, so nothing reads around it from the store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,6 +72,10 @@ fn merge(modes: &mut BTreeMap<String, Mode>, key: &str, mode: Mode) {
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub(crate) struct LockTable {
     locks: BTreeMap<String, Lock>,
+    /// Key -> the committing txns that held it, in the order they committed (which is the
+    /// order they held it, so the last writer's value is the key's next one). They
+    /// conflict with nobody; they leave when their commit is durable.
+    committing: BTreeMap<String, Vec<TxnId>>,
 }
 
 impl LockTable {
@@ -106,8 +118,18 @@ impl LockTable {
         None
     }
 
-    /// Drops whatever `txn` holds on `key`.
+    /// Drops whatever `txn` holds on `key`, committing or not.
     pub fn release(&mut self, txn: TxnId, key: &str) {
+        self.release_live(txn, key);
+        if let Some(txns) = self.committing.get_mut(key) {
+            txns.retain(|holder| *holder != txn);
+            if txns.is_empty() {
+                self.committing.remove(key);
+            }
+        }
+    }
+
+    fn release_live(&mut self, txn: TxnId, key: &str) {
         let empty = match self.locks.get_mut(key) {
             Some(Lock::Exclusive(holder)) => *holder == txn,
             Some(Lock::Shared(holders)) => {
@@ -121,9 +143,36 @@ impl LockTable {
         }
     }
 
-    /// Keys locked.
+    /// `txn`'s commit is decided: its locks on `keys` stop conflicting (see the module
+    /// docs) but stay until [`LockTable::release`].
+    pub fn commit(&mut self, txn: TxnId, keys: impl IntoIterator<Item = String>) {
+        for key in keys {
+            self.release_live(txn, &key);
+            let txns = self.committing.entry(key).or_default();
+            if !txns.contains(&txn) {
+                txns.push(txn);
+            }
+        }
+    }
+
+    /// The committing txns that hold `key`, in the order they committed.
+    pub fn committing(&self, key: &str) -> &[TxnId] {
+        self.committing.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every key with committing holders, and them.
+    pub fn iter_committing(&self) -> impl Iterator<Item = (&String, &Vec<TxnId>)> {
+        self.committing.iter()
+    }
+
+    /// Keys locked (by live or committing holders).
     pub fn len(&self) -> usize {
         self.locks.len()
+            + self
+                .committing
+                .keys()
+                .filter(|key| !self.locks.contains_key(*key))
+                .count()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Lock)> {

@@ -10,7 +10,8 @@
 //!
 //! Locking is per key and no-wait: a key held by another transaction makes the vote NO at
 //! once, so there are no deadlocks and no unbounded waits. Locks are taken at the vote and
-//! released when the outcome is applied. Under 2PC an abort needs no durable record before
+//! released when the outcome is applied; once a commit is decided its locks stop blocking
+//! (a later txn reads the value the commit leaves, `locks.rs`). Under 2PC an abort needs no durable record before
 //! the locks go and the Ack is sent (presumed abort: a participant that loses it finds the
 //! txn in doubt on restart and the coordinator answers abort); under 3PC, where the
 //! participants decide among themselves, every Ack and state waits for its record.
@@ -347,6 +348,20 @@ impl Participant {
     /// durable (for the shell's crash point there).
     pub fn holds_decision(&self, lsn: Lsn) -> bool {
         self.held.contains_key(&lsn)
+    }
+
+    /// The value `key` will have once the commits in flight here are durable: the last
+    /// committing writer of it and its redo image (`None`: no committing txn writes it).
+    pub fn committing_value(&self, key: &str) -> Option<(TxnId, Option<wire::Value>)> {
+        self.locks.committing(key).iter().rev().find_map(|txn| {
+            let active = self.active.get(txn)?;
+            let entry = active
+                .entries
+                .iter()
+                .rev()
+                .find(|entry| entry.key == key && entry.op.writes())?;
+            Some((*txn, entry.redo.clone()))
+        })
     }
 
     pub fn locks_held(&self) -> usize {

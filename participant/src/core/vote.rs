@@ -1,5 +1,6 @@
 //! Prepare (3PC: CanCommit): the checks, the vote, and a repeated Prepare's same vote.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{debug, info, warn};
@@ -282,7 +283,26 @@ impl Participant {
                 ));
             }
         }
-        let evaluated = eval::evaluate(ops, values)?;
+        // A key a committing txn writes is read as that commit leaves it (`locks.rs`).
+        let mut committed = Cow::Borrowed(values);
+        let mut behind = None;
+        for op in ops {
+            if let Some((writer, value)) = self.committing_value(op.key()) {
+                committed.to_mut().insert(op.key().to_string(), value);
+                behind = Some((op.key(), writer));
+            }
+        }
+        let evaluated = eval::evaluate(ops, &committed)?;
+        // A read of this participant alone is answered at once, with no record to order
+        // after the commit it would read: it may not see a value not yet durable here.
+        if let Some((key, writer)) = behind
+            && evaluated.is_read_only()
+            && peers.is_empty()
+        {
+            return Err(format!(
+                "lock conflict on key {key:?} held by txn {writer}, whose commit is not yet durable"
+            ));
+        }
         // The coordinator sends PreCommit only while a voter's waiting timeout cannot
         // have fired, assuming that timeout is the one it asked for. A shorter one (our
         // maximum clamps it) could fire first: this node would abort alone while the

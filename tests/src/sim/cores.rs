@@ -5,7 +5,7 @@ use coordinator::core::{self as coordinator_core, Coordinator};
 use participant::core::inbound::{self, Plan};
 use participant::core::{self as participant_core, Participant, TxnCounts};
 use wire::retention::Horizon;
-use wire::{Request, Role};
+use wire::{Request, Role, TxnId, Value};
 
 pub trait CoordinatorCore {
     fn handle(&mut self, now: coordinator_core::Millis, input: coordinator_core::Input);
@@ -53,6 +53,8 @@ pub trait ParticipantCore {
     /// `participant::core::inbound::plan`).
     fn plan(&self, role: Role, msg: Request) -> Plan;
     fn locks_held(&self) -> usize;
+    /// `Participant::committing_value`: what a Prepare reads for a key being committed.
+    fn committing_value(&self, key: &str) -> Option<(TxnId, Option<Value>)>;
     fn counts(&self) -> TxnCounts;
     /// `Participant::set_horizon` (retention).
     fn set_horizon(&mut self, horizon: Horizon);
@@ -85,6 +87,10 @@ impl ParticipantCore for Participant {
 
     fn locks_held(&self) -> usize {
         Participant::locks_held(self)
+    }
+
+    fn committing_value(&self, key: &str) -> Option<(TxnId, Option<Value>)> {
+        Participant::committing_value(self, key)
     }
 
     fn counts(&self) -> TxnCounts {

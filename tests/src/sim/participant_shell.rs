@@ -3,7 +3,7 @@
 //! Prepare or Decide, replies routed to the connection the request came on, and each
 //! durable record reported `Persisted` in order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use participant::core::inbound::{self, Plan};
 use participant::core::{Config, Input, Millis, Output, Participant, Record, ReplyTo};
@@ -130,7 +130,13 @@ impl World {
             Plan::Protocol { msg, needs } => {
                 let reads = participant.disk.read(&needs);
                 if let ToParticipant::Prepare { txn, .. } = &msg {
-                    self.observe(node, *txn, &reads.values);
+                    // The core reads a key a committing txn writes as that commit leaves it.
+                    let pending: BTreeMap<String, (TxnId, Option<wire::Value>)> = reads
+                        .values
+                        .keys()
+                        .filter_map(|key| Some((key.clone(), core.committing_value(key)?)))
+                        .collect();
+                    self.observe(node, *txn, &reads.values, &pending);
                 }
                 let input = inbound::request_input(reply_to, id, msg, reads);
                 self.participant_input(node, input);
@@ -153,21 +159,29 @@ impl World {
         &mut self,
         node: NodeId,
         txn: TxnId,
-        values: &std::collections::BTreeMap<String, Option<wire::Value>>,
+        values: &BTreeMap<String, Option<wire::Value>>,
+        pending: &BTreeMap<String, (TxnId, Option<wire::Value>)>,
     ) {
         if values.is_empty() {
             return;
         }
         let observed = values
             .iter()
-            .map(|(key, value)| Observed {
-                key: key.clone(),
-                value: value.clone(),
-                writer: self
-                    .history
-                    .versions
-                    .get(&(node, key.clone()))
-                    .and_then(|versions| versions.last().copied()),
+            .map(|(key, value)| match pending.get(key) {
+                Some((writer, value)) => Observed {
+                    key: key.clone(),
+                    value: value.clone(),
+                    writer: Some(*writer),
+                },
+                None => Observed {
+                    key: key.clone(),
+                    value: value.clone(),
+                    writer: self
+                        .history
+                        .versions
+                        .get(&(node, key.clone()))
+                        .and_then(|versions| versions.last().copied()),
+                },
             })
             .collect();
         self.history

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use coordinator::core::{Coordinator, Input, Millis, Output, Record};
 use participant::core::{self as participant_core, Participant, TxnCounts};
-use wire::{Decision, FromParticipant, NodeId, ToParticipant};
+use wire::{Decision, FromParticipant, NodeId, ToParticipant, TxnId};
 
 use super::cores::{CoordinatorCore, ParticipantCore};
 
@@ -209,6 +209,10 @@ impl ParticipantCore for TimeoutsWithoutTermination {
         self.inner.locks_held()
     }
 
+    fn committing_value(&self, key: &str) -> Option<(TxnId, Option<wire::Value>)> {
+        self.inner.committing_value(key)
+    }
+
     fn counts(&self) -> TxnCounts {
         self.inner.counts()
     }
@@ -295,6 +299,10 @@ impl ParticipantCore for ReleaseReadLocksAtVote {
 
     fn locks_held(&self) -> usize {
         self.inner.locks_held()
+    }
+
+    fn committing_value(&self, key: &str) -> Option<(TxnId, Option<wire::Value>)> {
+        self.inner.committing_value(key)
     }
 
     fn counts(&self) -> TxnCounts {

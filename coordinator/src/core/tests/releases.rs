@@ -46,6 +46,7 @@ fn a_release_lost_with_its_connection_is_sent_again_on_peer_up() {
               1 <- release t1
             @5 persisted 1
               2 <- decide t1 Commit
+              client t1: committed
             @6 down 1
             @7 up 1
               1 <- release t1

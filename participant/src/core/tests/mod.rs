@@ -6,6 +6,7 @@
 //! builders.
 
 mod build;
+mod committing;
 mod config;
 mod decide;
 mod forgotten;
