@@ -277,35 +277,36 @@ impl Script {
                     protocol,
                     decision,
                     participants,
-                } => decided.push(serde_json::json!([
+                } => decided.push((
                     txn,
                     protocol.as_str(),
                     decision_text(*decision),
                     participants_text(participants),
-                ])),
-                Record::Ended { txn } => ended.push(serde_json::json!(txn)),
+                )),
+                Record::Ended { txn } => ended.push(txn),
                 Record::AbortAdopted { .. } => {}
                 Record::Hazard {
                     txn,
                     participant,
                     decision,
                     outcome,
-                } => hazards.push(serde_json::json!([
+                } => hazards.push((
                     txn,
                     participant.0,
                     decision_text(*decision),
                     heuristic_text(*outcome),
-                ])),
+                )),
             }
         }
         if decided.is_empty() && ended.is_empty() && hazards.is_empty() {
             return None;
         }
-        let json = |rows: Vec<serde_json::Value>| serde_json::Value::Array(rows).to_string();
+        // Rows are tuples: serde writes each as a JSON array, with no JSON tree between.
+        let expect = "rows of strings and integers serialize";
         Some(Script {
-            decided: json(decided),
-            ended: json(ended),
-            hazards: json(hazards),
+            decided: serde_json::to_string(&decided).expect(expect),
+            ended: serde_json::to_string(&ended).expect(expect),
+            hazards: serde_json::to_string(&hazards).expect(expect),
         })
     }
 

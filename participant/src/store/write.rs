@@ -464,69 +464,64 @@ impl<'r> Batch<'r> {
     /// per batch.
     /// `begun`: the SQLite transaction is open already (else the script begins it).
     fn script(self, begun: bool) -> Query<'static, Sqlite, SqliteArguments> {
+        // Rows are tuples of borrowed fields: serde writes each as a JSON array, with no
+        // JSON tree built in between.
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
         for (key, (value, txn)) in &self.kv {
             match value {
-                Some(value) => upserts.push(serde_json::json!([key, json_value(value), txn])),
-                None => deletes.push(serde_json::json!(key)),
+                Some(value) => upserts.push((key, Scalar(value), txn)),
+                None => deletes.push(key),
             }
         }
         let inserted: Vec<_> = self
             .inserted
             .iter()
             .map(|row| {
-                serde_json::json!([
+                (
                     row.txn,
                     row.protocol.as_str(),
                     row.coordinator.0,
                     row.state,
-                    row.reason,
+                    &row.reason,
                     row.decided,
-                    row.participants,
-                ])
+                    &row.participants,
+                )
             })
             .collect();
         let log_rows: Vec<_> = self
             .log_rows
             .iter()
             .map(|(txn, entry)| {
-                serde_json::json!([
+                (
                     txn,
                     entry.seq,
-                    entry.key,
+                    &entry.key,
                     entry.op.as_str(),
-                    entry.undo.as_ref().map(json_value),
-                    entry.redo.as_ref().map(json_value),
-                ])
+                    entry.undo.as_ref().map(Scalar),
+                    entry.redo.as_ref().map(Scalar),
+                )
             })
-            .collect();
-        let read_only_keys: Vec<_> = self
-            .read_only_keys
-            .iter()
-            .map(|(txn, key)| serde_json::json!([txn, key]))
             .collect();
         let read_only: Vec<_> = self
             .read_only
             .iter()
             .map(|(txn, protocol, coordinator, hold_ms)| {
                 let hold_ms = i64::try_from(*hold_ms).unwrap_or(i64::MAX);
-                serde_json::json!([txn, protocol.as_str(), coordinator.0, hold_ms])
+                (txn, protocol.as_str(), coordinator.0, hold_ms)
             })
             .collect();
         let changed: Vec<_> = self
             .changed
             .iter()
-            .map(|(txn, change)| {
-                serde_json::json!([txn, change.state, change.reason, change.decided])
-            })
+            .map(|(txn, change)| (txn, change.state, &change.reason, change.decided))
             .collect();
         // The text is a constant; every value is a bind, in the order of the statements.
         // (`WHERE true` before `ON CONFLICT`: SQLite's rule for an upsert over a SELECT.)
         sqlx::query(if begun { SCRIPT } else { BEGIN_AND_SCRIPT })
             .bind(json(&inserted))
             .bind(json(&log_rows))
-            .bind(json(&read_only_keys))
+            .bind(json(&self.read_only_keys))
             .bind(json(&read_only))
             .bind(json(&changed))
             .bind(json(&upserts))
@@ -584,10 +579,14 @@ fn json(rows: &impl serde::Serialize) -> String {
 
 /// A value as a JSON scalar: `->>` gives SQLite an INTEGER for a number and TEXT for a
 /// string, the types the tables keep.
-fn json_value(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Int(int) => serde_json::json!(int),
-        Value::Text(text) => serde_json::json!(text),
+struct Scalar<'a>(&'a Value);
+
+impl serde::Serialize for Scalar<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Int(int) => serializer.serialize_i64(*int),
+            Value::Text(text) => serializer.serialize_str(text),
+        }
     }
 }
 
