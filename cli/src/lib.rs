@@ -2,7 +2,8 @@
 //! the exit codes (README, "Exit status"), how logs are set up, how options are read from
 //! flags, environment and a config file (`config`), and how durations are written
 //! (`duration`), how a serving node hears SIGTERM and Ctrl-C (`signal`), its
-//! `--metrics` endpoint (`metrics_http`), the security and connection-limit options
+//! `--metrics` endpoint (`metrics_http`) and the metrics both nodes register (`metrics`:
+//! their channels', the refresh throttle), the security and connection-limit options
 //! of both `serve` commands and of the clients (`security`), and their channel options
 //! (`channel`: frame size, requests in flight), and what both `serve` commands do first
 //! (`serve`).
@@ -10,6 +11,7 @@
 pub mod channel;
 pub mod config;
 pub mod duration;
+pub mod metrics;
 pub mod metrics_http;
 pub mod security;
 pub mod serve;

@@ -2,11 +2,11 @@
 //! long-lived socket channel per peer (request pipelining, heartbeats, reconnect), its
 //! phi-accrual failure detector, and the participant mesh. No protocol decisions live here.
 //!
-//! Modules only import downward: pure pieces (`msg` with `admin`, `frame`, `quote`, `pipeline`,
-//! `addr` (which resolves host names, at start-up), `auth`, `slots`,
-//! `detector`, `refusals`, `read_buf`, `memory`), then `config` and `runtime`, then
-//! `channel`, `registry`, `handshake` and `events`, `connection`, then `dial` and
-//! `listen`, and on top `client` and `mesh`.
+//! Modules only import downward: pure pieces (`msg` with `admin`, `frame`, `quote`,
+//! `pipeline`, `addr` (which resolves host names, at start-up), `auth`, `slots`,
+//! `detector`, `refusals`, `read_buf`, `memory`, `retention`), then `config`, `runtime`
+//! and `prune`, then `channel`, `registry`, `handshake` and `events`, `connection`, then
+//! `dial` and `listen`, and on top `client` and `mesh`.
 
 pub mod addr;
 pub mod admin;
@@ -27,6 +27,7 @@ pub mod memory;
 pub mod mesh;
 pub mod msg;
 pub mod pipeline;
+pub mod prune;
 pub mod quote;
 pub mod read_buf;
 mod refusals;

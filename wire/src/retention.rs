@@ -1,7 +1,8 @@
-//! The retention rules both nodes share (pure): the horizon below which transaction ids
-//! are forgotten, the window's parsing (`--retain`) and its check against the protocol
-//! timeouts. Why a horizon keeps answers about pruned transactions safe: ARCHITECTURE.md,
-//! "Retention and forgotten transactions".
+//! The retention rules both nodes share (pure): what a node keeps (`Retention`), the
+//! horizon below which transaction ids are forgotten, the window's parsing (`--retain`)
+//! and its check against the protocol timeouts; the prune schedule is `prune`'s. Why a
+//! horizon keeps answers about pruned transactions safe: ARCHITECTURE.md, "Retention and
+//! forgotten transactions".
 
 use std::time::Duration;
 
@@ -18,6 +19,38 @@ pub const RETAIN_TIMEOUT_FACTOR: u64 = 4;
 pub const RETAIN_MS_MIN: u64 = 1_000;
 /// The longest window accepted: a year (a longer one is a mistyped unit).
 pub const RETAIN_MS_MAX: u64 = 366 * 24 * 60 * 60 * 1_000;
+
+/// What a node was asked to keep (`--retain`, `--retain-txns` of both `serve` commands).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Retention {
+    /// Decided transactions are kept at least this long (a participant's by their id's
+    /// time and their outcome's; a coordinator's ended decisions).
+    pub retain: Duration,
+    /// Past this many kept transactions the window shrinks to the node's minimum
+    /// ([`Retention::window`]): a bound on the table under any load.
+    pub retain_txns: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            retain: RETAIN_DEFAULT,
+            retain_txns: None,
+        }
+    }
+}
+
+impl Retention {
+    /// The window in force: `retain`, or the node's `window_min` (when shorter) while it
+    /// keeps more than `retain_txns`.
+    pub fn window(&self, over_cap: bool, window_min: Duration) -> Duration {
+        if over_cap {
+            window_min.min(self.retain)
+        } else {
+            self.retain
+        }
+    }
+}
 
 /// Transaction ids below the horizon are forgotten: the node may have deleted what it
 /// knew of them, so it answers nothing about them that depends on what happened. A v7 id
@@ -118,6 +151,21 @@ mod tests {
         assert!(parse_retain("ten").unwrap_err().contains("not a duration"));
         assert!(parse_retain("").is_err());
         assert!(parse_retain("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn over_the_cap_the_window_shrinks_to_the_minimum_never_above_retain() {
+        let retention = Retention {
+            retain: Duration::from_secs(60),
+            retain_txns: Some(10),
+        };
+        let min = Duration::from_secs(5);
+        assert_eq!(retention.window(false, min), Duration::from_secs(60));
+        assert_eq!(retention.window(true, min), min);
+        assert_eq!(
+            retention.window(true, Duration::from_secs(600)),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

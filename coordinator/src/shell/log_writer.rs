@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use tracing::{debug, error};
+use wire::prune::PRUNE_INTERVAL;
 use wire::runtime::{self, Receiver, Sender};
 
-use super::retention::{PRUNE_DECISIONS_PER_STEP, PRUNE_INTERVAL, Pruner};
+use super::retention::{PRUNE_DECISIONS_PER_STEP, Pruner};
 use crate::core::{Lsn, Record};
 use crate::store::{Store, StoreError};
 

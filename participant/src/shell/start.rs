@@ -29,10 +29,7 @@ impl Node {
             .validate_for_heartbeat(heartbeat_interval_ms)
             .map_err(|error| ShellError::Config(error.to_string()))?;
         validate_peers(options.node_id, &options.peers)?;
-        options
-            .retention
-            .validate(&options.core)
-            .map_err(ShellError::Config)?;
+        retention::validate(&options.retention, &options.core).map_err(ShellError::Config)?;
         let mut core = Participant::new(options.node_id, options.core.clone())
             .map_err(|error| ShellError::Config(error.to_string()))?;
         let mut channel_config = ChannelConfig {

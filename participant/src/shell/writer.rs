@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use tracing::{debug, error, info};
 
-use super::retention::{PRUNE_INTERVAL, PRUNE_TXNS_PER_STEP, Schedule, Shared};
+use super::retention::{PRUNE_TXNS_PER_STEP, Shared};
 use crate::core::{Lsn, Record};
 use crate::store::{KvChanges, Writer};
 use wire::TxnId;
+use wire::prune::{PRUNE_INTERVAL, Schedule};
 use wire::runtime::{self, Receiver, Sender};
 
 /// Records waiting to be written (and, equally, durable records not yet seen by the event
