@@ -11,10 +11,11 @@
 //! Locking is per key and no-wait: a key held by another transaction makes the vote NO at
 //! once, so there are no deadlocks and no unbounded waits. Locks are taken at the vote and
 //! released when the outcome is applied; once a commit is decided its locks stop blocking
-//! (a later txn reads the value the commit leaves, `locks.rs`). Under 2PC an abort needs no durable record before
-//! the locks go and the Ack is sent (presumed abort: a participant that loses it finds the
-//! txn in doubt on restart and the coordinator answers abort); under 3PC, where the
-//! participants decide among themselves, every Ack and state waits for its record.
+//! (a later txn reads the value the commit leaves, `locks.rs`). Under 2PC an abort needs
+//! no durable record before the locks go and the Ack is sent (presumed abort: a
+//! participant that loses it finds the txn in doubt on restart and the coordinator answers
+//! abort); under 3PC, where the participants decide among themselves, every Ack and state
+//! waits for its record.
 //!
 //! A txn's durable state only moves forward: `prepared` (2PC) or `waiting` (3PC), then
 //! `precommitted` (3PC), then `committed`; or `aborted` from any of them. Once voted YES a

@@ -11,8 +11,10 @@
 //! input is handled. That is safe because the loop handles one input at a time: a key not
 //! locked when the Prepare is handled has no commit in flight, and every commit that
 //! touched it was reported durable before (so the read, from a committed SQLite
-//! transaction, sees it). Committed values come from `values::ValueCache` when it has
-//! them (kept exact by the writer's reports, see there), from SQLite otherwise.
+//! transaction, sees it). A key whose commit is decided but not yet durable reads older
+//! here; the core reads it as that commit leaves it (`core/locks.rs`). Committed values
+//! come from `values::ValueCache` when it has them (kept exact by the writer's reports,
+//! see there), from SQLite otherwise.
 
 mod admin;
 pub mod metrics;
