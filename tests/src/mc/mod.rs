@@ -115,7 +115,9 @@ impl Model for Cluster {
 
 impl Cluster {
     fn safe(&self, state: &System) -> bool {
-        state.error.is_none() && state.atomicity_violation(&self.limits).is_none()
+        state.error.is_none()
+            && state.atomicity_violation(&self.limits).is_none()
+            && state.value_violation(&self.limits).is_none()
     }
 }
 
@@ -174,6 +176,7 @@ pub fn explore(options: &McOptions) -> McReport {
             .error
             .clone()
             .or_else(|| last.atomicity_violation(&limits))
+            .or_else(|| last.value_violation(&limits))
             .unwrap_or_else(|| "the replayed path breaks nothing (a hash collision?)".into());
         (detail, lines)
     });

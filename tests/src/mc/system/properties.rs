@@ -1,10 +1,12 @@
-//! What the checker judges in every state: atomicity (an `always` property), and the
-//! two outcomes that must be reachable, all committed and all aborted (`sometimes`).
+//! What the checker judges in every state: atomicity and the values on disk (`always`
+//! properties), and the two outcomes that must be reachable, all committed and all
+//! aborted (`sometimes`).
 
 use participant::core::StoredState;
-use wire::{NodeId, Op};
+use wire::{NodeId, Op, Value};
 
 use crate::sim::history::txn_name;
+use crate::sim::workload;
 
 use super::{Limits, System, Told, txn_id};
 
@@ -25,6 +27,53 @@ impl System {
             let aborted = states.iter().any(|(_, s)| *s == StoredState::Aborted);
             (committed && aborted)
                 .then(|| format!("{} committed and aborted: {states:?}", txn_name(txn)))
+        })
+    }
+
+    /// Values: every key that only `add`s touch holds, at each participant, its initial
+    /// value plus the deltas of exactly the transactions durably committed there. A
+    /// transaction that evaluated its adds on a value older than a commit before it (a
+    /// lost update) breaks it.
+    pub fn value_violation(&self, limits: &Limits) -> Option<String> {
+        let initial = workload::initial_data();
+        self.participants.iter().find_map(|(node, (_, disk))| {
+            let mut expected: std::collections::BTreeMap<&str, Option<i64>> = Default::default();
+            let mut other_ops = std::collections::BTreeSet::new();
+            for (index, spec) in limits.txns.iter().enumerate() {
+                let committed =
+                    disk.state_kept_or_pruned(txn_id(index)) == Some(StoredState::Committed);
+                let ops = spec.parts.iter().filter(|(part, _)| part == node);
+                for op in ops.flat_map(|(_, ops)| ops) {
+                    let Op::Add { key, delta, .. } = op else {
+                        other_ops.insert(op.key());
+                        continue;
+                    };
+                    let slot = expected
+                        .entry(key)
+                        .or_insert_with(|| match initial.get(key) {
+                            Some(Value::Int(int)) => Some(*int),
+                            _ => None,
+                        });
+                    if committed {
+                        *slot = Some(slot.unwrap_or(0) + delta);
+                    }
+                }
+            }
+            expected
+                .into_iter()
+                .filter(|(key, _)| !other_ops.contains(key))
+                .find_map(|(key, want)| {
+                    let have = match disk.kv.get(key) {
+                        Some(Value::Int(int)) => Some(*int),
+                        _ => None,
+                    };
+                    (have != want).then(|| {
+                        format!(
+                            "{key} at participant {node} is {have:?}, but its initial value \
+                             plus the adds committed there give {want:?}"
+                        )
+                    })
+                })
         })
     }
 

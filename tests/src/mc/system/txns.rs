@@ -3,7 +3,8 @@
 use wire::{NodeId, Op, TxnSpec};
 
 /// The model's transactions: a transfer p1 → p2, then a second debit on the same
-/// account (a lock conflict while the first holds it; NO on bounds if it is too large).
+/// account (a lock conflict while the first is undecided there, a read of the value the
+/// first leaves once its commit is decided; NO on bounds if it is too large).
 pub fn model_txns(protocol: wire::Protocol, count: usize) -> Vec<TxnSpec> {
     let add = |key: &str, delta: i64, min: Option<i64>| Op::Add {
         key: key.to_string(),
