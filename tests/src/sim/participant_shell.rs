@@ -167,21 +167,22 @@ impl World {
         }
         let observed = values
             .iter()
-            .map(|(key, value)| match pending.get(key) {
-                Some((writer, value)) => Observed {
+            .map(|(key, value)| {
+                let (value, writer) = match pending.get(key) {
+                    Some((writer, value)) => (value, Some(*writer)),
+                    None => {
+                        let versions = self.history.versions.get(&(node, key.clone()));
+                        (
+                            value,
+                            versions.and_then(|versions| versions.last().copied()),
+                        )
+                    }
+                };
+                Observed {
                     key: key.clone(),
                     value: value.clone(),
-                    writer: Some(*writer),
-                },
-                None => Observed {
-                    key: key.clone(),
-                    value: value.clone(),
-                    writer: self
-                        .history
-                        .versions
-                        .get(&(node, key.clone()))
-                        .and_then(|versions| versions.last().copied()),
-                },
+                    writer,
+                }
             })
             .collect();
         self.history

@@ -15,6 +15,20 @@ fn committing_on_a(participant: &mut Participant, t1: TxnId) {
     );
 }
 
+/// `txn` puts a = `value` (request and lsn `id`); the shell read the durable 1, the core
+/// reads `read` (a committing writer's value): YES pending, its record logged.
+fn put_a_reading(participant: &mut Participant, id: u64, txn: TxnId, value: i64, read: i64) {
+    step(
+        participant,
+        0,
+        prepare(id, txn, vec![put("a", value)], &[("a", int(1))]),
+        vec![persist(
+            id,
+            prepared(txn, vec![entry(0, "a", OpKind::Put, int(read), int(value))]),
+        )],
+    );
+}
+
 #[test]
 fn a_writer_after_a_committing_writer_reads_its_value_and_votes_after_its_record() {
     let mut participant = participant();
@@ -53,15 +67,7 @@ fn a_txn_after_the_committing_one_still_conflicts_with_a_live_holder() {
     let mut participant = participant();
     let (t1, t2, t3) = (txn(1), txn(2), txn(3));
     committing_on_a(&mut participant, t1);
-    step(
-        &mut participant,
-        0,
-        prepare(3, t2, vec![put("a", 9)], &[("a", int(1))]),
-        vec![persist(
-            3,
-            prepared(t2, vec![entry(0, "a", OpKind::Put, int(5), int(9))]),
-        )],
-    );
+    put_a_reading(&mut participant, 3, t2, 9, 5);
     let reason = format!("lock conflict on key \"a\" held by txn {t2}");
     step(
         &mut participant,
@@ -77,15 +83,7 @@ fn an_abort_after_a_committing_writer_leaves_the_key_locked_by_the_commit() {
     let mut participant = participant();
     let (t1, t2, t3) = (txn(1), txn(2), txn(3));
     committing_on_a(&mut participant, t1);
-    step(
-        &mut participant,
-        0,
-        prepare(3, t2, vec![put("a", 9)], &[("a", int(1))]),
-        vec![persist(
-            3,
-            prepared(t2, vec![entry(0, "a", OpKind::Put, int(5), int(9))]),
-        )],
-    );
+    put_a_reading(&mut participant, 3, t2, 9, 5);
     // t2 is aborted before its vote: its lock goes, t1's commit still holds the key.
     step(
         &mut participant,
@@ -99,15 +97,7 @@ fn an_abort_after_a_committing_writer_leaves_the_key_locked_by_the_commit() {
     );
     assert_eq!(participant.locks_held(), 1);
     // The next one still reads t1's value, not the durable one.
-    step(
-        &mut participant,
-        0,
-        prepare(5, t3, vec![put("a", 3)], &[("a", int(1))]),
-        vec![persist(
-            5,
-            prepared(t3, vec![entry(0, "a", OpKind::Put, int(5), int(3))]),
-        )],
-    );
+    put_a_reading(&mut participant, 5, t3, 3, 5);
     participant.check_invariants().unwrap();
 }
 
@@ -116,15 +106,7 @@ fn a_chain_of_committing_writers_reads_the_last_one() {
     let mut participant = participant();
     let (t1, t2, t3) = (txn(1), txn(2), txn(3));
     committing_on_a(&mut participant, t1);
-    step(
-        &mut participant,
-        0,
-        prepare(3, t2, vec![put("a", 9)], &[("a", int(1))]),
-        vec![persist(
-            3,
-            prepared(t2, vec![entry(0, "a", OpKind::Put, int(5), int(9))]),
-        )],
-    );
+    put_a_reading(&mut participant, 3, t2, 9, 5);
     step(
         &mut participant,
         0,
@@ -138,15 +120,7 @@ fn a_chain_of_committing_writers_reads_the_last_one() {
         vec![persist(4, Record::Committed { txn: t2 })],
     );
     assert_eq!(participant.committing_value("a"), Some((t2, int(9))));
-    step(
-        &mut participant,
-        0,
-        prepare(5, t3, vec![put("a", 3)], &[("a", int(1))]),
-        vec![persist(
-            5,
-            prepared(t3, vec![entry(0, "a", OpKind::Put, int(9), int(3))]),
-        )],
-    );
+    put_a_reading(&mut participant, 5, t3, 3, 9);
     participant.check_invariants().unwrap();
     // t1 durable: t2's commit still pending, still read through.
     step(
