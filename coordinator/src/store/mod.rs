@@ -84,6 +84,9 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            // Statement journals and temporary tables in memory: a batch's size bounds
+            // them, and on disk each was a file created and unlinked in /var/tmp.
+            .pragma("temp_store", "memory")
             .busy_timeout(BUSY_TIMEOUT);
         let mut conn = options.connect().await.map_err(open_error)?;
         // Reading the schema is what tells a non-database file apart from a database.

@@ -351,6 +351,21 @@ impl Participant {
         self.held.contains_key(&lsn)
     }
 
+    /// Whether only an ack waits on `record` (queued at `lsn`): a 2PC txn's `Committed`,
+    /// whose client heard at the coordinator's durable decision and whose locks no longer
+    /// block. The writer may hold such a record back briefly so that it shares a sync
+    /// with the next one a vote waits on. A 3PC commit is not: its client waits for it.
+    pub fn may_linger(&self, lsn: Lsn, record: &Record) -> bool {
+        let Record::Committed { txn } = record else {
+            return false;
+        };
+        !self.holds_decision(lsn)
+            && self
+                .active
+                .get(txn)
+                .is_some_and(|active| active.protocol == Protocol::TwoPhase)
+    }
+
     /// The value `key` will have once the commits in flight here are durable: the last
     /// committing writer of it and its redo image (`None`: no committing txn writes it).
     pub fn committing_value(&self, key: &str) -> Option<(TxnId, Option<wire::Value>)> {

@@ -489,6 +489,7 @@ impl EventLoop {
                     if matches!(record.kind(), "prepared" | "waiting") {
                         crash::point(crash::PARTICIPANT_BEFORE_PREPARE_LOGGED, record.txn());
                     }
+                    let linger = self.core.may_linger(lsn, &record);
                     self.outstanding += 1;
                     self.metrics.queued(lsn);
                     // Never blocks (see `outstanding`); if it did, the writer would still
@@ -496,7 +497,11 @@ impl EventLoop {
                     if self
                         .writer_queue
                         .0
-                        .send(Pending { lsn, record })
+                        .send(Pending {
+                            lsn,
+                            record,
+                            linger,
+                        })
                         .await
                         .is_err()
                     {

@@ -4,6 +4,7 @@
 //! the bounded prune steps of retention (`retention.rs`), and a checkpoint after each.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info};
 
@@ -17,6 +18,16 @@ use wire::runtime::{self, Receiver, Sender};
 /// Records waiting to be written (and, equally, durable records not yet seen by the event
 /// loop): the event loop stops taking network input while this many are outstanding.
 pub const WRITER_QUEUE_MAX: usize = 4096;
+/// How long a batch of nothing but records that may linger (2PC commits:
+/// `Participant::may_linger`) waits for a record that a reply waits on (a vote's), so
+/// that the commits ride in that record's SQLite transaction rather than cost a sync of
+/// their own: with one client, the next txn's Prepare arrived while the previous commit's
+/// sync ran, and waited for it. Only the commit's ack (and so the coordinator's end of
+/// the txn) waits on such a record; a crash before it is durable leaves the txn in doubt,
+/// and the participant asks. Its locks no longer block writers meanwhile
+/// (`LockTable::commit`); a lone read of its keys votes NO until it is durable, so the
+/// bound is short.
+pub const COMMITTED_LINGER: Duration = Duration::from_millis(2);
 /// Exit status when the log cannot be written: the process stops, and restart recovers.
 pub const LOG_WRITE_FAILED_EXIT: i32 = 70;
 
@@ -25,6 +36,8 @@ pub const LOG_WRITE_FAILED_EXIT: i32 = 70;
 pub struct Pending {
     pub lsn: Lsn,
     pub record: Record,
+    /// Nothing but an ack waits on it (see `COMMITTED_LINGER`).
+    pub linger: bool,
 }
 
 /// A record now durable; `kind` names the record (for crash points and logs).
@@ -64,16 +77,21 @@ pub async fn run(
                 continue;
             }
         };
+        let mut lingering = first.linger;
         let mut lsns = vec![first.lsn];
         let mut records = vec![first.record];
-        while records.len() < WRITER_QUEUE_MAX {
-            match queue.try_recv() {
-                Ok(pending) => {
-                    lsns.push(pending.lsn);
-                    records.push(pending.record);
-                }
-                Err(_) => break,
-            }
+        lingering &= drain_into(&mut lsns, &mut records, &queue);
+        // A closed queue, the linger's end or a record that must not wait: write the batch.
+        let linger_until = Instant::now() + COMMITTED_LINGER;
+        while lingering && records.len() < WRITER_QUEUE_MAX {
+            let left = linger_until.saturating_duration_since(Instant::now());
+            let Some(Ok(pending)) = runtime::timeout(left, queue.recv()).await else {
+                break;
+            };
+            lingering = pending.linger;
+            lsns.push(pending.lsn);
+            records.push(pending.record);
+            lingering &= drain_into(&mut lsns, &mut records, &queue);
         }
         let kv = match writer.write(&records).await {
             Ok(kv) => kv,
@@ -101,6 +119,23 @@ pub async fn run(
     if let Err(error) = writer.close().await {
         error!(%error, "closing the write connection failed");
     }
+}
+
+/// Moves what is queued now into the batch, up to `WRITER_QUEUE_MAX` records; true if
+/// every record it moved may linger.
+fn drain_into(lsns: &mut Vec<Lsn>, records: &mut Vec<Record>, queue: &Receiver<Pending>) -> bool {
+    let mut linger = true;
+    while records.len() < WRITER_QUEUE_MAX {
+        match queue.try_recv() {
+            Ok(pending) => {
+                linger &= pending.linger;
+                lsns.push(pending.lsn);
+                records.push(pending.record);
+            }
+            Err(_) => break,
+        }
+    }
+    linger
 }
 
 /// One bounded prune step if one is due, below the horizon the core already has, then a

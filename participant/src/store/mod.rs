@@ -142,6 +142,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // A batch's multi-row statements keep statement journals (and the IN lists
+            // temporary tables); on disk, SQLite created and unlinked a file in /var/tmp
+            // for most batches. They are a batch's size, so memory bounds them.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
         let pool = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS_MAX)

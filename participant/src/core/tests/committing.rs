@@ -183,3 +183,39 @@ fn a_read_with_other_participants_reads_the_commit_and_votes_after_its_record() 
         vec![vote(3, t2, Vote::ReadOnly, vec![read("a", int(5))])],
     );
 }
+
+/// A 2PC commit's record may wait for company in the writer (only its ack waits on it);
+/// the vote's record may not.
+#[test]
+fn only_a_two_phase_commit_record_may_linger() {
+    let mut participant = participant();
+    let (t1, t2) = (txn(1), txn(2));
+    committing_on_a(&mut participant, t1);
+    assert!(participant.may_linger(Lsn(2), &Record::Committed { txn: t1 }));
+    put_a_reading(&mut participant, 3, t2, 9, 5);
+    let vote_record = prepared(t2, vec![entry(0, "a", OpKind::Put, int(5), int(9))]);
+    assert!(!participant.may_linger(Lsn(3), &vote_record));
+    // Durable: the txn is done, and a record for it would not be a lingering commit.
+    step(
+        &mut participant,
+        0,
+        Input::Persisted { lsn: Lsn(2) },
+        vec![ack(2, t1, Outcome::Committed)],
+    );
+    assert!(!participant.may_linger(Lsn(2), &Record::Committed { txn: t1 }));
+}
+
+/// A 3PC commit's client waits for the participants' acks: its record never lingers.
+#[test]
+fn a_three_phase_commit_record_does_not_linger() {
+    let mut participant = participant();
+    let t1 = txn(1);
+    precommitted_txn(&mut participant, t1, &ALL, &[COORDINATOR, LOW, HIGH]);
+    step(
+        &mut participant,
+        20,
+        decide_from(COORDINATOR, 3, t1, Decision::Commit),
+        vec![persist(3, Record::Committed { txn: t1 })],
+    );
+    assert!(!participant.may_linger(Lsn(3), &Record::Committed { txn: t1 }));
+}
