@@ -27,6 +27,20 @@ use super::{Store, StoreError};
 /// `journal_size_limit`), so one large batch does not leave a large file behind.
 pub const WAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
 
+/// The decided txns one prune step deletes: the oldest below the horizon whose outcome
+/// is older than the window. `+state` keeps SQLite off the `txn_by_state` index: through
+/// it, "committed or aborted" is nearly every row, and each step read the whole table
+/// (75 ms at 200,000 rows, every `PRUNE_INTERVAL`, in the writer); through the primary
+/// key the step reads only the rows below the horizon, which it mostly deletes.
+macro_rules! prunable_txns {
+    () => {
+        "SELECT txn_id FROM txn \
+         WHERE txn_id < ? AND +state IN ('committed', 'aborted') \
+           AND decided_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) \
+         ORDER BY txn_id LIMIT ?"
+    };
+}
+
 /// What one prune step deleted.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Pruned {
@@ -88,14 +102,13 @@ impl Writer {
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut self.conn)
             .await?;
-        sqlx::query(
+        sqlx::query(concat!(
             "CREATE TEMP TABLE IF NOT EXISTS prune_batch (txn_id TEXT PRIMARY KEY) STRICT;
              DELETE FROM temp.prune_batch;
-             INSERT INTO temp.prune_batch SELECT txn_id FROM txn
-             WHERE txn_id < ? AND state IN ('committed', 'aborted')
-               AND decided_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
-             ORDER BY txn_id LIMIT ?;",
-        )
+             INSERT INTO temp.prune_batch ",
+            prunable_txns!(),
+            ";"
+        ))
         .bind(&horizon_id)
         .bind(&ago)
         .bind(txns_max)
@@ -373,6 +386,33 @@ mod tests {
             assert!(store.txn(txn(1)).await.expect("read").is_some());
             // The horizon is raised all the same: it bounds what may be gone.
             assert_eq!(store.horizon().await.expect("horizon"), horizon);
+        });
+    }
+
+    /// A prune step reads the rows below the horizon, not the whole table: SQLite's plan
+    /// for its selection walks the primary key's range, never the `state` index.
+    #[test]
+    fn the_prune_selection_walks_the_txn_id_range() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        block_on(async {
+            let store = Store::open(&dir.path().join("p.db")).await.expect("open");
+            let plan = concat!("EXPLAIN QUERY PLAN ", prunable_txns!());
+            let rows = sqlx::query(plan)
+                .bind(txn(5).to_string())
+                .bind("-1.000 seconds")
+                .bind(10)
+                .fetch_all(&store.pool)
+                .await
+                .expect("plan");
+            let details: Vec<String> = rows
+                .iter()
+                .map(|row| row.try_get("detail").expect("detail"))
+                .collect();
+            assert_eq!(
+                details,
+                ["SEARCH txn USING INDEX sqlite_autoindex_txn_1 (txn_id<?)"],
+                "{details:?}"
+            );
         });
     }
 }
