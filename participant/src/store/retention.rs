@@ -27,6 +27,12 @@ use super::{Store, StoreError};
 /// `journal_size_limit`), so one large batch does not leave a large file behind.
 pub const WAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
 
+/// SQLite's automatic checkpoint runs at the commit that brings the WAL to this many
+/// pages (16 MiB of 4 KiB pages: the size the WAL is cut back to). SQLite's default,
+/// 1,000, checkpointed four times as often, and each checkpoint rewrites every page the
+/// WAL holds a copy of: the keys a commit writes are scattered over `kv`, so most of them.
+pub const WAL_CHECKPOINT_PAGES: i64 = 4000;
+
 /// The decided txns one prune step deletes: the oldest below the horizon whose outcome
 /// is older than the window. `+state` keeps SQLite off the `txn_by_state` index: through
 /// it, "committed or aborted" is nearly every row, and each step read the whole table
@@ -180,9 +186,14 @@ impl Writer {
         Ok(u64::try_from(kept).unwrap_or(0))
     }
 
-    /// Sets the WAL's size limit on the write connection (once, at start).
+    /// Sets the WAL's size limit and checkpoint interval on the write connection (once,
+    /// at start).
     pub async fn limit_wal(&mut self) -> Result<(), StoreError> {
         let pragma = format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}");
+        sqlx::query(sqlx::AssertSqlSafe(pragma))
+            .execute(&mut self.conn)
+            .await?;
+        let pragma = format!("PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}");
         sqlx::query(sqlx::AssertSqlSafe(pragma))
             .execute(&mut self.conn)
             .await?;
@@ -191,7 +202,7 @@ impl Writer {
 
     /// A PASSIVE checkpoint: copies what it can of the WAL into the database without
     /// waiting for readers, so the next writes start the WAL over (and the file is cut
-    /// back to `WAL_SIZE_LIMIT_BYTES`). SQLite's automatic checkpoints (every 1000 pages)
+    /// back to `WAL_SIZE_LIMIT_BYTES`). SQLite's automatic checkpoints (`WAL_CHECKPOINT_PAGES`)
     /// do the same at commit; this one also runs when the node is idle.
     pub async fn checkpoint(&mut self) -> Result<(), StoreError> {
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
