@@ -69,6 +69,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            kept_decisions: None,
         })
     }
 

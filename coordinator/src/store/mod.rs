@@ -70,6 +70,11 @@ pub enum StoreError {
 pub struct Store {
     conn: SqliteConnection,
     path: PathBuf,
+    /// Decision rows, once counted (`retention_figures`), then kept exact by this single
+    /// writer: one more per `Decided` record written, fewer by each prune. A count(*) per
+    /// prune step read every row, twice a second, and the rows of an hour's window are
+    /// millions.
+    kept_decisions: Option<i64>,
 }
 
 impl Store {
@@ -104,6 +109,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            kept_decisions: None,
         })
     }
 
@@ -139,7 +145,9 @@ impl Store {
                 // may have ended already, which makes ROLLBACK fail harmlessly.)
                 let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
             }
-            return written.map(drop).map_err(write_error);
+            written.map_err(write_error)?;
+            self.count_decided(batch);
+            return Ok(());
         }
         let mut sqlite_txn = self.conn.begin().await.map_err(write_error)?;
         for segment in batch.split_inclusive(is_adopted) {
@@ -170,7 +178,20 @@ impl Store {
                 }
             }
         }
-        sqlite_txn.commit().await.map_err(write_error)
+        sqlite_txn.commit().await.map_err(write_error)?;
+        self.count_decided(batch);
+        Ok(())
+    }
+
+    /// A batch is durable: its `Decided` records are rows now.
+    fn count_decided(&mut self, batch: &[(Lsn, Record)]) {
+        let decided = batch
+            .iter()
+            .filter(|(_, record)| matches!(record, Record::Decided { .. }))
+            .count();
+        if let Some(kept) = &mut self.kept_decisions {
+            *kept += i64::try_from(decided).unwrap_or(i64::MAX);
+        }
     }
 
     /// Every logged commit (3PC: precommit) without an end, by transaction id (v7 ids:

@@ -97,6 +97,9 @@ impl Store {
             let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
             return Err(self.write_error()(source));
         }
+        if let Some(kept) = &mut self.kept_decisions {
+            *kept -= i64::try_from(pruned).unwrap_or(i64::MAX);
+        }
         Ok(pruned)
     }
 
@@ -134,10 +137,17 @@ impl Store {
             .fetch_one(&mut self.conn)
             .await
             .map_err(read_error)?;
-        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM decision")
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(read_error)?;
+        let kept = match self.kept_decisions {
+            Some(kept) => kept,
+            None => {
+                let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM decision")
+                    .fetch_one(&mut self.conn)
+                    .await
+                    .map_err(read_error)?;
+                self.kept_decisions = Some(counted);
+                counted
+            }
+        };
         let oldest = sqlx::query("SELECT txn_id, logged_at FROM decision ORDER BY txn_id LIMIT 1")
             .fetch_optional(&mut self.conn)
             .await

@@ -323,3 +323,56 @@ fn pruning_deletes_ended_decisions_below_the_horizon_and_never_unfinished_ones()
         assert!(file_len(&path, false) > 0);
     });
 }
+
+#[test]
+fn kept_decisions_stay_exact_after_they_are_counted_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("c.db");
+    block_on(async {
+        let mut store = Store::open(&path).await.expect("open");
+        store
+            .append(&[(Lsn(1), decided(1, &[1])), (Lsn(2), decided(2, &[1]))])
+            .await
+            .expect("append");
+        assert_eq!(
+            store
+                .retention_figures()
+                .await
+                .expect("figures")
+                .kept_decisions,
+            2
+        );
+        store
+            .append(&[
+                (Lsn(3), decided(3, &[1])),
+                (Lsn(4), Record::Ended { txn: txn_id(1) }),
+                (Lsn(5), Record::Ended { txn: txn_id(3) }),
+            ])
+            .await
+            .expect("append");
+        std::thread::sleep(Duration::from_millis(5));
+        let horizon = wire::retention::Horizon::from_txn_id(txn_id(9));
+        assert_eq!(
+            store
+                .prune(horizon, Duration::ZERO, 10)
+                .await
+                .expect("prune"),
+            2
+        );
+        // A failed batch (a decision logged twice) adds nothing.
+        assert!(store.append(&[(Lsn(6), decided(2, &[1]))]).await.is_err());
+        let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM decision")
+            .fetch_one(&mut store.conn)
+            .await
+            .expect("count");
+        assert_eq!(counted, 1);
+        assert_eq!(
+            store
+                .retention_figures()
+                .await
+                .expect("figures")
+                .kept_decisions,
+            counted
+        );
+    });
+}

@@ -222,6 +222,7 @@ impl Store {
         Ok(Writer {
             conn,
             open: OpenTxns::new(ceiling),
+            kept_txns: None,
         })
     }
 

@@ -90,9 +90,16 @@ impl Writer {
         txns_max: u32,
     ) -> Result<Pruned, StoreError> {
         let pruned = self.prune_in_transaction(horizon, retain, txns_max).await;
-        if pruned.is_err() {
+        match &pruned {
+            Ok(step) => {
+                if let Some(kept) = &mut self.kept_txns {
+                    *kept = kept.saturating_sub(step.txns);
+                }
+            }
             // As in `write`: end whatever is open, so nothing of the step is kept.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            Err(_) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            }
         }
         pruned
     }
@@ -180,10 +187,15 @@ impl Writer {
 
     /// Txns kept (every state), for `--retain-txns`.
     pub async fn kept_txns(&mut self) -> Result<u64, StoreError> {
+        if let Some(kept) = self.kept_txns {
+            return Ok(kept);
+        }
         let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM txn")
             .fetch_one(&mut self.conn)
             .await?;
-        Ok(u64::try_from(kept).unwrap_or(0))
+        let kept = u64::try_from(kept).unwrap_or(0);
+        self.kept_txns = Some(kept);
+        Ok(kept)
     }
 
     /// Sets the WAL's size limit and checkpoint interval on the write connection (once,
@@ -424,6 +436,52 @@ mod tests {
                 ["SEARCH txn USING INDEX sqlite_autoindex_txn_1 (txn_id<?)"],
                 "{details:?}"
             );
+        });
+    }
+
+    #[test]
+    fn kept_txns_stay_exact_after_they_are_counted_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        block_on(async {
+            let store = Store::open(&dir.path().join("p.db")).await.expect("open");
+            let mut writer = store.writer().await.expect("writer");
+            let first = vec![prepared(txn(1), "a"), Record::Committed { txn: txn(1) }];
+            writer.write(&first).await.expect("write");
+            assert_eq!(writer.kept_txns().await.expect("kept"), 1);
+            let aborted = Record::Aborted {
+                txn: txn(2),
+                protocol: Protocol::TwoPhase,
+                coordinator: NodeId(3),
+                reason: "no".into(),
+            };
+            // A new row, a read-only vote (no `txn` row) and a second decision.
+            let more = vec![
+                aborted,
+                Record::ReadOnly {
+                    txn: txn(3),
+                    protocol: Protocol::TwoPhase,
+                    coordinator: NodeId(3),
+                    keys: vec!["r".into()],
+                    hold_ms: 1_000,
+                },
+                prepared(txn(4), "b"),
+            ];
+            writer.write(&more).await.expect("write");
+            // A refused batch (txn 4 voted on twice) adds nothing.
+            assert!(writer.write(&[prepared(txn(4), "b")]).await.is_err());
+            std::thread::sleep(Duration::from_millis(5));
+            let horizon = Horizon::from_txn_id(txn(9));
+            let pruned = writer
+                .prune(horizon, Duration::ZERO, 10)
+                .await
+                .expect("prune");
+            assert_eq!(pruned.txns, 2);
+            let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM txn")
+                .fetch_one(&mut writer.conn)
+                .await
+                .expect("count");
+            assert_eq!(counted, 1);
+            assert_eq!(writer.kept_txns().await.expect("kept"), 1);
         });
     }
 }

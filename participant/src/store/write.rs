@@ -18,6 +18,10 @@ use crate::core::{LogEntry, Record, StoredState};
 pub struct Writer {
     pub(super) conn: SqliteConnection,
     pub(super) open: OpenTxns,
+    /// `txn` rows, once counted (`kept_txns`), then kept exact by this single writer: more
+    /// by each batch's new rows, fewer by each prune step's. (A count(*) per prune step
+    /// read every row, twice a second.)
+    pub(super) kept_txns: Option<u64>,
 }
 
 impl Writer {
@@ -74,8 +78,12 @@ impl Writer {
             .map(|(key, (value, _))| (key.clone(), value.clone()))
             .collect();
         let rows = batch.rows_after(records);
+        let inserted = batch.inserted.len() as u64;
         batch.script(begun).execute(&mut self.conn).await?;
         self.open.written(rows);
+        if let Some(kept) = &mut self.kept_txns {
+            *kept += inserted;
+        }
         Ok(changes)
     }
 
