@@ -66,6 +66,7 @@ pub async fn run(
     retention: Arc<Shared>,
 ) {
     let mut schedule = Schedule::default();
+    let mut odds = LingerOdds::default();
     loop {
         // Idle, the wait ends at the next prune step: pruning goes on without traffic.
         let first = match runtime::timeout(PRUNE_INTERVAL, queue.recv()).await {
@@ -81,6 +82,8 @@ pub async fn run(
         let mut lsns = vec![first.lsn];
         let mut records = vec![first.record];
         lingering &= drain_into(&mut lsns, &mut records, &queue);
+        lingering = lingering && odds.worth_it();
+        let lingered = lingering;
         // A closed queue, the linger's end or a record that must not wait: write the batch.
         let linger_until = Instant::now() + COMMITTED_LINGER;
         while lingering && records.len() < WRITER_QUEUE_MAX {
@@ -92,6 +95,10 @@ pub async fn run(
             lsns.push(pending.lsn);
             records.push(pending.record);
             lingering &= drain_into(&mut lsns, &mut records, &queue);
+        }
+        if lingered {
+            // Still lingering here: the wait ran out (or the queue closed or filled).
+            odds.ended(!lingering);
         }
         let kv = match writer.write(&records).await {
             Ok(kv) => kv,
@@ -118,6 +125,52 @@ pub async fn run(
     }
     if let Err(error) = writer.close().await {
         error!(%error, "closing the write connection failed");
+    }
+}
+
+/// Whether lingering pays: how often recent lingers found a record to share their sync
+/// with, as a running average (the last eight or so weigh most). A linger that only ever
+/// runs out is pure delay: with one request in flight per channel (`--channel-in-flight-max
+/// 1`) the coordinator sends nothing until the commit is acked, and lingering halved
+/// throughput. So a commit-only batch lingers while at least half did find company, and
+/// otherwise once every `LINGER_PROBE_EVERY` such batches, to notice when company is back.
+#[derive(Debug)]
+struct LingerOdds {
+    /// Of `ODDS_ONE`: the share of recent lingers that found company.
+    odds: u32,
+    /// Commit-only batches written at once since the last linger.
+    skipped: u32,
+}
+
+const ODDS_ONE: u32 = 1024;
+/// A probe costs at most `COMMITTED_LINGER`, so this bounds the cost of probing where
+/// lingering does not pay to one wait per this many commit-only batches.
+pub const LINGER_PROBE_EVERY: u32 = 64;
+
+impl Default for LingerOdds {
+    fn default() -> Self {
+        LingerOdds {
+            odds: ODDS_ONE,
+            skipped: 0,
+        }
+    }
+}
+
+impl LingerOdds {
+    /// Whether this commit-only batch should linger.
+    fn worth_it(&mut self) -> bool {
+        if self.odds >= ODDS_ONE / 2 || self.skipped >= LINGER_PROBE_EVERY {
+            self.skipped = 0;
+            true
+        } else {
+            self.skipped += 1;
+            false
+        }
+    }
+
+    /// A linger ended: `found` a record that could not wait, or ran out alone.
+    fn ended(&mut self, found: bool) {
+        self.odds = self.odds - self.odds / 8 + if found { ODDS_ONE / 8 } else { 0 };
     }
 }
 
@@ -188,4 +241,54 @@ pub fn log_retention(retention: &Shared) {
         horizon_ms = retention.published().unix_ms(),
         "retention"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lingering_stops_where_it_never_finds_company_and_probes_now_and_then() {
+        let mut odds = LingerOdds::default();
+        let mut lingered = 0;
+        for _ in 0..1_000 {
+            if odds.worth_it() {
+                lingered += 1;
+                odds.ended(false);
+            }
+        }
+        // Six lonely lingers bring the odds below one half; then one probe per 65 batches.
+        assert!(
+            lingered <= 6 + 1_000 / (LINGER_PROBE_EVERY as usize + 1) + 1,
+            "{lingered}"
+        );
+        assert!(lingered > 6, "{lingered}");
+    }
+
+    #[test]
+    fn lingering_goes_on_while_most_lingers_find_company() {
+        let mut odds = LingerOdds::default();
+        // One client, two participants of three: about two lingers in three find the next
+        // Prepare.
+        for round in 0..300 {
+            assert!(odds.worth_it(), "round {round}");
+            odds.ended(round % 3 != 2);
+        }
+    }
+
+    #[test]
+    fn one_probe_that_finds_company_brings_lingering_back() {
+        let mut odds = LingerOdds::default();
+        while odds.worth_it() {
+            odds.ended(false);
+        }
+        // That batch was written at once; so are the next ones, up to the probe.
+        let mut skipped = 1;
+        while !odds.worth_it() {
+            skipped += 1;
+        }
+        assert_eq!(skipped, LINGER_PROBE_EVERY);
+        odds.ended(true);
+        assert!(odds.worth_it());
+    }
 }
