@@ -142,10 +142,11 @@ struct LingerOdds {
     skipped: u32,
 }
 
+/// The scale of `LingerOdds::odds`: every recent linger found company.
 const ODDS_ONE: u32 = 1024;
 /// A probe costs at most `COMMITTED_LINGER`, so this bounds the cost of probing where
 /// lingering does not pay to one wait per this many commit-only batches.
-pub const LINGER_PROBE_EVERY: u32 = 64;
+const LINGER_PROBE_EVERY: u32 = 64;
 
 impl Default for LingerOdds {
     fn default() -> Self {
