@@ -57,6 +57,7 @@ macro_rules! now {
 pub mod admin;
 #[cfg(test)]
 mod admin_tests;
+mod batch;
 mod open;
 mod read;
 mod retention;
