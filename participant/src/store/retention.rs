@@ -305,6 +305,25 @@ mod tests {
         }
     }
 
+    fn aborted(txn: TxnId) -> Record {
+        Record::Aborted {
+            txn,
+            protocol: Protocol::TwoPhase,
+            coordinator: NodeId(3),
+            reason: "no".into(),
+        }
+    }
+
+    fn read_only(txn: TxnId) -> Record {
+        Record::ReadOnly {
+            txn,
+            protocol: Protocol::TwoPhase,
+            coordinator: NodeId(3),
+            keys: vec!["r".into()],
+            hold_ms: 1_000,
+        }
+    }
+
     #[test]
     fn pruning_deletes_decided_txns_below_the_horizon_and_keeps_the_rest() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -315,20 +334,9 @@ mod tests {
             let records = vec![
                 prepared(txn(1), "a"),
                 Record::Committed { txn: txn(1) },
-                Record::Aborted {
-                    txn: txn(2),
-                    protocol: Protocol::TwoPhase,
-                    coordinator: NodeId(3),
-                    reason: "no".into(),
-                },
+                aborted(txn(2)),
                 prepared(txn(3), "b"),
-                Record::ReadOnly {
-                    txn: txn(4),
-                    protocol: Protocol::TwoPhase,
-                    coordinator: NodeId(3),
-                    keys: vec!["r".into()],
-                    hold_ms: 1_000,
-                },
+                read_only(txn(4)),
                 // Above the horizon: kept though decided.
                 prepared(txn(9), "c"),
                 Record::Committed { txn: txn(9) },
@@ -448,24 +456,8 @@ mod tests {
             let first = vec![prepared(txn(1), "a"), Record::Committed { txn: txn(1) }];
             writer.write(&first).await.expect("write");
             assert_eq!(writer.kept_txns().await.expect("kept"), 1);
-            let aborted = Record::Aborted {
-                txn: txn(2),
-                protocol: Protocol::TwoPhase,
-                coordinator: NodeId(3),
-                reason: "no".into(),
-            };
-            // A new row, a read-only vote (no `txn` row) and a second decision.
-            let more = vec![
-                aborted,
-                Record::ReadOnly {
-                    txn: txn(3),
-                    protocol: Protocol::TwoPhase,
-                    coordinator: NodeId(3),
-                    keys: vec!["r".into()],
-                    hold_ms: 1_000,
-                },
-                prepared(txn(4), "b"),
-            ];
+            // Two new rows (a NO vote's, a YES vote's) and a read-only vote (no `txn` row).
+            let more = vec![aborted(txn(2)), read_only(txn(3)), prepared(txn(4), "b")];
             writer.write(&more).await.expect("write");
             // A refused batch (txn 4 voted on twice) adds nothing.
             assert!(writer.write(&[prepared(txn(4), "b")]).await.is_err());
