@@ -58,6 +58,8 @@ pub mod admin;
 #[cfg(test)]
 mod admin_tests;
 mod batch;
+#[cfg(test)]
+mod migration_tests;
 mod open;
 mod read;
 mod retention;
