@@ -19,6 +19,8 @@
 //!   the caller must stop the node (not retry, not report `Persisted`) and let the next
 //!   start recover from what is on disk.
 
+#[cfg(test)]
+mod migration_tests;
 mod retention;
 
 pub use retention::{RetentionFigures, WAL_SIZE_LIMIT_BYTES, file_len};

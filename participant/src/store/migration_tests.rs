@@ -1,32 +1,11 @@
 //! Migrations over a database that holds rows: a file written by an older build opens in
 //! this one with every row where it was.
 
-use std::path::Path;
-
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
 
 use super::Store;
 use wire::runtime::block_on;
-
-/// The participant's migrations numbered up to `last`, copied to `dir` (the way an older
-/// build, which had only those, would have migrated its file).
-fn migrations_up_to(last: u32, dir: &Path) {
-    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/participant");
-    std::fs::create_dir(dir).expect("mkdir");
-    for file in std::fs::read_dir(&all).expect("migrations") {
-        let path = file.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .to_string();
-        let number: u32 = name[..4].parse().expect("numbered migration");
-        if number <= last {
-            std::fs::copy(&path, dir.join(&name)).expect("copy");
-        }
-    }
-}
 
 const OLD_ROWS: &str = "\
     INSERT INTO txn (txn_id, protocol, coordinator, state, reason, created_at, decided_at, participants) VALUES
@@ -42,8 +21,6 @@ const OLD_ROWS: &str = "\
 fn txn_and_txn_log_move_to_their_primary_keys_with_every_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("old.db");
-    let old = dir.path().join("migrations-up-to-5");
-    migrations_up_to(5, &old);
     block_on(async {
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -51,10 +28,11 @@ fn txn_and_txn_log_move_to_their_primary_keys_with_every_row() {
         let mut conn = SqliteConnection::connect_with(&options)
             .await
             .expect("create");
-        let migrator = sqlx::migrate::Migrator::new(old.as_path())
+        // The file as a build with migrations 1-5 left it.
+        sqlx::migrate!("../migrations/participant")
+            .run_to(5, &mut conn)
             .await
-            .expect("migrator");
-        migrator.run(&mut conn).await.expect("old migrations");
+            .expect("old migrations");
         sqlx::raw_sql(OLD_ROWS)
             .execute(&mut conn)
             .await
