@@ -262,7 +262,8 @@ impl Store {
 }
 
 /// The statements of a batch of `Decided`, `Ended` and `Hazard` records, each taking its
-/// rows as one JSON array (`json_each`; `value->>n` is column n of a row), so the text
+/// rows as one JSON array (`jsonb_each`, whose rows `->>` reads without parsing them
+/// again as text; `value->>n` is column n of a row), so the text
 /// never changes and SQLite parses it once per connection (sqlx's statement cache), not
 /// once per batch. Timestamps are UTC text computed by SQLite, so the store needs no
 /// clock of its own. (`WHERE true` before `ON CONFLICT`: SQLite's rule for an upsert
@@ -271,12 +272,12 @@ macro_rules! script_body {
     () => {
         "INSERT INTO decision (txn_id, protocol, decision, participants, logged_at) \
          SELECT value->>0, value->>1, value->>2, value->>3, \
-         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM json_each(?);\n\
+         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM jsonb_each(?);\n\
          UPDATE decision SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
          WHERE ended_at IS NULL AND txn_id IN (SELECT value FROM json_each(?));\n\
          INSERT INTO heuristic_hazard (txn_id, participant, decision, outcome, found_at) \
          SELECT value->>0, value->>1, value->>2, value->>3, \
-         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM json_each(?) WHERE true \
+         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM jsonb_each(?) WHERE true \
          ON CONFLICT (txn_id, participant) DO NOTHING;\n"
     };
 }
