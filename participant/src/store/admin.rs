@@ -89,6 +89,7 @@ impl Store {
             path: path.to_path_buf(),
             options,
             pool,
+            kept_txns: Default::default(),
         };
         store.check_participant_schema().await?;
         Ok(store)

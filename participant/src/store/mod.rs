@@ -71,6 +71,7 @@ pub use retention::{Pruned, RetentionStatus, WAL_SIZE_LIMIT_BYTES, file_len, wal
 pub use write::{KvChanges, Writer};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use open::OpenTxns;
@@ -130,6 +131,8 @@ pub struct Store {
     path: PathBuf,
     options: SqliteConnectOptions,
     pool: SqlitePool,
+    /// Shared with the writer, which keeps it exact.
+    kept_txns: Arc<retention::KeptTxns>,
 }
 
 impl Store {
@@ -159,6 +162,7 @@ impl Store {
             path: path.to_path_buf(),
             options,
             pool,
+            kept_txns: Arc::default(),
         };
         store.check_not_foreign().await?;
         sqlx::migrate!("../migrations/participant")
@@ -225,7 +229,7 @@ impl Store {
         Ok(Writer {
             conn,
             open: OpenTxns::new(ceiling),
-            kept_txns: None,
+            kept_txns: self.kept_txns.clone(),
         })
     }
 

@@ -15,6 +15,7 @@
 //!   with its few `txn_log` rows (at most `ops_per_txn_max`); one SQLite transaction.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -81,6 +82,36 @@ fn ago(retain: Duration) -> String {
     )
 }
 
+/// The `txn` rows the database keeps, once the writer counted them: then kept exact by
+/// that single writer (more by each batch's new rows, fewer by each prune step's) and
+/// read by `status` without a `count(*)`, which reads every row (a second at millions of
+/// rows, and `status` runs on the node's event loop). Shared by the store and its writer.
+#[derive(Debug, Default)]
+pub(super) struct KeptTxns(Mutex<Option<u64>>);
+
+impl KeptTxns {
+    pub(super) fn get(&self) -> Option<u64> {
+        *self.lock()
+    }
+
+    fn set(&self, kept: u64) {
+        *self.lock() = Some(kept);
+    }
+
+    /// `more` rows were added and `fewer` deleted (nothing, while not counted yet).
+    pub(super) fn change(&self, more: u64, fewer: u64) {
+        if let Some(kept) = self.lock().as_mut() {
+            *kept = (*kept + more).saturating_sub(fewer);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Writer {
     /// One prune step (see the module's `# Correctness`): decided txns below `horizon`
     /// whose outcome, and read-only votes whose vote, is older than `retain`.
@@ -93,9 +124,7 @@ impl Writer {
         let pruned = self.prune_in_transaction(horizon, retain, txns_max).await;
         match &pruned {
             Ok(step) => {
-                if let Some(kept) = &mut self.kept_txns {
-                    *kept = kept.saturating_sub(step.txns);
-                }
+                self.kept_txns.change(0, step.txns);
             }
             // As in `write`: end whatever is open, so nothing of the step is kept.
             Err(_) => {
@@ -186,16 +215,17 @@ impl Writer {
         })
     }
 
-    /// Txns kept (every state), for `--retain-txns`.
+    /// Txns kept (every state), for `--retain-txns` and `status`: counted the first time,
+    /// then kept exact (`KeptTxns`).
     pub async fn kept_txns(&mut self) -> Result<u64, StoreError> {
-        if let Some(kept) = self.kept_txns {
+        if let Some(kept) = self.kept_txns.get() {
             return Ok(kept);
         }
         let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM txn")
             .fetch_one(&mut self.conn)
             .await?;
         let kept = u64::try_from(kept).unwrap_or(0);
-        self.kept_txns = Some(kept);
+        self.kept_txns.set(kept);
         Ok(kept)
     }
 
@@ -246,9 +276,15 @@ impl Store {
         let oldest = sqlx::query("SELECT txn_id, created_at FROM txn ORDER BY txn_id LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
-        let kept_txns: i64 = sqlx::query_scalar("SELECT count(*) FROM txn")
-            .fetch_one(&self.pool)
-            .await?;
+        // Counted here only until the writer has counted (its first prune step).
+        let kept_txns = match self.kept_txns.get() {
+            Some(kept) => i64::try_from(kept).unwrap_or(i64::MAX),
+            None => {
+                sqlx::query_scalar("SELECT count(*) FROM txn")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
         let oldest_kept = match oldest {
             Some(row) => Some((row.try_get("txn_id")?, row.try_get("created_at")?)),
             None => None,
@@ -475,6 +511,32 @@ mod tests {
                 .expect("count");
             assert_eq!(counted, 1);
             assert_eq!(writer.kept_txns().await.expect("kept"), 1);
+            assert_eq!(store.retention_status().await.expect("status").kept_txns, 1);
+        });
+    }
+
+    /// `status` reports the writer's count once there is one, so it never reads every row
+    /// on the node's event loop: a row deleted behind the writer's back (as no node does)
+    /// shows that the figure is the writer's, not a fresh `count(*)`.
+    #[test]
+    fn status_reports_the_writers_count_once_it_has_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        block_on(async {
+            let store = Store::open(&dir.path().join("p.db")).await.expect("open");
+            let mut writer = store.writer().await.expect("writer");
+            writer
+                .write(&[aborted(txn(1)), aborted(txn(2))])
+                .await
+                .expect("write");
+            // Not counted by the writer yet: status counts.
+            assert_eq!(store.retention_status().await.expect("status").kept_txns, 2);
+            assert_eq!(writer.kept_txns().await.expect("kept"), 2);
+            sqlx::query("DELETE FROM txn WHERE txn_id = ?")
+                .bind(txn(1).to_string())
+                .execute(&mut writer.conn)
+                .await
+                .expect("delete");
+            assert_eq!(store.retention_status().await.expect("status").kept_txns, 2);
         });
     }
 }

@@ -3,6 +3,7 @@
 //! `# Correctness`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
@@ -12,6 +13,7 @@ use super::StoreError;
 use super::batch::{Batch, json};
 use super::open::{OpenTxns, StoredRow};
 use super::read::{parse_state, value_of};
+use super::retention::KeptTxns;
 use crate::core::Record;
 
 /// The database's single write connection. See the module's `# Correctness`.
@@ -21,8 +23,8 @@ pub struct Writer {
     pub(super) open: OpenTxns,
     /// `txn` rows, once counted (`kept_txns`), then kept exact by this single writer: more
     /// by each batch's new rows, fewer by each prune step's. (A count(*) per prune step
-    /// read every row, twice a second.)
-    pub(super) kept_txns: Option<u64>,
+    /// read every row, twice a second.) Shared with the store, for `status`.
+    pub(super) kept_txns: Arc<KeptTxns>,
 }
 
 impl Writer {
@@ -78,9 +80,7 @@ impl Writer {
         let inserted = batch.new_rows();
         batch.script(begun).execute(&mut self.conn).await?;
         self.open.written(rows);
-        if let Some(kept) = &mut self.kept_txns {
-            *kept += inserted;
-        }
+        self.kept_txns.change(inserted, 0);
         Ok(changes)
     }
 
