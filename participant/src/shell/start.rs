@@ -63,6 +63,9 @@ impl Node {
         let stored_max = store.max_txn_id().await?;
         let mut writer = store.writer().await?;
         writer.limit_wal().await?;
+        // Counted once, before serving, then kept exact by the writer: what `status` and
+        // `--retain-txns` read, so neither counts every row while the node serves.
+        writer.kept_txns().await?;
         // Before any input: ids below what pruning reached may be gone from the store.
         let stored_horizon = store.horizon().await?;
         core.set_horizon(stored_horizon);

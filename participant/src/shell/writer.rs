@@ -199,10 +199,8 @@ async fn prune_step(writer: &mut Writer, retention: &Shared, schedule: &mut Sche
         return;
     }
     let step = async {
-        // Counted at the first step, then kept exact: also what `status` reports.
-        let kept = writer.kept_txns().await?;
         if let Some(cap) = retention.retention.retain_txns {
-            retention.set_over_cap(kept > cap);
+            retention.set_over_cap(writer.kept_txns().await? > cap);
         }
         let pruned = writer
             .prune(

@@ -276,7 +276,8 @@ impl Store {
         let oldest = sqlx::query("SELECT txn_id, created_at FROM txn ORDER BY txn_id LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
-        // Counted here only until the writer has counted (its first prune step).
+        // Counted here only for a store whose writer has not counted (a node's counts
+        // before it serves).
         let kept_txns = match self.kept_txns.get() {
             Some(kept) => i64::try_from(kept).unwrap_or(i64::MAX),
             None => {
@@ -528,7 +529,7 @@ mod tests {
                 .write(&[aborted(txn(1)), aborted(txn(2))])
                 .await
                 .expect("write");
-            // Not counted by the writer yet: status counts.
+            // Not counted by the writer yet (as a node's is before it serves): status counts.
             assert_eq!(store.retention_status().await.expect("status").kept_txns, 2);
             assert_eq!(writer.kept_txns().await.expect("kept"), 2);
             sqlx::query("DELETE FROM txn WHERE txn_id = ?")
