@@ -1,10 +1,10 @@
 //! Migrations over a database that holds rows: a file written by an older build opens in
 //! this one with every row where it was.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
 
 use super::Store;
+use super::tests::new_file;
 use wire::runtime::block_on;
 
 const OLD_ROWS: &str = "\
@@ -22,12 +22,7 @@ fn txn_and_txn_log_move_to_their_primary_keys_with_every_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("old.db");
     block_on(async {
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .expect("create");
+        let mut conn = new_file(&path).await;
         // The file as a build with migrations 1-5 left it.
         sqlx::migrate!("../migrations/participant")
             .run_to(5, &mut conn)

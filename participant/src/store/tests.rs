@@ -334,17 +334,22 @@ fn a_file_that_is_not_sqlite_is_a_clear_error_naming_it() {
     assert!(message.contains("not a database"), "{message}");
 }
 
+/// A connection to a new, empty SQLite file at `path` (not through the store).
+pub(super) async fn new_file(path: &Path) -> SqliteConnection {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    SqliteConnection::connect_with(&options)
+        .await
+        .expect("create")
+}
+
 #[test]
 fn a_database_with_a_foreign_schema_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("foreign.db");
     block_on(async {
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .expect("create");
+        let mut conn = new_file(&path).await;
         sqlx::query("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
             .execute(&mut conn)
             .await
@@ -375,12 +380,7 @@ fn a_database_migrated_by_another_kind_of_node_is_refused() {
     )
     .expect("write migration");
     block_on(async {
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .expect("create");
+        let mut conn = new_file(&path).await;
         sqlx::migrate::Migrator::new(migrations.as_path())
             .await
             .expect("migrator")
