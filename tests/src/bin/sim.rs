@@ -76,7 +76,8 @@ enum FaultsArg {
     All,
     /// Crashes only, a failure detector that suspects only crashed nodes, good clocks.
     CrashOnly,
-    /// Partitions and resets, no crashes.
+    /// Partitions (symmetric and one-way), resets, clock jumps and drift, slow writes; no
+    /// crashes.
     Network,
     /// One coordinator crash just after a PreCommit, nothing else.
     SingleCoordinatorCrash,

@@ -197,7 +197,8 @@ impl FaultOptions {
         }
     }
 
-    /// Partitions and resets only (no crashes).
+    /// Everything of `all` but crashes: partitions, resets, clock jumps and drift, slow
+    /// writes.
     pub fn network_only() -> Self {
         FaultOptions {
             crashes: false,
