@@ -133,3 +133,34 @@ fn bench_refuses_stop_and_wait_for_a_cluster_it_did_not_start() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--channel-in-flight-max 1"), "{stderr}");
 }
+
+/// The SQLite floor benchmark (`sqlite-floor`) runs over the participant's schema and
+/// prints one line per batch size; its group commits are counted exactly: each SQLite
+/// transaction takes a batch of votes and the previous batch's commits, and one last
+/// transaction commits the last votes. A batch size of 0 is a usage error.
+#[test]
+fn sqlite_floor_prints_one_line_per_batch_size() {
+    let floor = env!("CARGO_BIN_EXE_sqlite-floor");
+    let output = Command::new(floor)
+        .args(["--parts", "40", "--batch", "1", "--batch", "8"])
+        .output()
+        .expect("run sqlite-floor");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "sqlite-floor failed: {output:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("batch   1: 40 parts in 41 SQLite txns, "),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("batch   8: 40 parts in 6 SQLite txns, "),
+        "{stdout}"
+    );
+    let refused = Command::new(floor)
+        .args(["--batch", "0"])
+        .output()
+        .expect("run sqlite-floor");
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--batch must be at least 1"));
+}

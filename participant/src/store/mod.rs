@@ -67,7 +67,9 @@ mod retention;
 mod tests;
 mod write;
 
-pub use retention::{Pruned, RetentionStatus, WAL_SIZE_LIMIT_BYTES, file_len, wal_path};
+pub use retention::{
+    Pruned, RetentionStatus, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT_BYTES, file_len, wal_path,
+};
 pub use write::{KvChanges, Writer};
 
 use std::path::{Path, PathBuf};
