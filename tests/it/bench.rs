@@ -137,7 +137,8 @@ fn bench_refuses_stop_and_wait_for_a_cluster_it_did_not_start() {
 /// The SQLite floor benchmark (`sqlite-floor`) runs over the participant's schema and
 /// prints one line per batch size; its group commits are counted exactly: each SQLite
 /// transaction takes a batch of votes and the previous batch's commits, and one last
-/// transaction commits the last votes. A batch size of 0 is a usage error.
+/// transaction commits the last votes; so also without the in-doubt index. A batch size of
+/// 0 is a usage error.
 #[test]
 fn sqlite_floor_prints_one_line_per_batch_size() {
     let floor = env!("CARGO_BIN_EXE_sqlite-floor");
@@ -155,6 +156,16 @@ fn sqlite_floor_prints_one_line_per_batch_size() {
     );
     assert!(
         lines[1].starts_with("batch   8: 40 parts in 6 SQLite txns, "),
+        "{stdout}"
+    );
+    let without_index = Command::new(floor)
+        .args(["--parts", "10", "--batch", "4", "--without-in-doubt-index"])
+        .output()
+        .expect("run sqlite-floor");
+    let stdout = String::from_utf8_lossy(&without_index.stdout);
+    assert!(without_index.status.success(), "{without_index:?}");
+    assert!(
+        stdout.starts_with("batch   4: 10 parts in 4 SQLite txns, "),
         "{stdout}"
     );
     let refused = Command::new(floor)

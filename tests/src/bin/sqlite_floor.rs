@@ -33,6 +33,10 @@ struct Args {
     /// Parts to write for each batch size.
     #[arg(long, default_value_t = 30_000)]
     parts: usize,
+    /// Drop the partial index `txn_in_doubt` first: what the floor would be without it
+    /// (recovery and the `in_doubt` view would then read the whole `txn` table).
+    #[arg(long)]
+    without_in_doubt_index: bool,
 }
 
 fn main() -> ExitCode {
@@ -42,7 +46,7 @@ fn main() -> ExitCode {
             eprintln!("error: --batch must be at least 1");
             return ExitCode::from(2);
         }
-        match measure(batch, args.parts) {
+        match measure(batch, args.parts, args.without_in_doubt_index) {
             Ok(floor) => floor.print(),
             Err(error) => {
                 eprintln!("error: {error}");
@@ -87,7 +91,7 @@ impl Floor {
     }
 }
 
-fn measure(batch: usize, parts: usize) -> Result<Floor, String> {
+fn measure(batch: usize, parts: usize, without_in_doubt_index: bool) -> Result<Floor, String> {
     let dir = tempfile::tempdir().map_err(|error| format!("temp dir: {error}"))?;
     let path = dir.path().join("floor.db");
     migrate(&path)?;
@@ -98,6 +102,9 @@ fn measure(batch: usize, parts: usize) -> Result<Floor, String> {
          PRAGMA temp_store = memory; PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}; \
          PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}"
     ))?;
+    if without_in_doubt_index {
+        db.exec("DROP INDEX txn_in_doubt")?;
+    }
     db.exec("BEGIN")?;
     let mut seed = db.prepare("INSERT INTO kv (key, value) VALUES (?1, 100)")?;
     for account in 0..ACCOUNTS {
