@@ -6,8 +6,7 @@
 //! so what it prints is below anything the participant can reach. `coordinator bench`
 //! shows what the participants spend; the difference is everything else.
 //!
-//! SQLite without sqlx needs its C API, hence the one `unsafe` module of the workspace,
-//! confined to this benchmark.
+//! SQLite without sqlx needs its C API: this binary is the workspace's only `unsafe` code.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_int};
