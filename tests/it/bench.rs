@@ -134,6 +134,22 @@ fn bench_refuses_stop_and_wait_for_a_cluster_it_did_not_start() {
     assert!(stderr.contains("--channel-in-flight-max 1"), "{stderr}");
 }
 
+/// Far above the floor's tiny runs below (well under a second); only a hang reaches it.
+const FLOOR_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `sqlite-floor ARGS`, killed past `FLOOR_TIMEOUT`.
+fn floor(args: &[&str]) -> cluster::Ran {
+    let ran = cluster::Launch::new("sqlite-floor", env!("CARGO_BIN_EXE_sqlite-floor"))
+        .args(args)
+        .run(FLOOR_TIMEOUT)
+        .expect("run sqlite-floor");
+    assert!(
+        ran.status.is_some(),
+        "sqlite-floor {args:?} did not finish: {ran:?}"
+    );
+    ran
+}
+
 /// The SQLite floor benchmark (`sqlite-floor`) runs over the participant's schema and
 /// prints one line per batch size; its group commits are counted exactly: each SQLite
 /// transaction takes a batch of votes and the previous batch's commits, and one last
@@ -141,37 +157,33 @@ fn bench_refuses_stop_and_wait_for_a_cluster_it_did_not_start() {
 /// 0 is a usage error.
 #[test]
 fn sqlite_floor_prints_one_line_per_batch_size() {
-    let floor = env!("CARGO_BIN_EXE_sqlite-floor");
-    let output = Command::new(floor)
-        .args(["--parts", "40", "--batch", "1", "--batch", "8"])
-        .output()
-        .expect("run sqlite-floor");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "sqlite-floor failed: {output:?}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
+    let ran = floor(&["--parts", "40", "--batch", "1", "--batch", "8"]);
+    assert!(ran.status.is_some_and(|status| status.success()), "{ran:?}");
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{ran:?}");
     assert!(
         lines[0].starts_with("batch   1: 40 parts in 41 SQLite txns, "),
-        "{stdout}"
+        "{ran:?}"
     );
     assert!(
         lines[1].starts_with("batch   8: 40 parts in 6 SQLite txns, "),
-        "{stdout}"
+        "{ran:?}"
     );
-    let without_index = Command::new(floor)
-        .args(["--parts", "10", "--batch", "4", "--without-in-doubt-index"])
-        .output()
-        .expect("run sqlite-floor");
-    let stdout = String::from_utf8_lossy(&without_index.stdout);
-    assert!(without_index.status.success(), "{without_index:?}");
+    let ran = floor(&["--parts", "10", "--batch", "4", "--without-in-doubt-index"]);
+    assert!(ran.status.is_some_and(|status| status.success()), "{ran:?}");
     assert!(
-        stdout.starts_with("batch   4: 10 parts in 4 SQLite txns, "),
-        "{stdout}"
+        ran.stdout
+            .starts_with("batch   4: 10 parts in 4 SQLite txns, "),
+        "{ran:?}"
     );
-    let refused = Command::new(floor)
-        .args(["--batch", "0"])
-        .output()
-        .expect("run sqlite-floor");
-    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--batch must be at least 1"));
+    let refused = floor(&["--batch", "0"]);
+    assert_eq!(
+        refused.status.and_then(|status| status.code()),
+        Some(2),
+        "{refused:?}"
+    );
+    assert!(
+        refused.stderr.contains("--batch must be at least 1"),
+        "{refused:?}"
+    );
 }
