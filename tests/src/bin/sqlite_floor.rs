@@ -4,7 +4,10 @@
 //! own schema (made by its migrations), WAL and `synchronous=FULL`, group-committed in
 //! batches. No sqlx, no JSON, no threads, no network: prepared statements on one thread,
 //! so what it prints is below anything the participant can reach. `coordinator bench`
-//! shows what the participants spend; the difference is everything else.
+//! shows what the participants spend; the difference is everything else. The statements
+//! restate the rows of the participant's batch script (`participant::store`'s `batch.rs`),
+//! not the script itself (it takes JSON rows through sqlx): a column added there belongs
+//! here too.
 //!
 //! SQLite without sqlx needs its C API: this binary is the workspace's only `unsafe` code.
 #![allow(unsafe_code)]
