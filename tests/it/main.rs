@@ -11,4 +11,5 @@ mod live_admin_processes;
 mod model_check;
 mod scenarios;
 mod simulation;
+mod sqlite_build;
 mod two_phase_processes;
