@@ -34,6 +34,7 @@ fn sqlite_is_built_with_the_workspace_flags() {
         !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
         "{options:?}"
     );
-    // Still the libsqlite3-sys defaults the code relies on.
+    // And still serialized-thread-safe, as libsqlite3-sys builds it: sqlx's pool hands
+    // connections from thread to thread.
     assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
 }
