@@ -33,6 +33,8 @@ pub const COMMITTED_LINGER: Duration = Duration::from_millis(2);
 /// a commit of SQLite's and wake-ups of two threads, about as much CPU as a dozen
 /// transfer parts, so fuller batches leave the cores more for the rest. Only ever this
 /// long, and only where the previous batch showed the load (`LOAD_FILL_MIN_RECORDS`).
+/// The batch's commit records wait with it: a lone read of their keys votes NO (see
+/// `COMMITTED_LINGER`) up to this much longer, under load only.
 pub const LOAD_FILL_WAIT: Duration = Duration::from_millis(1);
 /// The previous batch's records from which a batch waits to fill: below it (one client,
 /// a few, stop-and-wait channels) every batch is written at once, as before.
