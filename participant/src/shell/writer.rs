@@ -99,29 +99,23 @@ pub async fn run(
         // A closed queue, the linger's end or a record that must not wait: write the batch.
         let linger_until = Instant::now() + COMMITTED_LINGER;
         while lingering && records.len() < WRITER_QUEUE_MAX {
-            let left = linger_until.saturating_duration_since(Instant::now());
-            let Some(Ok(pending)) = runtime::timeout(left, queue.recv()).await else {
+            let Some(all_linger) =
+                receive_until(linger_until, &mut lsns, &mut records, &queue).await
+            else {
                 break;
             };
-            lingering = pending.linger;
-            lsns.push(pending.lsn);
-            records.push(pending.record);
-            lingering &= drain_into(&mut lsns, &mut records, &queue);
+            lingering = all_linger;
         }
         if lingered {
             // Still lingering here: the wait ran out (or the queue closed or filled).
             odds.ended(!lingering);
         } else if let Some(target) = fill.target() {
             let fill_until = Instant::now() + LOAD_FILL_WAIT;
-            while records.len() < target {
-                let left = fill_until.saturating_duration_since(Instant::now());
-                let Some(Ok(pending)) = runtime::timeout(left, queue.recv()).await else {
-                    break;
-                };
-                lsns.push(pending.lsn);
-                records.push(pending.record);
-                drain_into(&mut lsns, &mut records, &queue);
-            }
+            while records.len() < target
+                && receive_until(fill_until, &mut lsns, &mut records, &queue)
+                    .await
+                    .is_some()
+            {}
         }
         fill.wrote(records.len());
         let kv = match writer.write(&records).await {
@@ -220,6 +214,25 @@ impl LoadFill {
     fn wrote(&mut self, records: usize) {
         self.previous = records;
     }
+}
+
+/// Waits for the next record until `until`, then moves it and what is queued behind it
+/// into the batch (`drain_into`): whether every record it moved may linger, or `None` if
+/// the wait ran out or the queue closed. The caller keeps the batch under
+/// `WRITER_QUEUE_MAX`.
+async fn receive_until(
+    until: Instant,
+    lsns: &mut Vec<Lsn>,
+    records: &mut Vec<Record>,
+    queue: &Receiver<Pending>,
+) -> Option<bool> {
+    let left = until.saturating_duration_since(Instant::now());
+    let Some(Ok(pending)) = runtime::timeout(left, queue.recv()).await else {
+        return None;
+    };
+    lsns.push(pending.lsn);
+    records.push(pending.record);
+    Some(pending.linger & drain_into(lsns, records, queue))
 }
 
 /// Moves what is queued now into the batch, up to `WRITER_QUEUE_MAX` records; true if
