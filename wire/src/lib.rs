@@ -4,7 +4,7 @@
 //!
 //! Modules only import downward: pure pieces (`msg` with `admin`, `frame`, `quote`,
 //! `pipeline`, `addr` (which resolves host names, at start-up), `auth`, `slots`,
-//! `detector`, `refusals`, `read_buf`, `memory`, `retention`), then `config`, `runtime`
+//! `detector`, `refusals`, `read_buf`, `memory`, `retention`, `fill`), then `config`, `runtime`
 //! and `prune`, then `channel`, `registry`, `handshake` and `events`, `connection`, then
 //! `dial` and `listen`, and on top `client` and `mesh`.
 
@@ -19,6 +19,7 @@ pub mod crash;
 pub mod detector;
 mod dial;
 pub mod events;
+pub mod fill;
 pub mod frame;
 pub mod handshake;
 pub mod limits;

@@ -1,10 +1,12 @@
 //! The decision-log writer task: owns the store, drains every queued record into one
-//! SQLite transaction (group commit), then reports the batch durable, in order. Between
-//! batches it runs retention's bounded prune steps (`retention.rs`).
+//! SQLite transaction (group commit; under load it first fills, `wire::fill`), then
+//! reports the batch durable, in order. Between batches it runs retention's bounded
+//! prune steps (`retention.rs`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, error};
+use wire::fill::{LOAD_FILL_WAIT, LoadFill};
 use wire::prune::PRUNE_INTERVAL;
 use wire::runtime::{self, Receiver, Sender};
 
@@ -52,6 +54,7 @@ async fn run(
     events: Sender<LogEvent>,
     mut pruner: Pruner,
 ) {
+    let mut fill = LoadFill::new(WRITE_BATCH_MAX);
     loop {
         // Idle, the wait ends at the next prune step: pruning goes on without traffic.
         let first = match runtime::timeout(PRUNE_INTERVAL, records.recv()).await {
@@ -78,7 +81,20 @@ async fn run(
                 batch.push(record);
                 drain_into(&mut batch, &records);
             }
+        } else if let Some(target) = fill.target() {
+            // Under load, a batch of decisions fills (`LoadFill`): their replies and
+            // phase-two messages wait up to `LOAD_FILL_WAIT` longer, for fewer syncs.
+            let fill_until = Instant::now() + LOAD_FILL_WAIT;
+            while batch.len() < target {
+                let left = fill_until.saturating_duration_since(Instant::now());
+                let Some(Ok(record)) = runtime::timeout(left, records.recv()).await else {
+                    break;
+                };
+                batch.push(record);
+                drain_into(&mut batch, &records);
+            }
         }
+        fill.wrote(batch.len());
         match store.append(&batch).await {
             Ok(()) => {
                 debug!(records = batch.len(), "decision log batch durable");

@@ -12,6 +12,7 @@ use super::retention::{PRUNE_TXNS_PER_STEP, Shared};
 use crate::core::{Lsn, Record};
 use crate::store::{KvChanges, Writer};
 use wire::TxnId;
+use wire::fill::{LOAD_FILL_WAIT, LoadFill};
 use wire::prune::{PRUNE_INTERVAL, Schedule};
 use wire::runtime::{self, Receiver, Sender};
 
@@ -28,17 +29,6 @@ pub const WRITER_QUEUE_MAX: usize = 4096;
 /// (`LockTable::commit`); a lone read of its keys votes NO until it is durable, so the
 /// bound is short.
 pub const COMMITTED_LINGER: Duration = Duration::from_millis(2);
-/// Under load, how long a batch that a reply waits on (a vote's record) may wait to hold
-/// as many records as the batch before it (`LoadFill`): each group commit costs a sync,
-/// a commit of SQLite's and wake-ups of two threads, about as much CPU as a dozen
-/// transfer parts, so fuller batches leave the cores more for the rest. Only ever this
-/// long, and only where the previous batch showed the load (`LOAD_FILL_MIN_RECORDS`).
-/// The batch's commit records wait with it: a lone read of their keys votes NO (see
-/// `COMMITTED_LINGER`) up to this much longer, under load only.
-pub const LOAD_FILL_WAIT: Duration = Duration::from_millis(1);
-/// The previous batch's records from which a batch waits to fill: below it (one client,
-/// a few, stop-and-wait channels) every batch is written at once, as before.
-pub const LOAD_FILL_MIN_RECORDS: usize = 8;
 /// Exit status when the log cannot be written: the process stops, and restart recovers.
 pub const LOG_WRITE_FAILED_EXIT: i32 = 70;
 
@@ -78,7 +68,7 @@ pub async fn run(
 ) {
     let mut schedule = Schedule::default();
     let mut odds = LingerOdds::default();
-    let mut fill = LoadFill::default();
+    let mut fill = LoadFill::new(WRITER_QUEUE_MAX);
     loop {
         // Idle, the wait ends at the next prune step: pruning goes on without traffic.
         let first = match runtime::timeout(PRUNE_INTERVAL, queue.recv()).await {
@@ -110,6 +100,9 @@ pub async fn run(
             // Still lingering here: the wait ran out (or the queue closed or filled).
             odds.ended(!lingering);
         } else if let Some(target) = fill.target() {
+            // Under load, a batch a reply waits on fills (`LoadFill`); one that lingered
+            // has waited already. Its commit records wait with it: a lone read of their
+            // keys votes NO (see `COMMITTED_LINGER`) up to `LOAD_FILL_WAIT` longer.
             let fill_until = Instant::now() + LOAD_FILL_WAIT;
             while records.len() < target
                 && receive_until(fill_until, &mut lsns, &mut records, &queue)
@@ -190,29 +183,6 @@ impl LingerOdds {
     /// A linger ended: `found` a record that could not wait, or ran out alone.
     fn ended(&mut self, found: bool) {
         self.odds = self.odds - self.odds / 8 + if found { ODDS_ONE / 8 } else { 0 };
-    }
-}
-
-/// The group commit's target under load: a batch that would be written with fewer records
-/// than the one before it waits (up to `LOAD_FILL_WAIT`) for that many. Under steady load
-/// the batches settle near what arrives in one commit plus that wait; when the load drops,
-/// one wait runs out and the smaller batch sets the next target. A batch lingering for a
-/// vote (`COMMITTED_LINGER`) has waited already.
-#[derive(Debug, Default)]
-struct LoadFill {
-    /// Records of the batch written last.
-    previous: usize,
-}
-
-impl LoadFill {
-    /// The records the next batch waits for, if the last one showed load.
-    fn target(&self) -> Option<usize> {
-        (self.previous >= LOAD_FILL_MIN_RECORDS).then_some(self.previous.min(WRITER_QUEUE_MAX))
-    }
-
-    /// A batch of `records` is being written.
-    fn wrote(&mut self, records: usize) {
-        self.previous = records;
     }
 }
 
@@ -335,26 +305,6 @@ mod tests {
             assert!(odds.worth_it(), "round {round}");
             odds.ended(round % 3 != 2);
         }
-    }
-
-    #[test]
-    fn a_batch_waits_to_fill_only_after_a_batch_that_showed_load() {
-        let mut fill = LoadFill::default();
-        // The first batch, and batches after small ones, are written at once.
-        assert_eq!(fill.target(), None);
-        fill.wrote(LOAD_FILL_MIN_RECORDS - 1);
-        assert_eq!(fill.target(), None);
-        // After a batch with load, the next waits for as many records.
-        fill.wrote(LOAD_FILL_MIN_RECORDS);
-        assert_eq!(fill.target(), Some(LOAD_FILL_MIN_RECORDS));
-        fill.wrote(40);
-        assert_eq!(fill.target(), Some(40));
-        // A wait that ran out wrote fewer: they set the next target, down to none.
-        fill.wrote(3);
-        assert_eq!(fill.target(), None);
-        // Never more than a batch may hold.
-        fill.wrote(WRITER_QUEUE_MAX + 10);
-        assert_eq!(fill.target(), Some(WRITER_QUEUE_MAX));
     }
 
     #[test]
