@@ -4,9 +4,9 @@
 //!
 //! Modules only import downward: pure pieces (`msg` with `admin`, `frame`, `quote`,
 //! `pipeline`, `addr` (which resolves host names, at start-up), `auth`, `slots`,
-//! `detector`, `refusals`, `read_buf`, `memory`, `retention`, `fill`), then `config`, `runtime`
-//! and `prune`, then `channel`, `registry`, `handshake` and `events`, `connection`, then
-//! `dial` and `listen`, and on top `client` and `mesh`.
+//! `detector`, `refusals`, `read_buf`, `memory`, `retention`, `fill`), then `config`,
+//! `runtime` and `prune`, then `channel`, `registry`, `handshake` and `events`,
+//! `connection`, then `dial` and `listen`, and on top `client` and `mesh`.
 
 pub mod addr;
 pub mod admin;

@@ -77,22 +77,12 @@ async fn run(
         };
         if batch.len() < WRITE_BATCH_MAX && only_ends(&batch) {
             // A closed queue or the linger's end: write what we have.
-            if let Some(Ok(record)) = runtime::timeout(ENDED_LINGER, records.recv()).await {
-                batch.push(record);
-                drain_into(&mut batch, &records);
-            }
+            receive_until(Instant::now() + ENDED_LINGER, &mut batch, &records).await;
         } else if let Some(target) = fill.target() {
             // Under load, a batch of decisions fills (`LoadFill`): their replies and
             // phase-two messages wait up to `LOAD_FILL_WAIT` longer, for fewer syncs.
             let fill_until = Instant::now() + LOAD_FILL_WAIT;
-            while batch.len() < target {
-                let left = fill_until.saturating_duration_since(Instant::now());
-                let Some(Ok(record)) = runtime::timeout(left, records.recv()).await else {
-                    break;
-                };
-                batch.push(record);
-                drain_into(&mut batch, &records);
-            }
+            while batch.len() < target && receive_until(fill_until, &mut batch, &records).await {}
         }
         fill.wrote(batch.len());
         match store.append(&batch).await {
@@ -139,6 +129,23 @@ async fn prune_step(store: &mut Store, pruner: &mut Pruner) -> Result<(), StoreE
     };
     pruner.stepped(full, figures);
     Ok(())
+}
+
+/// Waits for the next record until `until`, then moves it and what is queued behind it
+/// into `batch` (`drain_into`): false if the wait ran out or the queue closed. The caller
+/// keeps the batch under `WRITE_BATCH_MAX`.
+async fn receive_until(
+    until: Instant,
+    batch: &mut Vec<(Lsn, Record)>,
+    records: &Receiver<(Lsn, Record)>,
+) -> bool {
+    let left = until.saturating_duration_since(Instant::now());
+    let Some(Ok(record)) = runtime::timeout(left, records.recv()).await else {
+        return false;
+    };
+    batch.push(record);
+    drain_into(batch, records);
+    true
 }
 
 /// Moves what is queued now into `batch`, up to `WRITE_BATCH_MAX` records.
