@@ -3,7 +3,7 @@
 //! other crate, so a runtime switch is a one-file change.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use async_std::channel::{Receiver, RecvError, Sender, TrySendError, bounded};
 pub use async_std::net::{TcpListener, TcpStream};
@@ -44,4 +44,56 @@ where
 /// The future's output, or `None` if `duration` passed first.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Option<F::Output> {
     async_std::future::timeout(duration, future).await.ok()
+}
+
+/// A wake-up for a loop that waits for a deadline again and again (an event loop's next
+/// timeout, a writer's next prune step). A new timer for each wait costs a hand-off to
+/// the reactor thread: async-io wakes it for every timer registered (an eventfd write, a
+/// context switch, a fresh timerfd). An `Alarm` keeps one timer and sets it again only
+/// when asked to ring earlier than it is set for, so it may ring early: the caller
+/// checks its own clock after a ring, as after any wake.
+#[derive(Debug)]
+pub struct Alarm {
+    timer: async_io::Timer,
+    /// When the timer is set to ring; `None` once it rang (or was never set).
+    set_for: Option<Instant>,
+}
+
+impl Default for Alarm {
+    fn default() -> Self {
+        Alarm {
+            timer: async_io::Timer::never(),
+            set_for: None,
+        }
+    }
+}
+
+impl Alarm {
+    /// Rings at `at` or earlier (earlier if it is set for an earlier time already).
+    pub fn ring_by(&mut self, at: Instant) {
+        if self.set_for.is_none_or(|set_for| set_for > at) {
+            self.timer.set_at(at);
+            self.set_for = Some(at);
+        }
+    }
+
+    /// Resolves when it rings; never if it is not set. Then it is not set until the next
+    /// `ring_by`. Cancel-safe: dropped before it rings, it stays set.
+    pub async fn rung(&mut self) {
+        if self.set_for.is_none() {
+            return std::future::pending().await;
+        }
+        (&mut self.timer).await;
+        self.set_for = None;
+    }
+
+    /// The future's output, or `None` if the alarm rang first (as `timeout`, the future
+    /// is polled first).
+    pub async fn before_ring<F: Future>(&mut self, future: F) -> Option<F::Output> {
+        let (future, ring) = (std::pin::pin!(future), std::pin::pin!(self.rung()));
+        match futures::future::select(future, ring).await {
+            futures::future::Either::Left((output, _)) => Some(output),
+            futures::future::Either::Right(_) => None,
+        }
+    }
 }

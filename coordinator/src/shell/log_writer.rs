@@ -55,9 +55,11 @@ async fn run(
     mut pruner: Pruner,
 ) {
     let mut fill = LoadFill::new(WRITE_BATCH_MAX);
+    let mut idle = runtime::Alarm::default();
     loop {
-        // Idle, the wait ends at the next prune step: pruning goes on without traffic.
-        let first = match runtime::timeout(PRUNE_INTERVAL, records.recv()).await {
+        // Idle, the wait ends by the next prune step: pruning goes on without traffic.
+        idle.ring_by(Instant::now() + PRUNE_INTERVAL);
+        let first = match idle.before_ring(records.recv()).await {
             Some(Ok(first)) => first,
             Some(Err(_)) => break,
             None => {

@@ -75,6 +75,8 @@ pub struct Node {
     /// Set by a requested stop: the drain's deadline, and the txns in flight at the stop.
     stopping: Option<(Instant, usize)>,
     metrics: Recorder,
+    /// Wakes `wait` for the core's next deadline or a skipped metrics refresh.
+    alarm: runtime::Alarm,
     _serve: ServeHandle,
 }
 
@@ -124,24 +126,12 @@ impl Node {
         futures::pin_mut!(stop);
         loop {
             let deadline = self.drain_deadline();
-            // An idle loop still wakes for a skipped metrics refresh.
-            let refresh = self.metrics.refresh_pending();
             // Polled before the loop's input, so a steady stream of it cannot hide a stop;
             // once stopping, the drain's deadline wakes the loop instead.
             let stop_or_deadline = async {
                 match deadline {
                     None => {
-                        if let Some(after) = refresh {
-                            let tick = runtime::sleep(after);
-                            futures::pin_mut!(tick);
-                            if let futures::future::Either::Right(_) =
-                                futures::future::select(&mut stop, tick).await
-                            {
-                                return Wake::Timer;
-                            }
-                        } else {
-                            (&mut stop).await;
-                        }
+                        (&mut stop).await;
                         Wake::Stop
                     }
                     Some(at) => {
@@ -197,8 +187,9 @@ impl Node {
     }
 
     /// Waits for the next thing to do: durable records first (they release commits),
-    /// then wire events, then the core's next deadline.
-    async fn wait(&self) -> Wake {
+    /// then wire events, then the core's next deadline or a skipped metrics refresh (an
+    /// idle loop still wakes for it, so the gauges catch up with the last work).
+    async fn wait(&mut self) -> Wake {
         // What is queued already is taken without a timer or a select: under load that is
         // most wakes, and arming a timer costs syscalls and a hand-off to the reactor.
         if let Ok(event) = self.log_events.try_recv() {
@@ -207,19 +198,20 @@ impl Node {
         if let Some(event) = self.events.try_recv() {
             return Wake::Wire(Some(event));
         }
-        let sleep_for = self
+        let timeout = self
             .core
             .poll_timeout()
-            .map(|at| Duration::from_millis(at.0.saturating_sub(self.now().0)));
-        let timer = async {
-            match sleep_for {
-                Some(duration) => runtime::sleep(duration).await,
-                None => futures::future::pending::<()>().await,
-            }
-        };
+            .map(|at| self.start + Duration::from_millis(at.0));
+        let refresh = self
+            .metrics
+            .refresh_pending()
+            .map(|after| Instant::now() + after);
+        if let Some(at) = timeout.into_iter().chain(refresh).min() {
+            self.alarm.ring_by(at);
+        }
         let log = self.log_events.recv().fuse();
         let wire = self.events.recv().fuse();
-        let timer = timer.fuse();
+        let timer = self.alarm.rung().fuse();
         futures::pin_mut!(log, wire, timer);
         futures::select_biased! {
             event = log => Wake::Log(event.ok()),

@@ -158,6 +158,8 @@ struct EventLoop {
     /// The group-commit writer, awaited by a graceful stop.
     writer_task: Option<runtime::JoinHandle<()>>,
     metrics: metrics::Recorder,
+    /// Wakes `next_wake` (see there).
+    alarm: runtime::Alarm,
 }
 
 enum Wake {
@@ -177,20 +179,7 @@ impl EventLoop {
     async fn run(&mut self, stop: impl Future<Output = ()>) -> bool {
         let mut stop = pin!(stop);
         loop {
-            // An idle loop still wakes for a skipped metrics refresh.
-            let refresh = self.metrics.refresh_pending();
             let stop = async {
-                if let Some(after) = refresh {
-                    let stopped = async {
-                        stop.as_mut().await;
-                        Wake::Stop
-                    };
-                    let tick = async {
-                        runtime::sleep(after).await;
-                        Wake::Timer
-                    };
-                    return race(stopped, tick).await;
-                }
                 stop.as_mut().await;
                 Wake::Stop
             };
@@ -222,8 +211,10 @@ impl EventLoop {
     }
 
     /// Durable notifications first (they release votes and locks), then network input
-    /// (paused while the writer is `WRITER_QUEUE_MAX` records behind), then the timer.
-    async fn next_wake(&self) -> Wake {
+    /// (paused while the writer is `WRITER_QUEUE_MAX` records behind), then the alarm: the
+    /// core's next deadline, the horizon's tick (so it moves on when the node is idle) or
+    /// a skipped metrics refresh (so the gauges catch up with the last work).
+    async fn next_wake(&mut self) -> Wake {
         let accept_events = self.outstanding < WRITER_QUEUE_MAX;
         // Paused for the writer is busy, not stuck: our channels keep heartbeating.
         self.events.1.pause(!accept_events);
@@ -250,31 +241,24 @@ impl EventLoop {
                 Err(_) => Wake::Closed,
             }
         };
-        // The horizon's tick wakes the loop too, so it moves on when the node is idle.
-        let horizon_at = Millis(
-            u64::try_from(
-                self.horizon_at
-                    .saturating_duration_since(self.clock)
-                    .as_millis(),
-            )
-            .unwrap_or(u64::MAX),
-        );
-        let deadline = Some(
-            self.core
-                .poll_timeout()
-                .map_or(horizon_at, |at| at.min(horizon_at)),
-        );
-        let now = self.now();
-        let timer = async move {
-            match deadline {
-                Some(at) => {
-                    runtime::sleep(Duration::from_millis(at.0.saturating_sub(now.0))).await;
-                    Wake::Timer
-                }
-                None => pending().await,
-            }
+        let timeout = self
+            .core
+            .poll_timeout()
+            .map(|at| self.clock + Duration::from_millis(at.0));
+        let refresh = self
+            .metrics
+            .refresh_pending()
+            .map(|after| Instant::now() + after);
+        let deadline = [timeout, refresh]
+            .into_iter()
+            .flatten()
+            .fold(self.horizon_at, Instant::min);
+        self.alarm.ring_by(deadline);
+        let alarm = async {
+            self.alarm.rung().await;
+            Wake::Timer
         };
-        race(durable, race(event, timer)).await
+        race(durable, race(event, alarm)).await
     }
 
     async fn on_durable(&mut self, batch: DurableBatch) {

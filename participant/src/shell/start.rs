@@ -89,6 +89,7 @@ impl Node {
             io: status::IoCounts::default(),
             retention: retention.clone(),
             horizon_at: clock,
+            alarm: runtime::Alarm::default(),
             writer_task: None,
             metrics: metrics::Recorder::new(Arc::new(metrics::Metrics::new(
                 channel_config.traffic.clone(),

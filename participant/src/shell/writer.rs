@@ -69,9 +69,11 @@ pub async fn run(
     let mut schedule = Schedule::default();
     let mut odds = LingerOdds::default();
     let mut fill = LoadFill::new(WRITER_QUEUE_MAX);
+    let mut idle = runtime::Alarm::default();
     loop {
-        // Idle, the wait ends at the next prune step: pruning goes on without traffic.
-        let first = match runtime::timeout(PRUNE_INTERVAL, queue.recv()).await {
+        // Idle, the wait ends by the next prune step: pruning goes on without traffic.
+        idle.ring_by(Instant::now() + PRUNE_INTERVAL);
+        let first = match idle.before_ring(queue.recv()).await {
             Some(Ok(first)) => first,
             // Closed: a graceful stop; everything queued before it was written.
             Some(Err(_)) => break,

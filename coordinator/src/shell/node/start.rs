@@ -102,6 +102,7 @@ impl Node {
             retention,
             stopping: None,
             metrics: Recorder::new(Arc::new(metrics)),
+            alarm: wire::runtime::Alarm::default(),
             _serve: serve,
         };
         node.flush().await?;
