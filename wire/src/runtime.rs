@@ -1,6 +1,7 @@
-//! The only module of the workspace that names the async runtime (async-std): tasks,
-//! timers, sockets and channels are re-exported from here, for `wire` and for every
-//! other crate, so a runtime switch is a one-file change.
+//! The only module of the workspace that names the async runtime (async-std, and its
+//! reactor async-io for `Alarm`): tasks, timers, sockets and channels are re-exported
+//! from here, for `wire` and for every other crate, so a runtime switch is a one-file
+//! change.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -95,5 +96,44 @@ impl Alarm {
             futures::future::Either::Left((output, _)) => Some(output),
             futures::future::Either::Right(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bounds every wait of these tests; the alarms under test ring within milliseconds.
+    const TEST_WAIT_MAX: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn an_earlier_deadline_re_arms_and_a_later_one_keeps_the_earlier() {
+        block_on(async {
+            let mut alarm = Alarm::default();
+            alarm.ring_by(Instant::now() + Duration::from_secs(3600));
+            alarm.ring_by(Instant::now() + Duration::from_millis(5));
+            assert!(timeout(TEST_WAIT_MAX, alarm.rung()).await.is_some());
+            // Set for 5 ms, then asked for an hour: it rings early, at 5 ms.
+            alarm.ring_by(Instant::now() + Duration::from_millis(5));
+            alarm.ring_by(Instant::now() + Duration::from_secs(3600));
+            assert!(timeout(TEST_WAIT_MAX, alarm.rung()).await.is_some());
+        });
+    }
+
+    #[test]
+    fn an_alarm_that_rang_is_unset_until_set_again() {
+        block_on(async {
+            let mut alarm = Alarm::default();
+            assert_eq!(alarm.before_ring(async { 7 }).await, Some(7));
+            alarm.ring_by(Instant::now());
+            assert_eq!(alarm.before_ring(std::future::pending::<()>()).await, None);
+            // Unset now: only the other future can end the wait.
+            let later = sleep(Duration::from_millis(20));
+            assert_eq!(alarm.before_ring(later).await, Some(()));
+            // A wait dropped before the ring leaves it set.
+            alarm.ring_by(Instant::now() + Duration::from_millis(20));
+            assert_eq!(alarm.before_ring(async { 1 }).await, Some(1));
+            assert!(timeout(TEST_WAIT_MAX, alarm.rung()).await.is_some());
+        });
     }
 }
