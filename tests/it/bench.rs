@@ -153,8 +153,9 @@ fn floor(args: &[&str]) -> cluster::Ran {
 /// The SQLite floor benchmark (`sqlite-floor`) runs over the participant's schema and
 /// prints one line per batch size; its group commits are counted exactly: each SQLite
 /// transaction takes a batch of votes and the previous batch's commits, and one last
-/// transaction commits the last votes; so also without the in-doubt index. A batch size of
-/// 0 is a usage error.
+/// transaction commits the last votes; so also without the in-doubt index, and through the
+/// participant's store (`--store`: a second line per batch size, after the store counted
+/// every part committed). A batch size of 0 is a usage error.
 #[test]
 fn sqlite_floor_prints_one_line_per_batch_size() {
     let ran = floor(&["--parts", "40", "--batch", "1", "--batch", "8"]);
@@ -174,6 +175,20 @@ fn sqlite_floor_prints_one_line_per_batch_size() {
     assert!(
         ran.stdout
             .starts_with("batch   4: 10 parts in 4 SQLite txns, "),
+        "{ran:?}"
+    );
+    let ran = floor(&["--parts", "40", "--batch", "8", "--store"]);
+    assert!(ran.status.is_some_and(|status| status.success()), "{ran:?}");
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{ran:?}");
+    assert!(
+        lines[0].starts_with("batch   8: 40 parts in 6 SQLite txns, ")
+            && lines[0].ends_with(", SQLite"),
+        "{ran:?}"
+    );
+    assert!(
+        lines[1].starts_with("batch   8: 40 parts in 6 SQLite txns, ")
+            && lines[1].ends_with(", store"),
         "{ran:?}"
     );
     let refused = floor(&["--batch", "0"]);

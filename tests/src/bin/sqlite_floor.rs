@@ -9,6 +9,10 @@
 //! not the script itself (it takes JSON rows through sqlx): a column added there belongs
 //! here too.
 //!
+//! `--store` writes the same parts through the participant's own store instead (its
+//! `Writer`, the batch script and sqlx's connection thread, as a running participant does),
+//! so the gap between the two lines is the store's own cost.
+//!
 //! SQLite without sqlx needs its C API: this binary is the workspace's only `unsafe` code.
 #![allow(unsafe_code)]
 
@@ -39,6 +43,10 @@ struct Args {
     /// (recovery and the `in_doubt` view would then read the whole `txn` table).
     #[arg(long)]
     without_in_doubt_index: bool,
+    /// Also write the same parts through the participant's store (`participant::store`'s
+    /// `Writer`, one `write` per SQLite transaction), and print that line after the floor's.
+    #[arg(long, conflicts_with = "without_in_doubt_index")]
+    store: bool,
 }
 
 fn main() -> ExitCode {
@@ -48,11 +56,17 @@ fn main() -> ExitCode {
             eprintln!("error: --batch must be at least 1");
             return ExitCode::from(2);
         }
-        match measure(batch, args.parts, args.without_in_doubt_index) {
-            Ok(floor) => floor.print(),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
+        let mut measured = vec![measure(batch, args.parts, args.without_in_doubt_index)];
+        if args.store {
+            measured.push(measure_store(batch, args.parts));
+        }
+        for floor in measured {
+            match floor {
+                Ok(floor) => floor.print(),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
     }
@@ -60,6 +74,8 @@ fn main() -> ExitCode {
 }
 
 struct Floor {
+    /// What wrote the rows: "SQLite" (prepared statements) or "store" (`Writer`).
+    through: &'static str,
     batch: usize,
     parts: usize,
     cpu: Duration,
@@ -72,8 +88,8 @@ impl Floor {
         if self.cpu.is_zero() {
             println!(
                 "batch {:>3}: {} parts in {} SQLite txns, too few to measure (CPU below the \
-                 clock tick)",
-                self.batch, self.parts, self.commits
+                 clock tick), {}",
+                self.batch, self.parts, self.commits, self.through
             );
             return;
         }
@@ -82,13 +98,14 @@ impl Floor {
         let transfers_per_core = 1e6 / (2.0 * per_part);
         println!(
             "batch {:>3}: {} parts in {} SQLite txns, {:.1} us CPU per part ({:.1} us wall), \
-             so at most {:.0} transfers/s per core on participant disk work alone",
+             so at most {:.0} transfers/s per core on participant disk work alone, {}",
             self.batch,
             self.parts,
             self.commits,
             per_part,
             self.wall.as_secs_f64() * 1e6 / self.parts as f64,
-            transfers_per_core
+            transfers_per_core,
+            self.through
         );
     }
 }
@@ -160,11 +177,106 @@ fn measure(batch: usize, parts: usize, without_in_doubt_index: bool) -> Result<F
     }
     let (cpu, wall) = (process_cpu()? - cpu_before, started.elapsed());
     Ok(Floor {
+        through: "SQLite",
         batch,
         parts,
         cpu,
         wall,
         commits,
+    })
+}
+
+/// The same parts as `measure`, as records through the participant's store: each `write`
+/// holds the votes (`Prepared`) of `batch` new parts and the commits of the previous
+/// write's. The accounts are seeded by one txn that puts them all. Checks at the end that
+/// every part committed.
+fn measure_store(batch: usize, parts: usize) -> Result<Floor, String> {
+    use participant::core::{LogEntry, OpKind, Record};
+    use wire::{NodeId, Protocol, Value};
+    let dir = tempfile::tempdir().map_err(|error| format!("temp dir: {error}"))?;
+    let path = dir.path().join("store.db");
+    let failed = |error: participant::store::StoreError| format!("participant store: {error}");
+    let coordinator = NodeId(100);
+    let prepared = |txn: TxnId, entries: Vec<LogEntry>| Record::Prepared {
+        txn,
+        protocol: Protocol::TwoPhase,
+        coordinator,
+        entries,
+        participants: vec![NodeId(1), NodeId(2)],
+    };
+    wire::runtime::block_on(async {
+        let store = participant::store::Store::open(&path)
+            .await
+            .map_err(failed)?;
+        let mut writer = store.writer().await.map_err(failed)?;
+        // The participant's WAL settings, as at its start.
+        writer.limit_wal().await.map_err(failed)?;
+        let seed = TxnId::new_v7();
+        let puts = (0..ACCOUNTS)
+            .map(|account| LogEntry {
+                seq: account,
+                key: format!("acct-{account}"),
+                op: OpKind::Put,
+                undo: None,
+                redo: Some(Value::Int(100)),
+            })
+            .collect();
+        writer
+            .write(&[prepared(seed, puts)])
+            .await
+            .map_err(failed)?;
+        writer
+            .write(&[Record::Committed { txn: seed }])
+            .await
+            .map_err(failed)?;
+        let mut rng = rand::rng();
+        let mut voted: Vec<TxnId> = Vec::new();
+        let (mut written, mut commits) = (0, 0);
+        let (cpu_before, started) = (process_cpu()?, Instant::now());
+        while written < parts || !voted.is_empty() {
+            let mut records: Vec<Record> = voted
+                .drain(..)
+                .map(|txn| Record::Committed { txn })
+                .collect();
+            for _ in 0..batch.min(parts - written) {
+                let txn = TxnId::new_v7();
+                let entry = LogEntry {
+                    seq: 0,
+                    key: format!("acct-{}", rng.random_range(0..ACCOUNTS)),
+                    op: OpKind::Add,
+                    undo: Some(Value::Int(100)),
+                    redo: Some(Value::Int(99)),
+                };
+                records.push(prepared(txn, vec![entry]));
+                voted.push(txn);
+                written += 1;
+            }
+            writer.write(&records).await.map_err(failed)?;
+            commits += 1;
+        }
+        let (cpu, wall) = (process_cpu()? - cpu_before, started.elapsed());
+        writer.close().await.map_err(failed)?;
+        let counts = store.txn_counts().await.map_err(failed)?;
+        store.close().await;
+        let committed = counts
+            .iter()
+            .find(|(state, _)| state == "committed")
+            .map_or(0, |(_, count)| *count);
+        // The seed txn is committed too.
+        if usize::try_from(committed) != Ok(parts + 1) {
+            return Err(format!(
+                "{committed} txns committed in the store, not the {} written",
+                parts + 1
+            ));
+        }
+        Ok(Floor {
+            through: "store",
+            batch,
+            parts,
+            cpu,
+            wall,
+            commits,
+        })
     })
 }
 
