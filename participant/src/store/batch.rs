@@ -1,6 +1,6 @@
 //! What a batch of records does to the tables, worked out in memory record by record with
-//! the same rules and refusals as applying them one by one, and the one SQL script that
-//! writes it (see the store module's `# Correctness`).
+//! the same rules and refusals as applying them one by one, and the rows of the one SQL
+//! script that writes it (`script.rs`; see the store module's `# Correctness`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,6 +11,7 @@ use wire::{Decision, NodeId, Protocol, TxnId, Value};
 
 use super::StoreError;
 use super::open::StoredRow;
+use super::script::{Bind, Script, Statement};
 use super::write::KvChanges;
 use crate::core::{LogEntry, Record, StoredState};
 
@@ -355,139 +356,160 @@ impl<'r> Batch<'r> {
     }
 
     /// The batch as one SQL script: inserted txn rows (with their final state), their
-    /// log rows, read-only votes, the changed txn rows, then `kv`, then COMMIT. Each
-    /// statement takes its rows as one JSON array, so the script's text never changes:
-    /// SQLite parses it once per connection (sqlx's statement cache), not once per batch.
-    /// Rows come out of `jsonb_each` as SQLite's binary JSON, which `->>` reads as it is
-    /// (`json_each` gives each row back as text, parsed again by the first `->>`: 5% of a
-    /// participant's CPU at load).
+    /// log rows, read-only votes, the changed txn rows, then `kv`, then COMMIT; a statement
+    /// with no rows is left out (see `script.rs` for how the texts repeat).
     /// `begun`: the SQLite transaction is open already (else the script begins it).
     pub(super) fn script(self, begun: bool) -> Query<'static, Sqlite, SqliteArguments> {
-        // Rows are tuples of borrowed fields: serde writes each as a JSON array, with no
-        // JSON tree built in between.
-        let mut upserts = Vec::new();
-        let mut deletes = Vec::new();
-        for (key, (value, txn)) in &self.kv {
-            match value {
-                Some(value) => upserts.push((key, Scalar(value), txn)),
-                None => deletes.push(key),
-            }
-        }
-        let inserted: Vec<_> = self
-            .inserted
+        let mut script = Script::new(begun);
+        let inserted = self.inserted.iter().flat_map(|row| {
+            [
+                Bind::txn(row.txn),
+                Bind::Static(row.protocol.as_str()),
+                Bind::Int(row.coordinator.0.into()),
+                Bind::Static(row.state),
+                Bind::text(row.reason.as_ref()),
+                Bind::Int(row.decided.into()),
+                Bind::text(row.participants.as_ref()),
+            ]
+        });
+        script.statement(&INSERT_TXNS, self.inserted.len(), inserted);
+        let log_rows = self.log_rows.iter().flat_map(|(txn, entry)| {
+            [
+                Bind::txn(*txn),
+                Bind::Int(entry.seq.into()),
+                Bind::Text(entry.key.as_str().into()),
+                Bind::Static(entry.op.as_str()),
+                value(entry.undo.as_ref()),
+                value(entry.redo.as_ref()),
+            ]
+        });
+        script.statement(&INSERT_LOG_ROWS, self.log_rows.len(), log_rows);
+        let read_only_keys = self
+            .read_only_keys
             .iter()
-            .map(|row| {
-                (
-                    row.txn,
-                    row.protocol.as_str(),
-                    row.coordinator.0,
-                    row.state,
-                    &row.reason,
-                    row.decided,
-                    &row.participants,
-                )
-            })
-            .collect();
-        let log_rows: Vec<_> = self
-            .log_rows
-            .iter()
-            .map(|(txn, entry)| {
-                (
-                    txn,
-                    entry.seq,
-                    &entry.key,
-                    entry.op.as_str(),
-                    entry.undo.as_ref().map(Scalar),
-                    entry.redo.as_ref().map(Scalar),
-                )
-            })
-            .collect();
-        let read_only: Vec<_> = self
+            .flat_map(|(txn, key)| [Bind::txn(*txn), Bind::Text(key.as_str().into())]);
+        let count = self.read_only_keys.len();
+        script.statement(&INSERT_READ_ONLY_KEYS, count, read_only_keys);
+        let read_only = self
             .read_only
             .iter()
-            .map(|(txn, protocol, coordinator, hold_ms)| {
-                let hold_ms = i64::try_from(*hold_ms).unwrap_or(i64::MAX);
-                (txn, protocol.as_str(), coordinator.0, hold_ms)
-            })
-            .collect();
-        let changed: Vec<_> = self
-            .changed
-            .iter()
-            .map(|(txn, change)| (txn, change.state, &change.reason, change.decided))
-            .collect();
-        // The text is a constant; every value is a bind, in the order of the statements.
-        // (`WHERE true` before `ON CONFLICT`: SQLite's rule for an upsert over a SELECT.)
-        sqlx::query(if begun { SCRIPT } else { BEGIN_AND_SCRIPT })
-            .bind(json(&inserted))
-            .bind(json(&log_rows))
-            .bind(json(&self.read_only_keys))
-            .bind(json(&read_only))
-            .bind(json(&changed))
-            .bind(json(&upserts))
-            .bind(json(&deletes))
+            .flat_map(|(txn, protocol, coordinator, hold_ms)| {
+                [
+                    Bind::txn(*txn),
+                    Bind::Static(protocol.as_str()),
+                    Bind::Int(coordinator.0.into()),
+                    Bind::Int(i64::try_from(*hold_ms).unwrap_or(i64::MAX)),
+                ]
+            });
+        script.statement(&INSERT_READ_ONLY_VOTES, self.read_only.len(), read_only);
+        let changed = self.changed.iter().flat_map(|(txn, change)| {
+            [
+                Bind::txn(*txn),
+                Bind::Static(change.state),
+                Bind::text(change.reason.as_ref()),
+                Bind::Int(change.decided.into()),
+            ]
+        });
+        script.statement(&UPDATE_TXNS, self.changed.len(), changed);
+        let upserts = self.kv.iter().filter_map(|(key, (value, txn))| {
+            let value = value.as_ref()?;
+            Some([
+                Bind::Text(key.as_str().into()),
+                self::value(Some(value)),
+                Bind::txn(*txn),
+            ])
+        });
+        let count = self
+            .kv
+            .values()
+            .filter(|(value, _)| value.is_some())
+            .count();
+        script.statement(&UPSERT_KV, count, upserts.flatten());
+        let deletes = self.kv.iter().filter(|(_, (value, _))| value.is_none());
+        let count = self.kv.len() - count;
+        let deletes = deletes.map(|(key, _)| Bind::Text(key.as_str().into()));
+        script.statement(&DELETE_KV, count, deletes);
+        script.query()
     }
 }
 
-/// The write script of a batch (see `Batch::script`); `value->>n` is column n of a row.
-/// A macro, so both constants below are built from one text.
-macro_rules! script {
-    () => {
-        concat!(
-            "INSERT INTO txn (txn_id, protocol, coordinator, state, reason, created_at, decided_at, \
-             participants) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ",
-            now!(),
-            ", CASE WHEN value->>5 THEN ",
-            now!(),
-            " END, value->>6 FROM jsonb_each(?);\n",
-            "INSERT INTO txn_log (txn_id, seq, key, op, undo_value, redo_value) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 \
-             FROM jsonb_each(?);\n",
-            // Keys before their vote rows, so that a vote already stored keeps its keys.
-            "INSERT INTO read_only_key (txn_id, key) SELECT value->>0, value->>1 FROM jsonb_each(?) \
-             WHERE value->>0 NOT IN (SELECT txn_id FROM read_only_vote) ON CONFLICT DO NOTHING;\n",
-            "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, hold_until_ms, \
-             hold_ms) SELECT value->>0, value->>1, value->>2, ",
-            now!(),
-            ", ",
-            now_ms!(),
-            " + value->>3, value->>3 FROM jsonb_each(?) WHERE true ON CONFLICT (txn_id) DO NOTHING;\n",
-            "UPDATE txn SET state = change.value->>1, \
-             reason = coalesce(change.value->>2, txn.reason), \
-             decided_at = CASE WHEN change.value->>3 THEN ",
-            now!(),
-            " ELSE txn.decided_at END \
-             FROM jsonb_each(?) AS change WHERE txn.txn_id = change.value->>0;\n",
-            "INSERT INTO kv (key, value, updated_at, updated_by_txn) \
-             SELECT value->>0, value->>1, ",
-            now!(),
-            ", value->>2 FROM jsonb_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET \
-             value = excluded.value, updated_at = excluded.updated_at, \
-             updated_by_txn = excluded.updated_by_txn;\n",
-            "DELETE FROM kv WHERE key IN (SELECT value FROM json_each(?));\n",
-            "COMMIT;\n",
-        )
-    };
-}
-const SCRIPT: &str = script!();
-const BEGIN_AND_SCRIPT: &str = concat!("BEGIN IMMEDIATE;\n", script!());
-
-/// A JSON array of `rows`, the one bind of a statement over `jsonb_each` or `json_each`.
-pub(super) fn json(rows: &impl serde::Serialize) -> String {
-    serde_json::to_string(rows).expect("rows of strings and integers serialize")
-}
-
-/// A value as a JSON scalar: `->>` gives SQLite an INTEGER for a number and TEXT for a
-/// string, the types the tables keep.
-struct Scalar<'a>(&'a Value);
-
-impl serde::Serialize for Scalar<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Int(int) => serializer.serialize_i64(*int),
-            Value::Text(text) => serializer.serialize_str(text),
-        }
+/// A value as the tables keep it: INTEGER for a number, TEXT for a string.
+fn value(value: Option<&Value>) -> Bind {
+    match value {
+        None => Bind::Null,
+        Some(Value::Int(int)) => Bind::Int(*int),
+        Some(Value::Text(text)) => Bind::Text(text.as_str().into()),
     }
 }
+
+// The statements of a batch's script, in its order (see `Batch::script`). Constant texts
+// only: every value is a bind. Column n of a row is `columnN`.
+const INSERT_TXNS: Statement = Statement {
+    head: concat!(
+        "INSERT INTO txn (txn_id, protocol, coordinator, state, reason, created_at, decided_at, \
+         participants) SELECT column1, column2, column3, column4, column5, ",
+        now!(),
+        ", CASE WHEN column6 THEN ",
+        now!(),
+        " END, column7 FROM (VALUES "
+    ),
+    columns: 7,
+    tail: ") WHERE column1 IS NOT NULL;\n",
+};
+const INSERT_LOG_ROWS: Statement = Statement {
+    head: "INSERT INTO txn_log (txn_id, seq, key, op, undo_value, redo_value) \
+           SELECT column1, column2, column3, column4, column5, column6 FROM (VALUES ",
+    columns: 6,
+    tail: ") WHERE column1 IS NOT NULL;\n",
+};
+// Keys before their vote rows, so that a vote already stored keeps its keys.
+const INSERT_READ_ONLY_KEYS: Statement = Statement {
+    head: "INSERT INTO read_only_key (txn_id, key) SELECT column1, column2 FROM (VALUES ",
+    columns: 2,
+    tail: ") WHERE column1 IS NOT NULL AND column1 NOT IN (SELECT txn_id FROM read_only_vote) \
+           ON CONFLICT DO NOTHING;\n",
+};
+// (A WHERE before ON CONFLICT: SQLite's rule for an upsert over a SELECT.)
+const INSERT_READ_ONLY_VOTES: Statement = Statement {
+    head: concat!(
+        "INSERT INTO read_only_vote (txn_id, protocol, coordinator, voted_at, hold_until_ms, \
+         hold_ms) SELECT column1, column2, column3, ",
+        now!(),
+        ", ",
+        now_ms!(),
+        " + column4, column4 FROM (VALUES "
+    ),
+    columns: 4,
+    tail: ") WHERE column1 IS NOT NULL ON CONFLICT (txn_id) DO NOTHING;\n",
+};
+const UPDATE_TXNS: Statement = Statement {
+    head: concat!(
+        "UPDATE txn SET state = change.column2, reason = coalesce(change.column3, txn.reason), \
+         decided_at = CASE WHEN change.column4 THEN ",
+        now!(),
+        " ELSE txn.decided_at END FROM (VALUES "
+    ),
+    columns: 4,
+    // A NULL row matches no txn.
+    tail: ") AS change WHERE txn.txn_id = change.column1;\n",
+};
+const UPSERT_KV: Statement = Statement {
+    head: concat!(
+        "INSERT INTO kv (key, value, updated_at, updated_by_txn) SELECT column1, column2, ",
+        now!(),
+        ", column3 FROM (VALUES "
+    ),
+    columns: 3,
+    tail: ") WHERE column1 IS NOT NULL ON CONFLICT (key) DO UPDATE SET \
+           value = excluded.value, updated_at = excluded.updated_at, \
+           updated_by_txn = excluded.updated_by_txn;\n",
+};
+const DELETE_KV: Statement = Statement {
+    head: "DELETE FROM kv WHERE key IN (VALUES ",
+    columns: 1,
+    // A NULL in the list matches no key.
+    tail: ");\n",
+};
 
 /// `txn.participants`: comma-separated node ids.
 fn participants_text(participants: &[NodeId]) -> String {

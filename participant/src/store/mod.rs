@@ -63,6 +63,7 @@ mod migration_tests;
 mod open;
 mod read;
 mod retention;
+mod script;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -154,6 +155,7 @@ impl Store {
             // temporary tables); on disk, SQLite created and unlinked a file in /var/tmp
             // for most batches. They are a batch's size, so memory bounds them.
             .pragma("temp_store", "memory")
+            .statement_cache_capacity(script::STATEMENT_CACHE_SCRIPTS)
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
         let pool = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS_MAX)

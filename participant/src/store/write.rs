@@ -10,7 +10,7 @@ use sqlx::{Connection, Row};
 use wire::{TxnId, Value};
 
 use super::StoreError;
-use super::batch::{Batch, json};
+use super::batch::Batch;
 use super::open::{OpenTxns, StoredRow};
 use super::read::{parse_state, value_of};
 use super::retention::KeptTxns;
@@ -133,4 +133,9 @@ async fn stored_txns(
         }
     }
     Ok(stored)
+}
+
+/// A JSON array of `rows`: the one bind of an IN list over `json_each`.
+fn json(rows: &impl serde::Serialize) -> String {
+    serde_json::to_string(rows).expect("rows of strings serialize")
 }
