@@ -2,15 +2,14 @@
 //! in texts that repeat from batch to batch, so sqlx's statement cache parses each text once
 //! per connection (see `Batch::script` for what the statements write).
 //!
-//! A statement's rows go in chunks of `CHUNK_ROWS`: a `VALUES` list of placeholders,
-//! the last one filled up with rows bound to NULL that the statement skips (more rows
-//! repeat the statement). So a script's text depends only on how many chunks each
-//! statement takes,
-//! and a few texts cover a steady load, where exact row counts would make a new text, parsed
-//! again, for almost every batch (a first version wrote the padding as NULL literals: 734
-//! texts in 888 batches at 64 transactions in flight, and 20% less throughput). Binds rather than one JSON array per statement:
-//! SQLite's JSON functions took a fifth of the writer thread's instructions, unpacking each
-//! row field by field.
+//! A statement's rows go in chunks of `CHUNK_ROWS`: a `VALUES` list of placeholders, the
+//! last one filled up with rows bound to NULL that the statement skips (more rows repeat
+//! the statement). So a script's text depends only on how many chunks each statement
+//! takes, and a few texts cover a steady load, where exact row counts would make a new
+//! text, parsed again, for almost every batch (a first version wrote the padding as NULL
+//! literals: 734 texts in 888 batches at 64 transactions in flight, and 20% less
+//! throughput). Binds rather than one JSON array per statement: SQLite's JSON functions
+//! took a fifth of the writer thread's instructions, unpacking each row field by field.
 
 use std::sync::Arc;
 
