@@ -19,8 +19,9 @@ use sqlx::sqlite::SqliteArguments;
 use uuid::Uuid;
 use wire::TxnId;
 
-/// Scripts sqlx keeps prepared on the write connection (its statement cache, least
-/// recently used out): far more than the few dozen texts a steady load writes.
+/// Scripts sqlx keeps prepared per connection (its statement cache, least recently used
+/// out; set on every connection of the store): far more than the few dozen texts a steady
+/// load writes on the write connection.
 pub(super) const STATEMENT_CACHE_SCRIPTS: usize = 100;
 
 /// Rows of one statement's chunk: at 64 transactions in flight a participant's group
@@ -97,29 +98,20 @@ impl Script {
         rows: usize,
         values: impl IntoIterator<Item = Bind>,
     ) {
-        let mut written = 0;
-        while written < rows {
-            let chunk = (rows - written).min(CHUNK_ROWS);
-            self.text.push_str(statement.head);
-            for row in 0..CHUNK_ROWS {
-                if row > 0 {
-                    self.text.push_str(", ");
-                }
-                self.text.push('(');
-                for column in 0..statement.columns {
-                    if column > 0 {
-                        self.text.push_str(", ");
-                    }
-                    self.text.push('?');
-                }
-                self.text.push(')');
-            }
-            self.text.push_str(statement.tail);
-            written += chunk;
+        let chunks = rows.div_ceil(CHUNK_ROWS);
+        if chunks > 0 {
+            let row = format!("({})", vec!["?"; statement.columns].join(", "));
+            let chunk = format!(
+                "{}{}{}",
+                statement.head,
+                vec![row.as_str(); CHUNK_ROWS].join(", "),
+                statement.tail
+            );
+            self.text.push_str(&chunk.repeat(chunks));
         }
-        self.large |= rows > CHUNK_ROWS * CACHED_CHUNKS_MAX;
+        self.large |= chunks > CACHED_CHUNKS_MAX;
         let before = self.binds.len();
-        let padding = rows.next_multiple_of(CHUNK_ROWS) - rows;
+        let padding = chunks * CHUNK_ROWS - rows;
         self.binds.reserve((rows + padding) * statement.columns);
         self.binds.extend(values);
         debug_assert_eq!(

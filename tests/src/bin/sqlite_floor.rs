@@ -2,14 +2,14 @@
 //! participant writes for one bank-transfer part (its vote: a `txn` row and a `txn_log`
 //! row; its commit: the `txn` row's new state and the `kv` upsert), in the participant's
 //! own schema (made by its migrations), WAL and `synchronous=FULL`, group-committed in
-//! batches. No sqlx, no JSON, no threads, no network: prepared statements on one thread,
+//! batches. No sqlx, no threads, no network: single-row prepared statements on one thread,
 //! so what it prints is below anything the participant can reach. `coordinator bench`
 //! shows what the participants spend; the difference is everything else. The statements
 //! restate the rows of the participant's batch script (`participant::store`'s `batch.rs`),
-//! not the script itself (it takes JSON rows through sqlx): a column added there belongs
+//! not the script itself (multi-row statements through sqlx): a column added there belongs
 //! here too.
 //!
-//! `--store` writes the same parts through the participant's own store instead (its
+//! `--store` also writes the same parts through the participant's own store (its
 //! `Writer`, the batch script and sqlx's connection thread, as a running participant does),
 //! so the gap between the two lines is the store's own cost.
 //!
