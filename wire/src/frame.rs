@@ -1,5 +1,7 @@
 //! The frame codec (pure): a 4-byte big-endian body length, then the `Frame` as
-//! MessagePack with named fields (readable and forward-compatible).
+//! MessagePack. A `Hello` keeps its fields named (a peer of another version still reads
+//! which version it met); every other frame writes its structs as arrays, in field order
+//! (`write_body`). The decoder takes either form.
 //!
 //! The length is checked against the maximum *before* anything is allocated for the
 //! body, so a peer cannot make us reserve memory by lying in a header.
@@ -41,8 +43,7 @@ pub enum FrameError {
 pub fn encode(frame: &Frame, max_frame_len: usize) -> Result<Vec<u8>, FrameError> {
     let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
     buf.extend_from_slice(&[0; HEADER_LEN]);
-    rmp_serde::encode::write_named(&mut buf, frame)
-        .map_err(|error| FrameError::Encode(error.to_string()))?;
+    write_body(&mut buf, frame)?;
     let len = buf.len() - HEADER_LEN;
     let max = max_frame_len.min(u32::MAX as usize);
     if len > max {
@@ -75,9 +76,20 @@ pub fn request_body_len(msg: &crate::msg::Request) -> Result<usize, FrameError> 
         msg: msg.clone(),
     };
     let mut count = Count(0);
-    rmp_serde::encode::write_named(&mut count, &frame)
-        .map_err(|error| FrameError::Encode(error.to_string()))?;
+    write_body(&mut count, &frame)?;
     Ok(count.0)
+}
+
+/// A frame's body. Field names were about a third of a decoder's instructions (each read
+/// as a string, checked as UTF-8 and matched), and the bytes of a transfer's frames; a
+/// changed field order or field set is an incompatible change (`PROTOCOL_VERSION`), which
+/// the `Hello`, still named, lets the peer report.
+fn write_body(out: &mut impl std::io::Write, frame: &Frame) -> Result<(), FrameError> {
+    let written = match frame {
+        Frame::Hello(_) => rmp_serde::encode::write_named(out, frame),
+        _ => rmp_serde::encode::write(out, frame),
+    };
+    written.map_err(|error| FrameError::Encode(error.to_string()))
 }
 
 /// The whole length (header and body) of the frame starting `buf`, once its header has
@@ -172,6 +184,33 @@ mod tests {
                 assert_eq!(body, counted);
             }
         }
+    }
+
+    /// A `Hello` names its fields, so a peer of any version can read which version it
+    /// met; other frames are arrays, and the decoder still reads their named form.
+    #[test]
+    fn only_a_hello_names_its_fields_and_both_forms_decode() {
+        let hello = Frame::Hello(crate::handshake::hello(
+            crate::msg::NodeId(1),
+            crate::msg::Role::Participant,
+            "c",
+            false,
+        ));
+        let contains = |bytes: &[u8], name: &str| {
+            bytes
+                .windows(name.len())
+                .any(|window| window == name.as_bytes())
+        };
+        let bytes = encode(&hello, MAX).unwrap();
+        assert!(contains(&bytes, "protocol_version"));
+        assert_eq!(decode(&bytes, MAX), Ok(Some((hello, bytes.len()))));
+        let bytes = encode(&response(7), MAX).unwrap();
+        assert!(!contains(&bytes, "text"), "{bytes:?}");
+        assert_eq!(decode(&bytes, MAX), Ok(Some((response(7), bytes.len()))));
+        let body = rmp_serde::to_vec_named(&response(7)).unwrap();
+        let named = with_header(body.len() as u32, &body);
+        assert!(named.len() > bytes.len());
+        assert_eq!(decode(&named, MAX), Ok(Some((response(7), named.len()))));
     }
 
     #[test]

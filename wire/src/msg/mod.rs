@@ -16,7 +16,7 @@ mod describe;
 /// First field of every `Hello`: a connection that does not start with it is not ours.
 pub const MAGIC: u32 = 0x4143_4D54; // "ACMT": atomic commit
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// A node of the cluster (coordinator or participant), unique within a cluster.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]

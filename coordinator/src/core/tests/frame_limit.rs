@@ -66,9 +66,9 @@ fn a_prepare_over_its_participants_frame_limit_is_rejected_at_submit() {
     ]
     .join("\n");
     expect![[r#"
-        rejected: too large for participant 1: its Prepare would be a 3145-byte frame, over that participant's frame limit of 2048 bytes (--frame-bytes-max)
+        rejected: too large for participant 1: its Prepare would be a 3087-byte frame, over that participant's frame limit of 2048 bytes (--frame-bytes-max)
         prepare to 2
-        rejected: too large for participant 1: its Prepare would be a 3146-byte frame, over that participant's frame limit of 2048 bytes (--frame-bytes-max)
+        rejected: too large for participant 1: its Prepare would be a 3088-byte frame, over that participant's frame limit of 2048 bytes (--frame-bytes-max)
         prepare to 1"#]].assert_eq(&text);
 }
 
