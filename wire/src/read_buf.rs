@@ -24,9 +24,13 @@ pub const fn read_buf_len_max(max_frame_len: usize) -> usize {
 }
 
 pub(crate) struct ReadBuf {
+    /// Initialized once: the bytes past `end` are room for reads, kept from one read to
+    /// the next, so a read does not zero its room first (8 KiB per read).
     bytes: Vec<u8>,
     /// Bytes before this are decoded frames, dropped at the next `compact`.
     start: usize,
+    /// Bytes before this arrived.
+    end: usize,
     max_frame_len: usize,
     held: Held,
 }
@@ -38,6 +42,7 @@ impl ReadBuf {
         ReadBuf {
             bytes,
             start: 0,
+            end: 0,
             max_frame_len,
             held,
         }
@@ -45,7 +50,7 @@ impl ReadBuf {
 
     /// The next whole frame, if one has arrived; `Err` for a bad one (close the connection).
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        match frame::decode(&self.bytes[self.start..], self.max_frame_len)? {
+        match frame::decode(&self.bytes[self.start..self.end], self.max_frame_len)? {
             Some((frame, used)) => {
                 self.start += used;
                 Ok(Some(frame))
@@ -56,19 +61,23 @@ impl ReadBuf {
 
     /// True if a whole frame is buffered past what was decoded.
     pub(crate) fn holds_frame(&self) -> bool {
-        let rest = &self.bytes[self.start..];
+        let rest = &self.bytes[self.start..self.end];
         frame::frame_len(rest).is_some_and(|len| len <= rest.len())
     }
 
     /// Drops the decoded frames; gives back memory once no large frame is pending.
     pub(crate) fn compact(&mut self) {
-        self.bytes.drain(..self.start);
-        self.start = 0;
-        let pending = frame::frame_len(&self.bytes).unwrap_or(0);
+        if self.start > 0 {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let pending = frame::frame_len(&self.bytes[..self.end]).unwrap_or(0);
         if self.bytes.capacity() > READ_BUF_KEEP_LEN
-            && self.bytes.len() + READ_CHUNK_LEN <= READ_BUF_KEEP_LEN
+            && self.end + READ_CHUNK_LEN <= READ_BUF_KEEP_LEN
             && pending <= READ_BUF_KEEP_LEN
         {
+            self.bytes.truncate(READ_BUF_KEEP_LEN);
             self.bytes.shrink_to(READ_BUF_KEEP_LEN);
         }
         self.held.set(self.bytes.capacity());
@@ -78,26 +87,28 @@ impl ReadBuf {
     /// capacity grows by doubling, but never past the pending frame's own length (checked
     /// against the maximum by the decode before), plus one chunk.
     pub(crate) fn spare(&mut self) -> &mut [u8] {
-        let len = self.bytes.len();
-        let target = len + READ_CHUNK_LEN;
+        let end = self.end;
+        let target = end + READ_CHUNK_LEN;
         let capacity = self.bytes.capacity();
         if target > capacity {
-            let pending = frame::frame_len(&self.bytes)
+            let pending = frame::frame_len(&self.bytes[..end])
                 .filter(|&total| total <= HEADER_LEN + self.max_frame_len)
                 .unwrap_or(0);
             let limit = pending.max(target);
             let grow_to = target.max((capacity * 2).min(limit));
-            self.bytes.reserve_exact(grow_to - len);
+            self.bytes.reserve_exact(grow_to - self.bytes.len());
             self.held.set(self.bytes.capacity());
         }
-        self.bytes.resize(target, 0);
-        &mut self.bytes[len..]
+        if target > self.bytes.len() {
+            self.bytes.resize(target, 0);
+        }
+        &mut self.bytes[end..target]
     }
 
     /// `read` bytes of the last `spare` were filled.
     pub(crate) fn filled(&mut self, read: usize) {
-        let len = self.bytes.len() - READ_CHUNK_LEN + read;
-        self.bytes.truncate(len);
+        debug_assert!(read <= READ_CHUNK_LEN);
+        self.end += read;
     }
 
     #[cfg(test)]
