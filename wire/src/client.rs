@@ -1,7 +1,7 @@
 //! Request/response convenience over one channel, for CLIs and load generators:
 //! `call()` is pipelined, and a background task routes each response to its waiter.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the event loop's side, which keeps the start times that latencies need. The channel
 //! metrics and the refresh throttle are both nodes' (`cli::metrics`).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,9 @@
 //! The coordinator node: one event loop feeding the core from the wire, the log writer
 //! and a timer, and carrying out the core's outputs (sends, replies, log writes, results).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

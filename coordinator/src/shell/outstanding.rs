@@ -10,7 +10,7 @@
 //! Whether a request is still outstanding is the channel's knowledge (`is_pending`), passed
 //! in as a closure so this table holds no connection and is tested alone.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use wire::{RequestId, ToParticipant, TxnId};
 

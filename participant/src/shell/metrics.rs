@@ -4,7 +4,9 @@
 //! is the event loop's side, which keeps the queue times that latencies need. The channel
 //! metrics and the refresh throttle are both nodes' (`cli::metrics`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -26,7 +26,9 @@ mod status;
 mod values;
 pub mod writer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::future::{Future, pending};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! options checked, the listener bound, the store opened and recovered into the core,
 //! then the writer, the accept loop and the mesh.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Instant;
 

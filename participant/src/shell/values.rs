@@ -10,7 +10,7 @@
 //! after it and overwrites it. So once the loop has handled every durable report, the
 //! cache agrees with the file, which is what the inline read gave before.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use wire::Value;
 

@@ -2,7 +2,9 @@
 //! the same rules and refusals as applying them one by one, and the rows of the one SQL
 //! script that writes it (`script.rs`; see the store module's `# Correctness`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use sqlx::Sqlite;
 use sqlx::query::Query;

@@ -1,7 +1,7 @@
 //! The writer's memory of the `txn` rows it left voted but undecided, so a batch reads
 //! from SQLite only the txns it cannot know: one round trip per batch instead of two.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use wire::{TxnId, Value};
 

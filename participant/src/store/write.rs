@@ -2,7 +2,7 @@
 //! transaction (what the records do to the tables is `batch.rs`; see the module's
 //! `# Correctness`).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnection;

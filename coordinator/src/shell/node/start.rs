@@ -1,7 +1,7 @@
 //! Starting a coordinator node: bind, open and recover the decision log, start the log
 //! writer, dial the participants, accept clients, in that order.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
