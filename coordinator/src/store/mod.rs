@@ -128,7 +128,8 @@ impl Store {
     /// and records of different txns touch different rows. An `AbortAdopted` record must
     /// see exactly the records before it, so it is a statement of its own, in place.
     /// Without one (the usual batch), BEGIN and COMMIT go in the same script: one round
-    /// trip for the whole SQLite transaction.
+    /// trip for the whole SQLite transaction; a batch of one kind of record is a single
+    /// statement, without them (`Script::in_transaction`).
     pub async fn append(&mut self, batch: &[(Lsn, Record)]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let write_error = |source| StoreError::Write {
@@ -263,32 +264,25 @@ impl Store {
 
 /// The statements of a batch of `Decided`, `Ended` and `Hazard` records, each taking its
 /// rows as one JSON array (`jsonb_each`, whose rows `->>` reads without parsing them
-/// again as text; `value->>n` is column n of a row), so the text
-/// never changes and SQLite parses it once per connection (sqlx's statement cache), not
-/// once per batch. Timestamps are UTC text computed by SQLite, so the store needs no
-/// clock of its own. (`WHERE true` before `ON CONFLICT`: SQLite's rule for an upsert
-/// over a SELECT.)
-macro_rules! script_body {
-    () => {
-        "INSERT INTO decision (txn_id, protocol, decision, participants, logged_at) \
-         SELECT value->>0, value->>1, value->>2, value->>3, \
-         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM jsonb_each(?);\n\
-         UPDATE decision SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-         WHERE ended_at IS NULL AND txn_id IN (SELECT value FROM json_each(?));\n\
-         INSERT INTO heuristic_hazard (txn_id, participant, decision, outcome, found_at) \
-         SELECT value->>0, value->>1, value->>2, value->>3, \
-         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM jsonb_each(?) WHERE true \
-         ON CONFLICT (txn_id, participant) DO NOTHING;\n"
-    };
-}
-const SCRIPT: &str = script_body!();
-const SCRIPT_IN_TRANSACTION: &str = concat!("BEGIN;\n", script_body!(), "COMMIT;\n");
+/// again as text; `value->>n` is column n of a row), so each text never changes and
+/// SQLite parses it once per connection (sqlx's statement cache), not once per batch. A
+/// batch writes only the statements it has rows for. Timestamps are UTC text computed by
+/// SQLite, so the store needs no clock of its own. (`WHERE true` before `ON CONFLICT`:
+/// SQLite's rule for an upsert over a SELECT.)
+const INSERT_DECIDED: &str = "INSERT INTO decision (txn_id, protocol, decision, participants, logged_at) \
+     SELECT value->>0, value->>1, value->>2, value->>3, \
+     strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM jsonb_each(?);\n";
+const UPDATE_ENDED: &str = "UPDATE decision SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+     WHERE ended_at IS NULL AND txn_id IN (SELECT value FROM json_each(?));\n";
+const INSERT_HAZARDS: &str = "INSERT INTO heuristic_hazard (txn_id, participant, decision, outcome, found_at) \
+     SELECT value->>0, value->>1, value->>2, value->>3, \
+     strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM jsonb_each(?) WHERE true \
+     ON CONFLICT (txn_id, participant) DO NOTHING;\n";
 
-/// Several `Decided`, `Ended` and `Hazard` records as one script's binds.
+/// Several `Decided`, `Ended` and `Hazard` records as the statements that write them,
+/// each with its one bind (a JSON array of rows), in the order above.
 struct Script {
-    decided: String,
-    ended: String,
-    hazards: String,
+    statements: Vec<(&'static str, String)>,
 }
 
 impl Script {
@@ -325,37 +319,64 @@ impl Script {
                 )),
             }
         }
-        if decided.is_empty() && ended.is_empty() && hazards.is_empty() {
-            return None;
-        }
         // Rows are tuples: serde writes each as a JSON array, with no JSON tree between.
         let expect = "rows of strings and integers serialize";
-        Some(Script {
-            decided: serde_json::to_string(&decided).expect(expect),
-            ended: serde_json::to_string(&ended).expect(expect),
-            hazards: serde_json::to_string(&hazards).expect(expect),
-        })
+        let mut statements = Vec::new();
+        if !decided.is_empty() {
+            statements.push((
+                INSERT_DECIDED,
+                serde_json::to_string(&decided).expect(expect),
+            ));
+        }
+        if !ended.is_empty() {
+            statements.push((UPDATE_ENDED, serde_json::to_string(&ended).expect(expect)));
+        }
+        if !hazards.is_empty() {
+            statements.push((
+                INSERT_HAZARDS,
+                serde_json::to_string(&hazards).expect(expect),
+            ));
+        }
+        (!statements.is_empty()).then_some(Script { statements })
     }
 
-    /// The script inside `BEGIN` ... `COMMIT`.
+    /// The script as its own SQLite transaction. One statement needs no BEGIN and
+    /// COMMIT: outside a transaction SQLite commits each statement on its own (atomic,
+    /// and durable when it returns, as COMMIT is). Every statement's result is one more
+    /// hand-off between sqlx's connection thread and the event loop, so a batch runs no
+    /// statement without rows (the hazards' one almost never has any) and, when it holds
+    /// one kind of record (a lone decision, or ends whose linger ran out), no BEGIN and
+    /// COMMIT either. With one client the usual batch is a decision and the end of the
+    /// transaction before it: four statements, where there were five.
     fn in_transaction(
         self,
     ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        self.bind(SCRIPT_IN_TRANSACTION)
+        let wrap = self.statements.len() > 1;
+        self.bind(wrap)
     }
 
+    /// The script inside a SQLite transaction the caller opened.
     fn query(self) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        self.bind(SCRIPT)
+        self.bind(false)
     }
 
     fn bind(
         self,
-        sql: &'static str,
+        wrap: bool,
     ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        sqlx::query(sql)
-            .bind(self.decided)
-            .bind(self.ended)
-            .bind(self.hazards)
+        let mut text = String::from(if wrap { "BEGIN;\n" } else { "" });
+        for (statement, _) in &self.statements {
+            text.push_str(statement);
+        }
+        if wrap {
+            text.push_str("COMMIT;\n");
+        }
+        // Only the constant texts above, in a few combinations: each is cached.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+        for (_, rows) in self.statements {
+            query = query.bind(rows);
+        }
+        query
     }
 }
 
