@@ -80,8 +80,8 @@ pub fn request_body_len(msg: &crate::msg::Request) -> Result<usize, FrameError> 
     Ok(count.0)
 }
 
-/// A frame's body. Field names were about a third of a decoder's instructions (each read
-/// as a string, checked as UTF-8 and matched), and the bytes of a transfer's frames; a
+/// A frame's body. Field names took about a third of the decoder's instructions (each
+/// read as a string, checked as UTF-8 and matched) and a share of every frame's bytes. A
 /// changed field order or field set is an incompatible change (`PROTOCOL_VERSION`), which
 /// the `Hello`, still named, lets the peer report.
 fn write_body(out: &mut impl std::io::Write, frame: &Frame) -> Result<(), FrameError> {
