@@ -1,11 +1,11 @@
 //! Request/response convenience over one channel, for CLIs and load generators:
 //! `call()` is pipelined, and a background task routes each response to its waiter.
 
-use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use futures::channel::oneshot;
 use tracing::{debug, warn};
 

@@ -4,11 +4,11 @@
 //! the event loop's side, which keeps the start times that latencies need. The channel
 //! metrics and the refresh throttle are both nodes' (`cli::metrics`).
 
-use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cli::metrics::{NodeRegistry, PeerHelp, Refresh, gauge_count, seconds_histogram};
+use foldhash::{HashMap, HashMapExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

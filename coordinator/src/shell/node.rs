@@ -2,13 +2,12 @@
 //! and a timer, and carrying out the core's outputs (sends, replies, log writes, results).
 
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap;
 use futures::FutureExt;
 use tracing::{debug, info, info_span, warn};
 use wire::{

@@ -5,13 +5,12 @@
 //! metrics and the refresh throttle are both nodes' (`cli::metrics`).
 
 use std::collections::{BTreeMap, VecDeque};
-
-use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cli::metrics::{NodeRegistry, PeerHelp, Refresh, gauge_count, seconds_histogram};
+use foldhash::HashMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -27,8 +27,6 @@ mod values;
 pub mod writer;
 
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 use std::future::{Future, pending};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +34,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap;
 use futures::future::{Either, select};
 use tracing::{Instrument, debug, debug_span, error, info, info_span, warn};
 use wire::{

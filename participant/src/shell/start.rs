@@ -2,10 +2,10 @@
 //! options checked, the listener bound, the store opened and recovered into the core,
 //! then the writer, the accept loop and the mesh.
 
-use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Instant;
 
+use foldhash::{HashMap, HashMapExt};
 use tracing::info;
 use wire::{ChannelConfig, Listener, Role, runtime};
 

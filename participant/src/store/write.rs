@@ -2,9 +2,9 @@
 //! transaction (what the records do to the tables is `batch.rs`; see the module's
 //! `# Correctness`).
 
-use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 use wire::{TxnId, Value};

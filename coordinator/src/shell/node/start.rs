@@ -1,11 +1,11 @@
 //! Starting a coordinator node: bind, open and recover the decision log, start the log
 //! writer, dial the participants, accept clients, in that order.
 
-use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use foldhash::{HashMap, HashMapExt};
 use tracing::info;
 use wire::{ChannelConfig, Listener, Role};
 
