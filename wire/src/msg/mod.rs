@@ -31,7 +31,7 @@ impl fmt::Display for NodeId {
 
 /// A transaction id: a UUID, v7 when the coordinator makes it (time-ordered ids keep
 /// SQLite indexes append-only).
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[serde(transparent)]
 pub struct TxnId(pub Uuid);
 
@@ -39,6 +39,21 @@ impl TxnId {
     /// A fresh time-ordered id. Only shells call this (cores take ids as input).
     pub fn new_v7() -> Self {
         TxnId(Uuid::now_v7())
+    }
+}
+
+/// The order of the id's bytes (the UUID's own order) compared as one big-endian number:
+/// the cores' ordered maps are keyed by txn ids, and the byte-wise comparison was a
+/// `memcmp` call for every step of every lookup.
+impl Ord for TxnId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.as_u128().cmp(&other.0.as_u128())
+    }
+}
+
+impl PartialOrd for TxnId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

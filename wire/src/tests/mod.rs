@@ -570,3 +570,28 @@ fn messages_stay_small_by_value() {
     assert!(std::mem::size_of::<Request>() <= 96);
     assert!(std::mem::size_of::<Response>() <= 96);
 }
+
+/// Txn ids order as their UUIDs do (byte by byte), whatever the bytes.
+#[test]
+fn txn_ids_order_as_their_uuids() {
+    let ids: Vec<u128> = vec![
+        0,
+        1,
+        0xff,
+        0x100,
+        1 << 64,
+        (1 << 64) - 1,
+        1 << 127,
+        u128::MAX,
+        0x0190_0000_0000_7000_8000_0000_0000_0001,
+        0x0190_0000_0000_7000_8000_0000_0000_0002,
+        0x0191_0000_0000_7000_8000_0000_0000_0000,
+    ];
+    for &a in &ids {
+        for &b in &ids {
+            let (ua, ub) = (Uuid::from_u128(a), Uuid::from_u128(b));
+            assert_eq!(TxnId(ua).cmp(&TxnId(ub)), ua.cmp(&ub), "{ua} vs {ub}");
+            assert_eq!(TxnId(ua).cmp(&TxnId(ub)), ua.as_bytes().cmp(ub.as_bytes()));
+        }
+    }
+}
