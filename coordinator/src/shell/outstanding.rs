@@ -11,7 +11,6 @@
 //! in as a closure so this table holds no connection and is tested alone.
 
 use foldhash::{HashMap, HashMapExt};
-
 use wire::{RequestId, ToParticipant, TxnId};
 
 /// What makes two requests the same one: the message kind and its transaction (the body

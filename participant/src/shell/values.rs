@@ -11,7 +11,6 @@
 //! cache agrees with the file, which is what the inline read gave before.
 
 use foldhash::HashMap;
-
 use wire::Value;
 
 /// Bytes of keys and values the cache holds at most (with `ENTRY_OVERHEAD_BYTES` per

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt};
-
 use sqlx::Sqlite;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;

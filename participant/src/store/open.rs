@@ -2,7 +2,6 @@
 //! from SQLite only the txns it cannot know: one round trip per batch instead of two.
 
 use foldhash::{HashMap, HashMapExt};
-
 use wire::{TxnId, Value};
 
 use crate::core::StoredState;
